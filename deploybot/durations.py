@@ -1,0 +1,63 @@
+"""Durations as people write them in plans and config: ``8h``, ``90m``, ``1d12h``, ``0``.
+
+Units are ``d`` (days), ``h``, ``m`` and ``s``; parts appear at most once, largest first.
+:func:`format_duration` gives the canonical spelling, and
+``parse_duration(format_duration(d)) == d`` for every non-negative whole-second ``d``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from deploybot.errors import DurationError
+
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+_PATTERN = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_MAX_SECONDS = 10 * 365 * 86400
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``text`` into a :class:`timedelta`; raise :class:`DurationError` if it is not one.
+
+    >>> parse_duration("1h30m")
+    datetime.timedelta(seconds=5400)
+    """
+    if not isinstance(text, str):
+        raise DurationError(f"expected a duration such as 8h or 15m, got {text!r}")
+    spelled = text.strip()
+    if spelled == "0":
+        return timedelta(0)
+    match = _PATTERN.fullmatch(spelled)
+    if not spelled or match is None or not any(match.groups()):
+        raise DurationError(
+            f"{text!r} is not a duration: use a number with a unit d, h, m or s "
+            "(e.g. 8h, 90m, 1d12h, or 0)"
+        )
+    seconds = sum(
+        int(value) * size
+        for value, (_, size) in zip(match.groups(), _UNITS, strict=True)
+        if value
+    )
+    if seconds > _MAX_SECONDS:
+        raise DurationError(f"{text!r} is longer than ten years")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """The canonical spelling of ``delta`` (whole seconds, not negative).
+
+    >>> format_duration(timedelta(days=1, hours=12))
+    '1d12h'
+    """
+    seconds = int(delta.total_seconds())
+    if seconds < 0 or delta != timedelta(seconds=seconds):
+        raise DurationError(f"cannot spell {delta!r} as a duration")
+    if seconds == 0:
+        return "0"
+    parts = []
+    for unit, size in _UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
