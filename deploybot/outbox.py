@@ -1,0 +1,35 @@
+"""What the core needs from a chat transport, as a protocol the adapters implement.
+
+The core decides *what* to say; an adapter (``deploybot_plugins``) decides how: it
+cleans every line (:mod:`deploybot.lines`), throttles, and holds posts while it is
+disconnected.  Two kinds of output differ in what happens when the bot is offline:
+
+* ``post`` — countdowns, pages, digests, firefighting messages: queued and delivered
+  once the bot is back in its channels, never dropped;
+* ``reply`` — answers to a command: dropped (with a log line) if they could not be
+  sent within a minute, since the person asking has moved on.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Outbox(Protocol):
+    def post(self, target: str, text: str) -> None:
+        """Deliver ``text`` to a channel or nick, even if that means waiting for a reconnect."""
+
+    def reply(self, target: str, text: str) -> None:
+        """Answer a command; may be dropped when it is more than a minute late."""
+
+    def notice(self, target: str, text: str) -> None:
+        """A NOTICE (used for private error messages); dropped like a reply."""
+
+    def join(self, channel: str) -> None:
+        """Join ``channel`` now and after every reconnect."""
+
+    def part(self, channel: str, reason: str = "") -> None:
+        """Leave ``channel`` and stop rejoining it."""
+
+    def set_topic(self, channel: str, topic: str) -> None:
+        """Set the topic of ``channel`` (queued like a post)."""
