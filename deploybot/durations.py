@@ -35,9 +35,7 @@ def parse_duration(text: str) -> timedelta:
             "(e.g. 8h, 90m, 1d12h, or 0)"
         )
     seconds = sum(
-        int(value) * size
-        for value, (_, size) in zip(match.groups(), _UNITS, strict=True)
-        if value
+        int(value) * size for value, (_, size) in zip(match.groups(), _UNITS, strict=True) if value
     )
     if seconds > _MAX_SECONDS:
         raise DurationError(f"{text!r} is longer than ten years")

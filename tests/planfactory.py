@@ -1,0 +1,102 @@
+"""Build valid :class:`~deploybot.plans.Plan` objects for tests, without YAML.
+
+``make_plan()`` is a pkgdb2-like plan that is under policy and meets every rule with
+the default ``notice_days`` of 14: its announcements, meeting, call for testing and
+roster are derived from ``when`` and ``duration``, so overriding those keeps it ready.
+Any :class:`Plan` field can be overridden by keyword.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from deploybot.plans import (
+    Announcement,
+    ApiBreak,
+    Consumer,
+    Plan,
+    Production,
+    Roster,
+    Shift,
+    Staging,
+)
+
+DEFAULT_WHEN = datetime(2026, 12, 15, 13, 0, tzinfo=UTC)
+DEFAULT_DURATION = timedelta(hours=8)
+
+
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    """``utc(2026, 12, 15, 13)`` — an aware UTC datetime."""
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+
+
+def make_shift(
+    team: str,
+    people: tuple[str, ...] | list[str],
+    start: datetime,
+    end: datetime,
+) -> Shift:
+    """A shift with resolved times (as the plan loader would produce)."""
+    return Shift(
+        team=team,
+        people=tuple(people),
+        start=start,
+        end=end,
+        written_from=f"{start:%H:%M}",
+        written_to=f"{end:%H:%M}",
+    )
+
+
+def make_plan(**overrides: Any) -> Plan:
+    """A valid, ready, under-policy plan; keyword arguments replace any field."""
+    when: datetime = overrides.get("when", DEFAULT_WHEN)
+    duration: timedelta = overrides.get("duration", DEFAULT_DURATION)
+    day = when.astimezone(UTC).date()
+    middle = when + duration / 2
+    fields: dict[str, Any] = {
+        "id": "pkgdb2-2.0",
+        "service": "pkgdb2",
+        "release": "2.0",
+        "title": "pkgdb2 replaces pkgdb1",
+        "when": when,
+        "duration": duration,
+        "major": True,
+        "leaf": False,
+        "essential": True,
+        "owners": ("pingou",),
+        "playbooks": ("groups/pkgdb.yml",),
+        "staging": Staging(
+            url="https://admin.stg.fedoraproject.org/pkgdb",
+            call_for_testing=day - timedelta(days=28),
+        ),
+        "production": Production(url="https://admin.fedoraproject.org/pkgdb"),
+        "api_breaks": (
+            ApiBreak(
+                endpoint="/api/packager/acl",
+                change="returns null instead of [] when the packager has no ACLs",
+                migration="treat null as an empty list",
+            ),
+        ),
+        "consumers": (
+            Consumer(name="rel-eng compose scripts", team="rel-eng", contact="dgilmore"),
+        ),
+        "announcements": (
+            Announcement(list="infrastructure", date=day - timedelta(days=25), api_break=True),
+            Announcement(list="devel", date=day - timedelta(days=23), api_break=True),
+        ),
+        "meetings": (day - timedelta(days=13),),
+        "teams": ("rel-eng",),
+        "roster": Roster(
+            shifts=(
+                make_shift("infrastructure", ("pingou",), when, middle),
+                make_shift("infrastructure", ("abadger1999",), middle, when + duration),
+                Shift(team="rel-eng", people=("dgilmore",), start=when, end=when + duration),
+            ),
+            escalation=("nirik",),
+        ),
+    }
+    fields.update(overrides)
+    return Plan(**fields)
