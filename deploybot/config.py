@@ -1,0 +1,744 @@
+"""The ``[deploybot]`` section of ``bot.ini`` (SPEC §7): read once, validated once, typed.
+
+The file is an INI file shared with irc3: irc3 owns ``[bot]`` (nick, host, port, ssl,
+sasl, autojoins, includes) and any ``[irc3.*]`` sections; this module owns
+``[deploybot]``.  Like fedora-messaging's config, the defaults below are merged with the
+file and the result is validated in one pass:
+
+* an unknown key is an error that lists the valid keys;
+* a bad value is an error that names the key, shows the value and says what is expected;
+* every problem is reported at once, in one :class:`InvalidConfig` (a
+  :class:`~deploybot.errors.ConfigError` whose ``.key`` is the first problem's key and
+  whose text has one line per problem, ``FILE:LINE: [deploybot] KEY: message``);
+* a file that is missing, unreadable or not INI is an error naming the file (and line).
+
+A missing ``[deploybot]`` section means "all defaults".
+
+Reading rules for ``[deploybot]``:
+
+* ``key = value ; comment`` — a ``;`` preceded by whitespace starts a comment.  ``#`` does
+  *not* start an inline comment, so ``admin_channel = #fedora-admin`` is a channel.
+  (A line whose first non-blank character is ``#`` or ``;`` is a whole-line comment, as in
+  any INI file; so write several channels on one line, ``#a #b``, not one per indented
+  line — an indented ``#channel`` line would be swallowed, and is reported as an error.)
+* Keys are case-sensitive (as irc3 reads them).  No interpolation: ``$`` is literal.
+* List values are separated by spaces (or by line breaks from indented continuation
+  lines); a value of any other key must fit on one line.  No value may contain a control
+  character (CR, NUL, BEL…); channel names may not contain spaces or commas either.
+* Relative paths (``plans_dir``, ``database``, ``fedmsg_ca_cert``, ``fedmsg_crl``) are
+  resolved against the directory holding the ini file, so the bot behaves the same
+  whatever its working directory; ``~`` means the home directory.  Paths are not checked
+  for existence here: the parts that use them report that.
+
+Keys beyond SPEC §7: ``fedmsg_crl`` (the certificate revocation list used with
+``fedmsg_ca_cert`` when validating signatures; SPEC mentions it in a comment).
+
+``[bot]`` is not validated here; :func:`bot_section` returns it as irc3 would read it.
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import os
+import re
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from deploybot.durations import parse_duration
+from deploybot.errors import ConfigError, DurationError, Problem
+
+__all__ = [
+    "DEFAULTS",
+    "KEY_HELP",
+    "SECTION",
+    "VALID_KEYS",
+    "AdminRule",
+    "Config",
+    "InvalidConfig",
+    "bot_section",
+    "config_from_mapping",
+    "load_config",
+]
+
+SECTION = "deploybot"
+
+# key: (default as written in bot.ini, one-line help).  Order = SPEC §7 order.
+_KEYS: dict[str, tuple[str, str]] = {
+    "plans_dir": ("deploy-plans", "directory of plan files (*.yaml)"),
+    "database": ("deploybot.sqlite3", "SQLite file (the embedded default)"),
+    "timezone": ("UTC", "IANA time zone used to show times, e.g. Europe/Paris"),
+    "admin_channel": ("#fedora-admin", "channel for admin notices, pages and digests"),
+    "announce_channels": ("#fedora-admin", "space-separated channels for countdowns"),
+    "firefight_channel": (
+        "#{service}-firefight",
+        "firefighting channel pattern; placeholders {service} and {id}",
+    ),
+    "countdowns": (
+        "14d 7d 3d 1d 4h 1h 15m 0",
+        "space-separated offsets before a deploy at which to post a countdown",
+    ),
+    "notice_days": ("14", "days of notice the policy asks for (API breaks, staging)"),
+    "digest_time": ("22:00", "HH:MM (in timezone) when the daily incident digest is posted"),
+    "page_escalate_after": ("10m", "an unacknowledged page is repeated and escalated after"),
+    "admins": (
+        "account:pingou mask:*!*@fedora/sysadmin/*",
+        "space-separated account:NAME (services account) or mask:NICK!USER@HOST",
+    ),
+    "fedmsg_endpoints": ("", "space-separated tcp://HOST:PORT, ipc:// or inproc://; empty: no bus"),
+    "fedmsg_topic_prefix": ("org.fedoraproject", "fedmsg topic prefix to subscribe to"),
+    "fedmsg_environment": ("prod", "prod, stg or dev"),
+    "fedmsg_validate_signatures": ("false", "check fedmsg signatures (true/false)"),
+    "fedmsg_ca_cert": ("", "CA certificate for signature validation; empty: none"),
+    "fedmsg_crl": ("", "certificate revocation list for signature validation; empty: none"),
+    "amqp_url": ("", "fedora-messaging broker, amqp://… or amqps://…; empty: off"),
+    "amqp_queue": ("", "durable queue name; empty: a private one"),
+    "amqp_bindings": ("org.fedoraproject.*.ansible.#", "space-separated AMQP topic bindings"),
+    "web_host": ("127.0.0.1", "address the web server listens on"),
+    "web_port": ("8080", "port of the web server; 0: no web server"),
+    "webhook_secret": ("", "HMAC-SHA256 secret for POST /api/v1/events"),
+}
+
+#: Every valid ``[deploybot]`` key, in SPEC §7 order.
+VALID_KEYS: tuple[str, ...] = tuple(_KEYS)
+#: The default of every key, as it would be written in ``bot.ini``.
+DEFAULTS: Mapping[str, str] = MappingProxyType({k: v[0] for k, v in _KEYS.items()})
+#: A one-line description of every key (used for ``bot.ini``'s comments and help).
+KEY_HELP: Mapping[str, str] = MappingProxyType({k: v[1] for k, v in _KEYS.items()})
+
+_LIST_KEYS = frozenset(
+    {"announce_channels", "countdowns", "admins", "fedmsg_endpoints", "amqp_bindings"}
+)
+_SECRET_KEYS = frozenset({"amqp_url", "webhook_secret"})
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL_IN_LIST = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # LF separates list items
+_CHANNEL_FORBIDDEN = re.compile(r"[\s,\x00-\x1f\x7f]")
+_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9*](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?)"
+_TCP_ENDPOINT = re.compile(rf"tcp://{_HOST}:([0-9]{{1,5}})")
+_DIGEST_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})")
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+_Environment = Literal["prod", "stg", "dev"]
+_ENVIRONMENTS: dict[str, _Environment] = {"prod": "prod", "stg": "stg", "dev": "dev"}
+_PLACEHOLDERS = ("service", "id")
+
+# irc3.utils.parse_config's DEFAULT section (see bot_section).
+_IRC3_DEFAULTS_KEYS = ("here", "hash", "#", "##")
+
+
+class InvalidConfig(ConfigError):
+    """Every problem found in one configuration, reported together.
+
+    ``.problems`` holds each as an :class:`~deploybot.errors.Problem` (``key`` is the
+    bare ``[deploybot]`` key, empty for a problem with the file as a whole; ``line`` is 0
+    when unknown).  ``.key``, ``.message`` and ``.file`` are the first problem's.  The text
+    has one line per problem: ``FILE:LINE: [deploybot] KEY: message``.
+    """
+
+    def __init__(self, problems: Sequence[Problem], file: str | None = None) -> None:
+        if not problems:
+            raise ValueError("InvalidConfig needs at least one problem")
+        self.problems = tuple(problems)
+        first = self.problems[0]
+        super().__init__(first.key, first.message, file)
+        self.args = ("\n".join(_describe(p, file) for p in self.problems),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _describe(problem: Problem, file: str | None) -> str:
+    if file:
+        where = f"{file}:{problem.line}: " if problem.line else f"{file}: "
+    else:
+        where = f"line {problem.line}: " if problem.line else ""
+    what = f"[{SECTION}] {problem.key}: " if problem.key else ""
+    return f"{where}{what}{problem.message}"
+
+
+@dataclass(frozen=True)
+class AdminRule:
+    """Who is an admin: a services ``account`` name or a hostmask ``mask``.
+
+    Masks use IRC wildcards only: ``*`` (any run of characters) and ``?`` (one
+    character); matching ignores case.
+    """
+
+    kind: Literal["account", "mask"]
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+    def matches(self, account: str | None, hostmask: str) -> bool:
+        """Whether a user logged in as ``account`` (None: not logged in) with
+        ``hostmask`` (``nick!user@host``) is covered by this rule."""
+        if self.kind == "account":
+            return account is not None and account.casefold() == self.value.casefold()
+        return _mask_regex(self.value).fullmatch(hostmask) is not None
+
+
+def _mask_regex(mask: str) -> re.Pattern[str]:
+    pattern = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in mask)
+    return re.compile(pattern, re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated ``[deploybot]`` section; one field per key (see :data:`KEY_HELP`)."""
+
+    plans_dir: Path = Path("deploy-plans")
+    database: Path = Path("deploybot.sqlite3")
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    #: The name ``timezone`` was given as (``ZoneInfo.key`` of the field above).
+    tz_name: str = "UTC"
+    admin_channel: str = "#fedora-admin"
+    announce_channels: tuple[str, ...] = ("#fedora-admin",)
+    firefight_channel: str = "#{service}-firefight"
+    #: Sorted longest first, no duplicates.
+    countdowns: tuple[timedelta, ...] = tuple(
+        timedelta(seconds=s)
+        for s in (14 * 86400, 7 * 86400, 3 * 86400, 86400, 4 * 3600, 3600, 15 * 60, 0)
+    )
+    notice_days: int = 14
+    digest_time: time = time(22, 0)
+    page_escalate_after: timedelta = timedelta(minutes=10)
+    admins: tuple[AdminRule, ...] = (
+        AdminRule("account", "pingou"),
+        AdminRule("mask", "*!*@fedora/sysadmin/*"),
+    )
+    #: Empty: no fedmsg bus.
+    fedmsg_endpoints: tuple[str, ...] = ()
+    fedmsg_topic_prefix: str = "org.fedoraproject"
+    fedmsg_environment: _Environment = "prod"
+    fedmsg_validate_signatures: bool = False
+    fedmsg_ca_cert: Path | None = None
+    fedmsg_crl: Path | None = None
+    #: Empty: no AMQP.  Not shown in repr (it may hold a password).
+    amqp_url: str = field(default="", repr=False)
+    #: Empty: a private (server-named) queue.
+    amqp_queue: str = ""
+    amqp_bindings: tuple[str, ...] = ("org.fedoraproject.*.ansible.#",)
+    web_host: str = "127.0.0.1"
+    #: 0: no web server.
+    web_port: int = 8080
+    webhook_secret: str = field(default="", repr=False)
+
+    @classmethod
+    def defaults(cls) -> Config:
+        """The configuration of an empty ``[deploybot]`` section (paths left relative)."""
+        return config_from_mapping({})
+
+    def firefight_channel_for(self, service: str, plan_id: str) -> str:
+        """The firefighting channel of a plan, from the ``firefight_channel`` pattern.
+
+        Raises :class:`ValueError` if ``service`` or ``plan_id`` make it no channel name
+        (e.g. they contain a space).
+        """
+        name = self.firefight_channel.format(service=service, id=plan_id)
+        problem = _channel_problem(name)
+        if problem:
+            raise ValueError(f"{name!r} is not a channel name: {problem}")
+        return name
+
+    def is_admin(self, account: str | None, hostmask: str) -> bool:
+        """Whether a user (services ``account`` or None, ``nick!user@host``) is an admin."""
+        return any(rule.matches(account, hostmask) for rule in self.admins)
+
+
+# ---------------------------------------------------------------------------------------
+# Value parsers.  Each takes the stripped text and raises _Bad with a message that
+# shows the value and says what is expected.
+
+
+class _Bad(Exception):
+    """A value that does not parse; the message is for people."""
+
+
+_T = TypeVar("_T")
+
+
+@dataclass
+class _Reader:
+    raw: Mapping[str, str]
+    base: Path | None
+    lines: Mapping[str, int]
+    problems: list[Problem]
+    file: str
+    failed: set[str] = field(default_factory=set)
+
+    def add(self, key: str, message: str) -> None:
+        self.failed.add(key)
+        self.problems.append(Problem(self.file, self.lines.get(key, 0), key, message))
+
+    def get(self, key: str, parse: Callable[[str], _T]) -> _T:
+        """The parsed value of ``key``; on error, record it and return the default's."""
+        text = self.raw.get(key, DEFAULTS[key])
+        control = (_CONTROL_IN_LIST if key in _LIST_KEYS else _CONTROL).search(text)
+        try:
+            if control:
+                shown = "the value" if key in _SECRET_KEYS else repr(text)
+                line_break = " (a line break: the value must fit on one line)"
+                raise _Bad(
+                    f"{shown} contains the control character U+{ord(control[0]):04X}"
+                    + (line_break if control[0] == "\n" else "")
+                )
+            return parse(text)
+        except _Bad as bad:
+            self.add(key, str(bad))
+            return parse(DEFAULTS[key])
+
+    def path(self, text: str) -> Path:
+        if not text:
+            raise _Bad("expected a path, got an empty value")
+        path = Path(text).expanduser()
+        if self.base is not None and not path.is_absolute():
+            path = self.base / path
+        return path
+
+    def optional_path(self, text: str) -> Path | None:
+        return self.path(text) if text else None
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+def _timezone(text: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise _Bad(
+            f"{text!r} is not a known time zone: expected an IANA name such as UTC, "
+            "Europe/Paris or America/New_York"
+        ) from None
+
+
+def _channel_problem(name: str) -> str | None:
+    if not name.startswith(("#", "&")):
+        return "a channel name starts with # or &"
+    if len(name) < 2:
+        return "a channel name needs at least one character after # or &"
+    bad = _CHANNEL_FORBIDDEN.search(name)
+    if bad:
+        what = {" ": "a space", ",": "a comma"}.get(bad[0], f"U+{ord(bad[0]):04X}")
+        return f"a channel name cannot contain {what}"
+    return None
+
+
+def _channel(text: str) -> str:
+    problem = _channel_problem(text)
+    if problem:
+        hint = " (one channel only)" if text.startswith(("#", "&")) and " " in text else ""
+        raise _Bad(f"{text!r} is not a channel: {problem}{hint}")
+    return text
+
+
+def _channels(text: str) -> tuple[str, ...]:
+    if "," in text:
+        raise _Bad(f"{text!r}: separate channels with spaces, not commas")
+    seen: dict[str, str] = {}
+    for word in _words(text):
+        problem = _channel_problem(word)
+        if problem:
+            raise _Bad(f"{word!r} is not a channel: {problem}")
+        seen.setdefault(word.casefold(), word)
+    return tuple(seen.values())
+
+
+def _firefight_channel(text: str) -> str:
+    try:
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in string.Formatter().parse(text)
+            if name is not None
+        ]
+    except ValueError as error:
+        raise _Bad(
+            f"{text!r} is not a pattern: {error} (write {{service}} or {{id}}, "
+            "and nothing else in braces)"
+        ) from None
+    for name, spec, conversion in fields:
+        if name not in _PLACEHOLDERS or spec or conversion:
+            shown = "{" + name + (f"!{conversion}" if conversion else "")
+            shown += (f":{spec}" if spec else "") + "}"
+            raise _Bad(f"{text!r}: unknown placeholder {shown}: use {{service}} or {{id}}")
+    if not fields:
+        raise _Bad(
+            f"{text!r} has no placeholder: include {{service}} (or {{id}}) so each deploy "
+            "gets its own channel, e.g. #{service}-firefight"
+        )
+    sample = text.format(service="pkgdb2", id="pkgdb2-2.0")
+    problem = _channel_problem(sample)
+    if problem:
+        raise _Bad(f"{text!r} does not make a channel (e.g. {sample!r}): {problem}")
+    return text
+
+
+def _countdowns(text: str) -> tuple[timedelta, ...]:
+    offsets: set[timedelta] = set()
+    for word in _words(text.replace(",", " ")):
+        try:
+            offsets.add(parse_duration(word))
+        except DurationError as error:
+            raise _Bad(
+                f"{word!r} is not a duration: expected offsets such as 14d 7d 4h 15m 0 ({error})"
+            ) from None
+    return tuple(sorted(offsets, reverse=True))
+
+
+def _whole_number(text: str, what: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text):
+        raise _Bad(f"{text!r} is not {what}: expected a whole number such as 14")
+    return int(text)
+
+
+def _notice_days(text: str) -> int:
+    days = _whole_number(text, "a number of days")
+    if days > 3650:
+        raise _Bad(f"{text!r}: expected at most 3650 days")
+    return days
+
+
+def _digest_time(text: str) -> time:
+    match = _DIGEST_TIME.fullmatch(text)
+    hour, minute = (int(match[1]), int(match[2])) if match else (99, 99)
+    if hour > 23 or minute > 59:
+        raise _Bad(f"{text!r} is not a time of day: expected HH:MM from 00:00 to 23:59")
+    return time(hour, minute)
+
+
+def _page_escalate_after(text: str) -> timedelta:
+    try:
+        delay = parse_duration(text)
+    except DurationError as error:
+        raise _Bad(f"expected a duration such as 10m or 1h: {error}") from None
+    if not delay:
+        raise _Bad(f"{text!r}: expected a duration longer than 0, such as 10m")
+    return delay
+
+
+def _admins(text: str) -> tuple[AdminRule, ...]:
+    rules: dict[AdminRule, None] = {}
+    for word in _words(text):
+        kind, sep, value = word.partition(":")
+        if sep and value and kind == "account":
+            rules[AdminRule("account", value)] = None
+        elif sep and kind == "mask" and re.fullmatch(r"[^!@]+![^!@]+@[^!@]+", value):
+            rules[AdminRule("mask", value)] = None
+        else:
+            raise _Bad(
+                f"bad entry {word!r}: expected account:NAME (a services account) "
+                "or mask:NICK!USER@HOST (wildcards * and ?)"
+            )
+    return tuple(rules)
+
+
+def _fedmsg_endpoints(text: str) -> tuple[str, ...]:
+    endpoints: dict[str, None] = {}
+    for word in _words(text):
+        tcp = _TCP_ENDPOINT.fullmatch(word)
+        ok = (tcp is not None and 0 < int(tcp[1]) <= 65535) or (
+            word.startswith(("ipc://", "inproc://")) and len(word.partition("://")[2]) > 0
+        )
+        if not ok:
+            raise _Bad(
+                f"{word!r} is not a ZeroMQ endpoint: expected tcp://HOST:PORT "
+                "(e.g. tcp://hub.fedoraproject.org:9940), ipc://PATH or inproc://NAME"
+            )
+        endpoints[word] = None
+    return tuple(endpoints)
+
+
+def _token(text: str, what: str) -> str:
+    if any(c.isspace() for c in text):
+        raise _Bad(f"{text!r} is not {what}: it cannot contain spaces")
+    return text
+
+
+def _environment(text: str) -> _Environment:
+    if text in _ENVIRONMENTS:
+        return _ENVIRONMENTS[text]
+    raise _Bad(f"{text!r} is not an environment: expected one of {', '.join(_ENVIRONMENTS)}")
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise _Bad(f"{text!r} is not a yes/no value: expected true or false (or yes/no, on/off, 1/0)")
+
+
+def _amqp_url(text: str) -> str:
+    if text and not text.startswith(("amqp://", "amqps://")):
+        # The value may hold a password: show only its scheme.
+        scheme = text.partition("://")[0] if "://" in text else text[:10] + "…"
+        raise _Bad(
+            f"a URL starting with {scheme!r}: expected amqp://… or amqps://… "
+            "(or nothing, to turn AMQP off)"
+        )
+    if any(c.isspace() for c in text):
+        raise _Bad("the URL cannot contain spaces")
+    return text
+
+
+def _bindings(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_words(text)))
+
+
+def _web_host(text: str) -> str:
+    if not text:
+        raise _Bad("expected an address such as 127.0.0.1 or ::1, got an empty value")
+    return _token(text, "an address")
+
+
+def _web_port(text: str) -> int:
+    port = _whole_number(text, "a port")
+    if port > 65535:
+        raise _Bad(f"{text!r} is not a port: expected 0 to 65535 (0: no web server)")
+    return port
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def _as_text(value: object) -> str | None:
+    """A mapping value as ini text; None if it is not text, a number, a bool or a list."""
+    if isinstance(value, str):
+        return value.strip(" \t")  # a CR or LF at the ends is still an error
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return " ".join(v.strip(" \t") for v in value)
+    return None
+
+
+def _unknown_key_message(key: str) -> str:
+    close = difflib.get_close_matches(key, VALID_KEYS, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown key{hint}; valid keys: {', '.join(VALID_KEYS)}"
+
+
+def config_from_mapping(
+    mapping: Mapping[str, object],
+    file: str | os.PathLike[str] | None = None,
+    *,
+    lines: Mapping[str, int] | None = None,
+) -> Config:
+    """Validate a ``[deploybot]`` section given as a mapping of key to text.
+
+    Missing keys take their default (:data:`DEFAULTS`).  ``file``, if given, is named in
+    errors and its directory is the base for relative paths; without it, relative paths
+    stay relative.  ``lines`` maps keys to line numbers for error messages.  Values may also
+    be ints, bools or lists of strings (joined with spaces).  Raises :class:`InvalidConfig`
+    listing every problem.
+
+    Do not feed it irc3's parsed copy of ``[deploybot]``: irc3 keeps ``; comments`` in
+    values.  Use :func:`load_config` for files.
+    """
+    file_name = os.fspath(file) if file is not None else None
+    base = Path(os.path.abspath(os.path.expanduser(file_name))).parent if file_name else None
+    problems: list[Problem] = []
+    raw: dict[str, str] = {}
+    reader = _Reader(raw, base, lines or {}, problems, file_name or "")
+    for key, value in mapping.items():
+        text = _as_text(value)
+        if key not in _KEYS:
+            reader.add(key, _unknown_key_message(key))
+        elif text is None:
+            reader.add(key, f"expected text, got {type(value).__name__} {value!r}")
+        else:
+            raw[key] = text
+
+    get = reader.get
+    timezone = get("timezone", _timezone)
+    config = Config(
+        plans_dir=get("plans_dir", reader.path),
+        database=get("database", reader.path),
+        timezone=timezone,
+        tz_name=timezone.key,
+        admin_channel=get("admin_channel", _channel),
+        announce_channels=get("announce_channels", _channels),
+        firefight_channel=get("firefight_channel", _firefight_channel),
+        countdowns=get("countdowns", _countdowns),
+        notice_days=get("notice_days", _notice_days),
+        digest_time=get("digest_time", _digest_time),
+        page_escalate_after=get("page_escalate_after", _page_escalate_after),
+        admins=get("admins", _admins),
+        fedmsg_endpoints=get("fedmsg_endpoints", _fedmsg_endpoints),
+        fedmsg_topic_prefix=get("fedmsg_topic_prefix", lambda t: _token(t, "a topic prefix")),
+        fedmsg_environment=get("fedmsg_environment", _environment),
+        fedmsg_validate_signatures=get("fedmsg_validate_signatures", _boolean),
+        fedmsg_ca_cert=get("fedmsg_ca_cert", reader.optional_path),
+        fedmsg_crl=get("fedmsg_crl", reader.optional_path),
+        amqp_url=get("amqp_url", _amqp_url),
+        amqp_queue=get("amqp_queue", lambda t: _token(t, "a queue name")),
+        amqp_bindings=get("amqp_bindings", _bindings),
+        web_host=get("web_host", _web_host),
+        web_port=get("web_port", _web_port),
+        webhook_secret=get("webhook_secret", lambda t: t),
+    )
+    if (
+        config.fedmsg_validate_signatures
+        and config.fedmsg_ca_cert is None
+        and not {"fedmsg_validate_signatures", "fedmsg_ca_cert"} & reader.failed
+    ):
+        reader.add(
+            "fedmsg_ca_cert",
+            "required when fedmsg_validate_signatures is true: "
+            "the CA certificate that signed the bus certificates",
+        )
+    if problems:
+        problems.sort(key=lambda problem: problem.line)  # file order when lines are known
+        raise InvalidConfig(problems, file_name)
+    return config
+
+
+# ---------------------------------------------------------------------------------------
+# The file.
+
+
+def _read_text(path: Path, file: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        message = "configuration file not found"
+    except UnicodeDecodeError as error:
+        message = f"not UTF-8 text ({error.reason} at byte {error.start})"
+    except OSError as error:
+        message = f"cannot read the configuration file: {error.strerror or error}"
+    raise InvalidConfig([Problem(file, 0, "", message)], file)
+
+
+def _parse_error(error: configparser.Error, file: str, text: str) -> InvalidConfig:
+    lines = text.splitlines()
+
+    def line(number: int) -> str:
+        return lines[number - 1].strip() if 0 < number <= len(lines) else ""
+
+    problems: list[Problem]
+    if isinstance(error, configparser.DuplicateOptionError):
+        key = error.option if error.section == SECTION else ""
+        where = "" if key else f" in [{error.section}]"
+        message = f"{error.option!r} is given twice{where}; keep one"
+        problems = [Problem(file, error.lineno or 0, key, message)]
+    elif isinstance(error, configparser.DuplicateSectionError):
+        message = f"section [{error.section}] appears twice; merge them"
+        problems = [Problem(file, error.lineno or 0, "", message)]
+    elif isinstance(error, configparser.MissingSectionHeaderError):
+        message = f"{line(error.lineno)!r} comes before any [section] header"
+        problems = [Problem(file, error.lineno, "", message)]
+    elif isinstance(error, configparser.ParsingError):
+        problems = [
+            Problem(file, lineno, "", f"not INI syntax (expected key = value): {line(lineno)!r}")
+            for lineno, _ in error.errors
+        ]
+    else:
+        problems = [Problem(file, 0, "", f"not a valid INI file: {error.message}")]
+    return InvalidConfig(problems, file)
+
+
+def _read_ini(file: str, parser: configparser.ConfigParser) -> str:
+    """Read ``file`` into ``parser`` (keys case-sensitive); return the text."""
+    text = _read_text(Path(file), file)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read_string(text, source=file)
+    except configparser.Error as error:
+        raise _parse_error(error, file, text) from None
+    return text
+
+
+_HEADER = re.compile(r"\[(?P<name>[^]]+)\]")
+_OPTION = re.compile(r"(?P<key>[^=:\s;#][^=:]*?)\s*[=:]")
+_SWALLOWED = re.compile(r"#[^\s=:;]+(?:\s+[#&][^\s=:;]+)*")
+
+
+def _scan_section(text: str) -> tuple[dict[str, int], list[tuple[str, int, str]]]:
+    """Line numbers of the ``[deploybot]`` keys, and indented ``#channel`` lines that
+    configparser would drop as comments (key, line, text)."""
+    lines: dict[str, int] = {}
+    swallowed: list[tuple[str, int, str]] = []
+    section: str | None = None
+    key: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = _HEADER.fullmatch(stripped)
+        if header and not line[:1].isspace():
+            section, key = header["name"].strip(), None
+            continue
+        if section != SECTION or not stripped:
+            continue
+        if not line[:1].isspace():
+            option = _OPTION.match(line)
+            if option:
+                key = option["key"]
+                lines.setdefault(key, number)
+        elif key is not None and _SWALLOWED.fullmatch(stripped):
+            swallowed.append((key, number, stripped))
+    return lines, swallowed
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read ``[deploybot]`` from the ini file at ``path`` and validate it (see module doc).
+
+    Raises :class:`InvalidConfig` (a :class:`~deploybot.errors.ConfigError`) naming the
+    file, and the line and key where known, for every problem found.
+    """
+    file = os.fspath(path)
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
+    text = _read_ini(file, parser)
+    lines, swallowed = _scan_section(text)
+    if swallowed:
+        problems = [
+            Problem(
+                file,
+                number,
+                key,
+                f"the indented line {shown!r} is read as a comment, not as a value: "
+                "write channels on the key's own line, separated by spaces",
+            )
+            for key, number, shown in swallowed
+        ]
+        raise InvalidConfig(problems, file)
+    section = dict(parser[SECTION]) if parser.has_section(SECTION) else {}
+    return config_from_mapping(section, file, lines=lines)
+
+
+def bot_section(path: str | os.PathLike[str]) -> dict[str, str]:
+    """irc3's ``[bot]`` section of the ini file, unvalidated, as irc3 itself reads it.
+
+    That is, like ``irc3.utils.parse_config`` but keeping every value a string: extended
+    interpolation with ``${#}`` → ``#``, ``${hash}`` → ``#``, ``${here}`` → the file's
+    directory; keys case-sensitive; **no inline comments** (``; text`` after a value is
+    part of it, as for irc3); the ``${…}`` helpers themselves are not returned.  Multi-line
+    values keep their line breaks (irc3 splits them into lists).  An indented line starting
+    with ``#`` is a comment, hence irc3's ``${#}channel`` spelling in lists.  A missing
+    ``[bot]`` section gives ``{}``.  Raises :class:`InvalidConfig` for a missing or
+    malformed file or a bad ``${…}`` reference.
+    """
+    file = os.fspath(path)
+    here = os.path.dirname(os.path.abspath(file))
+    defaults = {"here": here, "hash": "#", "#": "#", "##": "##"}
+    parser = configparser.ConfigParser(defaults, interpolation=configparser.ExtendedInterpolation())
+    _read_ini(file, parser)
+    if not parser.has_section("bot"):
+        return {}
+    own = [key for key in parser["bot"] if key not in _IRC3_DEFAULTS_KEYS]
+    result: dict[str, str] = {}
+    for key in own:
+        try:
+            result[key] = parser.get("bot", key)
+        except configparser.InterpolationError as error:
+            message = f"[bot] {key}: {error.message.splitlines()[0]}"
+            raise InvalidConfig([Problem(file, 0, "", message)], file) from None
+    return result

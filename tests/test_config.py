@@ -1,0 +1,640 @@
+"""deploybot.config: the [deploybot] section of bot.ini is read and validated once (SPEC §7)."""
+
+from __future__ import annotations
+
+import configparser
+from datetime import time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deploybot.config import (
+    DEFAULTS,
+    KEY_HELP,
+    VALID_KEYS,
+    AdminRule,
+    Config,
+    InvalidConfig,
+    bot_section,
+    config_from_mapping,
+    load_config,
+)
+from deploybot.durations import format_duration
+from deploybot.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def spec_section() -> dict[str, str]:
+    """The [deploybot] example of SPEC §7 (docs/SPEC.md), as key → value."""
+    spec = (REPO / "docs" / "SPEC.md").read_text(encoding="utf-8")
+    chapter = spec.split("## 7.", 1)[1].split("## 8.", 1)[0]
+    block = chapter.split("```ini", 1)[1].split("```", 1)[0]
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(block)
+    return dict(parser["deploybot"])
+
+
+def write_ini(directory: Path, body: str, name: str = "bot.ini") -> Path:
+    path = directory / name
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def section(**values: str) -> str:
+    return "[deploybot]\n" + "".join(f"{key} = {value}\n" for key, value in values.items())
+
+
+# --- defaults -------------------------------------------------------------------------
+
+
+def test_valid_keys_are_the_spec_keys_plus_fedmsg_crl() -> None:
+    """Every SPEC §7 key is valid, in SPEC order, and the only addition is fedmsg_crl."""
+    assert [key for key in VALID_KEYS if key != "fedmsg_crl"] == list(spec_section())
+    assert "fedmsg_crl" in VALID_KEYS
+    assert set(DEFAULTS) == set(KEY_HELP) == set(VALID_KEYS)
+
+
+def test_default_texts_are_the_spec_values_except_fedmsg_endpoints() -> None:
+    """Each default is written as in SPEC §7's example, except fedmsg_endpoints, whose
+    example value is an endpoint but whose default is empty (no bus) by decision."""
+    spec = spec_section()
+    differ = {key for key in spec if spec[key] != DEFAULTS[key]}
+    assert differ == {"fedmsg_endpoints"}
+    assert spec["fedmsg_endpoints"] == "tcp://127.0.0.1:9940"
+    config_from_mapping(spec)  # the SPEC example itself is a valid configuration
+
+
+def test_defaults_are_the_spec_values() -> None:
+    """An empty section gives SPEC §7's defaults (no fedmsg endpoint: no bus)."""
+    config = Config.defaults()
+    assert config == Config()
+    assert config.plans_dir == Path("deploy-plans")
+    assert config.database == Path("deploybot.sqlite3")
+    assert config.timezone == ZoneInfo("UTC") and config.tz_name == "UTC"
+    assert config.admin_channel == "#fedora-admin"
+    assert config.announce_channels == ("#fedora-admin",)
+    assert config.firefight_channel == "#{service}-firefight"
+    assert [format_duration(d) for d in config.countdowns] == [
+        "14d", "7d", "3d", "1d", "4h", "1h", "15m", "0",
+    ]  # fmt: skip
+    assert config.notice_days == 14
+    assert config.digest_time == time(22, 0)
+    assert config.page_escalate_after == timedelta(minutes=10)
+    assert config.admins == (
+        AdminRule("account", "pingou"),
+        AdminRule("mask", "*!*@fedora/sysadmin/*"),
+    )
+    assert config.fedmsg_endpoints == ()
+    assert config.fedmsg_topic_prefix == "org.fedoraproject"
+    assert config.fedmsg_environment == "prod"
+    assert config.fedmsg_validate_signatures is False
+    assert config.fedmsg_ca_cert is None and config.fedmsg_crl is None
+    assert config.amqp_url == "" and config.amqp_queue == ""
+    assert config.amqp_bindings == ("org.fedoraproject.*.ansible.#",)
+    assert config.web_host == "127.0.0.1" and config.web_port == 8080
+    assert config.webhook_secret == ""
+
+
+def test_file_without_deploybot_section_gives_all_defaults(tmp_path: Path) -> None:
+    """A bot.ini with only irc3's [bot] section is all defaults (paths under its folder)."""
+    path = write_ini(tmp_path, "[bot]\nnick = deploybot\n")
+    config = load_config(path)
+    assert config == config_from_mapping({}, path)
+    assert config.plans_dir == tmp_path / "deploy-plans"
+
+
+# --- every key ------------------------------------------------------------------------
+
+
+def test_every_key_is_parsed(tmp_path: Path) -> None:
+    """A non-default value for every key lands, typed, in its field."""
+    path = write_ini(
+        tmp_path,
+        section(
+            plans_dir="/srv/plans",
+            database="/var/lib/deploybot/db.sqlite3",
+            timezone="Europe/Paris",
+            admin_channel="&ops",
+            announce_channels="#fedora-admin #fedora-apps #fedora-admin",
+            firefight_channel="#fire-{id}",
+            countdowns="1h 2d 0 60m",
+            notice_days="0",
+            digest_time="7:05",
+            page_escalate_after="1h30m",
+            admins="account:nirik mask:kevin!*@fedora/* account:pingou",
+            fedmsg_endpoints="tcp://hub.fedoraproject.org:9940 ipc:///tmp/bus inproc://x",
+            fedmsg_topic_prefix="org.fedoraproject.stg",
+            fedmsg_environment="stg",
+            fedmsg_validate_signatures="Yes",
+            fedmsg_ca_cert="/etc/pki/fedmsg/ca.crt",
+            fedmsg_crl="/etc/pki/fedmsg/crl.pem",
+            amqp_url="amqps://fedora:@rabbitmq.fedoraproject.org/%2Fpublic_pubsub",
+            amqp_queue="deploybot",
+            amqp_bindings="org.fedoraproject.prod.ansible.# org.fedoraproject.*.pagure.*",
+            web_host="::1",
+            web_port="0",
+            webhook_secret="s3cret with spaces",
+        ),
+    )
+    config = load_config(path)
+    assert config.plans_dir == Path("/srv/plans")
+    assert config.database == Path("/var/lib/deploybot/db.sqlite3")
+    assert config.timezone == ZoneInfo("Europe/Paris") and config.tz_name == "Europe/Paris"
+    assert config.admin_channel == "&ops"
+    assert config.announce_channels == ("#fedora-admin", "#fedora-apps")
+    assert config.firefight_channel == "#fire-{id}"
+    assert config.countdowns == (timedelta(days=2), timedelta(hours=1), timedelta(0))
+    assert config.notice_days == 0
+    assert config.digest_time == time(7, 5)
+    assert config.page_escalate_after == timedelta(minutes=90)
+    assert config.admins == (
+        AdminRule("account", "nirik"),
+        AdminRule("mask", "kevin!*@fedora/*"),
+        AdminRule("account", "pingou"),
+    )
+    assert config.fedmsg_endpoints == (
+        "tcp://hub.fedoraproject.org:9940",
+        "ipc:///tmp/bus",
+        "inproc://x",
+    )
+    assert config.fedmsg_topic_prefix == "org.fedoraproject.stg"
+    assert config.fedmsg_environment == "stg"
+    assert config.fedmsg_validate_signatures is True
+    assert config.fedmsg_ca_cert == Path("/etc/pki/fedmsg/ca.crt")
+    assert config.fedmsg_crl == Path("/etc/pki/fedmsg/crl.pem")
+    assert config.amqp_url == "amqps://fedora:@rabbitmq.fedoraproject.org/%2Fpublic_pubsub"
+    assert config.amqp_queue == "deploybot"
+    assert config.amqp_bindings == (
+        "org.fedoraproject.prod.ansible.#",
+        "org.fedoraproject.*.pagure.*",
+    )
+    assert config.web_host == "::1" and config.web_port == 0
+    assert config.webhook_secret == "s3cret with spaces"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(t, True) for t in ("true", "TRUE", "yes", "On", "1")]
+    + [(t, False) for t in ("false", "False", "no", "OFF", "0")],
+)
+def test_boolean_spellings(text: str, expected: bool) -> None:
+    """fedmsg_validate_signatures takes true/false, yes/no, on/off, 1/0 in any case."""
+    mapping = {"fedmsg_validate_signatures": text, "fedmsg_ca_cert": "/ca.crt"}
+    assert config_from_mapping(mapping).fedmsg_validate_signatures is expected
+
+
+def test_countdowns_are_sorted_longest_first_without_duplicates() -> None:
+    """Countdown offsets come out sorted descending and unique, commas tolerated."""
+    config = config_from_mapping({"countdowns": "15m 1d, 0 1h 60m 1d"})
+    assert config.countdowns == (
+        timedelta(days=1),
+        timedelta(hours=1),
+        timedelta(minutes=15),
+        timedelta(0),
+    )
+
+
+def test_empty_lists_are_allowed() -> None:
+    """No countdowns, no admins, no announce channels and no bindings are valid choices."""
+    config = config_from_mapping(
+        {"countdowns": "", "admins": "", "announce_channels": "", "amqp_bindings": ""}
+    )
+    assert config.countdowns == ()
+    assert config.admins == ()
+    assert config.announce_channels == config.amqp_bindings == ()
+
+
+def test_list_values_may_continue_on_indented_lines(tmp_path: Path) -> None:
+    """A list written over indented continuation lines reads like a one-line list."""
+    path = write_ini(tmp_path, "[deploybot]\ncountdowns = 7d\n    1d\n    1h\n")
+    assert load_config(path).countdowns == (
+        timedelta(days=7),
+        timedelta(days=1),
+        timedelta(hours=1),
+    )
+
+
+def test_mapping_values_may_be_ints_bools_and_lists() -> None:
+    """config_from_mapping takes 8080, True and ['a', 'b'] as their ini spellings."""
+    config = config_from_mapping(
+        {
+            "web_port": 9000,
+            "fedmsg_validate_signatures": False,
+            "announce_channels": ["#a", "#b"],
+        }
+    )
+    assert config.web_port == 9000
+    assert config.fedmsg_validate_signatures is False
+    assert config.announce_channels == ("#a", "#b")
+
+
+# --- comments and channels ------------------------------------------------------------
+
+
+def test_semicolon_comments_are_stripped_but_hash_channels_survive(tmp_path: Path) -> None:
+    """'value ; comment' loses the comment; '#fedora-admin' (and 'a;b') stay values."""
+    path = write_ini(
+        tmp_path,
+        "; a whole-line comment\n"
+        "# another whole-line comment\n"
+        "[deploybot]\n"
+        "admin_channel = #fedora-admin ; where admins are\n"
+        "announce_channels = #fedora-admin #fedora-apps;x   ; space-separated\n"
+        "amqp_bindings = org.fedoraproject.#\n"
+        "web_port = 8081\t; tab before the comment\n"
+        "webhook_secret = ;\n",
+    )
+    config = load_config(path)
+    assert config.admin_channel == "#fedora-admin"
+    assert config.announce_channels == ("#fedora-admin", "#fedora-apps;x")
+    assert config.amqp_bindings == ("org.fedoraproject.#",)
+    assert config.web_port == 8081
+    assert config.webhook_secret == ""
+
+
+def test_indented_hash_channel_line_is_an_error_not_silently_dropped(tmp_path: Path) -> None:
+    """An indented '#chan' continuation (which INI reads as a comment) is reported."""
+    path = write_ini(tmp_path, "[deploybot]\nannounce_channels = #a\n    #b #c\n")
+    with pytest.raises(InvalidConfig) as caught:
+        load_config(path)
+    assert caught.value.key == "announce_channels"
+    assert f"{path}:3: [deploybot] announce_channels:" in str(caught.value)
+    assert "'#b #c'" in str(caught.value)
+
+
+def test_indented_plain_comments_are_fine(tmp_path: Path) -> None:
+    """An indented '# prose comment' line is only a comment, as in any INI file."""
+    path = write_ini(tmp_path, "[deploybot]\ncountdowns = 1d\n    # and then\n    1h\n")
+    assert load_config(path).countdowns == (timedelta(days=1), timedelta(hours=1))
+
+
+def test_firefight_channel_for_fills_the_pattern() -> None:
+    """The firefighting channel of a plan fills {service} and {id} in the pattern."""
+    config = config_from_mapping({"firefight_channel": "#{service}-{id}-fire"})
+    assert config.firefight_channel_for("pkgdb2", "pkgdb2-2.0") == "#pkgdb2-pkgdb2-2.0-fire"
+    with pytest.raises(ValueError, match="space"):
+        config.firefight_channel_for("pkg db", "x")
+
+
+def test_admin_rules_match_accounts_and_masks() -> None:
+    """account: matches the services account (any case); mask: matches nick!user@host
+    with * and ? only (so [ ] in nicks are literal)."""
+    config = config_from_mapping({"admins": "account:Pingou mask:[kev]?!*@fedora/*"})
+    assert config.is_admin("pingou", "someone!u@example.org")
+    assert not config.is_admin(None, "pingou!u@example.org")
+    assert config.is_admin(None, "[KEV]x!kevin@fedora/sysadmin/kevin")
+    assert not config.is_admin(None, "kx!kevin@fedora/sysadmin/kevin")
+    assert not config.is_admin(None, "[kev]x!kevin@example.org")
+    assert str(config.admins[1]) == "mask:[kev]?!*@fedora/*"
+
+
+# --- paths ----------------------------------------------------------------------------
+
+
+def test_relative_paths_resolve_against_the_ini_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plans_dir, database and the certificates are relative to the ini's folder, not
+    to the working directory; absolute paths stay as written."""
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write_ini(
+        conf,
+        section(
+            plans_dir="plans",
+            database="../var/db.sqlite3",
+            fedmsg_ca_cert="pki/ca.crt",
+            fedmsg_crl="/etc/crl.pem",
+        ),
+    )
+    monkeypatch.chdir(elsewhere)
+    config = load_config("../etc/bot.ini")
+    assert config.plans_dir == conf / "plans"
+    assert config.database == conf / "../var/db.sqlite3"
+    assert config.fedmsg_ca_cert == conf / "pki/ca.crt"
+    assert config.fedmsg_crl == Path("/etc/crl.pem")
+    assert config.plans_dir.is_absolute()
+
+
+def test_tilde_means_the_home_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'~/x' is under $HOME, not under the ini's folder."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = load_config(write_ini(tmp_path, section(database="~/db.sqlite3")))
+    assert config.database == tmp_path / "home" / "db.sqlite3"
+
+
+def test_mapping_without_file_keeps_relative_paths() -> None:
+    """Without a file there is no base folder: relative paths stay relative."""
+    assert config_from_mapping({"plans_dir": "p"}).plans_dir == Path("p")
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+def test_unknown_key_lists_the_valid_keys(tmp_path: Path) -> None:
+    """A typo is an error naming the key and listing every valid key (with a guess)."""
+    path = write_ini(tmp_path, "[deploybot]\n\nweb_prot = 8080\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    error = caught.value
+    assert error.key == "web_prot"
+    assert error.file == str(path)
+    text = str(error)
+    assert text.startswith(f"{path}:3: [deploybot] web_prot: unknown key")
+    assert "did you mean web_port?" in text
+    assert "valid keys: " + ", ".join(VALID_KEYS) in text
+
+
+def test_keys_are_case_sensitive() -> None:
+    """'Timezone' is not 'timezone' (irc3 reads keys case-sensitively too)."""
+    with pytest.raises(InvalidConfig) as caught:
+        config_from_mapping({"Timezone": "UTC"})
+    assert caught.value.key == "Timezone"
+
+
+BAD_VALUES = [
+    ("plans_dir", "", "expected a path"),
+    ("timezone", "Mars/Base", "'Mars/Base' is not a known time zone"),
+    ("timezone", "America", "IANA"),
+    ("timezone", "../../etc/passwd", "IANA"),
+    ("admin_channel", "fedora-admin", "'fedora-admin' is not a channel"),
+    ("admin_channel", "#", "at least one character"),
+    ("admin_channel", "#a #b", "space"),
+    ("admin_channel", "#a,#b", "comma"),
+    ("admin_channel", "#ding\x07", "U+0007"),
+    ("announce_channels", "#a b", "'b' is not a channel"),
+    ("announce_channels", "#a, #b", "spaces, not commas"),
+    ("firefight_channel", "#{service}-{when}", "unknown placeholder {when}"),
+    ("firefight_channel", "#{}-fire", "unknown placeholder {}"),
+    ("firefight_channel", "#{service!r}", "unknown placeholder {service!r}"),
+    ("firefight_channel", "#{service", "not a pattern"),
+    ("firefight_channel", "#firefight", "no placeholder"),
+    ("firefight_channel", "{service}-firefight", "starts with # or &"),
+    ("firefight_channel", "#{service} fire", "space"),
+    ("countdowns", "3x", "'3x' is not a duration"),
+    ("countdowns", "1d -1h", "'-1h' is not a duration"),
+    ("notice_days", "-1", "'-1' is not a number of days"),
+    ("notice_days", "soon", "'soon'"),
+    ("notice_days", "99999", "at most 3650"),
+    ("digest_time", "25:00", "'25:00' is not a time of day"),
+    ("digest_time", "22:60", "HH:MM"),
+    ("digest_time", "10pm", "HH:MM"),
+    ("page_escalate_after", "0", "longer than 0"),
+    ("page_escalate_after", "soon", "'soon'"),
+    ("admins", "nick:bob", "'nick:bob'"),
+    ("admins", "account:", "'account:'"),
+    ("admins", "pingou", "'pingou'"),
+    ("admins", "mask:bob", "NICK!USER@HOST"),
+    ("fedmsg_endpoints", "http://x", "'http://x' is not a ZeroMQ endpoint"),
+    ("fedmsg_endpoints", "tcp://host", "tcp://HOST:PORT"),
+    ("fedmsg_endpoints", "tcp://host:0", "tcp://HOST:PORT"),
+    ("fedmsg_endpoints", "tcp://host:99999", "tcp://HOST:PORT"),
+    ("fedmsg_endpoints", "ipc://", "ipc://PATH"),
+    ("fedmsg_topic_prefix", "org fedoraproject", "spaces"),
+    ("fedmsg_environment", "production", "'production' is not an environment"),
+    ("fedmsg_validate_signatures", "maybe", "'maybe' is not a yes/no value"),
+    ("amqp_url", "http://rabbit", "amqp://… or amqps://…"),
+    ("amqp_queue", "my queue", "spaces"),
+    ("web_host", "", "expected an address"),
+    ("web_port", "70000", "'70000' is not a port"),
+    ("web_port", "http", "'http' is not a port"),
+    ("web_port", "-1", "'-1' is not a port"),
+    ("admin_channel", "#a\nPRIVMSG #b :x", "U+000A"),
+    ("timezone", "UTC\r\n", "U+000D"),
+    ("fedmsg_topic_prefix", "org\0x", "U+0000"),
+    ("announce_channels", "#a\r#b", "U+000D"),
+    ("amqp_bindings", "a.#\x00", "U+0000"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "shown"), BAD_VALUES)
+def test_bad_value_is_an_error_naming_its_key(key: str, value: str, shown: str) -> None:
+    """Each kind of bad value raises a ConfigError whose .key and text name the key and
+    whose text shows the value (or the offending part) and what is expected."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({key: value}, "bot.ini")
+    error = caught.value
+    assert error.key == key
+    assert str(error).startswith(f"bot.ini: [deploybot] {key}: ")
+    assert shown in str(error)
+
+
+@pytest.mark.parametrize("key", [k for k in VALID_KEYS if k not in ("webhook_secret",)])
+def test_line_breaks_and_nul_are_rejected_in_every_key(key: str) -> None:
+    """No key accepts CR or NUL; a one-value key does not accept LF either."""
+    for bad in ("x\ry", "x\0y"):
+        with pytest.raises(InvalidConfig) as caught:
+            config_from_mapping({key: DEFAULTS[key] + bad})
+        assert caught.value.key == key
+
+
+def test_webhook_secret_with_a_line_break_is_rejected_without_showing_it() -> None:
+    """A control character in a secret is an error that does not echo the secret."""
+    with pytest.raises(InvalidConfig) as caught:
+        config_from_mapping({"webhook_secret": "hunter2\nmore"})
+    assert caught.value.key == "webhook_secret"
+    assert "hunter2" not in str(caught.value)
+    assert "one line" in str(caught.value)
+
+
+def test_secrets_are_not_shown_in_repr_or_amqp_errors() -> None:
+    """repr(Config) hides webhook_secret and amqp_url; a bad amqp_url is not echoed."""
+    config = config_from_mapping({"webhook_secret": "hunter2", "amqp_url": "amqp://u:pw@h/"})
+    assert "hunter2" not in repr(config) and "pw@" not in repr(config)
+    with pytest.raises(InvalidConfig) as caught:
+        config_from_mapping({"amqp_url": "https://user:hunter2@rabbit/"})
+    assert "hunter2" not in str(caught.value)
+
+
+def test_validating_signatures_needs_a_ca_certificate() -> None:
+    """fedmsg_validate_signatures = true without fedmsg_ca_cert is an error on the cert."""
+    with pytest.raises(InvalidConfig) as caught:
+        config_from_mapping({"fedmsg_validate_signatures": "true"})
+    assert caught.value.key == "fedmsg_ca_cert"
+    assert "fedmsg_validate_signatures" in str(caught.value)
+
+
+def test_all_problems_are_reported_at_once_in_file_order(tmp_path: Path) -> None:
+    """Several mistakes give one error listing each, with its line; .key is the first."""
+    path = write_ini(
+        tmp_path,
+        "[bot]\nnick = deploybot\n\n[deploybot]\n"
+        "web_port = 70000\n"
+        "timezone = Mars/Base\n"
+        "colour = blue\n"
+        "admins = nick:bob\n",
+    )
+    with pytest.raises(InvalidConfig) as caught:
+        load_config(path)
+    error = caught.value
+    assert error.key == "web_port"
+    assert [(p.line, p.key) for p in error.problems] == [
+        (5, "web_port"),
+        (6, "timezone"),
+        (7, "colour"),
+        (8, "admins"),
+    ]
+    lines = str(error).splitlines()
+    assert len(lines) == 4
+    assert lines[0].startswith(f"{path}:5: [deploybot] web_port: '70000'")
+    assert lines[3].startswith(f"{path}:8: [deploybot] admins: bad entry 'nick:bob'")
+
+
+def test_missing_file_names_the_file(tmp_path: Path) -> None:
+    """A config file that does not exist is an error naming it."""
+    path = tmp_path / "nope.ini"
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: configuration file not found"
+    assert caught.value.file == str(path)
+
+
+def test_non_utf8_file_names_the_file(tmp_path: Path) -> None:
+    """A file that is not UTF-8 text is an error naming the file."""
+    path = tmp_path / "bot.ini"
+    path.write_bytes(b"[deploybot]\ntimezone = \xff\n")
+    with pytest.raises(ConfigError, match=r"bot\.ini: not UTF-8"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "key", "shown"),
+    [
+        ("web_port = 1\n", 1, "", "before any [section] header"),
+        ("[deploybot]\nweb_port = 1\njust some words\n", 3, "", "'just some words'"),
+        ("[deploybot]\nweb_port = 1\nweb_port = 2\n", 3, "web_port", "given twice"),
+        ("[bot]\nnick = a\nnick = b\n", 3, "", "'nick' is given twice in [bot]"),
+        ("[deploybot]\n[bot]\n[deploybot]\n", 3, "", "[deploybot] appears twice"),
+    ],
+)
+def test_ini_syntax_errors_name_file_and_line(
+    tmp_path: Path, body: str, line: int, key: str, shown: str
+) -> None:
+    """configparser's errors become a ConfigError naming file, line (and key if any)."""
+    path = write_ini(tmp_path, body)
+    with pytest.raises(InvalidConfig) as caught:
+        load_config(path)
+    assert caught.value.key == key
+    assert caught.value.problems[0].line == line
+    assert str(caught.value).startswith(f"{path}:{line}: ")
+    assert shown in str(caught.value)
+
+
+def test_error_without_a_file_still_names_line_and_key() -> None:
+    """From a mapping without a file, the text is '[deploybot] KEY: message'."""
+    with pytest.raises(InvalidConfig) as caught:
+        config_from_mapping({"web_port": "x"}, lines={"web_port": 4})
+    assert str(caught.value).startswith("line 4: [deploybot] web_port: ")
+    with pytest.raises(InvalidConfig) as caught:
+        config_from_mapping({"web_port": "x"})
+    assert str(caught.value).startswith("[deploybot] web_port: ")
+
+
+def test_non_text_mapping_value_is_an_error() -> None:
+    """A value that is not text (nor int, bool, list of str) names its key."""
+    with pytest.raises(InvalidConfig) as caught:
+        config_from_mapping({"web_port": 80.5})
+    assert caught.value.key == "web_port"
+    assert "expected text" in str(caught.value)
+
+
+# --- property ---------------------------------------------------------------------------
+
+_keys = st.sampled_from([*VALID_KEYS, "colour", "Timezone", "web_prot"])
+_values = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(
+        ["", "0", "-1", "70000", "#x", "x", "account:a", "tcp://h:1", "25:00", "1h 3x", "\r"]
+    ),
+)
+
+
+@given(st.dictionaries(_keys, _values, max_size=6))
+def test_any_config_error_names_its_key(mapping: dict[str, str]) -> None:
+    """Whatever the mapping, the result is a Config or a ConfigError whose text contains
+    its key and every problem's key."""
+    try:
+        config = config_from_mapping(mapping, "bot.ini")
+    except ConfigError as error:
+        assert error.key
+        assert f"[deploybot] {error.key}: " in str(error)
+        for problem in getattr(error, "problems", ()):
+            assert f"[deploybot] {problem.key}: " in str(error)
+    else:
+        assert isinstance(config, Config)
+
+
+@given(st.lists(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=300))))
+def test_countdowns_round_trip(offsets: list[timedelta]) -> None:
+    """Any list of whole-second offsets, spelled out, reads back sorted and unique."""
+    whole = [timedelta(seconds=int(d.total_seconds())) for d in offsets]
+    text = " ".join(format_duration(d) for d in whole)
+    config = config_from_mapping({"countdowns": text})
+    assert config.countdowns == tuple(sorted(set(whole), reverse=True))
+
+
+# --- the repository's bot.ini and irc3's [bot] -----------------------------------------
+
+
+def test_repository_bot_ini_loads_as_the_defaults() -> None:
+    """The example bot.ini at the top of the repository loads, and equals the defaults."""
+    path = REPO / "bot.ini"
+    assert load_config(path) == config_from_mapping({}, path)
+
+
+def test_repository_bot_ini_lists_every_key_with_its_default() -> None:
+    """bot.ini's [deploybot] section sets every valid key, each to its default text."""
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(REPO / "bot.ini", encoding="utf-8")
+    assert dict(parser["deploybot"]) == dict(DEFAULTS)
+
+
+def test_bot_section_reads_like_irc3(tmp_path: Path) -> None:
+    """bot_section gives [bot] as irc3's own parser does (${#} is '#', ${here} the
+    folder, '; x' kept), but every value a string."""
+    irc3_utils = pytest.importorskip("irc3.utils")
+    path = write_ini(
+        tmp_path,
+        "[bot]\nnick = deploybot\nport = 6667\nssl = false\n"
+        "password = a;b ; c\nlog = ${here}/bot.log\n"
+        "autojoins =\n    ${#}fedora-admin\n    fedora-apps\n"
+        "[deploybot]\nadmin_channel = #fedora-admin ; comment\n",
+    )
+    raw = bot_section(path)
+    assert raw == {
+        "nick": "deploybot",
+        "port": "6667",
+        "ssl": "false",
+        "password": "a;b ; c",
+        "log": f"{tmp_path}/bot.log",
+        "autojoins": "\n#fedora-admin\nfedora-apps",
+    }
+    theirs = irc3_utils.parse_config("bot", str(path))
+    assert theirs["autojoins"] == ["#fedora-admin", "fedora-apps"]
+    assert theirs["password"] == raw["password"] and theirs["log"] == raw["log"]
+
+
+def test_bot_section_of_the_repository_bot_ini() -> None:
+    """The example [bot] joins #fedora-admin on 127.0.0.1:6667 without TLS."""
+    raw = bot_section(REPO / "bot.ini")
+    assert raw["nick"] == "deploybot"
+    assert (raw["host"], raw["port"], raw["ssl"]) == ("127.0.0.1", "6667", "false")
+    assert raw["autojoins"].split() == ["#fedora-admin"]
+    assert raw["includes"] == ""
+
+
+def test_bot_section_missing_is_empty_and_bad_reference_is_an_error(tmp_path: Path) -> None:
+    """No [bot] gives {}; an unknown ${name} in [bot] is an error naming the file."""
+    assert bot_section(write_ini(tmp_path, "[deploybot]\n")) == {}
+    path = write_ini(tmp_path, "[bot]\nnick = ${nobody}\n", name="bad.ini")
+    with pytest.raises(InvalidConfig) as caught:
+        bot_section(path)
+    assert str(caught.value).startswith(f"{path}: [bot] nick: ")
