@@ -1,0 +1,206 @@
+"""The store's schema as forward steps, numbered by SQLite's ``PRAGMA user_version``.
+
+Version *n* of the schema is what you get after applying ``MIGRATIONS[0]`` to
+``MIGRATIONS[n-1]`` to an empty database.  A step is never edited once released: a
+change to the schema is a new step appended to :data:`MIGRATIONS`.  :func:`migrate` runs
+the pending steps in order, all inside one ``BEGIN IMMEDIATE`` transaction, and sets
+``user_version`` in that same transaction, so a database is either fully upgraded or
+untouched.  It refuses a database newer than the code, and a SQLite file that has tables
+but no version (someone else's database).
+
+Conventions of the schema (shared with :mod:`deploybot.store`):
+
+* times are TEXT, UTC ISO 8601 with ``Z`` and whole seconds (``2026-11-27T10:00:00Z``);
+  that fixed-width form sorts like the times themselves, so indexes on it work for ranges;
+* nicks and service names compare ASCII-case-insensitively (``COLLATE NOCASE``);
+* booleans are INTEGER 0/1 with a CHECK.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from deploybot.errors import DeploybotError
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One forward step: SQL statements run in order, then an optional Python function.
+
+    The function (for data moves SQL cannot express) gets the connection inside the
+    migration's transaction and must not commit.
+    """
+
+    version: int
+    description: str
+    statements: tuple[str, ...] = ()
+    function: Callable[[sqlite3.Connection], None] | None = None
+
+    def apply(self, connection: sqlite3.Connection) -> None:
+        for statement in self.statements:
+            connection.execute(statement)
+        if self.function is not None:
+            self.function(connection)
+
+
+_V1 = Migration(
+    version=1,
+    description="incidents with timelines, consumers, countdown and once ledgers, pages",
+    statements=(
+        """
+        CREATE TABLE incidents (
+            number              INTEGER PRIMARY KEY AUTOINCREMENT,
+            service             TEXT NOT NULL COLLATE NOCASE,
+            deploy_id           TEXT,
+            minutes_into_deploy INTEGER,
+            text                TEXT NOT NULL,
+            reporter_nick       TEXT NOT NULL,
+            reporter_account    TEXT,
+            channel             TEXT NOT NULL,
+            reported_at         TEXT NOT NULL,
+            acknowledged_at     TEXT,
+            acknowledged_by     TEXT,
+            owner               TEXT,
+            fixed_at            TEXT,
+            fixed_by            TEXT,
+            -- fixed_at - reported_at in seconds, set when fixed; its maximum bounds the
+            -- search for incidents spanning a whole digest period (see the store).
+            repair_seconds      INTEGER,
+            CHECK ((fixed_at IS NULL) = (repair_seconds IS NULL))
+        )
+        """,
+        "CREATE INDEX incidents_reported_at ON incidents (reported_at)",
+        "CREATE INDEX incidents_fixed_at ON incidents (fixed_at)",
+        "CREATE INDEX incidents_service ON incidents (service)",
+        "CREATE INDEX incidents_deploy ON incidents (deploy_id)",
+        "CREATE INDEX incidents_repair_seconds ON incidents (repair_seconds)",
+        "CREATE INDEX incidents_open ON incidents (reported_at) WHERE fixed_at IS NULL",
+        """
+        CREATE TABLE incident_events (
+            id       INTEGER PRIMARY KEY,
+            incident INTEGER NOT NULL REFERENCES incidents (number),
+            at       TEXT NOT NULL,
+            nick     TEXT NOT NULL,
+            account  TEXT,
+            kind     TEXT NOT NULL
+                     CHECK (kind IN ('reported', 'taken', 'note', 'fixed', 'ack')),
+            text     TEXT NOT NULL DEFAULT ''
+        )
+        """,
+        "CREATE INDEX incident_events_incident ON incident_events (incident, id)",
+        """
+        CREATE TABLE consumers (
+            service       TEXT NOT NULL COLLATE NOCASE,
+            nick          TEXT NOT NULL COLLATE NOCASE,
+            account       TEXT,
+            what          TEXT,
+            registered_at TEXT NOT NULL,
+            updated_at    TEXT NOT NULL,
+            PRIMARY KEY (service, nick)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE countdown_posts (
+            key        TEXT PRIMARY KEY,
+            claimed_at TEXT NOT NULL,
+            late       INTEGER NOT NULL CHECK (late IN (0, 1)),
+            skipped    INTEGER NOT NULL CHECK (skipped IN (0, 1))
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE once_claims (
+            key        TEXT PRIMARY KEY,
+            claimed_at TEXT NOT NULL
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE pages (
+            number       INTEGER PRIMARY KEY AUTOINCREMENT,
+            target_nick  TEXT NOT NULL COLLATE NOCASE,
+            team         TEXT,
+            plan_id      TEXT,
+            incident     INTEGER REFERENCES incidents (number),
+            message      TEXT NOT NULL,
+            sender_nick  TEXT NOT NULL,
+            created_at   TEXT NOT NULL,
+            escalate_at  TEXT,
+            acked_at     TEXT,
+            acked_by     TEXT,
+            escalated_at TEXT
+        )
+        """,
+        "CREATE INDEX pages_unacked ON pages (target_nick) WHERE acked_at IS NULL",
+        """
+        CREATE INDEX pages_escalation ON pages (escalate_at)
+            WHERE acked_at IS NULL AND escalated_at IS NULL
+        """,
+        "CREATE INDEX pages_plan ON pages (plan_id)",
+        "CREATE INDEX pages_created_at ON pages (created_at)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1,)
+"""Every step, in order; ``MIGRATIONS[i].version == i + 1``."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The version this code writes and understands."""
+
+for _index, _migration in enumerate(MIGRATIONS):
+    if _migration.version != _index + 1:  # pragma: no cover - guards edits to this file
+        raise AssertionError(f"migration #{_index} says version {_migration.version}")
+
+
+def user_version(connection: sqlite3.Connection) -> int:
+    """The schema version recorded in the database file (0 for a new file)."""
+    row = connection.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def migrate(connection: sqlite3.Connection, *, path: str) -> int:
+    """Bring the database up to :data:`SCHEMA_VERSION`; return the version it had.
+
+    ``connection`` must be in autocommit mode (``isolation_level=None``) with no open
+    transaction.  ``path`` only names the file in errors.
+    """
+    found = user_version(connection)
+    _refuse_newer(found, path)
+    if found == SCHEMA_VERSION:
+        return found
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have migrated meanwhile.
+        found = user_version(connection)
+        _refuse_newer(found, path)
+        if found == 0 and _has_tables(connection):
+            raise DeploybotError(
+                f"{path}: this SQLite database has tables but no deploybot schema version; "
+                "it is not a deploybot database (check the 'database' setting)"
+            )
+        for migration in MIGRATIONS[found:]:
+            migration.apply(connection)
+        # PRAGMA takes no parameters; SCHEMA_VERSION is an int constant of this module.
+        connection.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return found
+
+
+def _refuse_newer(found: int, path: str) -> None:
+    if found > SCHEMA_VERSION:
+        raise DeploybotError(
+            f"{path}: the database has schema version {found}, newer than this "
+            f"deploybot knows ({SCHEMA_VERSION}); upgrade deploybot or use another "
+            "database file"
+        )
+
+
+def _has_tables(connection: sqlite3.Connection) -> bool:
+    row = connection.execute(
+        "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+    ).fetchone()
+    return bool(row[0])
