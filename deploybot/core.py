@@ -1,0 +1,40 @@
+"""The application's domain state, passed to everything that needs it.
+
+One :class:`Core` per running bot (no module-level singletons): the validated config,
+the store, the plans in force and the clock.  Adapters hold a reference to it; tests
+build their own with a clock they drive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from deploybot.config import Config
+from deploybot.planbook import PlanBook
+from deploybot.plans import Plan
+from deploybot.store import Store
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Core:
+    config: Config
+    store: Store
+    book: PlanBook
+    clock: Callable[[], datetime] = utc_now
+
+    @property
+    def plans(self) -> tuple[Plan, ...]:
+        return self.book.plans
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def is_admin(self, account: str | None, mask: str) -> bool:
+        """Admins are services accounts or host masks from the config, never bare nicks."""
+        return self.config.is_admin(account, mask)

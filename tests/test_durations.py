@@ -1,0 +1,117 @@
+"""deploybot.durations: durations as people write them, with one canonical spelling."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import cast
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deploybot.durations import format_duration, parse_duration
+from deploybot.errors import DurationError
+
+TEN_YEARS = 10 * 365 * 86400
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("8h", timedelta(hours=8)),
+        ("15m", timedelta(minutes=15)),
+        ("90m", timedelta(minutes=90)),
+        ("1h30m", timedelta(hours=1, minutes=30)),
+        ("1d12h", timedelta(days=1, hours=12)),
+        ("45s", timedelta(seconds=45)),
+        ("2d3h4m5s", timedelta(days=2, hours=3, minutes=4, seconds=5)),
+        ("0", timedelta(0)),
+        (" 8h ", timedelta(hours=8)),
+    ],
+)
+def test_parse_examples(text: str, expected: timedelta) -> None:
+    """The spellings used in plans and config (``8h``, ``1d12h``, ``0``) parse as meant."""
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("delta", "expected"),
+    [
+        (timedelta(0), "0"),
+        (timedelta(minutes=90), "1h30m"),
+        (timedelta(days=1, hours=12), "1d12h"),
+        (timedelta(hours=8), "8h"),
+        (timedelta(days=14), "14d"),
+        (timedelta(seconds=61), "1m1s"),
+    ],
+)
+def test_format_examples(delta: timedelta, expected: str) -> None:
+    """Formatting gives the shortest spelling, largest unit first."""
+    assert format_duration(delta) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", " ", "5", "h", "1x", "-1h", "1m1h", "1h1h", "1.5h", "8 h", "3651d", None]
+)
+def test_parse_rejects(text: str | None) -> None:
+    """Empty, unitless, unknown units, negative, out-of-order, too long or not text: refused."""
+    with pytest.raises(DurationError):
+        parse_duration(cast(str, text))
+
+
+def test_rejection_is_a_value_error_with_a_readable_message() -> None:
+    """DurationError is a ValueError whose text tells the user how to write a duration."""
+    with pytest.raises(ValueError, match=r"'5' is not a duration: use a number with a unit"):
+        parse_duration("5")
+
+
+@pytest.mark.parametrize("delta", [timedelta(seconds=-1), timedelta(milliseconds=1500)])
+def test_format_rejects_negative_and_fractional(delta: timedelta) -> None:
+    """Only non-negative whole seconds have a spelling."""
+    with pytest.raises(DurationError):
+        format_duration(delta)
+
+
+@given(st.integers(0, TEN_YEARS))
+def test_format_then_parse_round_trips(seconds: int) -> None:
+    """parse_duration(format_duration(d)) == d for every whole-second d up to ten years."""
+    delta = timedelta(seconds=seconds)
+    assert parse_duration(format_duration(delta)) == delta
+
+
+_part = st.none() | st.integers(0, 500)
+
+
+@given(_part, _part, _part, _part)
+def test_parse_then_format_is_canonical(
+    days: int | None, hours: int | None, minutes: int | None, seconds: int | None
+) -> None:
+    """Any valid spelling (``90m``, ``0h5s``) formats to the canonical one of the same value."""
+    parts = zip((days, hours, minutes, seconds), "dhms", strict=True)
+    text = "".join(f"{count}{unit}" for count, unit in parts if count is not None)
+    if not text:
+        return
+    parsed = parse_duration(text)
+    canonical = format_duration(parsed)
+    assert parse_duration(canonical) == parsed
+    assert format_duration(parse_duration(canonical)) == canonical
+    # canonical: each unit below its carry, no zero parts
+    for count, unit in zip(*_split(canonical), strict=True):
+        assert count > 0
+        assert unit == "d" or count < {"h": 24, "m": 60, "s": 60}[unit]
+
+
+def _split(text: str) -> tuple[list[int], list[str]]:
+    if text == "0":
+        return [], []
+    counts: list[int] = []
+    units: list[str] = []
+    number = ""
+    for char in text:
+        if char.isdigit():
+            number += char
+        else:
+            counts.append(int(number))
+            units.append(char)
+            number = ""
+    return counts, units
