@@ -1,0 +1,100 @@
+"""The ``deploybot`` command line (SPEC §8).
+
+``deploybot check [PATH…]`` validates plans and reports readiness.  Expected problems
+(bad plans, bad config) are printed as they are and give exit status 1; usage errors
+give 2 (argparse's convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from deploybot import __version__
+from deploybot.config import Config, load_config
+from deploybot.errors import ConfigError
+from deploybot.planfile import load_paths
+from deploybot.policy import assess, format_readiness
+from deploybot.texts import when_text
+
+DEFAULT_CONFIG = Path("bot.ini")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deploybot",
+        description="An IRC bot that makes risky deployments boring.",
+    )
+    parser.add_argument("--version", action="version", version=f"deploybot {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check",
+        help="validate deployment plans and report their readiness",
+        description=(
+            "Load deployment plans, print each with its readiness under the policy, and "
+            "every problem as file:line: key: message. Exit 0 only if there is no problem."
+        ),
+    )
+    check.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="plan files or directories (default: plans_dir from the config, deploy-plans/)",
+    )
+    check.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="bot.ini whose [deploybot] section gives notice_days and timezone "
+        "(default: ./bot.ini if it exists)",
+    )
+    check.set_defaults(run=run_check)
+    return parser
+
+
+def _config(path: Path | None) -> Config:
+    if path is not None:
+        return load_config(path)
+    if DEFAULT_CONFIG.is_file():
+        return load_config(DEFAULT_CONFIG)
+    return Config.defaults()
+
+
+def run_check(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args.config)
+    paths = args.paths or [config.plans_dir]
+    result = load_paths(paths)
+    for plan in result.plans:
+        print(
+            f"{plan.id}: {plan.service} {plan.release} — {when_text(plan.when, config.timezone)}"
+            f" ({plan.source.file})",
+            file=out,
+        )
+        for line in format_readiness(assess(plan, config.notice_days), config.timezone):
+            print(f"  {line}", file=out)
+    for problem in result.problems:
+        print(problem, file=out)
+    plans = f"{len(result.plans)} plan{'s' if len(result.plans) != 1 else ''}"
+    problems = len(result.problems)
+    print(f"{plans}, {problems} problem{'s' if problems != 1 else ''}", file=out)
+    return 1 if problems else 0
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.run(args, out)
+    except ConfigError as error:
+        print(f"deploybot: {error}", file=sys.stderr)
+        return 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

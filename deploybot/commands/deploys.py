@@ -1,0 +1,171 @@
+"""Deploy commands (SPEC §3): ``!deploys``, ``!deploy ID``, ``!breaks [ID]``, ``!ready ID``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from deploybot.commands.base import Registry, Reply, Request, UsageError
+from deploybot.errors import DeploybotError
+from deploybot.plans import Plan
+from deploybot.policy import Span, assess, format_readiness
+from deploybot.schedule import describe_countdown, running, upcoming
+from deploybot.texts import break_lines, plan_line, when_text
+
+if TYPE_CHECKING:
+    from deploybot.core import Core
+
+#: ``!deploys`` lists at most this many upcoming deploys (running ones are always shown).
+MAX_UPCOMING = 10
+#: An unknown plan id's error names at most this many known ids.
+MAX_KNOWN_IDS = 10
+
+
+def find_plan(core: Core, plan_id: str) -> Plan:
+    """The plan in force with id ``plan_id`` (any case); an error listing the known ids."""
+    plan = core.book.get(plan_id)
+    if plan is not None:
+        return plan
+    for candidate in core.plans:
+        if candidate.id.casefold() == plan_id.casefold():
+            return candidate
+    ids = [p.id for p in core.plans]
+    if not ids:
+        raise DeploybotError(f"no plan {plan_id!r}; no plans are loaded")
+    known = ", ".join(ids[:MAX_KNOWN_IDS])
+    if len(ids) > MAX_KNOWN_IDS:
+        known += f" and {len(ids) - MAX_KNOWN_IDS} more (!deploys)"
+    raise DeploybotError(f"no plan {plan_id!r}; known: {known}")
+
+
+def one_plan_id(request: Request) -> str:
+    """The single plan id argument of ``request``, or a usage error saying what is wrong."""
+    words = request.args.split()
+    if not words:
+        raise UsageError("say which plan (its id, as !deploys shows)")
+    if len(words) > 1:
+        raise UsageError(f"one plan id only, got {len(words)} words")
+    return words[0]
+
+
+def no_arguments(request: Request) -> None:
+    if request.args.strip():
+        raise UsageError(f"!{request.name} takes no arguments, got {request.args.strip()!r}")
+
+
+def register(registry: Registry) -> None:
+    """Add the deploy commands to ``registry``."""
+
+    @registry.command(
+        "!deploys",
+        "running and upcoming deploys with their countdown; ⚠ marks API breaks",
+        "!deploys",
+    )
+    async def deploys(core: Core, request: Request) -> Reply:
+        no_arguments(request)
+        tz = core.config.timezone
+        now = request.now
+        now_running = running(core.plans, now)
+        coming = upcoming(core.plans, now)
+        if not now_running and not coming:
+            return Reply.say("no deploys running or planned")
+        lines = [plan_line(plan, now, tz) for plan in now_running]
+        lines += [plan_line(plan, now, tz) for plan in coming[:MAX_UPCOMING]]
+        if len(coming) > MAX_UPCOMING:
+            lines.append(f"… and {len(coming) - MAX_UPCOMING} more upcoming deploys")
+        return Reply.say(*lines)
+
+    @registry.command(
+        "!deploy ID",
+        "one plan: when, what breaks, staging, teams, roster and readiness",
+        "!deploy pkgdb2-2.0",
+    )
+    async def deploy(core: Core, request: Request) -> Reply:
+        plan = find_plan(core, one_plan_id(request))
+        return Reply.say(*describe_plan(core, plan, request))
+
+    @registry.command(
+        "!breaks [ID]",
+        "API breaks of running and upcoming deploys (or of plan ID), with migration notes",
+        "!breaks",
+        "!breaks pkgdb2-2.0",
+    )
+    async def breaks(core: Core, request: Request) -> Reply:
+        tz = core.config.timezone
+        now = request.now
+        if request.args.strip():
+            plan = find_plan(core, one_plan_id(request))
+            if not plan.api_breaks:
+                return Reply.say(f"{plan.id} has no API breaks")
+            return Reply.say(f"{plan.id} ({when_text(plan.when, tz)}):", *break_lines(plan))
+        plans = [p for p in (*running(core.plans, now), *upcoming(core.plans, now)) if p.api_breaks]
+        if not plans:
+            return Reply.say("no API breaks in running or upcoming deploys")
+        lines: list[str] = []
+        for plan in plans:
+            countdown = describe_countdown(plan.when - now)
+            lines.append(f"{plan.id} ({when_text(plan.when, tz)}, {countdown}):")
+            lines += break_lines(plan)
+        return Reply.say(*lines)
+
+    @registry.command(
+        "!ready ID",
+        "the deployment policy checklist of a plan (SPEC §2): each rule met or missing",
+        "!ready pkgdb2-2.0",
+    )
+    async def ready(core: Core, request: Request) -> Reply:
+        plan = find_plan(core, one_plan_id(request))
+        readiness = assess(plan, core.config.notice_days)
+        return Reply.say(*format_readiness(readiness, core.config.timezone))
+
+
+def describe_plan(core: Core, plan: Plan, request: Request) -> list[str]:
+    """The lines of ``!deploy ID``."""
+    tz = core.config.timezone
+    lines = [plan_line(plan, request.now, tz)]
+    people = [f"owners: {', '.join(plan.owners) or 'none listed'}"]
+    if plan.playbooks:
+        people.append(f"playbooks: {', '.join(plan.playbooks)}")
+    lines.append("; ".join(people))
+    lines += break_lines(plan) or ["no API breaks"]
+    staging = f"staging: {plan.staging.url or 'none'}"
+    if plan.staging.call_for_testing is not None:
+        staging += f" (call for testing {plan.staging.call_for_testing})"
+    if plan.production.url:
+        staging += f"; production: {plan.production.url}"
+    lines.append(staging)
+    if plan.teams:
+        lines.append(f"teams to be ready: {', '.join(plan.teams)}")
+    lines.append(roster_line(core, plan))
+    if plan.consumers:
+        consumers = ", ".join(
+            f"{c.name} ({c.contact})" if c.contact else f"{c.name} (no contact)"
+            for c in plan.consumers
+        )
+        lines.append(f"consumers: {consumers}")
+    readiness = assess(plan, core.config.notice_days)
+    verdict = format_readiness(readiness, tz)[0]
+    if readiness.missing:
+        missing = ", ".join(check.rule for check in readiness.missing)
+        verdict += f": missing {missing}"
+    lines.append(f"{verdict} — !ready {plan.id} for the checklist")
+    return lines
+
+
+def roster_line(core: Core, plan: Plan) -> str:
+    """``roster (#pkgdb2-firefight): infrastructure pingou 13:00–17:00 UTC; …``."""
+    tz = core.config.timezone
+    channel = plan.roster.channel
+    if channel is None:
+        try:
+            channel = core.config.firefight_channel_for(plan.service, plan.id)
+        except ValueError:
+            channel = "no channel"
+    shifts = []
+    for shift in plan.roster.shifts:
+        whole = shift.start <= plan.when and shift.end >= plan.end
+        hours = "whole window" if whole else Span(shift.start, shift.end).render(tz)
+        shifts.append(f"{shift.team} {', '.join(shift.people) or 'nobody'} {hours}")
+    text = f"roster ({channel}): {'; '.join(shifts) or 'nobody yet'}"
+    if plan.roster.escalation:
+        text += f"; escalation: {', '.join(plan.roster.escalation)}"
+    return text

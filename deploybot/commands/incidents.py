@@ -1,0 +1,235 @@
+"""Incidents (SPEC §3): ``!broke``, ``!take``, ``!note``, ``!fixed``, ``!incident``,
+``!incidents``.
+
+Every change is committed by the store before the reply is built, so "recorded incident
+#3" is never said about an incident a crash could lose.  Who did what is recorded with
+the nick *and* the services account (None when not logged in).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from deploybot.commands.base import Registry, Reply, Request, UsageError
+from deploybot.commands.consumers import known_service, planned_services
+from deploybot.plans import Plan
+from deploybot.schedule import day_bounds, running
+from deploybot.store import Incident, UnknownIncidentError
+from deploybot.texts import deploy_link, elapsed_text, incident_detail, incident_line
+
+if TYPE_CHECKING:
+    from deploybot.core import Core
+
+#: ``!incidents`` shows at most this many incidents, then says how many more there are.
+MAX_LISTED = 15
+_LARGEST_NUMBER = 2**62  # beyond SQLite's integers: no such incident, whatever it is
+
+
+def incident_number(word: str) -> int:
+    """``3`` or ``#3`` as an incident number; a usage error for anything else."""
+    digits = word.removeprefix("#")
+    if not (digits.isascii() and digits.isdecimal()):
+        raise UsageError(f"incident number must be a number, got {word!r}")
+    number = int(digits)
+    if number > _LARGEST_NUMBER:
+        raise UnknownIncidentError(number)
+    return number
+
+
+def split_number(request: Request, needs_text: str | None = None) -> tuple[int, str]:
+    """``"3 some text"`` → ``(3, "some text")``.
+
+    ``needs_text``: the usage error to raise when the text is missing (None: optional).
+    """
+    word, _, rest = request.args.strip().partition(" ")
+    if not word:
+        raise UsageError("say which incident (its number)")
+    number = incident_number(word)
+    text = rest.strip()
+    if needs_text is not None and not text:
+        raise UsageError(needs_text)
+    return number, text
+
+
+def running_deploy_of(plans: tuple[Plan, ...], service: str) -> Plan | None:
+    """The running deploy of ``service`` that started first, if any."""
+    for plan in plans:
+        if plan.service == service:
+            return plan
+    return None
+
+
+def broke_target(core: Core, request: Request) -> tuple[str, str, Plan | None]:
+    """(service, what broke, running deploy of that service) for ``!broke``."""
+    args = request.args.strip()
+    if not args:
+        raise UsageError("say what broke")
+    first, _, rest = args.partition(" ")
+    live = running(core.plans, request.now)
+    service = known_service(core, first)
+    if service is not None:
+        text = rest.strip()
+        if not text:
+            raise UsageError(f"say what broke in {service}")
+        return service, text, running_deploy_of(live, service)
+    live_services = list(dict.fromkeys(plan.service for plan in live))
+    if len(live_services) == 1:
+        (service,) = live_services
+        return service, args, running_deploy_of(live, service)
+    if not live_services:
+        known = planned_services(core)
+        hint = f" (planned services: {', '.join(known)})" if known else ""
+        raise UsageError(
+            f"no deploy is running; say which service: !broke SERVICE what broke{hint}"
+        )
+    raise UsageError(
+        f"{len(live_services)} deploys are running ({', '.join(live_services)}); "
+        "say which service: !broke SERVICE what broke"
+    )
+
+
+def _listing(
+    title: str, incidents: tuple[Incident, ...], core: Core, request: Request
+) -> list[str]:
+    tz = core.config.timezone
+    shown = incidents[:MAX_LISTED]
+    lines = [title, *(incident_line(incident, tz, request.now) for incident in shown)]
+    if len(incidents) > len(shown):
+        lines.append(f"… and {len(incidents) - len(shown)} more (see the web page)")
+    return lines
+
+
+def _count(n: int, what: str) -> str:
+    """``1 open incident``, ``2 open incidents``."""
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def register(registry: Registry) -> None:
+    """Add the incident commands to ``registry``."""
+
+    @registry.command(
+        "!broke [SERVICE] what broke",
+        "record an incident; the service defaults to the deploy that is running",
+        "!broke pkgdb2 the acl page returns 500",
+    )
+    async def broke(core: Core, request: Request) -> Reply:
+        service, text, deploy = broke_target(core, request)
+        minutes = None
+        if deploy is not None:
+            minutes = int((request.now - deploy.when).total_seconds() // 60)
+        incident = core.store.report_incident(
+            service=service,
+            text=text,
+            reporter_nick=request.nick,
+            reporter_account=request.account,
+            channel=request.channel or "",
+            now=request.now,
+            deploy_id=deploy.id if deploy is not None else None,
+            minutes_into_deploy=minutes,
+        )
+        link = deploy_link(incident)
+        where = f"{service}, {link}" if link else service
+        n = incident.number
+        return Reply.say(f"recorded incident #{n} ({where}); fix with !fixed {n}")
+
+    @registry.command(
+        "!take N",
+        "make incident N yours (you are working on it)",
+        "!take 1",
+    )
+    async def take(core: Core, request: Request) -> Reply:
+        number, extra = split_number(request)
+        if extra:
+            raise UsageError(f"!take takes only the incident number, got {extra!r} after it")
+        before = core.store.get(number)
+        incident = core.store.take(number, request.nick, request.account, request.now)
+        if before.owner == incident.owner:
+            return Reply.say(f"incident #{number} ({incident.service}) is already yours")
+        taken_from = f", taken from {before.owner}" if before.owner else ""
+        return Reply.say(
+            f"incident #{number} ({incident.service}) is now owned by {request.nick}{taken_from}"
+        )
+
+    @registry.command(
+        "!note N text",
+        "add a note to incident N (what you found, what you tried)",
+        "!note 1 rolled back the acl endpoint; watching the logs",
+    )
+    async def note(core: Core, request: Request) -> Reply:
+        number, text = split_number(request, needs_text="say what to note after the number")
+        incident = core.store.add_note(number, request.nick, request.account, text, request.now)
+        return Reply.say(f"noted on incident #{number} ({incident.service})")
+
+    @registry.command(
+        "!fixed N [note]",
+        "mark incident N fixed, with an optional note on the fix",
+        "!fixed 1 the acl endpoint returns [] again",
+    )
+    async def fixed(core: Core, request: Request) -> Reply:
+        number, text = split_number(request)
+        incident = core.store.fix(
+            number, request.nick, request.account, request.now, note=text or None
+        )
+        repair = incident.time_to_repair
+        after = f" after {elapsed_text(repair)}" if repair is not None else ""
+        still_open = len(core.store.list_incidents(state="open"))
+        return Reply.say(
+            f"incident #{number} ({incident.service}) fixed by {request.nick}{after}; "
+            f"{_count(still_open, 'open incident')} left"
+        )
+
+    @registry.command(
+        "!incident N",
+        "one incident: state, service, deploy, reporter, owner, times and the last notes",
+        "!incident 1",
+    )
+    async def incident(core: Core, request: Request) -> Reply:
+        number, extra = split_number(request)
+        if extra:
+            raise UsageError(f"!incident takes only the number, got {extra!r} after it")
+        found = core.store.get(number)
+        return Reply.say(*incident_detail(found, core.config.timezone, request.now))
+
+    @registry.command(
+        "!incidents [open|today|SERVICE]",
+        "open incidents (the default), today's, or the latest of one service",
+        "!incidents",
+        "!incidents today",
+        "!incidents pkgdb2",
+    )
+    async def incidents(core: Core, request: Request) -> Reply:
+        words = request.args.split()
+        if len(words) > 1:
+            raise UsageError(f"one of open, today or a service, got {len(words)} words")
+        what = words[0] if words else "open"
+        return Reply.say(*list_incidents(core, request, what))
+
+
+def list_incidents(core: Core, request: Request, what: str) -> list[str]:
+    """The lines of ``!incidents WHAT``."""
+    tz = core.config.timezone
+    if what.lower() == "open":
+        found = core.store.list_incidents(state="open")
+        if not found:
+            return ["no open incidents"]
+        return _listing(f"{_count(len(found), 'open incident')}:", found, core, request)
+    if what.lower() == "today":
+        start, end = day_bounds(request.now, tz)
+        day = f"{start.astimezone(tz):%Y-%m-%d} {core.config.tz_name}"
+        found = core.store.list_incidents(since=start, until=end)
+        if not found:
+            return [f"no incidents reported today ({day})"]
+        still_open = sum(1 for incident in found if incident.open)
+        title = f"{_count(len(found), 'incident')} reported today ({day}), {still_open} open:"
+        return _listing(title, found, core, request)
+    service = known_service(core, what) or what
+    found = core.store.list_incidents(service=service, newest_first=True, limit=MAX_LISTED + 1)
+    if not found:
+        if known_service(core, what) is None:
+            raise UsageError(f"{what!r} is neither open, today nor a known service")
+        return [f"no incidents recorded for {service}"]
+    title = f"latest incidents of {service}, newest first:"
+    lines = _listing(title, found[:MAX_LISTED], core, request)
+    if len(found) > MAX_LISTED:
+        lines.append("… older ones: see the web page or !incident N")
+    return lines
