@@ -8,11 +8,11 @@ build their own with a clock they drive.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from deploybot.config import Config
-from deploybot.planbook import PlanBook
+from deploybot.planbook import PlanBook, ReloadReport
 from deploybot.plans import Plan
 from deploybot.store import Store
 
@@ -27,6 +27,8 @@ class Core:
     store: Store
     book: PlanBook
     clock: Callable[[], datetime] = utc_now
+    #: Called after every reload (e.g. to reschedule countdowns).
+    plan_listeners: list[Callable[[ReloadReport], None]] = field(default_factory=list)
 
     @property
     def plans(self) -> tuple[Plan, ...]:
@@ -34,6 +36,13 @@ class Core:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def reload_plans(self) -> ReloadReport:
+        """Reload the plan files and tell every listener what changed."""
+        report = self.book.reload()
+        for listener in self.plan_listeners:
+            listener(report)
+        return report
 
     def is_admin(self, account: str | None, mask: str) -> bool:
         """Admins are services accounts or host masks from the config, never bare nicks."""

@@ -55,6 +55,21 @@ class PlanBook:
                 return plan
         return None
 
+    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """Name, mtime and size of every plan file: changes when a file is edited."""
+        try:
+            files = plan_files(self.directory)
+        except OSError:
+            return ()
+        stamps = []
+        for path in files:
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            stamps.append((path.name, stat.st_mtime_ns, stat.st_size))
+        return tuple(stamps)
+
     def reload(self) -> ReloadReport:
         """Read the directory again; keep the last good version of files that went bad."""
         problems: list[Problem] = []

@@ -46,7 +46,7 @@ def register(registry: Registry) -> None:
         if words != ["reload"]:
             got = f", got {request.args.strip()!r}" if words else ""
             raise UsageError(f"the only action is reload{got}")
-        report = core.book.reload()
+        report = core.reload_plans()
         log.info("plans reloaded by %s (%s): %s", request.mask, request.account, report.summary())
         lines = [f"plans reloaded: {report.summary()}"]
         shown = report.problems[:MAX_PROBLEMS_SHOWN]
