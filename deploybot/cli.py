@@ -8,6 +8,7 @@ give 2 (argparse's convention).
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,7 +54,29 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: ./bot.ini if it exists)",
     )
     check.set_defaults(run=run_check)
+
+    run = commands.add_parser(
+        "run",
+        help="run the bot (IRC, countdowns, incidents)",
+        description="Run the bot with the [bot] and [deploybot] sections of a config file.",
+    )
+    run.add_argument(
+        "config",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        metavar="bot.ini",
+        help="config file (default: ./bot.ini)",
+    )
+    run.set_defaults(run=run_bot)
     return parser
+
+
+def run_bot(args: argparse.Namespace, out: TextIO) -> int:
+    # The IRC and scheduling stack is loaded only here: the core never imports it.
+    application = importlib.import_module("deploybot_plugins.application")
+    status: int = application.run(args.config)
+    return status
 
 
 def _config(path: Path | None) -> Config:

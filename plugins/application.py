@@ -1,0 +1,168 @@
+"""``deploybot run``: one application object owning the loop's resources.
+
+:class:`Application` validates the config before connecting, opens the store, loads
+the plans, starts the APScheduler (asyncio) scheduler and the IRC bot, and on
+SIGINT/SIGTERM sends QUIT, stops the scheduler and closes the store, in that order.
+Everything the bot starts is a task it keeps a reference to; a task that fails is
+logged with its traceback, never left unobserved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from deploybot.commands.admin import problem_line
+from deploybot.config import Config, bot_section, load_config
+from deploybot.core import Core, utc_now
+from deploybot.countdowns import CountdownPoster
+from deploybot.planbook import PlanBook, ReloadReport
+from deploybot.store import Store
+
+from .ircbot import DeployIrcBot, IrcLoginError, resolve_sasl_password
+
+log = logging.getLogger(__name__)
+
+PLAN_WATCH_SECONDS = 5
+ALWAYS_INCLUDED = ("deploybot_plugins.commands",)
+
+
+class Application:
+    def __init__(self, ini: Path, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.ini = ini
+        self.clock = clock
+        # Read and validated before anything connects: a bad config fails here.
+        self.config: Config = load_config(ini)
+        self.bot_config: dict[str, Any] = dict(bot_section(ini))
+        self.sasl_password = resolve_sasl_password(self.bot_config, os.environ)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stop = asyncio.Event()
+        self.core: Core
+        self.bot: DeployIrcBot
+        self.scheduler: AsyncIOScheduler
+        self.poster: CountdownPoster
+        self._fingerprint: tuple[tuple[str, int, int], ...] = ()
+
+    # --- tasks ---------------------------------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task we keep; its failure is logged with a traceback."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %r failed", task.get_name(), exc_info=task.exception())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # --- life cycle ----------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        config = self.config
+        store = Store.open(config.database)
+        try:
+            book = PlanBook(config.plans_dir)
+            self.core = Core(config=config, store=store, book=book, clock=self.clock)
+            report = book.reload()
+            self._fingerprint = book.fingerprint()
+            self.bot = self._make_bot(loop)
+            self.poster = CountdownPoster(self.core, self.bot.outbox)
+            self.core.plan_listeners.append(self._plans_reloaded)
+            for channel in (config.admin_channel, *config.announce_channels):
+                self.bot.outbox.join(channel)
+            self._report_problems(report)
+            self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+            self.scheduler.start()
+            try:
+                self.poster.post_due()  # anything that came due while we were down: late
+                self.poster.reschedule(self.scheduler)
+                self.scheduler.add_job(
+                    self._watch_plans, "interval", seconds=PLAN_WATCH_SECONDS, id="plan-watch"
+                )
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(signum, self.stop)
+                try:
+                    await self.bot.start()
+                except IrcLoginError as error:
+                    log.error("cannot log in to IRC: %s", error)
+                    return 1
+                await self._wait_for_stop()
+                await self.bot.stop("deploybot shutting down")
+            finally:
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
+                self.scheduler.shutdown(wait=False)
+                await self._cancel_tasks()
+        finally:
+            store.close()
+        log.info("stopped")
+        return 0
+
+    def _make_bot(self, loop: asyncio.AbstractEventLoop) -> DeployIrcBot:
+        bot_config = dict(self.bot_config)
+        includes = bot_config.get("includes") or []
+        if isinstance(includes, str):
+            includes = includes.split()
+        bot_config["includes"] = [*includes, *(i for i in ALWAYS_INCLUDED if i not in includes)]
+        return DeployIrcBot(
+            bot_config, loop=loop, sasl_password=self.sasl_password, deploybot_app=self
+        )
+
+    async def _wait_for_stop(self) -> None:
+        failed = self.bot.failed
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- plans ---------------------------------------------------------------------------
+    def _watch_plans(self) -> None:
+        """Reload when a plan file changed on disk (edits take effect without a command)."""
+        fingerprint = self.core.book.fingerprint()
+        if fingerprint != self._fingerprint:
+            log.info("plan files changed on disk; reloading")
+            self._report_problems(self.core.reload_plans())
+
+    def _plans_reloaded(self, report: ReloadReport) -> None:
+        self._fingerprint = self.core.book.fingerprint()
+        self.poster.post_due()
+        count = self.poster.reschedule(self.scheduler)
+        log.info("plans: %s; %d countdowns scheduled", report.summary(), count)
+
+    def _report_problems(self, report: ReloadReport) -> None:
+        if not report.problems:
+            return
+        admin = self.config.admin_channel
+        self.bot.outbox.post(admin, f"plan problems: {report.summary()}")
+        for problem in report.problems[:5]:
+            log.warning("plan problem: %s", problem)
+            self.bot.outbox.post(admin, problem_line(problem, self.core.book.directory))
+        if len(report.problems) > 5:
+            self.bot.outbox.post(admin, f"… and {len(report.problems) - 5} more: deploybot check")
+
+
+def run(ini: Path) -> int:
+    """Entry point of ``deploybot run``."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    app = Application(ini)
+    return asyncio.run(app.run())
