@@ -1,0 +1,147 @@
+"""Round-trip latency of `!incident N` through a real IRC server, against irc3's floor.
+
+Run by hand (not part of the test suite):
+
+    .venv/bin/python -m bench.commands [--count 1000]
+
+It starts inspircd (relaxed connect class: no flood control, so the server adds no
+stalls) on 127.0.0.1, then in the same run:
+
+1. a bare irc3 bot (irc3.plugins.command) answering `!ping` — the framework floor;
+2. `deploybot run` with one recorded incident, answering `!incident 1`;
+
+and times COUNT sequential request → reply round trips from a raw client for each, by
+private message (irc3's `!ping` answers only in private).
+Target (issue 3): deploybot's p99 ≤ 1.5 × the floor's p99.  Reference measured on this
+kind of machine (shared/notes): irc3 `!ping` via inspircd relaxed ≈ 0.61 ms p50 / 1.47 ms p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+from bench._irc import RawClient, percentiles, row
+from tests.ircd.servers import InspircdServer
+
+REPO = Path(__file__).resolve().parent.parent
+BARE_BOT = textwrap.dedent(
+    """
+    import asyncio, sys, irc3
+    async def main():
+        loop = asyncio.get_running_loop()
+        bot = irc3.IrcBot(loop=loop, nick="barebot", host="127.0.0.1", port=int(sys.argv[1]),
+                          autojoins=["#bench"], includes=["irc3.plugins.command"],
+                          flood_burst=0)
+        bot.create_connection()
+        await asyncio.Event().wait()
+    asyncio.run(main())
+    """
+)
+
+
+def write_bot_config(workdir: Path, port: int) -> Path:
+    ini = workdir / "bot.ini"
+    plans = workdir / "plans"
+    plans.mkdir()
+    ini.write_text(
+        textwrap.dedent(
+            f"""
+            [bot]
+            nick = deploybot
+            host = 127.0.0.1
+            port = {port}
+            # relaxed server class: the token bucket must not be the thing we measure
+            throttle_burst = 10000
+            throttle_rate = 100000
+            [deploybot]
+            plans_dir = {plans}
+            database = {workdir / "bench.sqlite3"}
+            admin_channel = #bench
+            announce_channels = #bench
+            """
+        )
+    )
+    return ini
+
+
+async def measure(
+    port: int, nick: str, bot: str, text: str, answer: str, count: int
+) -> list[float]:
+    client = await RawClient.connect("127.0.0.1", port, nick)
+    try:
+        await client.join("#bench")
+        # warm up (and wait until the bot is in the channel and answering)
+        for _ in range(20):
+            try:
+                await client.round_trips(bot, [text], answer, bot)
+                break
+            except TimeoutError:
+                continue
+        await client.round_trips(bot, [text] * 50, answer, bot)
+        return await client.round_trips(bot, [text] * count, answer, bot)
+    finally:
+        await client.close()
+
+
+async def main(count: int) -> int:
+    with tempfile.TemporaryDirectory(prefix="deploybot-bench-") as tmp:
+        workdir = Path(tmp)
+        server = InspircdServer(workdir / "ircd")
+        server.start()
+        bare = deploy = None
+        try:
+            port = server.relaxed_port
+            bare = subprocess.Popen(
+                [sys.executable, "-c", BARE_BOT, str(port)], stderr=subprocess.DEVNULL
+            )
+            floor = await measure(port, "pinger", "barebot", "!ping", "PONG", count)
+
+            ini = write_bot_config(workdir, port)
+            env = dict(os.environ)
+            deploy = subprocess.Popen(
+                [str(REPO / ".venv/bin/deploybot"), "run", str(ini)],
+                stdout=subprocess.DEVNULL,
+                stderr=open(workdir / "bot.log", "w"),  # noqa: SIM115
+                env=env,
+            )
+            seed = await RawClient.connect("127.0.0.1", port, "seeder")
+            await seed.join("#bench")
+            for _ in range(20):
+                try:  # the first answer also tells that the bot is up and in the channel
+                    await seed.round_trips("#bench", ["!uses benchsvc"], "benchsvc", "deploybot")
+                    break
+                except TimeoutError:
+                    continue
+            await seed.round_trips(
+                "#bench", ["!broke benchsvc the bench broke it"], "recorded", "deploybot"
+            )
+            await seed.close()
+            ours = await measure(port, "asker", "deploybot", "!incident 1", "#1", count)
+        finally:
+            for proc in (bare, deploy):
+                if proc is not None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(timeout=10)
+            server.stop()
+    a, b = percentiles(floor), percentiles(ours)
+    print(f"{count} sequential round trips each, inspircd relaxed class, 127.0.0.1")
+    print(row("irc3 bare bot, !ping (floor)", a))
+    print(row("deploybot, !incident 1", b))
+    ratio = b["p99"] / a["p99"]
+    print(f"p99 ratio deploybot / floor: {ratio:.2f}  (target ≤ 1.5)")
+    print("reference (shared/notes): irc3 !ping via inspircd relaxed ≈ 0.61 ms p50 / 1.47 ms p99")
+    return 0 if ratio <= 1.5 else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000)
+    sys.exit(asyncio.run(main(parser.parse_args().count)))
