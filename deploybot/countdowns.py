@@ -63,6 +63,12 @@ class CountdownPoster:
             posted.append(due.key)
         return posted
 
+    async def _post_due_job(self) -> None:
+        """The scheduled job.  A coroutine function, so that AsyncIOScheduler runs it in the
+        event loop's thread: a plain function would run in a worker thread, away from the
+        store's SQLite connection (bound to its thread) and the outbox (not thread-safe)."""
+        self.post_due()
+
     def reschedule(self, scheduler: BaseScheduler, now: datetime | None = None) -> int:
         """Replace all countdown jobs by one date job per future countdown; return how many."""
         now = now or self.core.now()
@@ -73,7 +79,7 @@ class CountdownPoster:
         future = future_countdowns(self.core.plans, config.countdowns, config.timezone, now)
         for countdown in future:
             scheduler.add_job(
-                self.post_due,
+                self._post_due_job,
                 trigger="date",
                 run_date=countdown.at,
                 id=JOB_PREFIX + countdown.key,

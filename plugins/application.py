@@ -133,8 +133,11 @@ class Application:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- plans ---------------------------------------------------------------------------
-    def _watch_plans(self) -> None:
-        """Reload when a plan file changed on disk (edits take effect without a command)."""
+    async def _watch_plans(self) -> None:
+        """Reload when a plan file changed on disk (edits take effect without a command).
+
+        A coroutine function so that the scheduler runs it in the loop's thread (it uses the
+        store and the outbox), not in a worker thread as it would a plain function."""
         fingerprint = self.core.book.fingerprint()
         if fingerprint != self._fingerprint:
             log.info("plan files changed on disk; reloading")
