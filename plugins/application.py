@@ -94,7 +94,8 @@ class Application:
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(signum, self.stop)
                 try:
-                    await self.bot.start()
+                    if not await self._start_bot():
+                        return 0  # stopped by a signal before the server registered us
                 except IrcLoginError as error:
                     log.error("cannot log in to IRC: %s", error)
                     return 1
@@ -119,6 +120,19 @@ class Application:
         return DeployIrcBot(
             bot_config, loop=loop, sasl_password=self.sasl_password, deploybot_app=self
         )
+
+    async def _start_bot(self) -> bool:
+        """Connect (retrying while the server is down); False if a signal came first."""
+        start = asyncio.ensure_future(self.bot.start())
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({start, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if start.done():
+            start.result()  # raises IrcLoginError on a refused login
+            return True
+        await self.bot.stop("deploybot shutting down")  # also releases start()
+        await asyncio.gather(start, return_exceptions=True)
+        return False
 
     async def _wait_for_stop(self) -> None:
         failed = self.bot.failed
