@@ -1,3 +1,10 @@
 """Shared pytest configuration."""
 
+from hypothesis import HealthCheck, settings
+
 from tests.ircd.fixtures import *  # noqa: F403  (IRC server fixtures and their hooks)
+
+# Property tests check behaviour, not speed: on a loaded 2-core CI machine generation can
+# be slow, so neither per-example deadlines nor the "too slow" health check apply.
+settings.register_profile("deploybot", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("deploybot")
