@@ -3,6 +3,11 @@
 One :class:`Core` per running bot (no module-level singletons): the validated config,
 the store, the plans in force and the clock.  Adapters hold a reference to it; tests
 build their own with a clock they drive.
+
+``firefight`` is the deploy-day :class:`~deploybot.firefight.Firefight` (it holds the
+transport's :class:`~deploybot.outbox.Outbox`); the running bot sets it once connected
+to its outbox.  It stays None without a transport (``deploybot check``, the CLI), and the
+deploy-day commands that must send something then answer "the bot is not connected".
 """
 
 from __future__ import annotations
@@ -10,11 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from deploybot.config import Config
 from deploybot.planbook import PlanBook, ReloadReport
 from deploybot.plans import Plan
 from deploybot.store import Store
+
+if TYPE_CHECKING:
+    from deploybot.firefight import Firefight
 
 
 def utc_now() -> datetime:
@@ -29,6 +38,8 @@ class Core:
     clock: Callable[[], datetime] = utc_now
     #: Called after every reload (e.g. to reschedule countdowns).
     plan_listeners: list[Callable[[ReloadReport], None]] = field(default_factory=list)
+    #: Deploy day (pages, firefighting channels); None when there is no transport.
+    firefight: Firefight | None = None
 
     @property
     def plans(self) -> tuple[Plan, ...]:

@@ -227,6 +227,11 @@ BAD_CALLS = [
     ("!plans reboot", "the only action is reload, got 'reboot'"),
     ("!help broke take", "one command at a time"),
     ("!help frobnicate", "no command !frobnicate"),
+    ("!roster a b", "one plan id only"),
+    ("!oncall now", "takes no arguments"),
+    ("!page", "say whom to page"),
+    ("!ack x", "page number must be a number, got 'x'"),
+    ("!firefight", "say open or close, then the plan id"),
 ]
 
 

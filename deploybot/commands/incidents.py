@@ -4,10 +4,15 @@
 Every change is committed by the store before the reply is built, so "recorded incident
 #3" is never said about an incident a crash could lose.  Who did what is recorded with
 the nick *and* the services account (None when not logged in).
+
+``!broke`` during a deploy also highlights the on-shift roster in the deploy's
+firefighting channel (:meth:`~deploybot.firefight.Firefight.on_incident`) when the bot
+is connected.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from deploybot.commands.base import Registry, Reply, Request, UsageError
@@ -19,6 +24,8 @@ from deploybot.texts import deploy_link, elapsed_text, incident_detail, incident
 
 if TYPE_CHECKING:
     from deploybot.core import Core
+
+log = logging.getLogger(__name__)
 
 #: ``!incidents`` shows at most this many incidents, then says how many more there are.
 MAX_LISTED = 15
@@ -127,6 +134,13 @@ def register(registry: Registry) -> None:
             deploy_id=deploy.id if deploy is not None else None,
             minutes_into_deploy=minutes,
         )
+        if deploy is not None and core.firefight is not None:
+            try:
+                core.firefight.on_incident(incident, deploy, request.now)
+            except Exception:  # the incident is recorded: say so whatever the alert did
+                log.exception(
+                    "alerting the firefighting channel of incident %s failed", incident.number
+                )
         link = deploy_link(incident)
         where = f"{service}, {link}" if link else service
         n = incident.number

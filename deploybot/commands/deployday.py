@@ -1,0 +1,193 @@
+"""Deploy-day commands (SPEC §3): ``!roster``, ``!oncall``, ``!page``, ``!ack``,
+``!firefight``.
+
+``!roster``, ``!oncall`` and ``!ack`` only read or write the store, so they work
+anywhere.  ``!page`` and ``!firefight`` send messages through ``Core.firefight``
+(:class:`~deploybot.firefight.Firefight`); without a transport (``Core.firefight`` is
+None, e.g. ``deploybot check``) they check their arguments and then answer
+:data:`NOT_CONNECTED`, changing nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from deploybot.commands.base import Registry, Reply, Request, UsageError
+from deploybot.commands.deploys import find_plan, no_arguments
+from deploybot.errors import DeploybotError
+from deploybot.firefight import ack_text, channel_of
+from deploybot.plans import Plan
+from deploybot.roster import on_shift, roster_lines, teams_of
+from deploybot.schedule import running, upcoming
+from deploybot.store import UnknownPageError
+from deploybot.texts import plan_line, when_text
+
+if TYPE_CHECKING:
+    from deploybot.core import Core
+
+#: What the commands that send pages say when the bot has no transport.
+NOT_CONNECTED = "the bot is not connected to IRC, so it cannot page or open channels now"
+
+# RFC 2812 nicks (letters, digits, []\`_^{|} and -, not starting with a digit or -).
+_NICK = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,31}")
+_LARGEST_NUMBER = 2**62
+
+
+def _channel_or_none(core: Core, plan: Plan) -> str | None:
+    try:
+        return channel_of(plan, core.config)
+    except ValueError:
+        return None
+
+
+def page_number(word: str) -> int:
+    """``3`` or ``#3`` as a page number; a usage error for anything else."""
+    digits = word.removeprefix("#")
+    if not (digits.isascii() and digits.isdecimal()):
+        raise UsageError(f"page number must be a number, got {word!r}")
+    number = int(digits)
+    if number > _LARGEST_NUMBER:
+        raise UnknownPageError(number)
+    return number
+
+
+def default_plan(core: Core, request: Request) -> Plan:
+    """The running deploy that started first, else the next upcoming one."""
+    live = running(core.plans, request.now)
+    if live:
+        return live[0]
+    coming = upcoming(core.plans, request.now)
+    if coming:
+        return coming[0]
+    raise DeploybotError("no deploy is running or planned; say which plan: !roster ID")
+
+
+def oncall_lines(core: Core, request: Request) -> list[str]:
+    """The lines of ``!oncall``: per running deploy, who is on shift by team."""
+    lines: list[str] = []
+    for plan in running(core.plans, request.now):
+        by_team: dict[str, list[str]] = {}
+        for person in on_shift(plan, request.now):
+            by_team.setdefault(person.team, []).append(person.nick)
+        if not by_team:
+            continue
+        channel = _channel_or_none(core, plan)
+        where = f" ({channel})" if channel else ""
+        teams = "; ".join(f"{team}: {' '.join(nicks)}" for team, nicks in by_team.items())
+        lines.append(f"{plan.id}{where}: {teams}")
+    if lines:
+        return lines
+    coming = upcoming(core.plans, request.now)
+    if running(core.plans, request.now) or not coming:
+        return ["nobody is on shift now"]
+    nxt = plan_line(coming[0], request.now, core.config.timezone)
+    return [f"nobody is on shift now (no deploy is running; next: {nxt})"]
+
+
+def register(registry: Registry) -> None:
+    """Add the deploy-day commands to ``registry``."""
+
+    @registry.command(
+        "!roster [ID]",
+        "the firefighting roster of a deploy (default: the running one, else the next); "
+        "● marks who is on shift now",
+        "!roster",
+        "!roster pkgdb2-2.0",
+    )
+    async def roster(core: Core, request: Request) -> Reply:
+        words = request.args.split()
+        if len(words) > 1:
+            raise UsageError(f"one plan id only, got {len(words)} words")
+        plan = find_plan(core, words[0]) if words else default_plan(core, request)
+        channel = _channel_or_none(core, plan)
+        return Reply.say(*roster_lines(plan, request.now, core.config.timezone, channel))
+
+    @registry.command(
+        "!oncall",
+        "who is on shift now in the running deploys, by team",
+        "!oncall",
+    )
+    async def oncall(core: Core, request: Request) -> Reply:
+        no_arguments(request)
+        return Reply.say(*oncall_lines(core, request))
+
+    @registry.command(
+        "!page WHO message",
+        "page a nick, or the members of a team who are on shift now; !ack acknowledges",
+        "!page dgilmore the compose is failing on /api/packager/acl",
+        "!page rel-eng please check the compose",
+    )
+    async def page(core: Core, request: Request) -> Reply:
+        who, _, message = request.args.strip().partition(" ")
+        if not who:
+            raise UsageError("say whom to page (a nick or a team) and why")
+        message = message.strip()
+        if not message:
+            raise UsageError(f"say what the page to {who} is about")
+        is_team = any(team.casefold() == who.casefold() for team in teams_of(core.plans))
+        if not is_team and not _NICK.fullmatch(who):
+            raise UsageError(f"{who!r} is neither a team of a plan nor a nick")
+        if core.firefight is None:
+            return Reply.say(NOT_CONNECTED)
+        pages = core.firefight.page(
+            request.nick, who, message, request.now, running(core.plans, request.now)
+        )
+        paged = ", ".join(f"{p.target_nick} (#{p.number})" for p in pages)
+        if is_team:
+            return Reply.say(f"paged {who} on shift: {paged}")
+        return Reply.say(f"paged {paged}")
+
+    @registry.command(
+        "!ack [N]",
+        "acknowledge your pending pages (all, or page N); stops their escalation",
+        "!ack",
+    )
+    async def ack(core: Core, request: Request) -> Reply:
+        words = request.args.split()
+        if len(words) > 1:
+            raise UsageError(f"one page number at most, got {len(words)} words")
+        number = page_number(words[0]) if words else None
+        if core.firefight is not None:
+            pages = core.firefight.ack(request.nick, request.account, number, request.now)
+        else:
+            pages = core.store.ack_pages(request.nick, request.now, number, account=request.account)
+        return Reply.say(ack_text(request.nick, pages))
+
+    @registry.command(
+        "!firefight open|close ID",
+        "open a deploy's firefighting channel by hand (join, topic, pages) or close it "
+        "(summary, leave)",
+        "!firefight open pkgdb2-2.0",
+        "!firefight close pkgdb2-2.0",
+        admin=True,
+    )
+    async def firefight(core: Core, request: Request) -> Reply:
+        words = request.args.split()
+        if len(words) != 2 or words[0].lower() not in ("open", "close"):
+            got = f", got {request.args.strip()!r}" if words else ""
+            raise UsageError(f"say open or close, then the plan id{got}")
+        action = words[0].lower()
+        plan = find_plan(core, words[1])
+        if core.firefight is None:
+            return Reply.say(NOT_CONNECTED)
+        fire = core.firefight
+        channel = fire.channel_for(plan)
+        reason = f"{'opened' if action == 'open' else 'closed'} by {request.nick}"
+        if action == "open":
+            if fire.open(plan, request.now, reason=reason):
+                return Reply.say(
+                    f"opened firefighting for {plan.id} in {channel}: topic set, "
+                    "roster on shift and consumers paged"
+                )
+            return Reply.say(f"firefighting for {plan.id} was already open; rejoined {channel}")
+        if request.now < plan.when and not fire.is_open(plan):
+            raise DeploybotError(
+                f"{plan.id} has not started (it opens "
+                f"{when_text(plan.when, core.config.timezone)}); nothing to close"
+            )
+        if fire.close(plan, request.now, reason=reason):
+            return Reply.say(f"closed firefighting for {plan.id}: summary posted in {channel}")
+        return Reply.say(
+            f"firefighting for {plan.id} was already closed (or never opened); nothing to post"
+        )
