@@ -24,6 +24,7 @@ from deploybot.commands.admin import problem_line
 from deploybot.config import Config, bot_section, load_config
 from deploybot.core import Core, utc_now
 from deploybot.countdowns import CountdownPoster
+from deploybot.firefight import Firefight
 from deploybot.planbook import PlanBook, ReloadReport
 from deploybot.store import Store
 
@@ -32,6 +33,7 @@ from .ircbot import DeployIrcBot, IrcLoginError, resolve_sasl_password
 log = logging.getLogger(__name__)
 
 PLAN_WATCH_SECONDS = 5
+FIREFIGHT_SWEEP_SECONDS = 30
 ALWAYS_INCLUDED = ("deploybot_plugins.commands",)
 
 
@@ -49,6 +51,7 @@ class Application:
         self.bot: DeployIrcBot
         self.scheduler: AsyncIOScheduler
         self.poster: CountdownPoster
+        self.firefight: Firefight
         self._fingerprint: tuple[tuple[str, int, int], ...] = ()
 
     # --- tasks ---------------------------------------------------------------------------
@@ -79,6 +82,8 @@ class Application:
             self._fingerprint = book.fingerprint()
             self.bot = self._make_bot(loop)
             self.poster = CountdownPoster(self.core, self.bot.outbox)
+            self.firefight = Firefight(self.core, self.bot.outbox)
+            self.core.firefight = self.firefight
             self.core.plan_listeners.append(self._plans_reloaded)
             for channel in (config.admin_channel, *config.announce_channels):
                 self.bot.outbox.join(channel)
@@ -88,6 +93,18 @@ class Application:
             try:
                 self.poster.post_due()  # anything that came due while we were down: late
                 self.poster.reschedule(self.scheduler)
+                # Rejoin running deploys' channels, open/close what is due, escalate.
+                self.firefight.sweep()
+                self.firefight.reschedule(self.scheduler)
+                self.scheduler.add_job(
+                    self.firefight.sweep_job,
+                    "interval",
+                    seconds=FIREFIGHT_SWEEP_SECONDS,
+                    id="firefight-sweep",
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=None,
+                )
                 self.scheduler.add_job(
                     self._watch_plans, "interval", seconds=PLAN_WATCH_SECONDS, id="plan-watch"
                 )
@@ -161,6 +178,8 @@ class Application:
         self._fingerprint = self.core.book.fingerprint()
         self.poster.post_due()
         count = self.poster.reschedule(self.scheduler)
+        self.firefight.sweep()
+        self.firefight.reschedule(self.scheduler)
         log.info("plans: %s; %d countdowns scheduled", report.summary(), count)
 
     def _report_problems(self, report: ReloadReport) -> None:
