@@ -32,12 +32,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, NamedTuple, Self
 
 from deploybot.errors import DeploybotError
 from deploybot.migrations import SCHEMA_VERSION, migrate
@@ -47,6 +47,7 @@ __all__ = [
     "AlreadyFixedError",
     "CountdownClaim",
     "Incident",
+    "IncidentSummary",
     "Page",
     "PageAlreadyAckedError",
     "PageNotYoursError",
@@ -259,6 +260,71 @@ SELECT incident, at, nick, account, kind, text FROM incident_events
 WHERE incident IN (SELECT value FROM json_each(:numbers))
 ORDER BY incident, id
 """
+
+
+# -- lean reads for the digest (added for deploybot.digest) -----------------------------
+
+
+class IncidentSummary(NamedTuple):
+    """The columns of an incident that a digest reads, without its timeline.
+
+    A tuple, so that building one per row stays cheap (a day's digest may read 100,000);
+    the field names and types are those of :class:`Incident`.
+    """
+
+    number: int
+    service: str
+    deploy_id: str | None
+    text: str
+    reporter_nick: str
+    owner: str | None
+    reported_at: datetime
+    acknowledged_at: datetime | None
+    fixed_at: datetime | None
+
+
+_SUMMARY_COLUMNS = (
+    "number, service, deploy_id, text, reporter_nick, owner, reported_at, acknowledged_at, fixed_at"
+)
+
+# The incidents of _INCIDENTS_BETWEEN_SQL as three disjoint index range searches, so no
+# UNION de-duplication, no number lookup and no sort: reported in the period; reported
+# before it (but not before :span_start, see above) and fixed at or after :start; and
+# reported before it and still open.  The middle part replaces the search of fixed_at
+# there, which reads every incident fixed in the period to keep the few reported before.
+_SUMMARIES_BETWEEN_SQL = f"""
+SELECT {_SUMMARY_COLUMNS} FROM incidents INDEXED BY incidents_reported_at
+    WHERE reported_at >= :start AND reported_at < :end
+UNION ALL
+SELECT {_SUMMARY_COLUMNS} FROM incidents INDEXED BY incidents_reported_at
+    WHERE reported_at >= :span_start AND reported_at < :start AND fixed_at >= :start
+UNION ALL
+SELECT {_SUMMARY_COLUMNS} FROM incidents INDEXED BY incidents_open
+    WHERE fixed_at IS NULL AND reported_at < :start
+"""
+
+
+def _summaries(rows: Iterable[tuple[Any, ...]]) -> Iterator[IncidentSummary]:
+    parse = datetime.fromisoformat  # "...Z" gives an aware UTC datetime
+    new = tuple.__new__
+    for number, service, deploy, text, nick, owner, reported, acked, fixed in rows:
+        yield new(
+            IncidentSummary,
+            (
+                number,
+                service,
+                deploy,
+                text,
+                nick,
+                owner,
+                parse(reported),
+                None if acked is None else parse(acked),
+                None if fixed is None else parse(fixed),
+            ),
+        )
+
+
+# -- end of the lean reads ----------------------------------------------------------------
 
 
 # -- the store --------------------------------------------------------------------------
@@ -531,6 +597,27 @@ class Store:
             "end": _db_time(end),
             "span_start": _db_time(first - timedelta(seconds=longest)),
         }
+
+    # -- lean reads for the digest (added for deploybot.digest) ----------------------
+
+    def incident_summaries_between(
+        self, start: datetime, end: datetime
+    ) -> Iterator[IncidentSummary]:
+        """The incidents of :meth:`incidents_between` as :class:`IncidentSummary`, in no
+        particular order, read from the database as they are iterated.
+
+        For a day's digest: only the columns it needs and no timelines, so the cost is
+        one index range search per part and a small tuple per incident, and nothing is
+        held in memory but the row being read.  The query runs when this is called
+        (``ValueError`` for a naive datetime then); iterate the result to the end at
+        once, before other writes on this store.
+        """
+        cursor = self._db.cursor()
+        cursor.row_factory = None  # plain tuples: much cheaper than sqlite3.Row
+        cursor.execute(_SUMMARIES_BETWEEN_SQL, self._between_params(start, end))
+        return _summaries(cursor)
+
+    # -- end of the lean reads --------------------------------------------------------
 
     def _with_timelines(self, rows: Sequence[sqlite3.Row]) -> tuple[Incident, ...]:
         if not rows:
