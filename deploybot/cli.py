@@ -11,14 +11,17 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
 
 from deploybot import __version__
 from deploybot.config import Config, load_config
-from deploybot.errors import ConfigError
+from deploybot.digest import digest_for_day, full_lines
+from deploybot.errors import ConfigError, DeploybotError
 from deploybot.planfile import load_paths
 from deploybot.policy import assess, format_readiness
+from deploybot.store import Store
 from deploybot.texts import when_text
 
 DEFAULT_CONFIG = Path("bot.ini")
@@ -55,6 +58,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=run_check)
 
+    digest = commands.add_parser(
+        "digest",
+        help="print the incident digest of a day",
+        description="Print the full incident digest of a day from the bot's database.",
+    )
+    digest.add_argument(
+        "--date",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="the day, in the configured timezone (default: today)",
+    )
+    digest.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="bot.ini naming the database, plans and timezone (default: ./bot.ini if it exists)",
+    )
+    digest.set_defaults(run=run_digest)
+
     run = commands.add_parser(
         "run",
         help="run the bot (IRC, countdowns, incidents)",
@@ -77,6 +99,33 @@ def run_bot(args: argparse.Namespace, out: TextIO) -> int:
     application = importlib.import_module("deploybot_plugins.application")
     status: int = application.run(args.config)
     return status
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def run_digest(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args.config)
+    now = datetime.now(UTC)
+    today = now.astimezone(config.timezone).date()
+    day = args.date or today
+    plans = load_paths([config.plans_dir]).plans
+    try:
+        store = Store.open(config.database, create=False)
+    except DeploybotError as error:
+        print(f"deploybot: {error}", file=sys.stderr)
+        return 1
+    with store:
+        # Today's digest is "so far"; any other day is described whole.
+        as_of = now if day == today else None
+        digest = digest_for_day(store, plans, day, config.timezone, as_of=as_of)
+    for line in full_lines(digest, config.timezone):
+        print(line, file=out)
+    return 0
 
 
 def _config(path: Path | None) -> Config:

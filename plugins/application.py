@@ -24,6 +24,7 @@ from deploybot.commands.admin import problem_line
 from deploybot.config import Config, bot_section, load_config
 from deploybot.core import Core, utc_now
 from deploybot.countdowns import CountdownPoster
+from deploybot.digestpost import DigestPoster
 from deploybot.firefight import Firefight
 from deploybot.planbook import PlanBook, ReloadReport
 from deploybot.store import Store
@@ -52,6 +53,7 @@ class Application:
         self.scheduler: AsyncIOScheduler
         self.poster: CountdownPoster
         self.firefight: Firefight
+        self.digests: DigestPoster
         self._fingerprint: tuple[tuple[str, int, int], ...] = ()
 
     # --- tasks ---------------------------------------------------------------------------
@@ -84,6 +86,7 @@ class Application:
             self.poster = CountdownPoster(self.core, self.bot.outbox)
             self.firefight = Firefight(self.core, self.bot.outbox)
             self.core.firefight = self.firefight
+            self.digests = DigestPoster(self.core, self.bot.outbox)
             self.core.plan_listeners.append(self._plans_reloaded)
             for channel in (config.admin_channel, *config.announce_channels):
                 self.bot.outbox.join(channel)
@@ -96,6 +99,8 @@ class Application:
                 # Rejoin running deploys' channels, open/close what is due, escalate.
                 self.firefight.sweep()
                 self.firefight.reschedule(self.scheduler)
+                self.digests.post_due()  # a digest whose time passed while we were down
+                self.digests.schedule(self.scheduler)
                 self.scheduler.add_job(
                     self.firefight.sweep_job,
                     "interval",

@@ -232,6 +232,8 @@ BAD_CALLS = [
     ("!page", "say whom to page"),
     ("!ack x", "page number must be a number, got 'x'"),
     ("!firefight", "say open or close, then the plan id"),
+    ("!digest 2026-13-01", "is not a date; write it as YYYY-MM-DD"),
+    ("!digest 2026-12-01 2026-12-02", "one date only"),
 ]
 
 

@@ -6,13 +6,21 @@ time, so there is no module-level registry to share or reset between tests.
 
 from __future__ import annotations
 
-from deploybot.commands import admin, consumers, deployday, deploys, help, incidents
+from deploybot.commands import (
+    admin,
+    consumers,
+    deployday,
+    deploys,
+    digest,
+    help,
+    incidents,
+)
 from deploybot.commands.base import Registry
 
 
 def build_registry() -> Registry:
     """A registry holding every IRC-free command of SPEC §3 written so far."""
     registry = Registry()
-    for module in (deploys, consumers, incidents, deployday, admin, help):
+    for module in (deploys, consumers, incidents, deployday, digest, admin, help):
         module.register(registry)
     return registry
