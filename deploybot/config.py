@@ -85,7 +85,10 @@ _KEYS: dict[str, tuple[str, str]] = {
         "space-separated offsets before a deploy at which to post a countdown",
     ),
     "notice_days": ("14", "days of notice the policy asks for (API breaks, staging)"),
-    "digest_time": ("22:00", "HH:MM (in timezone) when the daily incident digest is posted"),
+    "digest_time": (
+        "22:00",
+        "HH:MM or HH:MM:SS (in timezone) when the daily incident digest is posted",
+    ),
     "page_escalate_after": ("10m", "an unacknowledged page is repeated and escalated after"),
     "admins": (
         "account:pingou mask:*!*@fedora/sysadmin/*",
@@ -121,7 +124,7 @@ _CONTROL_IN_LIST = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # LF separates list 
 _CHANNEL_FORBIDDEN = re.compile(r"[\s,\x00-\x1f\x7f]")
 _HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9*](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?)"
 _TCP_ENDPOINT = re.compile(rf"tcp://{_HOST}:([0-9]{{1,5}})")
-_DIGEST_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})")
+_DIGEST_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?")
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 _Environment = Literal["prod", "stg", "dev"]
@@ -408,10 +411,12 @@ def _notice_days(text: str) -> int:
 
 def _digest_time(text: str) -> time:
     match = _DIGEST_TIME.fullmatch(text)
-    hour, minute = (int(match[1]), int(match[2])) if match else (99, 99)
-    if hour > 23 or minute > 59:
+    hour, minute, second = (
+        (int(match[1]), int(match[2]), int(match[3] or 0)) if match else (99, 99, 99)
+    )
+    if hour > 23 or minute > 59 or second > 59:
         raise _Bad(f"{text!r} is not a time of day: expected HH:MM from 00:00 to 23:59")
-    return time(hour, minute)
+    return time(hour, minute, second)
 
 
 def _page_escalate_after(text: str) -> timedelta:

@@ -77,6 +77,7 @@ class DigestPoster:
             "cron",
             hour=config.digest_time.hour,
             minute=config.digest_time.minute,
+            second=config.digest_time.second,  # HH:MM:SS is accepted (tests use it)
             timezone=config.timezone,
             id=JOB_ID,
             replace_existing=True,
