@@ -1,0 +1,745 @@
+"""End to end: `deploybot run bot.ini` as a real process against real IRC servers.
+
+The bot connects to inspircd's STOCK client port (a default install's flood control: a
+client that bursts is killed) and logs in with SASL to a NickServ account on atheme, unless
+a test says otherwise; the test's clients ("watchers") sit on the relaxed port. The bot's
+log is in its tmp directory and in the report of a failing test (tests/botprocess.py).
+
+The stock class paces the bot at about one line a second: tests send their commands in a
+few bursts and assert on the coalesced replies (`a · b · c`), never with fixed sleeps —
+except where the behaviour is about time passing while the bot is dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from deploybot.durations import format_duration
+from deploybot.lines import message_lines
+from deploybot.planfile import dump_plan
+from deploybot.plans import ApiBreak, Consumer, Plan, Roster, Shift
+from deploybot.schedule import DEFAULT_GRACE as LATE_GRACE  # later than this: "late"
+from deploybot.texts import break_line, plan_line
+from tests.botprocess import (
+    BotProcess,
+    BotProcesses,
+    bot_lines,
+    nick_eq,
+    said_by,
+    wait_said,
+)
+from tests.ircd.client import IrcClient, Message
+from tests.ircd.fixtures import Account, IrcClientFactory, MakeAccount
+from tests.ircd.servers import InspircdWithServices, NgircdServer
+from tests.planfactory import make_plan
+
+pytestmark = pytest.mark.irc
+
+REPLY_TIMEOUT = 60.0  # the stock class sends ~1 line/s; replies are never older than 60 s
+
+
+@pytest.fixture
+def bot_process(tmp_path: Path) -> Iterator[BotProcesses]:
+    """`bot_process(port=…, nick=…, admin_channel=…, …)` → a `BotProcess` (not started);
+    every one still running at teardown is stopped; their logs go into failure reports."""
+    bots = BotProcesses(tmp_path)
+    try:
+        yield bots
+    finally:
+        bots.close()
+
+
+def upcoming_plan(days: int = 30, **overrides: object) -> Plan:
+    """The factory's ready pkgdb2 plan, `days` from now (whole minutes, as plans are written)."""
+    when = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=days)
+    return make_plan(when=when, **overrides)
+
+
+def plan_due_in(seconds: float, **overrides: object) -> tuple[Plan, datetime, str]:
+    """A plan some 10 minutes ahead, its countdown due `seconds` from now, and the
+    `countdowns` setting that makes it so (`when` is a whole minute, as plan rosters are)."""
+    due = (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
+    when = (due + timedelta(minutes=11)).replace(second=0)
+    return make_plan(when=when, **overrides), due, format_duration(when - due)
+
+
+async def joined(
+    irc_client: IrcClientFactory, port: int, nick: str, channels: list[str], **kwargs: object
+) -> IrcClient:
+    client = await irc_client(port, nick, **kwargs)  # type: ignore[arg-type]
+    for channel in channels:
+        await client.join(channel)
+    return client
+
+
+def text_of(client: IrcClient, bot: str, since: int = 0, target: str | None = None) -> str:
+    """Everything `bot` said to `client` (channels it shares and privately), one per line."""
+    return "\n".join(m.text for m in bot_lines(client, bot, target, since))
+
+
+def incident_numbers(client: IrcClient, bot: str, since: int = 0) -> set[int]:
+    return {
+        int(number)
+        for m in bot_lines(client, bot, since=since)
+        for number in re.findall(r"recorded incident #(\d+)", m.text)
+    }
+
+
+async def wait_incident_numbers(
+    client: IrcClient, bot: str, wanted: set[int], since: int, timeout: float = REPLY_TIMEOUT
+) -> None:
+    """Wait until the bot's replies acknowledged every incident number in `wanted`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not wanted <= incident_numbers(client, bot, since):
+        missing = sorted(wanted - incident_numbers(client, bot, since))
+        await client.wait_for(
+            lambda m: said_by(bot)(m) and "recorded incident #" in m.text,
+            max(0.0, deadline - loop.time()),
+            what=f"acks of incidents {missing}",
+            since=since,
+        )
+
+
+def quits_of(client: IrcClient, nick: str, since: int = 0) -> list[Message]:
+    return [m for m in client.messages[since:] if m.command == "QUIT" and nick_eq(m.nick, nick)]
+
+
+def read_db(path: Path, query: str) -> list[tuple[object, ...]]:
+    """Rows of `query` on the bot's SQLite file, opened read-only."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
+
+
+def log_count(bot: BotProcess, text: str, log: str | None = None) -> int:
+    return sum(text in line for line in (bot.log_text() if log is None else log).splitlines())
+
+
+async def inspircd_bot(
+    net: InspircdWithServices,
+    make_account: MakeAccount,
+    bot_process: BotProcesses,
+    account: Account | None = None,
+    **kwargs: object,
+) -> BotProcess:
+    """A bot (not started) on the stock port, logging in to `account` (default: a fresh
+    one) with SASL; its nick is the account name."""
+    account = account or await make_account("deploybot")
+    return bot_process(
+        port=net.stock_port, nick=account.name, sasl=(account.name, account.password), **kwargs
+    )
+
+
+# -- 1. commands ------------------------------------------------------------------------------
+
+
+async def test_every_command_answers_end_to_end_and_a_bad_call_gets_its_usage(
+    inspircd_services: InspircdWithServices,
+    make_account: MakeAccount,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+) -> None:
+    """Every SPEC §3 command written so far (deploy day's included; the admin-only
+    `!firefight` refused to a non-admin, `!plans reload` is in the accounts test) answers
+    through the real process and server: short replies in the channel, long ones
+    privately with a pointer in the channel; a wrong call gets its usage line; irc3's
+    own `!ping` is not there (no reply at all)."""
+    net = inspircd_services
+    chan = "#" + net.unique_name("cmds")
+    bot = await inspircd_bot(net, make_account, bot_process, admin_channel=chan)
+    bot.write_plan(upcoming_plan())
+    me = await joined(irc_client, net.relaxed_port, net.unique_name("alice"), [chan])
+    await bot.start(me, chan)
+
+    mark = me.mark()
+    say = [
+        "!ping",  # irc3's built-in: not loaded, so nothing answers it
+        "!help",
+        "!deploys",
+        "!breaks",
+        "!ready pkgdb2-2.0",
+        "!deploy pkgdb2-2.0",
+        "!help broke",
+        "!deploy",
+        "!take x",
+    ]
+    await me.send_many(f"PRIVMSG {chan} :{command}" for command in say)
+    await wait_said(me, bot.nick, "— usage: !take N", since=mark, timeout=REPLY_TIMEOUT)
+    # replies keep the order of the commands: the first is !help's, nothing came for !ping
+    first = bot_lines(me, bot.nick, since=mark)[0].text
+    assert first.startswith("commands: !deploys !deploy !breaks !ready !uses"), first
+    assert "!plans (admin)" in first and "— !help COMMAND for one" in first
+    assert "pong" not in text_of(me, bot.nick, mark).lower()
+    in_channel = text_of(me, bot.nick, mark, target=chan)
+    private = text_of(me, bot.nick, mark, target=me.nick)
+    # !deploys and !breaks
+    assert "pkgdb2-2.0 — pkgdb2 2.0 'pkgdb2 replaces pkgdb1'" in in_channel
+    assert "(in 30 days) ⚠ 1 API break" in in_channel
+    assert "⚠ API BREAK: /api/packager/acl — returns null instead of []" in in_channel
+    assert "migration: treat null as an empty list" in in_channel
+    # !ready and !deploy are long: privately, with a pointer in the channel
+    assert f"{me.nick}: sent you 7 lines" in in_channel
+    assert f"{me.nick}: sent you 8 lines" in in_channel
+    assert "pkgdb2-2.0: READY (6/6)" in private
+    assert "✔ roster-coverage" in private
+    assert "owners: pingou; playbooks: groups/pkgdb.yml" in private
+    assert "roster (#pkgdb2-firefight): infrastructure pingou" in private
+    assert "READY (6/6) — !ready pkgdb2-2.0 for the checklist" in private
+    # !help COMMAND, and usage lines for wrong calls
+    assert "usage: !broke [SERVICE] what broke — record an incident" in in_channel
+    assert "example: !broke pkgdb2 the acl page returns 500" in in_channel
+    assert "say which plan (its id, as !deploys shows) — usage: !deploy ID" in in_channel
+    assert "incident number must be a number, got 'x' — usage: !take N" in in_channel
+
+    mark = me.mark()
+    say = [
+        "!uses pkgdb2 compose scripts",
+        "!consumers pkgdb2",
+        "!broke pkgdb2 the acl page returns 500",
+        "!take 1",
+        "!note 1 rolled back the acl endpoint",
+        "!fixed 1 works again",
+        "!incident 1",
+        "!incidents today",
+        "!incidents",
+        "!roster pkgdb2-2.0",
+        "!oncall",
+        f"!page {me.nick} the compose is failing",
+        "!ack",
+        "!digest",
+        "!firefight open pkgdb2-2.0",
+        "!page",
+    ]
+    await me.send_many(f"PRIVMSG {chan} :{command}" for command in say)
+    await wait_said(me, bot.nick, "— usage: !page WHO message", since=mark, timeout=REPLY_TIMEOUT)
+    in_channel = text_of(me, bot.nick, mark, target=chan)
+    private = text_of(me, bot.nick, mark, target=me.nick)
+    assert f"{me.nick}: registered as a consumer of pkgdb2 (compose scripts)" in in_channel
+    assert "next: pkgdb2-2.0 — pkgdb2 2.0" in in_channel
+    assert "2 known consumers of pkgdb2:" in in_channel
+    assert (
+        "rel-eng compose scripts (team rel-eng, contact dgilmore) — plan pkgdb2-2.0" in in_channel
+    )
+    assert f"{me.nick}: compose scripts (!uses, since " in in_channel
+    assert "recorded incident #1 (pkgdb2); fix with !fixed 1" in in_channel
+    assert f"incident #1 (pkgdb2) is now owned by {me.nick}" in in_channel
+    assert "noted on incident #1 (pkgdb2)" in in_channel
+    assert f"incident #1 (pkgdb2) fixed by {me.nick} after <1m; 0 open incidents left" in (
+        in_channel
+    )
+    assert f"{me.nick}: sent you 6 lines" in in_channel
+    assert "incident #1 FIXED (pkgdb2): the acl page returns 500" in private
+    assert "rolled back the acl endpoint" in private
+    assert "works again" in private
+    assert "1 incident reported today (" in in_channel
+    assert f"#1 [fixed] pkgdb2: the acl page returns 500 ({me.nick}, " in in_channel
+    assert "no open incidents" in in_channel
+    # deploy day: roster, on call, a page and its acknowledgement, the digest; an admin
+    # command refused to a non-admin
+    assert "pkgdb2-2.0 roster (#pkgdb2-firefight), deploy starts " in in_channel
+    assert "rel-eng: dgilmore whole window" in in_channel
+    assert "nobody is on shift now (no deploy is running; next: pkgdb2-2.0" in in_channel
+    assert f"paged {me.nick} (#1)" in in_channel
+    assert f"{me.nick}: page #1 from {me.nick}: the compose is failing — !ack 1" in in_channel
+    assert f"[page #1 from {me.nick}] the compose is failing — reply !ack 1" in private
+    assert f"{me.nick}: acknowledged page #1" in in_channel
+    assert "incident digest " in private
+    assert "not allowed: !firefight is for admins" in in_channel
+    assert "internal error" not in text_of(me, bot.nick)
+    await bot.stop(me)
+    assert "Traceback" not in bot.log_text()
+
+
+# -- 2. accounts, 3. SASL ----------------------------------------------------------------------
+
+
+async def test_the_bot_logs_in_and_only_an_admin_account_may_reload_plans(
+    inspircd_services: InspircdWithServices,
+    make_account: MakeAccount,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+) -> None:
+    """The bot logs in with SASL (`sasl_username`, `sasl_password_file`): its JOIN and its
+    replies carry its account. `!plans reload` is for the services account named in
+    `admins`: the same nick connected without logging in, and another logged-in account,
+    get "not allowed" and the reload does not run; the admin, logged in, gets "plans
+    reloaded"."""
+    net = inspircd_services
+    chan = "#" + net.unique_name("admins")
+    boss, other, own = await asyncio.gather(
+        make_account("boss"), make_account("other"), make_account("deploybot")
+    )
+    bot = await inspircd_bot(
+        net, make_account, bot_process, own, admin_channel=chan, admins=f"account:{boss.name}"
+    )
+    bot.write_plan(upcoming_plan())
+    impostor, someone = await asyncio.gather(
+        joined(irc_client, net.relaxed_port, boss.name, [chan]),
+        joined(irc_client, net.relaxed_port, other.name, [chan], sasl=(other.name, other.password)),
+    )
+    assert impostor.account is None and someone.account == other.name
+    assert {"account-tag", "extended-join"} <= impostor.caps
+    since = impostor.mark()
+    bot.spawn()
+    join = await bot.wait_joined(impostor, chan, since=since)
+    assert join.params[1] == own.name  # extended-join: JOIN #chan ACCOUNT :realname
+    assert f"SASL: logged in as {own.name}" in bot.log_text()
+
+    mark = impostor.mark()
+    await impostor.privmsg(chan, "!plans reload")
+    refused = await wait_said(impostor, bot.nick, "not allowed", since=mark, timeout=REPLY_TIMEOUT)
+    assert refused.account == own.name  # account-tag on the bot's own messages
+    await someone.privmsg(chan, "!plans reload")
+    await impostor.wait_for(
+        lambda m: (
+            said_by(bot.nick, chan)(m)
+            and text_of(impostor, bot.nick, mark).count("not allowed: !plans is for admins") == 2
+        ),
+        REPLY_TIMEOUT,
+        what="a second 'not allowed'",
+        since=mark,
+    )
+    assert "plans reloaded" not in text_of(impostor, bot.nick, mark)
+    assert log_count(bot, "plans reloaded by") == 0  # the handler never ran
+    await impostor.quit()
+
+    admin = await joined(
+        irc_client, net.relaxed_port, boss.name, [chan], sasl=(boss.name, boss.password)
+    )
+    mark = admin.mark()
+    await admin.privmsg(chan, "!plans reload")
+    reply = await wait_said(admin, bot.nick, "plans reloaded", since=mark, timeout=REPLY_TIMEOUT)
+    assert reply.text == "plans reloaded: 1 plans in force"
+    assert log_count(bot, "plans reloaded by") == 1
+    assert f"({boss.name}):" in await bot.wait_log("plans reloaded by")
+    await bot.stop(admin)
+
+
+async def test_a_wrong_sasl_password_ends_the_process_with_an_error_and_no_reconnect_loop(
+    inspircd_services: InspircdWithServices,
+    make_account: MakeAccount,
+    bot_process: BotProcesses,
+) -> None:
+    """A refused SASL login is fatal: `deploybot run` exits non-zero within seconds, its
+    log says the login failed and which settings to check, and it connected only once."""
+    net = inspircd_services
+    account = await make_account("deploybot")
+    bot = bot_process(
+        port=net.stock_port,
+        nick=account.name,
+        sasl=(account.name, "not-" + account.password),
+        admin_channel="#" + net.unique_name("sasl"),
+    )
+    began = time.monotonic()
+    bot.spawn()
+    status = await bot.wait_exit(timeout=15)
+    assert status != 0, bot.log_tail()
+    assert time.monotonic() - began < 15
+    log = bot.log_text()
+    assert f"cannot log in to IRC: SASL login as {account.name} failed" in log, log
+    assert "check sasl_username and sasl_password_file / sasl_password_env in [bot]" in log
+    assert log_count(bot, "connecting to") == 1, log
+    assert "reconnecting" not in log, log
+    assert "Traceback" not in log, log
+
+
+# -- 4. restarts ------------------------------------------------------------------------------
+
+
+async def test_a_sigkill_loses_nothing_and_a_countdown_missed_while_dead_is_posted_late_once(
+    inspircd_services: InspircdWithServices,
+    make_account: MakeAccount,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+) -> None:
+    """Crash recovery (SIGKILL, then a new start): a countdown that came due while the
+    process was dead is posted once at the next start, marked late (SPEC §4); incidents
+    acknowledged before a SIGKILL are all listed by `!incidents` after it; and a further
+    restart repeats no post (the ledger in the database says so, not memory)."""
+    net = inspircd_services
+    chan = "#" + net.unique_name("restart")
+    account = await make_account("deploybot")
+    me = await joined(irc_client, net.relaxed_port, net.unique_name("ann"), [chan])
+    plan, due, offset = plan_due_in(10)
+    bot = await inspircd_bot(
+        net, make_account, bot_process, account, admin_channel=chan, countdowns=offset
+    )
+    bot.write_plan(plan)
+
+    # run 1: the countdown is scheduled, then the process is killed before it is due
+    await bot.start(me, chan)
+    await bot.kill()
+    if datetime.now(UTC) >= due:
+        pytest.fail("the bot took too long to start: the countdown came due while it ran")
+    assert not bot_lines(me, bot.nick)
+    # dead until the countdown is more than a minute overdue (so it must be marked late)
+    await asyncio.sleep((due + LATE_GRACE - datetime.now(UTC)).total_seconds() + 1.5)
+
+    # run 2: the missed countdown, late; three incidents, acknowledged, then SIGKILL
+    await bot.start(me, chan)
+    post = await wait_said(me, bot.nick, "(late: due", target=chan, timeout=REPLY_TIMEOUT)
+    assert post.text.startswith(f"(late: due {due:%H:%M}, the bot was offline) ⚠ API BREAK")
+    await wait_said(me, bot.nick, "pkgdb2 2.0 deploys in ", timeout=REPLY_TIMEOUT)
+    mark = me.mark()
+    await me.send_many(f"PRIVMSG {chan} :!broke pkgdb2 breakage number {n}" for n in (1, 2, 3))
+    await wait_incident_numbers(me, bot.nick, {1, 2, 3}, since=mark)
+    await bot.kill()
+
+    # run 3: posts queued at start-up go out before any reply, so once !incidents is
+    # answered, a repeated countdown would have been seen
+    await bot.start(me, chan)
+    mark = me.mark()
+    await me.privmsg(chan, "!incidents")
+    await wait_said(me, bot.nick, "3 open incidents:", since=mark, timeout=REPLY_TIMEOUT)
+    await wait_said(me, bot.nick, "breakage number 3", since=mark, timeout=REPLY_TIMEOUT)
+    listing = text_of(me, bot.nick, mark, target=chan)
+    for n in (1, 2, 3):
+        assert f"#{n} [open, no owner] pkgdb2: breakage number {n} ({me.nick}, " in listing
+    everything = text_of(me, bot.nick)
+    assert everything.count("(late: due") == 1, everything
+    assert everything.count("pkgdb2 2.0 deploys") == 1, everything
+    await bot.stop(me)
+    claims = read_db(bot.database, "SELECT key, late, skipped FROM countdown_posts")
+    assert claims == [(f"pkgdb2-2.0@{offset}", 1, 0)]
+
+
+# -- 5. the IRC server goes away ----------------------------------------------------------------
+
+
+async def test_after_the_server_restarts_the_bot_rejoins_all_channels_and_posts_what_came_due(
+    ngircd_server: NgircdServer,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+) -> None:
+    """(ngircd, no SASL.) The server is killed and started again on the same port: the bot
+    reconnects by itself, is back in every channel — the admin and announce channels and
+    the firefighting channel it joined at runtime when a deploy started — and a countdown
+    that came due while the server was away is delivered after the rejoin."""
+    server = ngircd_server
+    admin_chan, announce, firefight = "#ops", "#announce", "#fas-firefight"
+    countdown_plan, due, offset = plan_due_in(9, api_breaks=())
+    starts = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    window = timedelta(hours=1)
+    deploy = make_plan(
+        id="fas-3.0",
+        service="fas",
+        release="3.0",
+        title="fas 3",
+        when=starts,
+        duration=window,
+        major=False,
+        api_breaks=(),
+        consumers=(),
+        teams=(),
+        playbooks=(),
+        roster=Roster(shifts=(Shift("infrastructure", ("pingou",), starts, starts + window),)),
+    )
+    bot = bot_process(
+        port=server.port,
+        nick="deploybot",
+        admin_channel=admin_chan,
+        announce_channels=(announce,),
+        countdowns=offset,
+        # every retry 3 s (±20 %) later: time to bring the watcher back first
+        bot_settings={"reconnect_delay": "3", "reconnect_max_delay": "3"},
+    )
+    bot.write_plan(countdown_plan)
+    bot.write_plan(deploy)
+    channels = [admin_chan, announce, firefight]
+    watcher = await joined(irc_client, server.port, "watcher", channels)
+    since = watcher.mark()
+    bot.spawn()
+    for channel in (admin_chan, announce):
+        await bot.wait_joined(watcher, channel, since=since)
+    # the deploy starts: the bot joins the firefighting channel at runtime
+    await bot.wait_joined(watcher, firefight, since=since)
+    log = bot.log_text()
+    assert log.index("IRC ready in") < log.index("opening firefighting for fas-3.0"), log
+
+    await server.akill()
+    await watcher.wait_closed()
+    if datetime.now(UTC) >= due:
+        pytest.fail("the bot took too long to start: the countdown came due before the kill")
+    posted = await bot.wait_log(f"countdown pkgdb2-2.0@{offset} posted", timeout=30)
+    assert "late" not in posted  # the bot was up: on time, only the server was away
+    after_post = bot.log_mark()
+    retry = await bot.wait_log("reconnecting to", since=after_post, timeout=10)
+    await server.astart()
+    watcher = await joined(irc_client, server.port, "watcher", channels)
+    assert not any(nick_eq(m.nick, bot.nick) for m in watcher.messages if m.command == "JOIN"), (
+        f"the bot came back before the watcher (retry: {retry})"
+    )
+
+    joins = {channel: await bot.wait_joined(watcher, channel) for channel in channels}
+    post = await wait_said(watcher, bot.nick, "pkgdb2 2.0 deploys in ", target=announce)
+    assert watcher.messages.index(post) > watcher.messages.index(joins[announce])
+    assert not post.text.startswith("(late"), post.text
+    assert "IRC connection lost" in bot.log_text()
+    await bot.stop(watcher)
+
+
+# -- 6. injection ------------------------------------------------------------------------------
+
+
+def filler_splitting_before(
+    render: Callable[[str], str], target: str, payload: str, limit: int = 480
+) -> str:
+    """A run of x's such that `render(filler + " " + payload)`, sent to `target`, is cut
+    by the transport right before `payload`: a naive splitter would start a raw line with
+    it. Fails if no filler length does that (the formats changed)."""
+    for n in range(1, limit):
+        filler = "x" * n
+        lines = message_lines("PRIVMSG", target, render(f"{filler} {payload}"))
+        if any(line.split(" :", 1)[1].startswith(payload) for line in lines[1:]):
+            return filler
+    raise AssertionError(f"no filler makes the transport cut right before {payload!r}")
+
+
+async def test_no_input_path_gets_a_raw_protocol_line_out_of_the_bot(
+    inspircd_services: InspircdWithServices,
+    make_account: MakeAccount,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+) -> None:
+    """Nothing that reaches the bot today makes it send a protocol line of someone else's
+    making: a watcher in #x (a channel the bot is in) never sees "pwned" from it, whatever
+    carries "…PRIVMSG #x :pwned":
+
+    * plan values with CR LF, LF, CR, NUL or U+2028 (YAML escapes), in files present at
+      start-up or written while the bot runs (the plan watcher reloads them) — refused,
+      each with a file:line: key error in the admin channel;
+    * a plan FILE NAME with CR LF — its error line carries the name, kept on one line;
+    * plan values cut by the transport right before "PRIVMSG #x :pwned" (too long for one
+      line) — each continuation is a PRIVMSG of its own to the right channel;
+    * text typed on IRC with the controls the server lets through (VT, FF, FS, NEL, U+2028;
+      it turns NUL into a space and ends lines at CR/LF itself), echoed by !uses,
+      !incident and !consumers.
+    """
+    net = inspircd_services
+    admin_chan = "#" + net.unique_name("admin")
+    x = "#" + net.unique_name("x")
+    payload = f"PRIVMSG {x} :pwned"
+    bot = await inspircd_bot(
+        net, make_account, bot_process, admin_channel=admin_chan, announce_channels=(x,)
+    )
+
+    def with_title(title: str) -> Plan:
+        return upcoming_plan(title=title)
+
+    def with_change(change: str) -> Plan:
+        return upcoming_plan(api_breaks=(ApiBreak("/api/acl", change, "read the docs"),))
+
+    def with_consumer(name: str) -> Plan:
+        return upcoming_plan(consumers=(Consumer(name=name, team="rel-eng", contact="dgilmore"),))
+
+    now = datetime.now(UTC)
+    title = filler_splitting_before(
+        lambda t: plan_line(with_title(t), now, UTC), admin_chan, payload
+    )
+    change = filler_splitting_before(
+        lambda c: break_line(with_change(c).api_breaks[0]), admin_chan, payload
+    )
+    consumer = filler_splitting_before(
+        lambda n: f"{n} (team rel-eng, contact dgilmore) — plan pkgdb2-2.0", admin_chan, payload
+    )
+    bot.write_plan(
+        upcoming_plan(
+            title=f"{title} {payload}",
+            api_breaks=(ApiBreak("/api/acl", f"{change} {payload}", "read the docs"),),
+            consumers=(Consumer(name=f"{consumer} {payload}", team="rel-eng", contact="dgilmore"),),
+        )
+    )
+    good_text = dump_plan(upcoming_plan(id="bad-0"))
+
+    def bad_plan(n: int, old: str, new: str) -> str:
+        text = good_text.replace('id: "bad-0"', f'id: "bad-{n}"').replace(old, new)
+        assert text.count(new) == 1
+        return text
+
+    title_line = 'title: "pkgdb2 replaces pkgdb1"'
+    # file name: (YAML text, key reported); the escapes are YAML's, in double quotes
+    at_start = {"bad-1-crlf.yaml": (bad_plan(1, title_line, rf'title: "a\r\n{payload}"'), "title")}
+    # written while the bot runs (the plan watcher reloads them); the last one has CR LF
+    # in its FILE NAME
+    evil_name = f"bad-5\r\n{payload}.yaml"
+    at_runtime = {
+        "bad-2-lf.yaml": (
+            bad_plan(2, 'change: "returns null', rf'change: "a\n{payload} '),
+            "api_breaks[0].change",
+        ),
+        "bad-3-nul.yaml": (
+            bad_plan(3, 'name: "rel-eng compose scripts"', rf'name: "a\0{payload}"'),
+            "consumers[0].name",
+        ),
+        "bad-4-u2028.yaml": (bad_plan(4, title_line, rf'title: "a\L{payload}"'), "title"),
+        evil_name: (bad_plan(5, title_line, rf'title: "a\r{payload}"'), "title"),
+    }
+    for name, (text, _) in at_start.items():
+        bot.write_plan(text, name)
+
+    def assert_problem_line(message: Message, shown: str, key: str) -> None:
+        assert re.fullmatch(
+            re.escape(shown) + rf":\d+: {re.escape(key)}: contains a line break or NUL; "
+            "write it on one line",
+            message.text,
+        ), message.text
+
+    admin, xwatch = await asyncio.gather(
+        joined(irc_client, net.relaxed_port, net.unique_name("adm"), [admin_chan]),
+        joined(irc_client, net.relaxed_port, net.unique_name("xw"), [x]),
+    )
+    await bot.start(admin, admin_chan)
+    await bot.wait_joined(xwatch, x)
+    for name, (text, _) in at_runtime.items():
+        bot.write_plan(text, name)
+
+    # (1) refused plan files, reported in the admin channel at start-up...
+    summary = await wait_said(admin, bot.nick, "plan problems: ", target=admin_chan)
+    assert summary.text.startswith("plan problems: 1 plans in force")
+    assert summary.text.endswith("; 1 problems")
+    for name, (_, key) in at_start.items():
+        assert_problem_line(
+            await wait_said(admin, bot.nick, f"{name}:", target=admin_chan), name, key
+        )
+
+    # (2) typed on IRC, echoed back; (3) long plan values cut right before the payload
+    typed = f"typed\x0b{payload}\x0cand\x1cmore\x85then\u2028end"
+    mark = admin.mark()
+    commands = [
+        f"!broke pkgdb2 {typed}",
+        f"!uses pkgdb2 {typed}",
+        "!incident 1",
+        "!deploys",
+        "!breaks pkgdb2-2.0",
+        "!consumers pkgdb2",
+    ]
+    await admin.send_many(f"PRIVMSG {admin_chan} :{command}" for command in commands)
+
+    # (1) ...and after the watcher's reload, with the name holding CR LF on one line
+    summary = await wait_said(admin, bot.nick, "; 5 problems", target=admin_chan, timeout=30)
+    assert summary.text.startswith("plan problems: 1 plans in force")
+    for name, (_, key) in at_runtime.items():
+        shown = " ".join(name.split())  # what is left of CR LF on one line: a space
+        problem = await wait_said(admin, bot.nick, f"{shown}:", target=admin_chan, timeout=30)
+        assert_problem_line(problem, shown, key)
+
+    await wait_said(admin, bot.nick, "(!uses, since", since=mark, timeout=REPLY_TIMEOUT)
+    said = [m.text for m in bot_lines(admin, bot.nick, admin_chan, since=mark)]
+    # incident text, !uses ack and !consumers: each echo whole, on one line (VT/FF/FS blanked)
+    echo = re.compile(re.escape(f"typed {payload} and more") + r"\W?then\W?end")
+    assert sum(len(echo.findall(text)) for text in said) == 3, said
+    cut = [text for text in said if text.startswith(payload)]
+    for kind in (
+        "(in 30 days) ⚠ 1 API break",  # the title, in !deploys (and !uses' "next:")
+        "— migration: read the docs",  # the API-break change, in !breaks
+        "(team rel-eng, contact dgilmore) — plan pkgdb2-2.0",  # the consumer, in !consumers
+    ):
+        assert any(kind in text for text in cut), (kind, said)
+
+    # barrier in #x: the bot's output is one queue, so everything above went out before it
+    mark = xwatch.mark()
+    await xwatch.privmsg(x, "!help take")
+    await wait_said(xwatch, bot.nick, "usage: !take N", since=mark, timeout=REPLY_TIMEOUT)
+    assert not [m.raw for m in xwatch.messages if "pwned" in m.raw]
+    assert [m.text for m in bot_lines(xwatch, bot.nick)] == [
+        "usage: !take N — make incident N yours (you are working on it) · example: !take 1"
+    ]
+    await bot.stop(admin)
+
+
+# -- 7. flood -----------------------------------------------------------------------------------
+
+
+async def test_fifty_fast_reports_from_five_clients_are_all_stored_and_acknowledged(
+    inspircd_services: InspircdWithServices,
+    make_account: MakeAccount,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+) -> None:
+    """Five clients send 50 `!broke` within a moment: the bot, on the stock class, stores
+    all 50, acknowledges every number (coalescing its replies), and is never disconnected
+    (no Excess Flood, no reconnect)."""
+    net = inspircd_services
+    chan = "#" + net.unique_name("flood")
+    bot = await inspircd_bot(net, make_account, bot_process, admin_channel=chan)
+    bot.write_plan(upcoming_plan())
+    reporters = await asyncio.gather(
+        *(
+            joined(irc_client, net.relaxed_port, net.unique_name(f"rep{i}-"), [chan])
+            for i in range(5)
+        )
+    )
+    watcher = reporters[0]
+    await bot.start(watcher, chan)
+    for reporter in reporters[1:]:
+        await bot.wait_joined(reporter, chan)
+
+    mark = watcher.mark()
+    began = time.monotonic()
+    bursts = {
+        reporter: [f"PRIVMSG {chan} :!broke pkgdb2 {reporter.nick} failure {j}" for j in range(10)]
+        for reporter in reporters
+    }
+    await asyncio.gather(*(reporter.send_many(lines) for reporter, lines in bursts.items()))
+    assert time.monotonic() - began < 3
+    await wait_incident_numbers(watcher, bot.nick, set(range(1, 51)), since=mark)
+    acks = bot_lines(watcher, bot.nick, chan, since=mark)
+    assert len(acks) < 50  # coalesced: several acks a line
+    for reporter in reporters:
+        assert not quits_of(reporter, bot.nick), "the bot left during the flood"
+    log = bot.current_run_log()
+    assert log_count(bot, "connecting to", log) == 1, log
+    assert "connection lost" not in log and "reconnecting" not in log, log
+
+    await bot.stop(watcher)
+    quit_reasons = [m.text for m in quits_of(watcher, bot.nick)]
+    assert quit_reasons == ["Quit: deploybot shutting down"], quit_reasons
+    rows = read_db(
+        bot.database, "SELECT reporter_nick, count(*) FROM incidents GROUP BY reporter_nick"
+    )
+    assert sorted(rows) == sorted((reporter.nick, 10) for reporter in reporters)
+    texts = {row[0] for row in read_db(bot.database, "SELECT text FROM incidents")}
+    assert len(texts) == 50
+
+
+# -- 8. SIGTERM ---------------------------------------------------------------------------------
+
+
+async def test_sigterm_quits_irc_closes_the_store_and_exits_0(
+    inspircd_services: InspircdWithServices,
+    make_account: MakeAccount,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+) -> None:
+    """SIGTERM: the bot sends QUIT (watchers see it leave), closes the database cleanly
+    (no WAL file left, every incident in it) and exits with status 0."""
+    net = inspircd_services
+    chan = "#" + net.unique_name("term")
+    bot = await inspircd_bot(net, make_account, bot_process, admin_channel=chan)
+    bot.write_plan(upcoming_plan())
+    me = await joined(irc_client, net.relaxed_port, net.unique_name("term"), [chan])
+    await bot.start(me, chan)
+    mark = me.mark()
+    await me.send_many(f"PRIVMSG {chan} :!broke pkgdb2 problem {n}" for n in (1, 2))
+    await wait_incident_numbers(me, bot.nick, {1, 2}, since=mark)
+    assert Path(f"{bot.database}-wal").exists()  # open: the write-ahead log is in use
+
+    await bot.stop(me)  # asserts exit status 0 and that `me` saw the QUIT
+    assert [m.text for m in quits_of(me, bot.nick)] == ["Quit: deploybot shutting down"]
+    log = bot.current_run_log()
+    assert log.rstrip().endswith("stopped"), log
+    assert "Traceback" not in log and "ERROR" not in log, log
+    assert not Path(f"{bot.database}-wal").exists()  # closed: checkpointed and removed
+    rows = read_db(bot.database, "SELECT number, text FROM incidents ORDER BY number")
+    assert rows == [(1, "problem 1"), (2, "problem 2")]
