@@ -14,7 +14,9 @@ import re
 # C0 controls that would break or confuse the protocol; IRC formatting codes
 # (bold \x02, colour \x03, reset \x0f, reverse \x16, italics \x1d, underline \x1f)
 # and CTCP's \x01 framing are handled by the sender, so only these are removed.
-_UNSAFE = re.compile(r"[\x00\r\n\x04-\x08\x0b\x0c\x0e\x10-\x15\x17-\x1c\x7f]+")
+# NEL and the Unicode line/paragraph separators are no protocol hazard, but clients and
+# str.splitlines() treat them as line breaks: they could fake a new line on screen.
+_UNSAFE = re.compile(r"[\x00\r\n\x04-\x08\x0b\x0c\x0e\x10-\x15\x17-\x1c\x7f\x85\u2028\u2029]+")
 _SPACES = re.compile(r"[ \t]+")
 
 # RFC 1459/2812: 512 bytes including CR LF.  The server relays our PRIVMSG to others

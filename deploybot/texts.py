@@ -131,7 +131,8 @@ def countdown_post(
     2026-12-15 13:00 UTC, 8h window)``; offset 0 is "deploying now" and says how to
     report a problem.  An on-time post counts down by the offset; a ``late`` post (sent
     after the bot was offline at the due time) counts from ``now`` and its first line
-    starts with ``(late: due 13:00, the bot was offline)``.
+    starts with ``(late: due 13:00)`` (the bot was offline then, or the plan was added
+    after that time).
     """
     window = f"({when_text(plan.when, tz)}, {format_duration(plan.duration)} window)"
     remaining = plan.when - now if late else countdown_offset
@@ -154,7 +155,7 @@ def countdown_post(
     lines += footer
     if late:
         due = countdown_at(plan.when, countdown_offset, tz)
-        lines[0] = f"(late: due {_due_text(due, now, tz)}, the bot was offline) {lines[0]}"
+        lines[0] = f"(late: due {_due_text(due, now, tz)}) {lines[0]}"
     return lines
 
 

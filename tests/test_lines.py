@@ -54,3 +54,8 @@ def test_target_cannot_inject_either() -> None:
     """A target with CR/LF (e.g. a channel from a plan) is cleaned too."""
     (line,) = message_lines("PRIVMSG", "#a\r\nQUIT", "hi")
     assert line == "PRIVMSG #aQUIT :hi"
+
+
+def test_unicode_line_separators_become_spaces() -> None:
+    """NEL, U+2028 and U+2029 (line breaks for clients and splitlines) are removed too."""
+    assert one_line("a\x85b\u2028c\u2029d") == "a b c d"

@@ -69,5 +69,11 @@ def route(request: Request, reply: Reply) -> list[Outgoing]:
         return [Outgoing(request.reply_target, line) for line in lines]
     out = [Outgoing(request.nick, line) for line in lines]
     if request.channel is not None:
-        out.insert(0, Outgoing(request.channel, f"{request.nick}: sent you {len(lines)} lines"))
+        out.insert(
+            0,
+            Outgoing(
+                request.channel,
+                f"{request.nick}: sent you {len(lines)} line{'s' if len(lines) != 1 else ''}",
+            ),
+        )
     return out
