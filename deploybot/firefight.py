@@ -36,7 +36,11 @@ Escalation (:meth:`Firefight.escalate_due`)
     escalation page per escalation nick, one channel line.  **Escalation pages are
     stored with** ``escalate_at=None`` **and so never escalate further.**  Pages that
     came due while the bot was down for over :data:`ESCALATION_STALE_AFTER` are not
-    escalated late but listed in one line in the admin channel.
+    escalated late but listed in one line in the admin channel.  Escalation is on time:
+    once :meth:`~Firefight.schedule_escalations` has given the firefight a scheduler
+    (at start-up, for the pages already pending), every page with an ``escalate_at``
+    gets a date job then (:data:`ESCALATION_JOB_PREFIX`), rather than waiting up to a
+    sweep interval; the periodic sweep still escalates whatever those jobs missed.
 
 Closing (:meth:`Firefight.close`)
     At the end of the window (ledger key ``firefight-close:ID``): a summary of the
@@ -80,6 +84,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BOT_SENDER",
     "CLOSE_LATE_LIMIT",
+    "ESCALATION_JOB_PREFIX",
     "ESCALATION_STALE_AFTER",
     "JOB_PREFIX",
     "TOPIC_LIMIT",
@@ -110,6 +115,10 @@ ESCALATION_STALE_AFTER = timedelta(hours=1)
 MAX_OPEN_LISTED = 5
 #: APScheduler job ids of the sweeps at each plan's start and end.
 JOB_PREFIX = "firefight:"
+#: APScheduler job ids of the escalations at a page's ``escalate_at`` (one job per
+#: second: pages due together are escalated together).  Not under :data:`JOB_PREFIX`,
+#: which :meth:`Firefight.reschedule` replaces on every plan reload.
+ESCALATION_JOB_PREFIX = "escalate:"
 
 
 class NobodyOnShiftError(DeploybotError):
@@ -188,6 +197,9 @@ class Firefight:
         self._paged: set[tuple[str, str]] = set()
         # The last topic set per plan id.
         self._topics: dict[str, str] = {}
+        # Where escalations are scheduled on time (see schedule_escalations); None: only
+        # the periodic sweep escalates.
+        self._scheduler: BaseScheduler | None = None
 
     # -- where ---------------------------------------------------------------------------
 
@@ -279,6 +291,7 @@ class Firefight:
                 f"[page #{page.number}] {message} ({person.why}); reply !ack {page.number}",
             )
         if pages:
+            self._escalate_at(escalate_at)
             for target in self._channels(channel, self.core.config.admin_channel):
                 for line in highlight_lines([page.target_nick for page in pages], highlight):
                     self.outbox.post(target, line)
@@ -439,6 +452,7 @@ class Firefight:
                 nick,
                 f"[page #{page.number} from {sender_nick}] {message} — reply !ack {page.number}",
             )
+        self._escalate_at(escalate_at)
         channels = self._channels(*(self.channel_for(plan) for plan in live)) or [
             self.core.config.admin_channel
         ]
@@ -504,6 +518,45 @@ class Firefight:
             self.outbox.post(self.core.config.admin_channel, line)
             log.warning("%s", line)
         return escalated
+
+    def schedule_escalations(self, scheduler: BaseScheduler, now: datetime | None = None) -> int:
+        """Escalate on time from now on: a date job at the ``escalate_at`` of each page
+        pending now (e.g. sent before a restart), and of each page sent later; return how
+        many jobs were added for the pending pages."""
+        self._scheduler = scheduler
+        now = now or self.core.now()
+        due = {
+            page.escalate_at
+            for page in self.core.store.list_pages(pending=True)
+            if page.escalate_at is not None and page.escalated_at is None and page.escalate_at > now
+        }
+        for at in due:
+            self._escalate_at(at)
+        return len(due)
+
+    def _escalate_at(self, at: datetime) -> None:
+        """A date job that escalates what is due at ``at`` (no-op without a scheduler)."""
+        if self._scheduler is None:
+            return
+        # The store keeps whole seconds: one second later, the page is due even if the
+        # job fires a little early.
+        at = at.replace(microsecond=0) + timedelta(seconds=1)
+        self._scheduler.add_job(
+            self.escalate_job,
+            trigger="date",
+            run_date=at,
+            id=f"{ESCALATION_JOB_PREFIX}{at.isoformat()}",
+            replace_existing=True,
+            misfire_grace_time=None,  # run late rather than never
+            coalesce=True,
+        )
+
+    async def escalate_job(self) -> None:
+        """The scheduled escalation (a coroutine function: it runs in the loop's thread)."""
+        try:
+            self.escalate_due(self.core.now())
+        except Exception:
+            log.exception("escalating pages failed")
 
     def _escalate(self, plan: Plan | None, pages: list[Page], now: datetime) -> None:
         store = self.core.store

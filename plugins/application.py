@@ -96,7 +96,9 @@ class Application:
             try:
                 self.poster.post_due()  # anything that came due while we were down: late
                 self.poster.reschedule(self.scheduler)
-                # Rejoin running deploys' channels, open/close what is due, escalate.
+                # Escalations on time (date jobs), for pending pages and the ones to come;
+                # then rejoin running deploys' channels, open/close what is due, escalate.
+                self.firefight.schedule_escalations(self.scheduler)
                 self.firefight.sweep()
                 self.firefight.reschedule(self.scheduler)
                 self.digests.post_due()  # a digest whose time passed while we were down
