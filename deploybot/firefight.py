@@ -51,11 +51,9 @@ Closing (:meth:`Firefight.close`)
     window that ended while the bot was down still gets its summary, but plans that
     ended long ago are left alone.
 
-Known limit
-    The store's ledger can be claimed but not read, so after a restart the sweep cannot
-    tell that a deploy was closed *by hand* before the end of its window: it rejoins
-    the channel (no pages, no posts, only the topic).  A read-only
-    ``Store.claimed(key)`` would let :meth:`Firefight.due_actions` skip it.
+A deploy closed *by hand* before the end of its window stays closed across restarts:
+:meth:`Firefight.due_actions` reads the ``firefight-close:ID`` claim
+(:meth:`~deploybot.store.Store.claimed`) and does not rejoin it.
 """
 
 from __future__ import annotations
@@ -693,7 +691,10 @@ class Firefight:
         to_open = tuple(
             plan
             for plan in running(plans, now)
-            if plan.id not in self._active and plan.id not in self._finished
+            if plan.id not in self._active
+            and plan.id not in self._finished
+            # closed by hand before its end (possibly by an earlier run of the bot)
+            and not self.core.store.claimed(f"firefight-close:{plan.id}")
         )
         to_close = tuple(
             sorted(

@@ -717,6 +717,11 @@ class Store:
             for row in rows
         )
 
+    def claimed(self, key: str) -> bool:
+        """Whether ``key`` was ever claimed with :meth:`claim_once` (read-only)."""
+        row = self._db.execute("SELECT 1 FROM once_claims WHERE key = ?", (key,)).fetchone()
+        return row is not None
+
     def claim_once(self, key: str, now: datetime) -> bool:
         """True the first time ``key`` is claimed, False ever after (across restarts).
 

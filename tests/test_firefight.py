@@ -518,6 +518,19 @@ def test_restart_in_the_window_rejoins_without_paging(
     assert [call for call in outbox.calls if call[0] == "post"] == []
 
 
+def test_a_deploy_closed_by_hand_stays_closed_after_a_restart(
+    core: Core, fire: Firefight, tmp_path: Path
+) -> None:
+    """`!firefight close` before the end of the window survives a restart: the start-up
+    sweep neither rejoins the channel nor touches its topic."""
+    fire.sweep(WHEN)
+    assert fire.close(plan_of(core), WHEN + timedelta(hours=1), reason="by hand")
+    again, outbox = restart(core, tmp_path)
+    report = again.sweep(WHEN + timedelta(hours=2))
+    assert report.rejoined == () and report.opened == ()
+    assert [call for call in outbox.calls if FIRE in call] == []
+
+
 def test_window_that_ended_while_down_is_closed_at_start_up(
     core: Core, fire: Firefight, tmp_path: Path
 ) -> None:

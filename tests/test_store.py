@@ -578,6 +578,17 @@ def test_claim_once_is_true_once_per_key(db_path: Path) -> None:
         assert second.claim_once("digest:2026-11-28", at(2))
 
 
+def test_claimed_reads_the_ledger_without_claiming(db_path: Path) -> None:
+    """claimed() says whether a key was claimed, across a reopen, and claims nothing."""
+    with Store.open(db_path) as first:
+        assert not first.claimed("firefight-close:pkgdb2-2.0")
+        assert first.claim_once("firefight-close:pkgdb2-2.0", at(0))
+    with Store.open(db_path) as second:
+        assert second.claimed("firefight-close:pkgdb2-2.0")
+        assert not second.claimed("firefight-close:bodhi-2.0")
+        assert second.claim_once("firefight-close:bodhi-2.0", at(1))
+
+
 # -- pages --------------------------------------------------------------------------------
 
 
