@@ -93,11 +93,28 @@ class DigestPoster:
         if not self.core.store.claim_once(f"digest:{day.isoformat()}", now):
             return False
         lines = self.lines(digest, now)
+        present = self._present_channels(day, now)
         for channel in self.channels_for(day):
+            visiting = channel.lower() not in present
+            if visiting:  # the bot left it at the end of the window (+n: must be inside)
+                self.outbox.join(channel)
             for line in lines:
                 self.outbox.post(channel, line)
+            if visiting:
+                self.outbox.part(channel, "incident digest posted")
         log.info("digest of %s posted to %s", day, ", ".join(self.channels_for(day)))
         return True
+
+    def _present_channels(self, day: date, now: datetime) -> set[str]:
+        """Lower-cased channels the bot is in: the admin channel and open firefights."""
+        config = self.core.config
+        present = {config.admin_channel.lower(), *(c.lower() for c in config.announce_channels)}
+        firefight = self.core.firefight
+        if firefight is not None:
+            for plan in self.core.plans:
+                if firefight.is_open(plan):
+                    present.add(firefight.channel_for(plan).lower())
+        return present
 
     def lines(self, digest: Digest, now: datetime) -> list[str]:
         lines = short_lines(digest, self.core.config.timezone)

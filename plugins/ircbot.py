@@ -471,16 +471,14 @@ class DeployIrcBot(irc3.IrcBot):  # type: ignore[misc]
             return message_lines(item.command, item.target, item.text)
         if item.command == "TOPIC":
             return message_lines("TOPIC", item.target, item.text)[:1]
+        # JOIN and PART are decided by what was asked when they were queued, not by the
+        # wanted set at send time: "join, post, part" (a visit) must send all three even
+        # though the part is already recorded when the join goes out.
         if item.command == "JOIN":
-            wanted = _lower(item.target) in self._channels
-            return (
-                [f"JOIN {item.target}"]
-                if wanted and _lower(item.target) not in self._joined
-                else []
-            )
+            return [] if _lower(item.target) in self._joined else [f"JOIN {item.target}"]
         if item.command == "PART":
-            if _lower(item.target) not in self._joined or _lower(item.target) in self._channels:
-                return []
+            if _lower(item.target) in self._channels:
+                return []  # wanted again since: stay
             return (
                 message_lines("PART", item.target, item.text)[:1]
                 if item.text

@@ -397,9 +397,12 @@ async def test_a_deploy_day_from_the_opening_to_the_digest(
         header.text,
     ), header.text
     section = await wait_said(infra, b, "pkgdb2-2.0: ", target=admin_chan)
-    # Not asserted: the copy SPEC §4 also wants in the day's firefighting channel. The bot
-    # left that channel at the end of the window, and a +n channel (the server default)
-    # refuses messages from outside (404), so today that copy is lost.
+    # SPEC §4: the day's firefighting channel gets the digest too. The bot left it at the
+    # end of the window (and a +n channel refuses messages from outside), so it visits.
+    fire_copy = await wait_said(
+        infra, b, "incident digest ", target=fire_chan, timeout=PACE_TIMEOUT
+    )
+    assert fire_copy.text == header.text
     assert re.fullmatch(
         r"pkgdb2-2\.0: 1 reported, 1 fixed, 0 open · ack median (<1m|\d+m) · "
         r"repair median (<1m|\d+m)",

@@ -19,6 +19,7 @@ from deploybot.planfile import dump_plan
 from deploybot.store import Store
 from tests.planfactory import make_plan, utc
 from tests.test_countdowns import RecordingOutbox
+from tests.test_firefight import RecordingOutbox as CallRecorder
 
 PARIS = ZoneInfo("Europe/Paris")
 WHEN = utc(2026, 12, 15, 13)  # 14:00 in Paris
@@ -77,6 +78,19 @@ def test_digest_is_posted_at_digest_time_to_admin_and_firefight_channels(core: C
     assert 1 < len(lines) <= 6
     assert "2 reported, 1 fixed, 1 open" in " ".join(lines)
     assert "repair median 40m" in " ".join(lines)
+
+
+def test_a_firefighting_channel_the_bot_left_is_visited_for_the_digest(core: Core) -> None:
+    """After the window closed (the bot parted), the digest joins, posts and parts again;
+    the admin channel, where the bot stays, is posted to directly."""
+    report(core, WHEN)
+    outbox = CallRecorder()
+    DigestPoster(core, outbox).post_due(utc(2026, 12, 15, 21, 0))
+    fire = [call for call in outbox.calls if call[1] == "#pkgdb2-firefight"]
+    assert fire[0][0] == "join" and fire[-1][0] == "part"
+    assert {call[0] for call in fire[1:-1]} == {"post"}
+    admin = {call[0] for call in outbox.calls if call[1] == "#fedora-admin"}
+    assert admin == {"post"}
 
 
 def test_digest_is_posted_once_even_after_a_restart(core: Core, tmp_path: Path) -> None:
