@@ -62,6 +62,7 @@ IMMEDIATE = frozenset({"CAP", "AUTHENTICATE", "PASS", "NICK", "USER", "PING", "P
 # Lines that may go out before the channels are rejoined (paced, ahead of the queue).
 PRIORITY = frozenset({"JOIN", "WHO"})
 JOIN_ERRORS = "403|405|471|473|474|475|476|477|489"
+_REFUSED = {"404": "message", "442": "part", "482": "topic or mode change"}
 OWN_PLUGINS = ("irc3.plugins.core", "deploybot_plugins.capabilities", "deploybot_plugins.accounts")
 REPLACED_PLUGINS = ("irc3.plugins.autojoins", "irc3.plugins.sasl")
 NUMBERS = {
@@ -290,6 +291,10 @@ class DeployIrcBot(irc3.IrcBot):  # type: ignore[misc]
             self._on_join_error,
         )
         self._attach(r"^(@\S+ )?ERROR :?(?P<data>.*)", self._on_error)
+        self._attach(
+            r"^(@\S+ )?:\S+ (?P<code>404|442|482) \S+ (?P<channel>\S+) :?(?P<data>.*)",
+            self._on_refused,
+        )
 
     # --- public API ---------------------------------------------------------------------
     @property
@@ -749,6 +754,11 @@ class DeployIrcBot(irc3.IrcBot):  # type: ignore[misc]
         if _lower(channel) in self._channels:
             log.error("cannot join %s: %s (%s)", channel, data, code)
             self._channel_done(_lower(channel))
+
+    def _on_refused(self, code: str = "", channel: str = "", data: str = "", **_: Any) -> None:
+        """A message, topic or part the server refused (e.g. the topic of a +t channel
+        whose operator the bot is not): nothing the bot can retry, but never silent."""
+        log.warning("the server refused our %s in %s: %s (%s)", _REFUSED[code], channel, data, code)
 
     def _on_error(self, data: str = "", **_: Any) -> None:
         expected = self._stopping or self.failed.done()
