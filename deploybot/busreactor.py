@@ -12,12 +12,18 @@ it into deploy facts (:func:`~deploybot.eventrules.interpret`) and acts on them 
 
 :meth:`BusReactor.reject` counts and logs (rate-limited) a message that did not decode.
 Neither ever raises: a bad message never stops the bot.
+
+The same message twice (the same non-empty :attr:`~deploybot.events.BusEvent.id`, from
+any source: a publisher retrying, a redelivery after a reconnect, the fedmsg and AMQP
+copies of one bridged message) is acted on once: the ids of the last :data:`RECENT_IDS`
+events are remembered, and a repeat is only counted (:attr:`BusReactor.duplicates`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -41,6 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BAD_MESSAGE_LOG_INTERVAL = 60.0
+#: How many recent event ids are remembered to drop repeats of a message.
+RECENT_IDS = 4096
 
 
 class BusReactor:
@@ -49,6 +57,9 @@ class BusReactor:
         self.outbox = outbox
         self.stats = BusStats()
         self.bad_log = RateLimitedLog(log, BAD_MESSAGE_LOG_INTERVAL)
+        #: Events dropped because their id was among the last :data:`RECENT_IDS`.
+        self.duplicates = 0
+        self._recent: OrderedDict[str, None] = OrderedDict()
 
     def reject(self, error: BadMessage, origin: str = "") -> None:
         """A message that could not be decoded: count it, log it (rate-limited), drop it."""
@@ -56,9 +67,14 @@ class BusReactor:
         self.bad_log.dropped(error, time.monotonic(), origin)
 
     def handle(self, event: BusEvent, now: datetime | None = None) -> list[DeployFact]:
-        """Act on ``event``; return the facts it meant (empty for unrelated traffic)."""
+        """Act on ``event``; return the facts it meant (empty for unrelated traffic, and for
+        a repeat of a recent event id)."""
         now = now or self.core.now()
         self.stats.count_decoded()
+        if self._seen(event.id):
+            self.duplicates += 1
+            log.debug("bus event %s (%s) seen before: ignored", event.id, event.topic)
+            return []
         config = self.core.config
         try:
             facts = list(
@@ -74,6 +90,18 @@ class BusReactor:
             except Exception:
                 log.exception("acting on %r failed", type(fact).__name__)
         return facts
+
+    def _seen(self, event_id: str) -> bool:
+        """Whether ``event_id`` is among the recent ids (and remember it); never for ``""``."""
+        if not event_id:
+            return False
+        if event_id in self._recent:
+            self._recent.move_to_end(event_id)
+            return True
+        self._recent[event_id] = None
+        if len(self._recent) > RECENT_IDS:
+            self._recent.popitem(last=False)
+        return False
 
     def _act(self, fact: DeployFact, now: datetime) -> None:
         config = self.core.config

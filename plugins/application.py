@@ -20,6 +20,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from deploybot.busreactor import BusReactor
 from deploybot.commands.admin import problem_line
 from deploybot.config import Config, bot_section, load_config
 from deploybot.core import Core, utc_now
@@ -29,6 +30,8 @@ from deploybot.firefight import Firefight
 from deploybot.planbook import PlanBook, ReloadReport
 from deploybot.store import Store
 
+from .amqp_source import AmqpSource
+from .fedmsg_source import FedmsgSource, make_validator
 from .ircbot import DeployIrcBot, IrcLoginError, resolve_sasl_password
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,13 @@ class Application:
         self.config: Config = load_config(ini)
         self.bot_config: dict[str, Any] = dict(bot_section(ini))
         self.sasl_password = resolve_sasl_password(self.bot_config, os.environ)
+        # fedmsg signature checks: refused here (exit 1) if fedmsg cannot do them.
+        self.fedmsg_validator = (
+            make_validator(self.config, str(ini)) if self.config.fedmsg_endpoints else None
+        )
+        self.bus: BusReactor | None = None  # every bus source feeds this one (_bus_reactor)
+        self.fedmsg: FedmsgSource | None = None
+        self.amqp: AmqpSource | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self.core: Core
@@ -115,6 +125,8 @@ class Application:
                 self.scheduler.add_job(
                     self._watch_plans, "interval", seconds=PLAN_WATCH_SECONDS, id="plan-watch"
                 )
+                self._start_fedmsg()
+                self._start_amqp()
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(signum, self.stop)
                 try:
@@ -124,12 +136,16 @@ class Application:
                     log.error("cannot log in to IRC: %s", error)
                     return 1
                 await self._wait_for_stop()
+                await self._close_amqp()  # stop consuming before QUIT: nothing acked unsaid
                 await self.bot.stop("deploybot shutting down")
             finally:
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(signum)
                 self.scheduler.shutdown(wait=False)
                 await self._cancel_tasks()
+                await self._close_amqp()  # idempotent; before the store closes
+                if self.fedmsg is not None:
+                    self.fedmsg.close()  # after its task ended, before the store closes
         finally:
             store.close()
         log.info("stopped")
@@ -169,6 +185,41 @@ class Application:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- bus -----------------------------------------------------------------------------
+    def _bus_reactor(self) -> BusReactor:
+        """The one :class:`BusReactor` every bus source feeds, created on first use."""
+        if self.bus is None:
+            self.bus = BusReactor(self.core, self.bot.outbox)
+        return self.bus
+
+    def _start_fedmsg(self) -> None:
+        """Subscribe to the fedmsg endpoints, if any (after the firefight state is restored,
+        so that bus events see which deploys are open)."""
+        if not self.config.fedmsg_endpoints:
+            return
+        self.fedmsg = FedmsgSource.from_config(
+            self.config, self._bus_reactor(), validator=self.fedmsg_validator
+        )
+        self.spawn(self.fedmsg.run(), name="fedmsg")
+
+    def _start_amqp(self) -> None:
+        """Consume fedora-messaging from the AMQP broker, if ``amqp_url`` is set."""
+        config = self.config
+        if not config.amqp_url:
+            return
+        self.amqp = AmqpSource(
+            config.amqp_url,
+            config.amqp_queue,
+            config.amqp_bindings,
+            self._bus_reactor(),
+            prefix=config.fedmsg_topic_prefix,
+        )
+        self.spawn(self.amqp.run(), name="amqp")
+
+    async def _close_amqp(self) -> None:
+        if self.amqp is not None:
+            await self.amqp.close()
 
     # --- plans ---------------------------------------------------------------------------
     async def _watch_plans(self) -> None:

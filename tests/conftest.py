@@ -3,6 +3,7 @@
 from hypothesis import HealthCheck, settings
 
 from tests.ircd.fixtures import *  # noqa: F403  (IRC server fixtures and their hooks)
+from tests.rabbitmq import *  # noqa: F403  (the RabbitMQ broker fixtures)
 
 # Property tests check behaviour, not speed: on a loaded 2-core CI machine generation can
 # be slow, so neither per-example deadlines nor the "too slow" health check apply.
