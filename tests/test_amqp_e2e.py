@@ -1,0 +1,125 @@
+"""End to end: `deploybot run bot.ini` as a real process, consuming fedora-messaging from a
+real RabbitMQ (tests/rabbitmq.py) and speaking on a real IRC server (ngircd, relaxed).
+
+The test publishes as fedora-messaging does (amq.topic, routing key = topic, JSON body,
+its headers and message id) and watches the channels with a plain IRC client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aio_pika
+import pytest
+
+from tests.botprocess import BotProcess, BotProcesses, bot_lines, nick_eq, wait_said
+from tests.ircd.fixtures import IrcClientFactory
+from tests.ircd.servers import NgircdServer
+from tests.planfactory import make_plan
+from tests.rabbitmq import RabbitmqServer, fedora_message, publish, queue_counts, sample
+
+pytestmark = pytest.mark.irc
+
+ADMIN = "#admin"
+FIREFIGHT = "#pkgdb2-firefight"  # firefight_channel's default, #{service}-firefight
+START = "org.fedoraproject.prod.ansible.playbook.start"
+COMPLETE = "org.fedoraproject.prod.ansible.playbook.complete"
+TIMEOUT = 30.0
+
+
+@pytest.fixture
+def bot_process(tmp_path: Path) -> Iterator[BotProcesses]:
+    """`bot_process(port=…, nick=…, admin_channel=…, …)` → a `BotProcess` (not started);
+    every one still running at teardown is stopped; their logs go into failure reports."""
+    bots = BotProcesses(tmp_path)
+    try:
+        yield bots
+    finally:
+        bots.close()
+
+
+def add_deploybot_settings(bot: BotProcess, **settings: str) -> None:
+    """Add keys to the `[deploybot]` section of the bot's `bot.ini` (its last section)."""
+    text = bot.ini.read_text()
+    assert "[deploybot]" in text and text.rindex("[deploybot]") > text.rindex("[bot]")
+    lines = "".join(f"{key} = {value}\n" for key, value in settings.items())
+    bot.ini.write_text(text.rstrip("\n") + "\n" + lines)
+
+
+async def test_fedora_messaging_playbook_start_and_complete_are_announced_on_irc(
+    rabbitmq: RabbitmqServer,
+    ngircd_server: NgircdServer,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+) -> None:
+    """With `amqp_url` set, the bot consumes from the broker: fedora-messaging's
+    ansible.playbook.start of a planned playbook (the sample's, run by dudemcpants) on the
+    plan's day — 20 minutes before its window, so that nothing but the bus opens firefighting —
+    makes the bot join the firefighting channel and say "deploy of pkgdb2 started by
+    dudemcpants" there and in the admin channel; the complete message (the sample) makes
+    it say "finished ok". On SIGTERM it exits 0 and its private queue is gone."""
+    # a start up to an hour early is the planned deploy (eventrules.EARLY_GRACE)
+    when = (datetime.now(UTC) + timedelta(minutes=20)).replace(second=0, microsecond=0)
+    bot = bot_process(
+        port=ngircd_server.port, nick="deploybot", admin_channel=ADMIN, countdowns="0"
+    )
+    add_deploybot_settings(bot, amqp_url=rabbitmq.url)
+    bot.write_plan(make_plan(when=when, playbooks=("update_ticketkey.yml",)))
+    watcher = await irc_client(ngircd_server.port, "watcher")
+    await watcher.join(ADMIN)
+    await watcher.join(FIREFIGHT)
+    await bot.start(watcher, ADMIN)
+    consuming = await bot.wait_log("amqp: consuming", timeout=TIMEOUT)
+    assert "amqp: consuming private queue deploybot-" in consuming, consuming
+    queue = consuming.split("private queue ", 1)[1].split()[0]
+    assert not [
+        m
+        for m in watcher.messages
+        if m.command == "JOIN" and nick_eq(m.nick, bot.nick) and nick_eq(m.target, FIREFIGHT)
+    ], "firefighting opened before the bus said anything"
+
+    complete = sample("fedora-messaging.ansible.playbook.complete")
+    start_body = {
+        "playbook": complete["body"]["playbook"],
+        "userid": "dudemcpants",
+        "check": False,
+        "extra_vars": {},
+        "inventory": ["inventory/"],
+        "playbook_checksum": "0123abcd",
+    }
+    mark = watcher.mark()
+    await publish(
+        rabbitmq.url,
+        START,
+        fedora_message(
+            start_body,
+            schema="ansible.playbook.start",
+            headers={"fedora_messaging_user_dudemcpants": True},
+        ),
+    )
+    await bot.wait_joined(watcher, FIREFIGHT, since=mark, timeout=TIMEOUT)
+    started = "deploy of pkgdb2 started by dudemcpants (update_ticketkey.yml)"
+    await wait_said(watcher, bot.nick, started, target=ADMIN, since=mark, timeout=TIMEOUT)
+    await wait_said(watcher, bot.nick, started, target=FIREFIGHT, since=mark, timeout=TIMEOUT)
+
+    mark = watcher.mark()
+    headers = complete["headers"]
+    message: aio_pika.Message = fedora_message(
+        complete["body"], schema=headers["fedora_messaging_schema"], headers=headers
+    )
+    await publish(rabbitmq.url, COMPLETE, message)
+    finished = "deploy of pkgdb2 finished ok (update_ticketkey.yml)"
+    await wait_said(watcher, bot.nick, finished, target=ADMIN, since=mark, timeout=TIMEOUT)
+    await wait_said(watcher, bot.nick, finished, target=FIREFIGHT, since=mark, timeout=TIMEOUT)
+    said = [m.text for m in bot_lines(watcher, bot.nick)]
+    assert sum(started in text for text in said) == 2  # once per channel, no redelivery
+    assert sum(finished in text for text in said) == 2
+
+    await bot.stop(watcher)
+    log = bot.log_text()
+    assert "Traceback" not in log and "ERROR" not in log, log
+    assert "guest:***@" in log and "guest:guest@" not in log  # the password is masked
+    with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+        await queue_counts(rabbitmq.url, queue)  # exclusive, auto-deleted with the bot
