@@ -258,9 +258,11 @@ def test_server_start_moves_to_new_ports_when_its_port_is_taken(tmp_path: Path) 
         def __init__(self, workdir: Path, taken: int) -> None:
             super().__init__(workdir)
             self.taken = taken
+            self.choices = 0
 
         def _choose_ports(self) -> None:
             super()._choose_ports()
+            self.choices += 1
             if not self.startup_seconds and self.taken:
                 self.port, self.taken = self.taken, 0
 
@@ -273,4 +275,6 @@ def test_server_start_moves_to_new_ports_when_its_port_is_taken(tmp_path: Path) 
             assert server.port != taken
             assert server.running
         assert not server.running
-        assert "in use" in server.log_path.read_text().lower()
+        # It tried the taken port first, then chose again (the log of the failed attempt
+        # is not asserted: under load its "in use" line has been seen missing).
+        assert server.choices >= 2
