@@ -330,6 +330,27 @@ def _summaries(rows: Iterable[tuple[Any, ...]]) -> Iterator[IncidentSummary]:
 # -- the store --------------------------------------------------------------------------
 
 
+def _select(
+    columns: str,
+    table: str,
+    conditions: list[str],
+    order: str,
+    limit: int | None,
+    values: list[object],
+) -> str:
+    """``SELECT columns FROM table [WHERE …] ORDER BY order [LIMIT ?]`` for the list
+    methods; the conditions are fixed SQL fragments with ``?`` placeholders, and the
+    limit's value is appended to ``values``."""
+    sql = f"SELECT {columns} FROM {table}"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    sql += f" ORDER BY {order}"
+    if limit is not None:
+        sql += " LIMIT ?"
+        values.append(max(limit, 0))
+    return sql
+
+
 class Store:
     """The database.  Open with :meth:`open`; close with :meth:`close` or ``with``."""
 
@@ -561,13 +582,8 @@ class Store:
         if until is not None:
             conditions.append("reported_at < ?")
             values.append(_db_time(until))
-        sql = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
-        if conditions:
-            sql += " WHERE " + " AND ".join(conditions)
-        sql += " ORDER BY number DESC" if newest_first else " ORDER BY number"
-        if limit is not None:
-            sql += " LIMIT ?"
-            values.append(max(limit, 0))
+        order = "number DESC" if newest_first else "number"
+        sql = _select(_INCIDENT_COLUMNS, "incidents", conditions, order, limit, values)
         return self._with_timelines(self._db.execute(sql, values).fetchall())
 
     def incidents_between(self, start: datetime, end: datetime) -> tuple[Incident, ...]:
@@ -880,13 +896,7 @@ class Store:
         if until is not None:
             conditions.append("created_at < ?")
             values.append(_db_time(until))
-        sql = f"SELECT {_PAGE_COLUMNS} FROM pages"
-        if conditions:
-            sql += " WHERE " + " AND ".join(conditions)
-        sql += " ORDER BY number"
-        if limit is not None:
-            sql += " LIMIT ?"
-            values.append(max(limit, 0))
+        sql = _select(_PAGE_COLUMNS, "pages", conditions, "number", limit, values)
         return tuple(_page(row) for row in self._db.execute(sql, values))
 
 
