@@ -59,7 +59,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
-from deploybot.events import KINDS, BadMessage, BusEvent
+from deploybot.events import KINDS, BadMessage, BusEvent, Source
 from deploybot.lines import one_line
 from deploybot.plans import Plan
 
@@ -414,9 +414,9 @@ class BusStats:
         self.dropped: dict[str, int] = dict.fromkeys(KINDS, 0)
         self.facts: dict[str, int] = {kind.__name__: 0 for kind in _FACT_TYPES}
 
-    def count_received(self, source: str) -> None:
+    def count_received(self, source: Source) -> None:
         """One message arrived from ``source`` (before decoding)."""
-        self.received[source] = self.received.get(source, 0) + 1
+        self.received[source] += 1
 
     def count_decoded(self) -> None:
         """One message decoded into a :class:`~deploybot.events.BusEvent`."""

@@ -55,7 +55,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from yarl import URL
 
-from deploybot.events import DEFAULT_MAX_BYTES, BadMessage, from_fedora_messaging
+from deploybot.events import DEFAULT_MAX_BYTES, BadMessage, Source, from_fedora_messaging
 
 if TYPE_CHECKING:
     from deploybot.busreactor import BusReactor
@@ -79,7 +79,7 @@ PREFETCH = 10
 RECONNECT_INTERVAL = 5.0
 #: Seconds one connection attempt may take (TCP, TLS and the AMQP handshake).
 CONNECT_TIMEOUT = 30.0
-SOURCE = "fedora-messaging"
+SOURCE: Source = "fedora-messaging"
 
 
 def redact_url(url: str) -> str:

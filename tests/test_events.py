@@ -556,3 +556,44 @@ def test_depth_limit_boundary(depth: int) -> None:
     data = HEAD + b'"body": {"x": ' + b"[" * depth + b"]" * depth + b"}}"
     event = decodes_or_refuses(from_webhook, data, prefix=PREFIX)
     assert (event is not None) == (depth < MAX_DEPTH)
+
+
+def _shape(value: object) -> object:
+    """``value`` with each container's type made explicit, to compare two frozen bodies
+    exactly (``==`` alone would not tell a tuple from a list inside a mapping proxy)."""
+    if isinstance(value, Mapping):
+        return (type(value).__name__, {key: _shape(item) for key, item in value.items()})
+    if isinstance(value, tuple | list):
+        return (type(value).__name__, [_shape(item) for item in value])
+    return (type(value).__name__, value)
+
+
+#: Text around the UTF-16 surrogate range (lone surrogates included: st.text leaves them out).
+near_surrogates = st.text(st.characters(min_codepoint=0xD7F0, max_codepoint=0xE010), max_size=3)
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=10) | near_surrogates, json_values | near_surrogates, max_size=5
+    ),
+    st.booleans(),
+    st.booleans(),
+)
+def test_frames_freeze_like_the_envelope_walk(
+    msg: dict[str, Any], ascii_only: bool, spaced: bool
+) -> None:
+    """The frame decoder freezes while parsing (fast path) or walks after (surrogates,
+    deep nesting); either way the body is exactly what freezing the parsed envelope gives:
+    read-only mappings and tuples all the way down, same values."""
+    envelope = {"topic": T, "msg": msg}
+    data = json.dumps(envelope, ensure_ascii=ascii_only, indent=1 if spaced else None)
+    try:
+        frame = data.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate with ensure_ascii off: not UTF-8
+        return
+    from_frames = decodes_or_refuses(from_fedmsg_frames, T.encode(), frame, prefix=PREFIX)
+    from_envelope = decodes_or_refuses(from_fedmsg_envelope, json.loads(data), prefix=PREFIX)
+    assert (from_frames is None) == (from_envelope is None)
+    if from_frames is not None and from_envelope is not None:
+        assert _shape(from_frames.body) == _shape(from_envelope.body)
+        assert from_frames == from_envelope
