@@ -97,6 +97,7 @@ BadKind = Literal[
     "too-deep",  # parsed, but nested deeper than MAX_DEPTH
     "bad-topic",  # not a well-formed topic, or not under the configured prefix
     "topic-mismatch",  # fedmsg topic frame differs from the envelope's topic
+    "wrong-frames",  # a fedmsg ZeroMQ message without exactly two frames [topic, body]
     "bad-signature",  # the signature check (when enabled) refused the message
 ]
 KINDS: tuple[BadKind, ...] = get_args(BadKind)

@@ -302,7 +302,7 @@ class FedmsgSource:
             reactor.stats.received[SOURCE] += 1
             if count != 2:
                 raise BadMessage(
-                    "wrong-type", f"a fedmsg message has 2 frames [topic, body], not {count}"
+                    "wrong-frames", f"a fedmsg message has 2 frames [topic, body], not {count}"
                 )
             event = from_fedmsg_frames(
                 topic, body, prefix=self.prefix, max_bytes=self.max_bytes, verify=self.validator

@@ -48,8 +48,8 @@ from deploybot.planbook import PlanBook
 from deploybot.planfile import dump_plan
 from deploybot.store import Store
 from tests.botprocess import deploybot_executable
+from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
-from tests.test_countdowns import RecordingOutbox
 
 with warnings.catch_warnings():
     # The test extra installs fedmsg (its own publisher and encoder are the reference);
@@ -524,7 +524,7 @@ async def test_garbage_is_counted_and_dropped_and_the_loop_goes_on(
     assert isinstance(dropped, dict)
     assert {kind: count for kind, count in dropped.items() if count} == {
         "not-json": 2,
-        "wrong-type": 3,
+        "wrong-frames": 3,
         "too-large": 1,
         "topic-mismatch": 1,
         "not-object": 1,
