@@ -93,6 +93,7 @@ class Application:
             report = book.reload()
             self._fingerprint = book.fingerprint()
             self.bot = self._make_bot(loop)
+            self.bot.report_channel = config.admin_channel
             self.poster = CountdownPoster(self.core, self.bot.outbox)
             self.firefight = Firefight(self.core, self.bot.outbox)
             self.core.firefight = self.firefight

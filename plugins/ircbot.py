@@ -63,6 +63,13 @@ IMMEDIATE = frozenset({"CAP", "AUTHENTICATE", "PASS", "NICK", "USER", "PING", "P
 PRIORITY = frozenset({"JOIN", "WHO"})
 JOIN_ERRORS = "403|405|471|473|474|475|476|477|489"
 _REFUSED = {"404": "message", "442": "part", "482": "topic or mode change"}
+#: What people can do about a refusal, said with it in the report channel.
+_REMEDY = {
+    "404": "let me speak there (voice me, or -m/-n)",
+    "482": "make me a channel operator there, or -t, so I can set the topic",
+}
+#: A refusal for one channel and numeric is reported at most this often (seconds).
+REFUSAL_REPORT_INTERVAL = 600.0
 OWN_PLUGINS = ("irc3.plugins.core", "deploybot_plugins.capabilities", "deploybot_plugins.accounts")
 REPLACED_PLUGINS = ("irc3.plugins.autojoins", "irc3.plugins.sasl")
 NUMBERS = {
@@ -278,6 +285,10 @@ class DeployIrcBot(irc3.IrcBot):  # type: ignore[misc]
         self._connected_at = self._last_rx = 0.0
         self.protocol: _Connection | None = None
         self._accounts = self.get_plugin("deploybot_plugins.accounts.Accounts")
+        #: Where the server's refusals (a join, a topic, a message) are also told, so that
+        #: people see them, not only the log: the admin channel (set by the application).
+        self.report_channel: str | None = None
+        self._reported: dict[tuple[str, str], float] = {}
         core = self.get_plugin(Core)
         core.reconnect = lambda: log.debug("irc3 Core ping timeout ignored (watchdog in use)")
         self._attach(r"^(@\S+ )?:\S+ 001 (?P<me>\S+)", self._on_welcome)
@@ -754,11 +765,36 @@ class DeployIrcBot(irc3.IrcBot):  # type: ignore[misc]
         if _lower(channel) in self._channels:
             log.error("cannot join %s: %s (%s)", channel, data, code)
             self._channel_done(_lower(channel))
+            self._report_refusal(
+                code,
+                channel,
+                f"⚠ I cannot join {channel}: {data} ({code}); what I post there is lost",
+            )
 
     def _on_refused(self, code: str = "", channel: str = "", data: str = "", **_: Any) -> None:
         """A message, topic or part the server refused (e.g. the topic of a +t channel
         whose operator the bot is not): nothing the bot can retry, but never silent."""
         log.warning("the server refused our %s in %s: %s (%s)", _REFUSED[code], channel, data, code)
+        if code in _REMEDY:
+            self._report_refusal(
+                code,
+                channel,
+                f"⚠ the server refused my {_REFUSED[code]} in {channel}: {data} ({code});"
+                f" {_REMEDY[code]}",
+            )
+
+    def _report_refusal(self, code: str, channel: str, text: str) -> None:
+        """Tell :attr:`report_channel` (once per channel and numeric every
+        :data:`REFUSAL_REPORT_INTERVAL`); never about the report channel itself, where the
+        report would be refused in turn."""
+        target = self.report_channel
+        if not target or _lower(channel) == _lower(target):
+            return
+        key, now = (code, _lower(channel)), self.loop.time()
+        if now - self._reported.get(key, -REFUSAL_REPORT_INTERVAL) < REFUSAL_REPORT_INTERVAL:
+            return
+        self._reported[key] = now
+        self.outbox.post(target, text)
 
     def _on_error(self, data: str = "", **_: Any) -> None:
         expected = self._stopping or self.failed.done()

@@ -498,3 +498,41 @@ async def test_stop_quits_and_leaves_no_task_or_timer_behind(
     assert not bot._tasks and not bot._handles
     await asyncio.sleep(1.5)  # a reconnect would have happened by now
     assert bot.protocol is None
+
+
+@pytest.mark.irc
+async def test_refused_topic_and_join_are_told_in_the_report_channel_once(
+    inspircd_services: InspircdWithServices, irc_client: IrcClientFactory, make_bot: BotFactory
+) -> None:
+    """A topic refused in a +t channel where the bot is not operator (482) and a join
+    refused by an invite-only channel (473) are said in the report channel with what to do,
+    each once however often it happens; nothing about the report channel itself."""
+    net = inspircd_services
+    admin, locked, closed = ("#" + net.unique_name(name) for name in ("admin", "locked", "inv"))
+    owner = await irc_client(net.relaxed_port, net.unique_name("owner"))
+    await owner.join(locked)
+    await owner.join(closed)
+    await owner.send(f"MODE {locked} +t")
+    await owner.send(f"MODE {closed} +i")
+    await owner.wait_for(lambda m: m.command == "MODE" and "+i" in m.params, 10)
+    watcher = await irc_client(net.relaxed_port, net.unique_name("watch"))
+    await watcher.join(admin)
+    bot = make_bot(net.stock_port, net.unique_name("bot"), [admin, locked])
+    bot.report_channel = admin
+    await started(bot)
+    for _ in range(3):
+        bot.outbox.set_topic(locked, "pkgdb2 deploy: report with !broke")
+    bot.outbox.join(closed)
+    bot.outbox.set_topic(admin, "refused too")  # the watcher opened #admin: 482, untold
+    bot.outbox.post(admin, "sentinel")
+
+    said = sorted([(await watcher.wait_for(from_bot(bot, admin), 20)).text for _ in range(3)])
+    assert said[0] == "sentinel"
+    assert said[1].startswith(f"⚠ I cannot join {closed}: ")
+    assert said[1].endswith("(473); what I post there is lost")
+    assert said[2].startswith(f"⚠ the server refused my topic or mode change in {locked}: ")
+    assert said[2].endswith(
+        "(482); make me a channel operator there, or -t, so I can set the topic"
+    )
+    await asyncio.sleep(2)
+    assert len([m for m in watcher.messages if from_bot(bot, admin)(m)]) == 3
