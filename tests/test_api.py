@@ -1,0 +1,502 @@
+"""deploybot.api: the /api/v1 documents built from a real core (SQLite store under
+tmp_path, plans loaded from plan files), query validation, metrics and signatures."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploybot.api import (
+    INCIDENT_STATES,
+    MAX_INCIDENTS,
+    ApiError,
+    deployment_document,
+    deployments_document,
+    digest_document,
+    error_document,
+    health_document,
+    incident_document,
+    incidents_document,
+    metrics_text,
+    signature,
+    signature_ok,
+)
+from deploybot.config import config_from_mapping
+from deploybot.core import Core
+from deploybot.eventrules import BusStats
+from deploybot.planbook import PlanBook
+from deploybot.planfile import dump_plan
+from deploybot.plans import Production, Roster, Staging
+from deploybot.store import Store
+from tests.planfactory import make_plan, utc
+
+WHEN = utc(2026, 12, 15, 13)
+NOW = utc(2026, 12, 15, 14)  # an hour into the pkgdb2 window (13:00-21:00 UTC)
+ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+#: Keys whose value must be a list in every document they appear in.
+LIST_KEYS = {
+    "deployments",
+    "owners",
+    "playbooks",
+    "teams",
+    "meetings",
+    "api_breaks",
+    "consumers",
+    "announcements",
+    "shifts",
+    "people",
+    "escalation",
+    "checks",
+    "incidents",
+    "timeline",
+    "sections",
+    "open",
+}
+
+
+def minimal_plan() -> Any:
+    """A leaf, minor plan with every optional list empty and no URLs."""
+    return make_plan(
+        id="nuancier-1.3",
+        service="nuancier",
+        release="1.3",
+        title="nuancier bug fixes",
+        when=utc(2026, 12, 20, 9),
+        duration=timedelta(hours=1),
+        major=False,
+        leaf=True,
+        essential=False,
+        owners=(),
+        playbooks=(),
+        staging=Staging(),
+        production=Production(),
+        api_breaks=(),
+        consumers=(),
+        announcements=(),
+        meetings=(),
+        teams=(),
+        roster=Roster(),
+    )
+
+
+@pytest.fixture
+def core(tmp_path: Path) -> Iterator[Core]:
+    """A real core on a tmp SQLite file with two plans: pkgdb2 (running at NOW, under
+    policy) and nuancier (upcoming, exempt, every list empty); the clock at NOW."""
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "pkgdb2.yaml").write_text(dump_plan(make_plan(when=WHEN)), encoding="utf-8")
+    (plans / "nuancier.yaml").write_text(dump_plan(minimal_plan()), encoding="utf-8")
+    config = config_from_mapping({"admin_channel": "#ops", "timezone": "Europe/Paris"})
+    store = Store.open(tmp_path / "db.sqlite3")
+    book = PlanBook(plans)
+    report = book.reload()
+    assert not report.problems, report.problems
+    yield Core(config=config, store=store, book=book, clock=lambda: NOW)
+    store.close()
+
+
+def report(core: Core, minutes: int, *, service: str = "pkgdb2", nick: str = "alice") -> int:
+    incident = core.store.report_incident(
+        service=service,
+        text="acl page returns 500",
+        reporter_nick=nick,
+        reporter_account=None,
+        channel="#pkgdb2-firefight",
+        now=WHEN + timedelta(minutes=minutes),
+        deploy_id="pkgdb2-2.0" if service == "pkgdb2" else None,
+        minutes_into_deploy=minutes if service == "pkgdb2" else None,
+    )
+    return incident.number
+
+
+def assert_explicit(value: Any, where: str = "$") -> None:
+    """No list key is null or anything but a list; every time looks like 2026-…Z."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in LIST_KEYS:
+                assert isinstance(item, list), f"{where}.{key} is {item!r}, not a list"
+            if isinstance(item, str) and (key.endswith("_at") or key in {"when", "end", "as_of"}):
+                assert ISO.fullmatch(item), f"{where}.{key} = {item!r}"
+            assert_explicit(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            assert_explicit(item, f"{where}[{index}]")
+
+
+def api_error(call: Any, *args: Any) -> ApiError:
+    with pytest.raises(ApiError) as caught:
+        call(*args)
+    return caught.value
+
+
+# -- deployments ----------------------------------------------------------------------------
+
+
+def test_deployments_list_every_plan_in_force_by_start_time_with_explicit_fields(
+    core: Core,
+) -> None:
+    """Both plans, by start time, with status as of now, readiness from the policy (six
+    checks for pkgdb2, none for the exempt nuancier), UTC times with Z and durations in
+    seconds; the document survives a JSON round trip unchanged."""
+    document = deployments_document(core)
+    assert json.loads(json.dumps(document)) == document
+    assert_explicit(document)
+    assert document["as_of"] == "2026-12-15T14:00:00Z"
+    pkgdb2, nuancier = document["deployments"]
+    assert (pkgdb2["id"], nuancier["id"]) == ("pkgdb2-2.0", "nuancier-1.3")
+    assert pkgdb2["status"] == "running" and nuancier["status"] == "upcoming"
+    assert (pkgdb2["when"], pkgdb2["end"]) == ("2026-12-15T13:00:00Z", "2026-12-15T21:00:00Z")
+    assert pkgdb2["duration_seconds"] == 8 * 3600
+    assert pkgdb2["breaks_api"] is True
+    assert pkgdb2["api_breaks"] == [
+        {
+            "endpoint": "/api/packager/acl",
+            "change": "returns null instead of [] when the packager has no ACLs",
+            "migration": "treat null as an empty list",
+        }
+    ]
+    assert pkgdb2["roster"]["channel"] == "#pkgdb2-firefight"
+    assert pkgdb2["roster"]["shifts"][0] == {
+        "team": "infrastructure",
+        "people": ["pingou"],
+        "start": "2026-12-15T13:00:00Z",
+        "end": "2026-12-15T17:00:00Z",
+    }
+    readiness = pkgdb2["readiness"]
+    assert readiness["under_policy"] and readiness["ready"]
+    assert [check["rule"] for check in readiness["checks"]] == [
+        "api-break-announcement",
+        "devel-announcement",
+        "meeting",
+        "staging-call",
+        "roster-coverage",
+        "consumer-contacts",
+    ]
+    assert all(check["met"] and check["reason"] for check in readiness["checks"])
+
+
+def test_a_plan_without_optional_parts_has_empty_lists_and_null_urls_never_missing_keys(
+    core: Core,
+) -> None:
+    """The pkgdb2 post-mortem: nothing given is [] for lists and null for single values;
+    the keys are the same as those of a full plan."""
+    document = deployment_document(core, "nuancier-1.3")
+    plan = document["deployment"]
+    full = deployments_document(core)["deployments"][0]
+    assert set(plan) == set(full)
+    for key in ("owners", "playbooks", "teams", "meetings", "api_breaks", "consumers"):
+        assert plan[key] == [], key
+    assert plan["announcements"] == []
+    assert plan["roster"] == {
+        "channel": "#nuancier-firefight",
+        "shifts": [],
+        "escalation": [],
+    }
+    assert plan["staging"] == {"url": None, "call_for_testing": None}
+    assert plan["production"] == {"url": None}
+    assert plan["readiness"] == {
+        "under_policy": False,
+        "ready": True,
+        "exempt_reason": "exempt: minor release without API breaks",
+        "notice_days": 14,
+        "checks": [],
+    }
+
+
+def test_unknown_deployment_is_404_and_a_query_string_is_refused(core: Core) -> None:
+    """An unknown id is 404 not-found naming it; the deployment routes take no query."""
+    error = api_error(deployment_document, core, "pkgdb3")
+    assert (error.status, error.code) == (404, "not-found")
+    assert "'pkgdb3'" in error.message
+    error = api_error(deployments_document, core, [("limit", "3")])
+    assert (error.status, error.code) == (400, "bad-query")
+    assert "'limit'" in error.message
+
+
+def test_error_messages_are_one_line_even_when_the_request_had_line_breaks(core: Core) -> None:
+    """A value from the request shown in an error never brings its CR/LF/NUL along."""
+    error = api_error(deployment_document, core, "x\r\nSet-Cookie: a=b\x00")
+    assert "\n" not in error.message and "\r" not in error.message
+    assert "\x00" not in error.message
+    assert error_document("c", "a\nb") == {"error": {"code": "c", "message": "a b"}}
+
+
+# -- incidents ------------------------------------------------------------------------------
+
+
+def test_no_incidents_is_an_empty_list(core: Core) -> None:
+    """An empty store: incidents [] (not null), not truncated, the query echoed with
+    nulls for the filters not given."""
+    assert incidents_document(core) == {
+        "query": {"since": None, "service": None, "state": None},
+        "incidents": [],
+        "truncated": False,
+    }
+
+
+def test_incident_document_has_every_field_and_its_timeline(core: Core) -> None:
+    """Reported at 13:10, taken by bob at 13:15, fixed at 13:40: times with Z, durations
+    in seconds, the timeline in order."""
+    number = report(core, 10)
+    core.store.take(number, "bob", "bob", WHEN + timedelta(minutes=15))
+    core.store.fix(number, "bob", "bob", WHEN + timedelta(minutes=40), note="restarted")
+    incident = incident_document(core, str(number))["incident"]
+    assert_explicit(incident)
+    assert incident == {
+        "number": number,
+        "service": "pkgdb2",
+        "text": "acl page returns 500",
+        "channel": "#pkgdb2-firefight",
+        "reporter": "alice",
+        "reporter_account": None,
+        "state": "fixed",
+        "deploy_id": "pkgdb2-2.0",
+        "minutes_into_deploy": 10,
+        "reported_at": "2026-12-15T13:10:00Z",
+        "acknowledged_at": "2026-12-15T13:15:00Z",
+        "acknowledged_by": "bob",
+        "owner": "bob",
+        "fixed_at": "2026-12-15T13:40:00Z",
+        "fixed_by": "bob",
+        "time_to_acknowledge_seconds": 300,
+        "time_to_repair_seconds": 1800,
+        "timeline": [
+            {
+                "at": "2026-12-15T13:10:00Z",
+                "nick": "alice",
+                "account": None,
+                "kind": "reported",
+                "text": "acl page returns 500",
+            },
+            {
+                "at": "2026-12-15T13:15:00Z",
+                "nick": "bob",
+                "account": "bob",
+                "kind": "taken",
+                "text": "",
+            },
+            {
+                "at": "2026-12-15T13:40:00Z",
+                "nick": "bob",
+                "account": "bob",
+                "kind": "fixed",
+                "text": "restarted",
+            },
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("number", "status", "code"),
+    [("99", 404, "not-found"), ("abc", 400, "bad-request"), ("-1", 400, "bad-request")],
+)
+def test_unknown_or_malformed_incident_numbers(
+    core: Core, number: str, status: int, code: str
+) -> None:
+    """A number with no incident is 404; something that is not a number is 400."""
+    error = api_error(incident_document, core, number)
+    assert (error.status, error.code) == (status, code)
+
+
+def test_incident_filters_since_service_and_state(core: Core) -> None:
+    """``state`` open/fixed, ``service`` case-insensitively, ``since`` as a date (local
+    midnight in the configured zone, Europe/Paris: 23:00 UTC the day before) or a time
+    with Z or an offset (inclusive)."""
+    first = report(core, 10)
+    second = report(core, 20, service="koji")
+    third = report(core, 30)
+    core.store.fix(first, "bob", None, WHEN + timedelta(minutes=40))
+
+    def numbers(*query: tuple[str, str]) -> list[int]:
+        return [item["number"] for item in incidents_document(core, list(query))["incidents"]]
+
+    assert numbers() == [first, second, third]
+    assert numbers(("state", "open")) == [second, third]
+    assert numbers(("state", "fixed")) == [first]
+    assert numbers(("service", "PKGDB2")) == [first, third]
+    assert numbers(("since", "2026-12-15T13:20:00Z")) == [second, third]
+    assert numbers(("since", "2026-12-15T14:20:00+01:00")) == [second, third]
+    assert numbers(("since", "2026-12-16")) == []
+    assert numbers(("since", "2026-12-15"), ("state", "open"), ("service", "koji")) == [second]
+    document = incidents_document(core, [("since", "2026-12-15")])
+    assert document["query"]["since"] == "2026-12-14T23:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ([("state", "closed")], "expected one of open, fixed"),
+        ([("state", "")], "expected one of"),
+        ([("since", "yesterday")], "is not a date"),
+        ([("since", "2026-12-15T13:00:00")], "no UTC offset"),
+        ([("since", "2026-12-15T13:00:00 02:00")], "%2B"),
+        ([("since", "2026-02-30")], "is not a date"),
+        ([("since", "0001-01-01T00:00:00Z")], "out of range"),
+        ([("service", "")], "not a service name"),
+        ([("service", "a\nb")], "not a service name"),
+        ([("limit", "10")], "unknown query key 'limit'; valid keys: since, service, state"),
+        ([("state", "open"), ("state", "fixed")], "more than once"),
+    ],
+)
+def test_bad_incident_queries_are_400_bad_query(
+    core: Core, query: list[tuple[str, str]], says: str
+) -> None:
+    """Unknown keys, repeated keys and bad values are refused with a message that says
+    what is expected; never a silent empty answer."""
+    error = api_error(incidents_document, core, query)
+    assert (error.status, error.code) == (400, "bad-query")
+    assert says in error.message
+
+
+def test_incident_states_are_the_stores() -> None:
+    assert INCIDENT_STATES == ("open", "fixed")
+
+
+def test_long_incident_lists_are_cut_and_say_so(core: Core) -> None:
+    """More than MAX_INCIDENTS matches: the oldest MAX_INCIDENTS and truncated true."""
+    for minute in range(MAX_INCIDENTS + 2):
+        core.store.report_incident(
+            service="koji",
+            text="x",
+            reporter_nick="alice",
+            reporter_account=None,
+            channel="#ops",
+            now=WHEN + timedelta(seconds=minute),
+        )
+    document = incidents_document(core, [("service", "koji")])
+    assert len(document["incidents"]) == MAX_INCIDENTS
+    assert document["incidents"][0]["number"] == 1
+    assert document["truncated"] is True
+
+
+# -- digests --------------------------------------------------------------------------------
+
+
+def test_digest_document_is_the_days_digest_as_of_now(core: Core) -> None:
+    """The deploy day's digest (Europe/Paris day) as of NOW: the pkgdb2 section with the
+    open incident; an empty day still has its lists."""
+    report(core, 10)
+    digest = digest_document(core, "2026-12-15")["digest"]
+    assert_explicit(digest)
+    assert digest["date"] == "2026-12-15" and digest["as_of"] == "2026-12-15T14:00:00Z"
+    assert digest["complete"] is False
+    (section,) = digest["sections"]
+    assert section["deploy_id"] == "pkgdb2-2.0"
+    assert [incident["number"] for incident in section["open"]] == [1]
+    quiet = digest_document(core, "2026-11-01")["digest"]
+    assert quiet["empty"] is True and quiet["sections"] == []
+    assert quiet["totals"]["open"] == [] and quiet["totals"]["teams"] == []
+
+
+@pytest.mark.parametrize("day", ["2026-12-1", "2026-13-01", "tomorrow", "99999-01-01"])
+def test_bad_digest_dates_are_400(core: Core, day: str) -> None:
+    error = api_error(digest_document, core, day)
+    assert (error.status, error.code) == (400, "bad-request")
+    assert "is not a date such as 2026-12-15" in error.message
+
+
+# -- health and metrics ---------------------------------------------------------------------
+
+
+def test_health_says_ok_with_the_plan_count_and_503_when_the_store_is_gone(core: Core) -> None:
+    status, document = health_document(core, True)
+    assert status == 200
+    assert document == {
+        "ok": True,
+        "irc_connected": True,
+        "plans": 2,
+        "as_of": "2026-12-15T14:00:00Z",
+    }
+    assert health_document(core, None)[1]["irc_connected"] is None
+    core.store.close()
+    status, document = health_document(core, False)
+    assert (status, document["ok"]) == (503, False)
+
+
+SAMPLE = re.compile(r'[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_]\w*="([^"\\]|\\.)*",?)*\})? [0-9.eE+-]+')
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Every line a comment (# HELP/# TYPE) or ``name{labels} value``; samples by line."""
+    assert text.endswith("\n")
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            assert re.fullmatch(r"# (HELP|TYPE) deploybot_\w+ .+", line), line
+            continue
+        assert SAMPLE.fullmatch(line), line
+        name, _, value = line.rpartition(" ")
+        samples[name] = float(value)
+    return samples
+
+
+def test_metrics_are_prometheus_text_with_every_family(core: Core) -> None:
+    """Bus counters (every source, kind and fact present from the start), incidents by
+    state, plans, HTTP requests; label values are escaped."""
+    first = report(core, 10)
+    report(core, 20)
+    core.store.fix(first, "bob", None, WHEN + timedelta(minutes=30))
+    stats = BusStats()
+    stats.count_received("webhook")
+    text = metrics_text(
+        core,
+        bus=stats.as_dict(),
+        duplicates=2,
+        http_requests={("GET", '/a"\\b', "200"): 3},
+        irc_connected=True,
+    )
+    samples = parse_metrics(text)
+    assert samples['deploybot_bus_received_total{source="webhook"}'] == 1
+    assert samples['deploybot_bus_received_total{source="fedmsg"}'] == 0
+    assert samples['deploybot_bus_dropped_total{kind="not-json"}'] == 0
+    assert samples['deploybot_bus_facts_total{fact="DeployStarted"}'] == 0
+    assert samples["deploybot_bus_decoded_total"] == 0
+    assert samples["deploybot_bus_duplicates_total"] == 2
+    assert samples['deploybot_incidents{state="open"}'] == 1
+    assert samples['deploybot_incidents{state="fixed"}'] == 1
+    assert samples["deploybot_plans_loaded"] == 2
+    assert samples["deploybot_irc_connected"] == 1
+    route = 'deploybot_http_requests_total{method="GET",route="/a\\"\\\\b",status="200"}'
+    assert samples[route] == 3
+    assert "# TYPE deploybot_incidents gauge" in text
+    assert "# TYPE deploybot_bus_received_total counter" in text
+    unknown = metrics_text(
+        core, bus=stats.as_dict(), duplicates=0, http_requests={}, irc_connected=None
+    )
+    assert "deploybot_irc_connected" not in unknown
+
+
+# -- signatures -----------------------------------------------------------------------------
+
+
+def test_signature_is_hmac_sha256_of_the_body_with_the_secret() -> None:
+    body = b'{"topic": "x"}'
+    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert signature("s3cret", body) == f"sha256={expected}"
+    assert signature_ok("s3cret", body, f"sha256={expected}")
+    assert signature_ok("s3cret", body, f"SHA256={expected.upper()} ")
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", "sha256=", "sha1=abc", "deadbeef", "sha256=ünïcode", "sha256=" + "0" * 64],
+)
+def test_wrong_or_malformed_signatures_are_refused(header: str) -> None:
+    assert not signature_ok("s3cret", b"{}", header)
+
+
+def test_a_signature_with_another_secret_or_body_is_refused_and_no_secret_refuses_all() -> None:
+    body = b"{}"
+    assert not signature_ok("other", body, signature("s3cret", body))
+    assert not signature_ok("s3cret", b"{} ", signature("s3cret", body))
+    assert not signature_ok("", body, signature("", body))
