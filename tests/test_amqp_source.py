@@ -25,6 +25,7 @@ from deploybot.events import BusEvent
 from deploybot.planbook import PlanBook
 from deploybot.planfile import dump_plan
 from deploybot.store import Store
+from tests.fakes import RecordingOutbox
 from tests.ircd.servers import free_port
 from tests.planfactory import make_plan
 from tests.rabbitmq import (
@@ -35,7 +36,6 @@ from tests.rabbitmq import (
     queue_counts,
     sample,
 )
-from tests.test_countdowns import RecordingOutbox
 
 ADMIN = "#admin"
 START = "org.fedoraproject.prod.ansible.playbook.start"

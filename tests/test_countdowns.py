@@ -15,30 +15,10 @@ from deploybot.countdowns import JOB_PREFIX, CountdownPoster
 from deploybot.planbook import PlanBook
 from deploybot.planfile import dump_plan
 from deploybot.store import Store
+from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
 
 WHEN = utc(2026, 12, 15, 13)
-
-
-class RecordingOutbox:
-    """Records what the core asks the transport to send (the boundary of these tests)."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, str]] = []
-
-    def post(self, target: str, text: str) -> None:
-        self.posts.append((target, text))
-
-    reply = notice = post
-
-    def join(self, channel: str) -> None:
-        pass
-
-    def part(self, channel: str, reason: str = "") -> None:
-        pass
-
-    def set_topic(self, channel: str, topic: str) -> None:
-        pass
 
 
 @pytest.fixture

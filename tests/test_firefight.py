@@ -34,6 +34,7 @@ from deploybot.planbook import PlanBook
 from deploybot.planfile import dump_plan
 from deploybot.plans import Plan, Roster, Shift
 from deploybot.store import Store
+from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, make_shift, utc
 
 WHEN = utc(2026, 12, 15, 13)  # pkgdb2-2.0: 13:00–21:00 UTC
@@ -41,41 +42,6 @@ END = WHEN + timedelta(hours=8)
 FIRE = "#pkgdb2-firefight"
 ADMIN = "#fedora-admin"
 ADMINS = "account:alice mask:*!*@admin.test"
-
-
-class RecordingOutbox:
-    """Records every call the core makes on the transport, in order."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, ...]] = []
-
-    def post(self, target: str, text: str) -> None:
-        self.calls.append(("post", target, text))
-
-    def reply(self, target: str, text: str) -> None:
-        self.calls.append(("reply", target, text))
-
-    def notice(self, target: str, text: str) -> None:
-        self.calls.append(("notice", target, text))
-
-    def join(self, channel: str) -> None:
-        self.calls.append(("join", channel))
-
-    def part(self, channel: str, reason: str = "") -> None:
-        self.calls.append(("part", channel, reason))
-
-    def set_topic(self, channel: str, topic: str) -> None:
-        self.calls.append(("topic", channel, topic))
-
-    def to(self, target: str) -> list[str]:
-        """The texts posted to ``target``, in order."""
-        return [call[2] for call in self.calls if call[0] == "post" and call[1] == target]
-
-    def kinds(self, kind: str) -> list[tuple[str, ...]]:
-        return [call for call in self.calls if call[0] == kind]
-
-    def clear(self) -> None:
-        self.calls.clear()
 
 
 class Clock:
