@@ -1,8 +1,9 @@
 """The ``deploybot`` command line (SPEC §8).
 
-``deploybot check [PATH…]`` validates plans and reports readiness.  Expected problems
-(bad plans, bad config) are printed as they are and give exit status 1; usage errors
-give 2 (argparse's convention).
+``deploybot check [PATH…]`` validates plans and reports readiness; ``deploybot announce
+ID`` prints a plan's announcement e-mail; ``deploybot digest`` prints a day's digest.
+Expected problems (bad plans, bad config) are printed as they are and give exit status 1;
+usage errors give 2 (argparse's convention).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pathlib import Path
 from typing import TextIO
 
 from deploybot import __version__
+from deploybot.announce import KINDS, announcement, default_kind
 from deploybot.config import Config, load_config
 from deploybot.digest import digest_for_day, full_lines
 from deploybot.errors import ConfigError, DeploybotError
+from deploybot.firefight import channel_of
 from deploybot.planfile import load_paths
 from deploybot.policy import assess, format_readiness
 from deploybot.store import Store
@@ -77,6 +80,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     digest.set_defaults(run=run_digest)
 
+    announce = commands.add_parser(
+        "announce",
+        help="print the announcement e-mail of a plan",
+        description=(
+            "Print an announcement e-mail (To:, Subject:, body) for a plan: the loud, "
+            "separate API-break notice, the staging call for testing, or the outage notice."
+        ),
+    )
+    announce.add_argument("plan_id", metavar="ID", help="the plan's id (see deploybot check)")
+    announce.add_argument(
+        "--kind",
+        choices=KINDS,
+        help="which announcement (default: api-break when the plan breaks its API, else outage)",
+    )
+    announce.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="bot.ini naming the plans, timezone and firefighting channel pattern "
+        "(default: ./bot.ini if it exists)",
+    )
+    announce.set_defaults(run=run_announce)
+
     run = commands.add_parser(
         "run",
         help="run the bot (IRC, countdowns, incidents)",
@@ -125,6 +151,33 @@ def run_digest(args: argparse.Namespace, out: TextIO) -> int:
         digest = digest_for_day(store, plans, day, config.timezone, as_of=as_of)
     for line in full_lines(digest, config.timezone):
         print(line, file=out)
+    return 0
+
+
+def run_announce(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args.config)
+    result = load_paths([config.plans_dir])
+    plans = {plan.id: plan for plan in result.plans}
+    plan = plans.get(args.plan_id)
+    if plan is None:
+        known = ", ".join(sorted(plans)) or "none"
+        problems = (
+            f"; {len(result.problems)} plan problem(s): deploybot check" if result.problems else ""
+        )
+        print(
+            f"deploybot: no plan {args.plan_id!r} in {config.plans_dir} (plans: {known}){problems}",
+            file=sys.stderr,
+        )
+        return 1
+    kind = args.kind or default_kind(plan)
+    try:
+        email = announcement(
+            plan, kind, tz=config.timezone, firefight_channel=channel_of(plan, config)
+        )
+    except DeploybotError as error:
+        print(f"deploybot: {error}", file=sys.stderr)
+        return 1
+    out.write(email.as_text())
     return 0
 
 
