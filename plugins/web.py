@@ -1,0 +1,396 @@
+"""The HTTP side of SPEC §6 on aiohttp: the ``/api/v1`` JSON API, the webhook, the web
+pages, the calendar feed, ``/healthz`` and ``/metrics``.
+
+:func:`make_app` builds the :class:`aiohttp.web.Application`; :class:`WebServer` runs it on
+the bot's loop (``AppRunner`` + ``TCPSite``) with :meth:`~WebServer.start` and
+:meth:`~WebServer.stop`.  The documents themselves, their shapes and error codes are in
+:mod:`deploybot.api`; this module only routes, checks the webhook signature and turns
+:class:`~deploybot.api.ApiError` and aiohttp's own errors into the JSON error envelope
+``{"error": {"code", "message"}}`` for everything under ``/api/``.
+
+The webhook (``POST /api/v1/events``)
+    Off (403 ``webhook-disabled``) while ``webhook_secret`` is empty.  The body is read
+    up to :data:`MAX_BODY` bytes (413 ``too-large`` beyond), its ``X-Deploybot-Signature``
+    checked (401 ``missing-signature`` / ``bad-signature``) before anything parses it;
+    then :func:`deploybot.events.from_webhook` decodes it and the application's one
+    :class:`~deploybot.busreactor.BusReactor` acts on it (202), or rejects it (counted and
+    logged like a bad bus message; 400 with the :class:`~deploybot.events.BadMessage`
+    kind as code).
+
+Unexpected errors are logged with a traceback and a reference; the client gets a 500 with
+that reference only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from deploybot import api
+from deploybot.busreactor import BusReactor
+from deploybot.core import Core
+from deploybot.digest import digest_for_day
+from deploybot.events import BadMessage, from_webhook
+from deploybot.lines import one_line
+from deploybot.schedule import day_bounds
+
+log = logging.getLogger(__name__)
+
+#: Largest request body accepted (the webhook's; the API takes no other body).
+MAX_BODY = 1_000_000
+#: Incidents shown on the front page at most (the newest of the day).
+MAX_PAGE_INCIDENTS = 500
+SHUTDOWN_TIMEOUT = 5.0
+JSON_TYPE = "application/json"
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_STATUS_CODES = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    411: "length-required",
+    413: "too-large",
+    415: "unsupported-media-type",
+    500: "internal-error",
+}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class WebStartError(Exception):
+    """The server could not listen (e.g. the port is taken); the message says where."""
+
+
+@dataclass
+class _State:
+    core: Core
+    reactor: BusReactor
+    irc_connected: Callable[[], bool | None]
+    max_body: int
+    requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+
+STATE = web.AppKey("deploybot_state", _State)
+
+
+def _state(request: web.Request) -> _State:
+    return request.app[STATE]
+
+
+def _json(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    text = json.dumps(document, ensure_ascii=False)
+    return web.Response(
+        text=text, status=status, content_type=JSON_TYPE, charset="utf-8", headers=headers
+    )
+
+
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return _json(api.error_document(code, message), status, headers)
+
+
+def _query(request: web.Request) -> list[tuple[str, str]]:
+    return list(request.rel_url.query.items())
+
+
+def _route(request: web.Request) -> str:
+    """The route template that matched (bounded label values for /metrics)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+# -- middleware ---------------------------------------------------------------------------
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Errors as the JSON envelope under /api/, a short text elsewhere; count requests."""
+    is_api = request.path == "/api" or request.path.startswith("/api/")
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except api.ApiError as error:
+            response = _json(error.document(), error.status)
+        except web.HTTPException as error:
+            if not is_api or error.status < 400:
+                status = error.status
+                raise
+            response = _http_error(error)
+        except Exception:
+            ref = secrets.token_hex(3)
+            log.exception("internal error (ref %s) on %s %s", ref, request.method, request.path)
+            message = f"internal error (ref {ref}); the admins can find it in the log"
+            if is_api:
+                response = _error(500, "internal-error", message)
+            else:
+                response = web.Response(text=message + "\n", status=500)
+        status = response.status
+        return response
+    finally:
+        method = request.method if request.method in _METHODS else "other"
+        _state(request).requests[(method, _route(request), str(status))] += 1
+
+
+def _http_error(error: web.HTTPException) -> web.Response:
+    """aiohttp's own 404, 405, 413… as the JSON envelope (keeping ``Allow`` on a 405)."""
+    code = _STATUS_CODES.get(error.status, f"http-{error.status}")
+    headers = {}
+    if isinstance(error, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(error.allowed_methods))
+        message = f"{error.method} is not allowed here; allowed: {allowed}"
+        headers["Allow"] = allowed
+    elif isinstance(error, web.HTTPNotFound):
+        message = "no such API route; see /api/v1/deployments, /api/v1/incidents"
+    elif isinstance(error, web.HTTPRequestEntityTooLarge):
+        message = "the request body is too large"
+    else:
+        message = error.reason
+    return _error(error.status, code, message, headers)
+
+
+# -- API handlers -------------------------------------------------------------------------
+
+
+async def _deployments(request: web.Request) -> web.Response:
+    return _json(api.deployments_document(_state(request).core, _query(request)))
+
+
+async def _deployment(request: web.Request) -> web.Response:
+    core = _state(request).core
+    return _json(api.deployment_document(core, request.match_info["id"], _query(request)))
+
+
+async def _incidents(request: web.Request) -> web.Response:
+    return _json(api.incidents_document(_state(request).core, _query(request)))
+
+
+async def _incident(request: web.Request) -> web.Response:
+    core = _state(request).core
+    return _json(api.incident_document(core, request.match_info["n"], _query(request)))
+
+
+async def _digest(request: web.Request) -> web.Response:
+    core = _state(request).core
+    return _json(api.digest_document(core, request.match_info["date"], _query(request)))
+
+
+async def _event(request: web.Request) -> web.Response:
+    state = _state(request)
+    config = state.core.config
+    if not config.webhook_secret:
+        raise api.ApiError(
+            403,
+            "webhook-disabled",
+            "the webhook is off: set webhook_secret in the [deploybot] section to turn it on",
+        )
+    header = request.headers.get(api.SIGNATURE_HEADER)
+    if header is None:
+        raise api.ApiError(
+            401,
+            "missing-signature",
+            f"no {api.SIGNATURE_HEADER} header: send sha256=<hex HMAC-SHA256 of the body>",
+        )
+    length = request.content_length
+    if length is not None and length > state.max_body:
+        raise api.ApiError(
+            413, "too-large", f"the body is {length} bytes, more than {state.max_body}"
+        )
+    body = await request.read()  # 413 from aiohttp beyond client_max_size
+    if not api.signature_ok(config.webhook_secret, body, header):
+        log.warning("webhook: refused a request from %s with a bad signature", request.remote)
+        raise api.ApiError(
+            401,
+            "bad-signature",
+            f"{api.SIGNATURE_HEADER} is not the HMAC-SHA256 of the body with the secret",
+        )
+    reactor = state.reactor
+    reactor.stats.count_received("webhook")
+    try:
+        event = from_webhook(body, prefix=config.fedmsg_topic_prefix, max_bytes=state.max_body)
+    except BadMessage as error:
+        reactor.reject(error, f"webhook {request.remote or ''}")
+        status = 413 if error.kind == "too-large" else 400
+        raise api.ApiError(status, error.kind, error.detail) from None
+    before = reactor.duplicates
+    facts = reactor.handle(event)
+    duplicate = reactor.duplicates > before
+    log.info(
+        "webhook: %s %s from %s: %s",
+        one_line(event.topic),
+        one_line(event.id) or "(no id)",
+        request.remote,
+        ", ".join(type(fact).__name__ for fact in facts) or ("repeat" if duplicate else "no fact"),
+    )
+    return _json(
+        {
+            "accepted": True,
+            "id": event.id,
+            "topic": event.topic,
+            "duplicate": duplicate,
+            "facts": [type(fact).__name__ for fact in facts],
+        },
+        status=202,
+    )
+
+
+# -- health, metrics, pages ---------------------------------------------------------------
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    state = _state(request)
+    status, document = api.health_document(state.core, state.irc_connected())
+    return _json(document, status)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    state = _state(request)
+    text = api.metrics_text(
+        state.core,
+        bus=state.reactor.stats.as_dict(),
+        duplicates=state.reactor.duplicates,
+        http_requests=dict(state.requests),
+        irc_connected=state.irc_connected(),
+    )
+    return web.Response(body=text.encode("utf-8"), headers={"Content-Type": METRICS_TYPE})
+
+
+def _html(text: str) -> web.Response:
+    return web.Response(text=text, content_type="text/html", charset="utf-8")
+
+
+async def _index(request: web.Request) -> web.Response:
+    from deploybot.webpages import index_page
+
+    core = _state(request).core
+    now = core.now()
+    tz = core.config.timezone
+    start, _ = day_bounds(now, tz)
+    newest = core.store.list_incidents(since=start, limit=MAX_PAGE_INCIDENTS, newest_first=True)
+    page = index_page(
+        core.plans,
+        tuple(reversed(newest)),
+        now=now,
+        tz=tz,
+        notice_days=core.config.notice_days,
+    )
+    return _html(page)
+
+
+def _page_day(text: str) -> date:
+    try:
+        return api.parse_day(text)
+    except api.ApiError as error:
+        raise web.HTTPBadRequest(text=error.message + "\n") from None
+
+
+async def _digest_page(request: web.Request) -> web.Response:
+    from deploybot.webpages import digest_page
+
+    core = _state(request).core
+    day = _page_day(request.match_info["date"])
+    tz = core.config.timezone
+    digest = digest_for_day(core.store, core.plans, day, tz, as_of=core.now())
+    return _html(digest_page(digest, tz=tz))
+
+
+async def _calendar(request: web.Request) -> web.Response:
+    from deploybot.calendar import calendar_feed
+
+    core = _state(request).core
+    feed = calendar_feed(core.plans, now=core.now(), notice_days=core.config.notice_days)
+    return web.Response(text=feed, content_type="text/calendar", charset="utf-8")
+
+
+# -- the application and the server -------------------------------------------------------
+
+
+def make_app(
+    core: Core,
+    reactor: BusReactor,
+    *,
+    irc_connected: Callable[[], bool | None] | None = None,
+    max_body: int = MAX_BODY,
+) -> web.Application:
+    """The aiohttp application: every route of SPEC §6 on ``core``, webhook events to
+    ``reactor`` (the one every bus source feeds).  ``irc_connected`` tells /healthz and
+    /metrics whether IRC is up (None: unknown)."""
+    app = web.Application(middlewares=[_errors], client_max_size=max_body)
+    app[STATE] = _State(core, reactor, irc_connected or (lambda: None), max_body)
+    router = app.router
+    router.add_get("/api/v1/deployments", _deployments)
+    router.add_get("/api/v1/deployments/{id}", _deployment)
+    router.add_get("/api/v1/incidents", _incidents)
+    router.add_get("/api/v1/incidents/{n}", _incident)
+    router.add_get("/api/v1/digests/{date}", _digest)
+    router.add_post("/api/v1/events", _event)
+    router.add_get("/healthz", _healthz)
+    router.add_get("/metrics", _metrics)
+    router.add_get("/", _index)
+    router.add_get("/digest/{date}", _digest_page)
+    router.add_get("/calendar.ics", _calendar)
+    return app
+
+
+class WebServer:
+    """:func:`make_app` served on ``host:port`` on the running loop (port 0: any free port,
+    see :attr:`port`)."""
+
+    def __init__(
+        self,
+        core: Core,
+        reactor: BusReactor,
+        *,
+        host: str,
+        port: int,
+        irc_connected: Callable[[], bool | None] | None = None,
+        max_body: int = MAX_BODY,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.app = make_app(core, reactor, irc_connected=irc_connected, max_body=max_body)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Listen; :class:`WebStartError` naming ``host:port`` if that fails."""
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as error:
+            await runner.cleanup()
+            reason = error.strerror or str(error)
+            raise WebStartError(
+                f"cannot listen on web_host:web_port {self.host}:{self.port}: {reason}"
+            ) from error
+        self._runner = runner
+        for address in runner.addresses:
+            if isinstance(address, tuple) and len(address) >= 2:
+                self.port = int(address[1])
+                break
+        log.info("web server on %s", self.url)
+
+    async def stop(self) -> None:
+        """Stop listening and finish the requests in progress (idempotent)."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+            log.info("web server stopped")

@@ -1,0 +1,476 @@
+"""deploybot_plugins.web: the real aiohttp server on 127.0.0.1 (a free port), a real core
+(SQLite under tmp_path, plans from plan files) and a real aiohttp client — every route,
+the error envelope, the signed webhook reaching the bus reactor, /metrics as Prometheus
+text, the pages and the calendar feed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from deploybot_plugins.web import MAX_BODY, WebServer, WebStartError
+
+from deploybot.api import signature
+from deploybot.busreactor import BusReactor
+from deploybot.config import config_from_mapping
+from deploybot.core import Core
+from deploybot.planbook import PlanBook
+from deploybot.planfile import dump_plan
+from deploybot.store import Store
+from tests.fakes import RecordingOutbox
+from tests.planfactory import make_plan, utc
+
+WHEN = utc(2026, 12, 15, 13)
+NOW = utc(2026, 12, 15, 13, 10)  # ten minutes into the pkgdb2 window
+ADMIN = "#ops"
+SECRET = "s3cret webhook key"
+START = "org.fedoraproject.prod.ansible.playbook.start"
+PLAYBOOK = "/srv/web/infra/ansible/playbooks/groups/pkgdb.yml"
+SAMPLES_DIR = Path(__file__).parent / "data" / "bus-samples"
+SAMPLE_LINE = re.compile(
+    r'deploybot_[a-z_]+(\{[a-z_]+="([^"\\\n]|\\[\\n"])*"(,[a-z_]+="([^"\\\n]|\\[\\n"])*")*\})?'
+    r" -?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?"
+)
+
+
+class Served:
+    """A running server with its core, reactor, recording outbox and a client session."""
+
+    def __init__(
+        self, server: WebServer, core: Core, reactor: BusReactor, outbox: RecordingOutbox
+    ) -> None:
+        self.server = server
+        self.core = core
+        self.reactor = reactor
+        self.outbox = outbox
+        self.session = aiohttp.ClientSession()
+
+    def url(self, path: str) -> str:
+        return self.server.url + path
+
+    async def get(self, path: str, **kwargs: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
+        async with self.session.get(self.url(path), **kwargs) as response:
+            return response.status, await _body(response), response
+
+    async def request(
+        self, method: str, path: str, **kwargs: Any
+    ) -> tuple[int, Any, aiohttp.ClientResponse]:
+        async with self.session.request(method, self.url(path), **kwargs) as response:
+            return response.status, await _body(response), response
+
+    async def post_event(
+        self, payload: bytes, *, sign: str | None = SECRET, header: str | None = None
+    ) -> tuple[int, Any, aiohttp.ClientResponse]:
+        headers = {"Content-Type": "application/json"}
+        if header is not None:
+            headers["X-Deploybot-Signature"] = header
+        elif sign is not None:
+            headers["X-Deploybot-Signature"] = signature(sign, payload)
+        return await self.request("POST", "/api/v1/events", data=payload, headers=headers)
+
+
+async def _body(response: aiohttp.ClientResponse) -> Any:
+    text = await response.text()
+    if response.content_type == "application/json":
+        return json.loads(text)
+    return text
+
+
+Serve = Callable[..., Awaitable[Served]]
+
+
+@pytest.fixture
+def core_factory(tmp_path: Path) -> Iterator[Callable[..., Core]]:
+    """`core_factory(webhook_secret=…)`: a real core on a tmp SQLite file with the pkgdb2
+    plan (13:00-21:00 UTC on 2026-12-15, playbook groups/pkgdb.yml), clock at NOW."""
+    stores: list[Store] = []
+
+    def make(**config: str) -> Core:
+        directory = tmp_path / f"core{len(stores)}"
+        plans = directory / "plans"
+        plans.mkdir(parents=True)
+        (plans / "pkgdb2.yaml").write_text(dump_plan(make_plan(when=WHEN)), encoding="utf-8")
+        settings = {"admin_channel": ADMIN, "countdowns": "0", **config}
+        store = Store.open(directory / "db.sqlite3")
+        stores.append(store)
+        book = PlanBook(plans)
+        book.reload()
+        return Core(config=config_from_mapping(settings), store=store, book=book, clock=lambda: NOW)
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
+async def serve(core_factory: Callable[..., Core]) -> AsyncIterator[Serve]:
+    """`await serve(webhook_secret=…)`: the real server on 127.0.0.1 at a free port."""
+    running: list[Served] = []
+
+    async def start(**config: str) -> Served:
+        core = core_factory(**config)
+        outbox = RecordingOutbox()
+        reactor = BusReactor(core, outbox)
+        server = WebServer(core, reactor, host="127.0.0.1", port=0, irc_connected=lambda: True)
+        await server.start()
+        served = Served(server, core, reactor, outbox)
+        running.append(served)
+        return served
+
+    yield start
+    for served in running:
+        await served.session.close()
+        await served.server.stop()
+
+
+@pytest.fixture
+async def web(serve: Serve) -> Served:
+    """A server with the webhook on (webhook_secret = SECRET)."""
+    return await serve(webhook_secret=SECRET)
+
+
+def start_payload(**changes: Any) -> dict[str, Any]:
+    """A webhook payload: the real ansible.playbook.start sample on pkgdb's playbook."""
+    sample = json.loads((SAMPLES_DIR / "ansible.playbook.start.json").read_text("utf-8"))
+    body: dict[str, Any] = {**sample["msg"], "playbook": PLAYBOOK, "userid": "pingou"}
+    body.update(changes)
+    return {"topic": START, "body": body, "id": "2026-abc-1"}
+
+
+def encoded(document: Any) -> bytes:
+    return json.dumps(document).encode("utf-8")
+
+
+def report(core: Core, minutes: int, service: str = "pkgdb2") -> int:
+    return core.store.report_incident(
+        service=service,
+        text="acl page returns 500",
+        reporter_nick="alice",
+        reporter_account=None,
+        channel="#pkgdb2-firefight",
+        now=WHEN + timedelta(minutes=minutes),
+    ).number
+
+
+def assert_error(status: int, body: Any, want_status: int, code: str) -> str:
+    """The envelope exactly: {"error": {"code", "message"}}, nothing else; the message."""
+    assert status == want_status, body
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message"}, body
+    assert body["error"]["code"] == code, body
+    message = body["error"]["message"]
+    assert isinstance(message, str) and message and "\n" not in message
+    return message
+
+
+# -- the API --------------------------------------------------------------------------------
+
+
+async def test_deployments_and_one_deployment_as_json(web: Served) -> None:
+    """GET /api/v1/deployments lists the plan (running now); /deployments/{id} is the same
+    object; both application/json in UTF-8."""
+    status, body, response = await web.get("/api/v1/deployments")
+    assert status == 200 and response.content_type == "application/json"
+    assert response.charset == "utf-8"
+    (deployment,) = body["deployments"]
+    assert deployment["id"] == "pkgdb2-2.0" and deployment["status"] == "running"
+    status, one, _ = await web.get("/api/v1/deployments/pkgdb2-2.0")
+    assert status == 200 and one["deployment"] == deployment
+
+
+async def test_empty_lists_are_lists_over_http(web: Served) -> None:
+    """No incidents: "incidents": [] in the raw JSON text, not null; a day without deploy
+    or incident has "sections": []."""
+    async with web.session.get(web.url("/api/v1/incidents")) as response:
+        raw = await response.text()
+    assert '"incidents": []' in raw and "null," in raw  # the query echo's nulls only
+    assert json.loads(raw)["incidents"] == []
+    status, body, _ = await web.get("/api/v1/digests/2026-11-02")
+    assert status == 200 and body["digest"]["sections"] == []
+
+
+async def test_incidents_query_and_one_incident(web: Served) -> None:
+    """Filters reach the store; /incidents/{n} answers one; digests/{date} has it open."""
+    first = report(web.core, 1)
+    report(web.core, 2, service="koji")
+    status, body, _ = await web.get(
+        "/api/v1/incidents", params={"service": "pkgdb2", "state": "open", "since": "2026-12-15"}
+    )
+    assert status == 200
+    assert [item["number"] for item in body["incidents"]] == [first]
+    status, body, _ = await web.get(f"/api/v1/incidents/{first}")
+    assert status == 200 and body["incident"]["state"] == "open"
+    status, body, _ = await web.get(
+        "/api/v1/incidents", params={"since": "2026-12-15T14:00:00+01:00"}
+    )
+    assert status == 200 and len(body["incidents"]) == 2
+    status, body, _ = await web.get("/api/v1/digests/2026-12-15")
+    assert status == 200 and body["digest"]["totals"]["reported"] == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/api/v1/incidents?state=closed", 400, "bad-query"),
+        ("/api/v1/incidents?since=yesterday", 400, "bad-query"),
+        ("/api/v1/incidents?limit=5", 400, "bad-query"),
+        ("/api/v1/incidents?state=open&state=fixed", 400, "bad-query"),
+        ("/api/v1/deployments?verbose=1", 400, "bad-query"),
+        ("/api/v1/incidents/abc", 400, "bad-request"),
+        ("/api/v1/digests/15-12-2026", 400, "bad-request"),
+        ("/api/v1/incidents/42", 404, "not-found"),
+        ("/api/v1/deployments/pkgdb3", 404, "not-found"),
+        ("/api/v1/nothing-here", 404, "not-found"),
+        ("/api/v2/deployments", 404, "not-found"),
+        ("/api/", 404, "not-found"),
+        ("/api", 404, "not-found"),
+    ],
+)
+async def test_errors_are_the_json_envelope(web: Served, path: str, status: int, code: str) -> None:
+    """Bad queries, malformed and unknown ids, and routes unknown under /api/ (aiohttp's
+    own 404) all answer {"error": {"code", "message"}} with their status."""
+    got, body, response = await web.get(path)
+    assert response.content_type == "application/json"
+    assert_error(got, body, status, code)
+
+
+async def test_wrong_method_is_405_in_the_envelope_with_allow(web: Served) -> None:
+    status, body, response = await web.request("DELETE", "/api/v1/deployments")
+    message = assert_error(status, body, 405, "method-not-allowed")
+    assert "DELETE" in message and "GET" in response.headers["Allow"]
+    status, body, response = await web.get("/api/v1/events")
+    assert_error(status, body, 405, "method-not-allowed")
+    assert response.headers["Allow"] == "POST"
+
+
+async def test_pages_outside_the_api_keep_plain_errors(web: Served) -> None:
+    """The envelope is for /api/ only: an unknown page is aiohttp's plain 404."""
+    status, _, response = await web.get("/no-such-page")
+    assert status == 404 and response.content_type != "application/json"
+
+
+async def test_an_unexpected_error_is_500_with_a_reference_and_no_traceback(
+    web: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store is gone (closed under the server): 500 internal-error with a reference;
+    the traceback is in the log, not in the answer."""
+    web.core.store.close()
+    with caplog.at_level(logging.ERROR, logger="deploybot_plugins.web"):
+        status, body, _ = await web.get("/api/v1/incidents")
+    message = assert_error(status, body, 500, "internal-error")
+    ref = re.search(r"ref ([0-9a-f]{6})", message)
+    assert ref is not None
+    assert "Traceback" not in json.dumps(body) and "sqlite" not in json.dumps(body).lower()
+    logged = [r for r in caplog.records if ref.group(1) in r.getMessage()]
+    assert logged and logged[0].exc_info is not None
+
+
+# -- the webhook ----------------------------------------------------------------------------
+
+
+async def test_a_signed_playbook_start_is_acted_on_and_said_once(web: Served) -> None:
+    """A correctly signed start of pkgdb's playbook: 202 with the facts it meant, and
+    "deploy of pkgdb2 started by pingou" is posted to the admin channel; the same id
+    again is accepted as a duplicate and said no more."""
+    payload = encoded(start_payload())
+    status, body, _ = await web.post_event(payload)
+    assert status == 202, body
+    assert body == {
+        "accepted": True,
+        "id": "2026-abc-1",
+        "topic": START,
+        "duplicate": False,
+        "facts": ["OpenFirefighting", "DeployStarted"],
+    }
+    assert web.outbox.to(ADMIN) == ["deploy of pkgdb2 started by pingou (groups/pkgdb.yml)"]
+    status, body, _ = await web.post_event(payload)
+    assert status == 202 and body["duplicate"] is True and body["facts"] == []
+    assert len(web.outbox.posts) == 1
+    assert web.reactor.stats.received["webhook"] == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        (None, "missing-signature"),
+        ("sha256=" + "0" * 64, "bad-signature"),
+        ("sha1=abcdef", "bad-signature"),
+        ("", "bad-signature"),
+    ],
+)
+async def test_unsigned_or_badly_signed_events_are_401_and_change_nothing(
+    web: Served, header: str | None, code: str
+) -> None:
+    payload = encoded(start_payload())
+    status, body, _ = await web.post_event(payload, sign=None, header=header)
+    assert_error(status, body, 401, code)
+    assert web.outbox.calls == []
+    assert web.reactor.stats.as_dict()["received_total"] == 0
+
+
+async def test_a_signature_made_with_another_secret_or_for_another_body_is_refused(
+    web: Served,
+) -> None:
+    payload = encoded(start_payload())
+    status, body, _ = await web.post_event(payload, sign="not the secret")
+    assert_error(status, body, 401, "bad-signature")
+    tampered = encoded(start_payload(userid="mallory"))
+    status, body, _ = await web.post_event(tampered, header=signature(SECRET, payload))
+    assert_error(status, body, 401, "bad-signature")
+    # checked before parsing: garbage with a wrong signature is a 401, not a 400 not-json
+    status, body, _ = await web.post_event(b"{not json", sign="not the secret")
+    assert_error(status, body, 401, "bad-signature")
+    assert web.reactor.stats.as_dict()["dropped_total"] == 0
+    assert web.outbox.calls == []
+
+
+async def test_the_webhook_is_off_without_a_secret(serve: Serve) -> None:
+    """webhook_secret empty: 403 webhook-disabled saying how to turn it on, whatever the
+    signature (even one made with the empty secret); nothing acted on."""
+    web = await serve(webhook_secret="")
+    payload = encoded(start_payload())
+    for sign in ("", SECRET):
+        status, body, _ = await web.post_event(payload, sign=sign)
+        message = assert_error(status, body, 403, "webhook-disabled")
+        assert "webhook_secret" in message
+    assert web.outbox.calls == []
+
+
+async def test_line_breaks_and_nul_in_an_event_never_make_a_multi_line_post(web: Served) -> None:
+    """A user name carrying CR, LF and NUL (an attempt to inject an IRC command) gives one
+    line, with the control characters gone."""
+    payload = encoded(start_payload(userid="mallory\r\nPRIVMSG #ops :pwned\x00 x"))
+    status, body, _ = await web.post_event(payload)
+    assert status == 202, body
+    (text,) = web.outbox.to(ADMIN)
+    assert not re.search(r"[\r\n\x00]", text), repr(text)
+    assert text.startswith("deploy of pkgdb2 started by mallory PRIVMSG #ops :pwned")
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"{not json", "not-json"),
+        (b"[]", "not-object"),
+        (b'{"topic": "org.fedoraproject.prod.x.y"}', "missing-field"),
+        (b'{"topic": "org.fedoraproject.prod.x.y", "msg": {}}', "unknown-field"),
+        (b'{"topic": "com.example.prod.x", "body": {}}', "bad-topic"),
+    ],
+)
+async def test_signed_but_bad_events_are_400_with_the_kind_and_counted(
+    web: Served, payload: bytes, code: str
+) -> None:
+    status, body, _ = await web.post_event(payload)
+    assert_error(status, body, 400, code)
+    assert web.reactor.stats.dropped[code] == 1
+    assert web.outbox.calls == []
+
+
+async def test_a_body_over_the_limit_is_413(web: Served) -> None:
+    """More than MAX_BODY bytes: 413 too-large, whether the length is announced
+    (Content-Length) or the body comes chunked; nothing acted on."""
+    big = b'{"topic": "' + b"x" * MAX_BODY + b'"}'
+    status, body, _ = await web.post_event(big)
+    assert_error(status, body, 413, "too-large")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(big), 65536):
+            yield big[start : start + 65536]
+
+    headers = {"X-Deploybot-Signature": signature(SECRET, big)}
+    status, body, _ = await web.request("POST", "/api/v1/events", data=chunks(), headers=headers)
+    assert_error(status, body, 413, "too-large")
+    assert web.outbox.calls == []
+
+
+# -- health, metrics, pages, calendar ------------------------------------------------------
+
+
+async def test_healthz(web: Served) -> None:
+    status, body, response = await web.get("/healthz")
+    assert status == 200 and response.content_type == "application/json"
+    assert body == {"ok": True, "irc_connected": True, "plans": 1, "as_of": "2026-12-15T13:10:00Z"}
+
+
+async def test_metrics_parse_as_prometheus_text_and_count_what_happened(web: Served) -> None:
+    """After a webhook event and a 404, /metrics (text/plain; version=0.0.4) has a HELP
+    and a TYPE line per family and every other line is `name{labels} value`; the
+    counters show the event, the fact, the incident and the requests by route."""
+    report(web.core, 1)
+    await web.post_event(encoded(start_payload()))
+    await web.get("/api/v1/incidents/99")
+    await web.get("/api/v1/incidents/1")
+    status, text, response = await web.get("/metrics")
+    assert status == 200
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    samples: dict[str, float] = {}
+    families = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            families.add(line.split()[2])
+            continue
+        if line.startswith("# HELP "):
+            continue
+        assert SAMPLE_LINE.fullmatch(line), line
+        name, _, value = line.rpartition(" ")
+        samples[name] = float(value)
+    assert families >= {
+        "deploybot_bus_received_total",
+        "deploybot_bus_decoded_total",
+        "deploybot_bus_dropped_total",
+        "deploybot_bus_facts_total",
+        "deploybot_bus_duplicates_total",
+        "deploybot_incidents",
+        "deploybot_plans_loaded",
+        "deploybot_irc_connected",
+        "deploybot_http_requests_total",
+    }
+    assert samples['deploybot_bus_received_total{source="webhook"}'] == 1
+    assert samples['deploybot_bus_facts_total{fact="DeployStarted"}'] == 1
+    assert samples['deploybot_incidents{state="open"}'] == 1
+    assert samples["deploybot_plans_loaded"] == 1
+    route = '{method="GET",route="/api/v1/incidents/{n}",status="%s"}'
+    assert samples["deploybot_http_requests_total" + route % "404"] == 1
+    assert samples["deploybot_http_requests_total" + route % "200"] == 1
+    events = '{method="POST",route="/api/v1/events",status="202"}'
+    assert samples["deploybot_http_requests_total" + events] == 1
+
+
+async def test_front_page_digest_page_and_calendar_answer_with_their_types(web: Served) -> None:
+    report(web.core, 1)
+    status, text, response = await web.get("/")
+    assert status == 200 and response.content_type == "text/html"
+    assert "pkgdb2" in text
+    status, text, response = await web.get("/digest/2026-12-15")
+    assert status == 200 and response.content_type == "text/html"
+    assert response.charset == "utf-8"
+    status, text, response = await web.get("/calendar.ics")
+    assert status == 200 and response.content_type == "text/calendar"
+    assert response.charset == "utf-8"
+    assert text.startswith("BEGIN:VCALENDAR") and "pkgdb2" in text
+    status, text, response = await web.get("/digest/not-a-day")
+    assert status == 400 and "is not a date" in text
+
+
+# -- the server -----------------------------------------------------------------------------
+
+
+async def test_a_port_in_use_is_a_clear_start_error(core_factory: Callable[..., Core]) -> None:
+    """Listening on a port someone holds fails with WebStartError naming host:port."""
+    core = core_factory()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        server = WebServer(core, BusReactor(core, RecordingOutbox()), host="127.0.0.1", port=port)
+        with pytest.raises(WebStartError, match=rf"web_host:web_port 127\.0\.0\.1:{port}: "):
+            await server.start()
+    await server.stop()  # nothing to stop: harmless
