@@ -66,6 +66,7 @@ def write_bot_config(workdir: Path, port: int) -> Path:
             database = {workdir / "bench.sqlite3"}
             admin_channel = #bench
             announce_channels = #bench
+            web_port = 0
             """
         )
     )
