@@ -66,6 +66,12 @@ class BusReactor:
         self.stats.count_dropped(error)
         self.bad_log.dropped(error, time.monotonic(), origin)
 
+    def flush_log(self) -> int:
+        """Log the drops the rate limit still holds back (call it every
+        :data:`BAD_MESSAGE_LOG_INTERVAL`: a burst followed by silence is told too); the
+        number of lines logged."""
+        return self.bad_log.flush(time.monotonic())
+
     def handle(self, event: BusEvent, now: datetime | None = None) -> list[DeployFact]:
         """Act on ``event``; return the facts it meant (empty for unrelated traffic, and for
         a repeat of a recent event id)."""
@@ -120,6 +126,9 @@ class BusReactor:
                     targets.append(channel)
         elif not isinstance(fact, UnplannedDeploy):
             return
-        for target in targets:
-            self.outbox.post(target, text)
+        for target in targets:  # one refusing target does not silence the others
+            try:
+                self.outbox.post(target, text)
+            except Exception:
+                log.exception("posting a bus fact to %s failed", target)
         log.info("bus: %s", text)

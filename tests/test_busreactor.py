@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -419,6 +420,21 @@ def test_reject_counts_every_drop_and_logs_once_per_kind(
     ]
     assert reactor.bad_log.suppressed() == {"not-json": 2, "bad-topic": 1}
 
+    # flush_log (the application calls it every interval) tells what was held back only
+    # once the interval has passed: a burst followed by silence is not lost.
+    caplog.clear()
+    assert reactor.flush_log() == 0
+    reactor.bad_log.interval = 0.01
+    time.sleep(0.02)
+    assert reactor.flush_log() == 2
+    assert [r.getMessage() for r in caplog.records if r.name == LOGGER] == [
+        "dropped 1 more bus message(s) (bad-topic) since the last report",
+        "dropped 2 more bus message(s) (not-json) since the last report",
+    ]
+    reactor.bad_log.interval = 60
+    for _ in range(2):
+        reactor.reject(BadMessage("not-json", "junk"))
+
     # The interval is what holds them back: without it the next drop is logged at once.
     caplog.clear()
     reactor.bad_log.interval = 0
@@ -463,7 +479,7 @@ def test_a_failing_transport_is_logged_and_later_events_still_work(
     facts = reactor.handle(ansible("start", "2026-start"))
     assert kinds(facts) == ["OpenFirefighting", "DeployStarted"]
     (record,) = errors(caplog)
-    assert record.getMessage() == "acting on 'DeployStarted' failed"
+    assert record.getMessage() == f"posting a bus fact to {ADMIN} failed"
     assert record.exc_info is not None and record.exc_info[0] is ConnectionError
 
     outbox.broken = False
@@ -481,3 +497,24 @@ def test_a_failing_fact_does_not_stop_the_next_one(
     assert isinstance(facts[1], DeployStarted)
     assert [r.getMessage() for r in errors(caplog)] == ["acting on 'OpenFirefighting' failed"]
     assert outbox.to(ADMIN) == [STARTED]
+
+
+class AdminRefusingOutbox(RecordingOutbox):
+    """A transport that fails for the admin channel only."""
+
+    def post(self, target: str, text: str) -> None:
+        if target == ADMIN:
+            raise ConnectionError("admin channel refused")
+        super().post(target, text)
+
+
+def test_a_target_that_fails_does_not_silence_the_others(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The admin channel's post raises: the firefighting channel still hears the start."""
+    outbox = AdminRefusingOutbox()
+    core.firefight = Firefight(core, RecordingOutbox())  # its pages go elsewhere
+    reactor = BusReactor(core, outbox)
+    reactor.handle(ansible("start", "2026-start"))
+    assert outbox.to(FIRE)[-1] == STARTED
+    assert [r.getMessage() for r in errors(caplog)] == [f"posting a bus fact to {ADMIN} failed"]
