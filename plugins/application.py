@@ -2,7 +2,8 @@
 
 :class:`Application` validates the config before connecting, opens the store, loads
 the plans, starts the APScheduler (asyncio) scheduler and the IRC bot, and on
-SIGINT/SIGTERM sends QUIT, stops the scheduler and closes the store, in that order.
+SIGINT/SIGTERM stops the web server, sends QUIT, stops the scheduler and closes the store,
+in that order.
 Everything the bot starts is a task it keeps a reference to; a task that fails is
 logged with its traceback, never left unobserved.
 """
@@ -33,6 +34,7 @@ from deploybot.store import Store
 from .amqp_source import AmqpSource
 from .fedmsg_source import FedmsgSource, make_validator
 from .ircbot import DeployIrcBot, IrcLoginError, resolve_sasl_password
+from .web import WebServer, WebStartError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class Application:
         self.bus: BusReactor | None = None  # every bus source feeds this one (_bus_reactor)
         self.fedmsg: FedmsgSource | None = None
         self.amqp: AmqpSource | None = None
+        self.web: WebServer | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self.core: Core
@@ -128,6 +131,8 @@ class Application:
                 )
                 self._start_fedmsg()
                 self._start_amqp()
+                if not await self._start_web():
+                    return 1  # the port is taken: said in the log, nothing connected yet
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(signum, self.stop)
                 try:
@@ -137,6 +142,7 @@ class Application:
                     log.error("cannot log in to IRC: %s", error)
                     return 1
                 await self._wait_for_stop()
+                await self._stop_web()  # no webhook event acted on after this
                 await self._close_amqp()  # stop consuming before QUIT: nothing acked unsaid
                 await self.bot.stop("deploybot shutting down")
             finally:
@@ -144,6 +150,7 @@ class Application:
                     loop.remove_signal_handler(signum)
                 self.scheduler.shutdown(wait=False)
                 await self._cancel_tasks()
+                await self._stop_web()  # idempotent; before the store closes
                 await self._close_amqp()  # idempotent; before the store closes
                 if self.fedmsg is not None:
                     self.fedmsg.close()  # after its task ended, before the store closes
@@ -221,6 +228,38 @@ class Application:
     async def _close_amqp(self) -> None:
         if self.amqp is not None:
             await self.amqp.close()
+
+    # --- web -----------------------------------------------------------------------------
+    async def _start_web(self) -> bool:
+        """Serve SPEC §6 on ``web_host:web_port`` (``web_port = 0``: no web server); the
+        webhook feeds the same :class:`BusReactor` as the bus sources.  False (logged,
+        naming ``web_host:web_port``) when the server cannot listen."""
+        config = self.config
+        if config.web_port == 0:
+            return True
+        web = WebServer(
+            self.core,
+            self._bus_reactor(),
+            host=config.web_host,
+            port=config.web_port,
+            irc_connected=lambda: self.bot.protocol is not None,
+        )
+        try:
+            await web.start()
+        except WebStartError as error:
+            log.error(
+                "%s; is another process using it? set web_port in [deploybot] of %s "
+                "(0: no web server)",
+                error,
+                self.ini,
+            )
+            return False
+        self.web = web
+        return True
+
+    async def _stop_web(self) -> None:
+        if self.web is not None:
+            await self.web.stop()
 
     # --- plans ---------------------------------------------------------------------------
     async def _watch_plans(self) -> None:

@@ -17,9 +17,8 @@ from deploybot.digestpost import JOB_ID, DigestPoster
 from deploybot.planbook import PlanBook
 from deploybot.planfile import dump_plan
 from deploybot.store import Store
+from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
-from tests.test_countdowns import RecordingOutbox
-from tests.test_firefight import RecordingOutbox as CallRecorder
 
 PARIS = ZoneInfo("Europe/Paris")
 WHEN = utc(2026, 12, 15, 13)  # 14:00 in Paris
@@ -84,7 +83,7 @@ def test_a_firefighting_channel_the_bot_left_is_visited_for_the_digest(core: Cor
     """After the window closed (the bot parted), the digest joins, posts and parts again;
     the admin channel, where the bot stays, is posted to directly."""
     report(core, WHEN)
-    outbox = CallRecorder()
+    outbox = RecordingOutbox()
     DigestPoster(core, outbox).post_due(utc(2026, 12, 15, 21, 0))
     fire = [call for call in outbox.calls if call[1] == "#pkgdb2-firefight"]
     assert fire[0][0] == "join" and fire[-1][0] == "part"
