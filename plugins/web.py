@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -377,7 +378,7 @@ class WebServer:
             await site.start()
         except OSError as error:
             await runner.cleanup()
-            reason = error.strerror or str(error)
+            reason = os.strerror(error.errno).lower() if error.errno else str(error)
             raise WebStartError(
                 f"cannot listen on web_host:web_port {self.host}:{self.port}: {reason}"
             ) from error

@@ -1,0 +1,167 @@
+"""End to end: `deploybot run` serves its web side (SPEC §6) while on real IRC.
+
+The bot is a real process (tests/botprocess.py) on ngircd without flood penalty, with
+`web_port` set to a free port of 127.0.0.1 and a `webhook_secret`; a watcher client sits
+in the admin channel. A real aiohttp client reads /healthz and POSTs a signed webhook
+event; the watcher sees what the bot says about it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from deploybot.api import signature
+from tests.botprocess import BotProcess, BotProcesses, deploybot_executable, wait_said
+from tests.ircd.client import IrcClient
+from tests.ircd.fixtures import IrcClientFactory
+from tests.ircd.servers import NgircdServer, free_port
+from tests.planfactory import make_plan
+
+SAMPLES_DIR = Path(__file__).parent / "data" / "bus-samples"
+START = "org.fedoraproject.prod.ansible.playbook.start"
+PLAYBOOK = "/srv/web/infra/ansible/playbooks/groups/pkgdb.yml"
+ADMIN = "#ops"
+SECRET = "e2e webhook secret"
+TIMEOUT = 30.0
+
+
+@pytest.fixture
+def bot_process(tmp_path: Path) -> Iterator[BotProcesses]:
+    """`bot_process(port=…, nick=…, admin_channel=…, …)` → a `BotProcess` (not started);
+    every one still running at teardown is stopped."""
+    bots = BotProcesses(tmp_path)
+    try:
+        yield bots
+    finally:
+        bots.close()
+
+
+def serve_web(bot: BotProcess, port: int) -> None:
+    """Give the bot's `bot.ini` a web server on 127.0.0.1:`port` with the webhook on
+    (botprocess writes `web_port = 0`, so parallel bots never fight over a port)."""
+    text = bot.ini.read_text()
+    assert text.count("web_port = 0\n") == 1, text
+    text = text.replace("web_port = 0\n", f"web_port = {port}\nwebhook_secret = {SECRET}\n")
+    bot.ini.write_text(text)
+
+
+async def start_with_web(bot: BotProcess, watcher: IrcClient) -> int:
+    """Start the bot serving on a free port; another free port if someone took it first."""
+    original = bot.ini.read_text()
+    for _ in range(3):
+        port = free_port()
+        bot.ini.write_text(original)
+        serve_web(bot, port)
+        try:
+            await bot.start(watcher)
+            return port
+        except AssertionError:
+            if bot.running or "web_host:web_port" not in bot.current_run_log():
+                raise
+    raise AssertionError(f"no free web port in three tries\n{bot.log_tail()}")
+
+
+def start_payload(user: str) -> bytes:
+    sample = json.loads((SAMPLES_DIR / "ansible.playbook.start.json").read_text("utf-8"))
+    body: dict[str, Any] = {**sample["msg"], "playbook": PLAYBOOK, "userid": user}
+    return json.dumps({"topic": START, "body": body, "id": "e2e-start-1"}).encode()
+
+
+@pytest.mark.irc
+async def test_healthz_and_a_signed_webhook_event_reach_irc(
+    ngircd_server: NgircdServer,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+) -> None:
+    """A pkgdb2 plan starts in 20 minutes. /healthz says ok, IRC connected, one plan;
+    an unsigned event is refused (401) and nothing is said; the signed start of pkgdb's
+    playbook by ralph is accepted (202) and "deploy of pkgdb2 started by ralph" is said in
+    the admin channel; /metrics counts it. The bot then stops cleanly and its port is
+    free again."""
+    when = (datetime.now(UTC) + timedelta(minutes=20)).replace(second=0, microsecond=0)
+    bot = bot_process(
+        port=ngircd_server.port,
+        nick="deploybot",
+        admin_channel=ADMIN,
+        countdowns="0",
+        bot_settings={"throttle_burst": "100", "throttle_rate": "100"},
+    )
+    bot.write_plan(make_plan(when=when, duration=timedelta(hours=2)))
+    watcher = await irc_client(ngircd_server.port, "watcher")
+    await watcher.join(ADMIN)
+    port = await start_with_web(bot, watcher)
+    base = f"http://127.0.0.1:{port}"
+    assert f"web server on {base}" in bot.current_run_log()
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/healthz") as response:
+            assert response.status == 200
+            health = await response.json()
+        assert health["ok"] is True and health["irc_connected"] is True
+        assert health["plans"] == 1
+
+        since = watcher.mark()
+        payload = start_payload("ralph")
+        async with session.post(f"{base}/api/v1/events", data=payload) as response:
+            assert response.status == 401
+            assert (await response.json())["error"]["code"] == "missing-signature"
+        headers = {"X-Deploybot-Signature": signature(SECRET, payload)}
+        async with session.post(f"{base}/api/v1/events", data=payload, headers=headers) as response:
+            assert response.status == 202, await response.text()
+            accepted = await response.json()
+        assert accepted["accepted"] is True and "DeployStarted" in accepted["facts"]
+        started = "deploy of pkgdb2 started by ralph (groups/pkgdb.yml)"
+        said = await wait_said(
+            watcher, bot.nick, started, target=ADMIN, since=since, timeout=TIMEOUT
+        )
+        assert said.text.count("started by") == 1
+
+        async with session.get(f"{base}/metrics") as response:
+            metrics = await response.text()
+        assert 'deploybot_bus_received_total{source="webhook"} 1' in metrics
+        assert 'route="/api/v1/events",status="401"} 1' in metrics
+
+    await bot.stop(watcher)
+    assert "Traceback" not in bot.log_text()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))  # released: the server stopped with the bot
+
+
+def test_a_web_port_in_use_stops_the_bot_at_start_naming_it(tmp_path: Path) -> None:
+    """`deploybot run` whose web_port is taken exits 1 with one line naming
+    web_host:web_port, no traceback, and never connects to the IRC server."""
+    with socket.socket() as irc, socket.socket() as taken:
+        irc.bind(("127.0.0.1", 0))
+        irc.listen(5)
+        irc.setblocking(False)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(5)
+        web_port = taken.getsockname()[1]
+        (tmp_path / "plans").mkdir()
+        ini = tmp_path / "bot.ini"
+        ini.write_text(
+            "[bot]\nnick = deploybot\nhost = 127.0.0.1\n"
+            f"port = {irc.getsockname()[1]}\n\n[deploybot]\nplans_dir = plans\n"
+            f"web_host = 127.0.0.1\nweb_port = {web_port}\n"
+        )
+        done = subprocess.run(
+            [deploybot_executable(), "run", str(ini)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        with pytest.raises(BlockingIOError):
+            irc.accept()
+    assert done.returncode == 1, done
+    assert f"cannot listen on web_host:web_port 127.0.0.1:{web_port}:" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
