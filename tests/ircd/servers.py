@@ -76,12 +76,37 @@ def missing_binaries(names: tuple[str, ...] = REQUIRED_BINARIES) -> list[str]:
     return [name for name in names if shutil.which(name) is None]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
-    Someone else may take it before the server binds it; servers detect that (`PortInUse`)
-    and retry with new ports."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+
+#: Server ports are drawn below the ephemeral range (see `free_port`).
+_SERVER_PORTS = range(20000, min(_ephemeral_range()[0], 32768))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (bound, then released).
+
+    Drawn at random *below* the kernel's ephemeral range: a server restarted on the same
+    port (broker and IRC restart tests) must find it free again, and a port from the
+    ephemeral range can meanwhile become the local end of any outgoing connection on the
+    machine (seen: RabbitMQ's restart failing with eaddrinuse).  Someone else may still
+    take it before the server binds it; servers detect that (`PortInUse`) and retry."""
+    rng = secrets.SystemRandom()
+    for _ in range(200):
+        port = rng.choice(_SERVER_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded machine
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
 
