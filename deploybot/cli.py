@@ -117,7 +117,73 @@ def build_parser() -> argparse.ArgumentParser:
         help="config file (default: ./bot.ini)",
     )
     run.set_defaults(run=run_bot)
+
+    demo = commands.add_parser(
+        "demo",
+        help="try it out: a local IRC server, the bot and a simulated deploy day",
+        description=(
+            "A self-contained try-out on 127.0.0.1: a built-in IRC server (or --server), "
+            "the bot, and a pkgdb2 deploy day played on the fedmsg bus, sped up to about "
+            "2.5 minutes. Prints how to connect an IRC client, then a transcript."
+        ),
+    )
+    demo.add_argument(
+        "--server",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="use this IRC server instead of the built-in one (e.g. a local ngircd)",
+    )
+    demo.add_argument(
+        "--port",
+        type=_port,
+        default=0,
+        help="port of the built-in server on 127.0.0.1 (default: a free one)",
+    )
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the demo's directory (bot.ini, plan, database, bot.log) at the end",
+    )
+    # For the tests: seconds per second of the demo's script (1: about 2.5 minutes).
+    demo.add_argument("--seconds-per-step", type=_step, default=1.0, help=argparse.SUPPRESS)
+    demo.set_defaults(run=run_demo)
     return parser
+
+
+def run_demo(args: argparse.Namespace, out: TextIO) -> int:
+    if args.server is not None and args.port:
+        print(
+            "deploybot demo: --port is for the built-in server, not with --server", file=sys.stderr
+        )
+        return 2
+    # The demo needs the IRC and bus stacks: loaded only here, as for `run`.
+    demo = importlib.import_module("deploybot_plugins.demo")
+    status: int = demo.main(args, out)
+    return status
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:6667)")
+    return host, int(port)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return int(text)
+
+
+def _step(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.05 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds from 0.05 to 10")
+    return value
 
 
 def run_bot(args: argparse.Namespace, out: TextIO) -> int:
