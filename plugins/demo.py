@@ -910,8 +910,10 @@ class Demo:
                     test, min(1.0, max(0.0, deadline - loop.time())), what, since
                 )
             except DemoError:
-                if self.observer.closed.is_set() or loop.time() >= deadline:
+                if self.observer.closed.is_set():
                     raise
+                if loop.time() >= deadline:
+                    raise DemoError(f"{what}: nothing within {timeout:.0f} s") from None
 
     async def _page_number(self, person: IrcPerson) -> int:
         line = await person.wait_for(
