@@ -21,7 +21,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from deploybot.busreactor import BusReactor
+from deploybot.busreactor import BAD_MESSAGE_LOG_INTERVAL, BusReactor
 from deploybot.commands.admin import problem_line
 from deploybot.config import Config, bot_section, load_config
 from deploybot.core import Core, utc_now
@@ -199,7 +199,15 @@ class Application:
         """The one :class:`BusReactor` every bus source feeds, created on first use."""
         if self.bus is None:
             self.bus = BusReactor(self.core, self.bot.outbox)
+            self.scheduler.add_job(
+                self._flush_bus_log, "interval", seconds=BAD_MESSAGE_LOG_INTERVAL, id="bus-log"
+            )
         return self.bus
+
+    async def _flush_bus_log(self) -> None:
+        """Tell the bad messages the rate limit held back (a coroutine: the loop's thread)."""
+        if self.bus is not None:
+            self.bus.flush_log()
 
     def _start_fedmsg(self) -> None:
         """Subscribe to the fedmsg endpoints, if any (after the firefight state is restored,
