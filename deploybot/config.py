@@ -300,7 +300,11 @@ class _Reader:
     def path(self, text: str) -> Path:
         if not text:
             raise _Bad("expected a path, got an empty value")
-        path = Path(text).expanduser()
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # "~user/…" for a user this machine does not have
+            user = text.split("/", 1)[0]
+            raise _Bad(f"{text!r}: no user {user[1:]!r} on this machine for {user!r}") from None
         if self.base is not None and not path.is_absolute():
             path = self.base / path
         return path

@@ -638,3 +638,11 @@ def test_bot_section_missing_is_empty_and_bad_reference_is_an_error(tmp_path: Pa
     with pytest.raises(InvalidConfig) as caught:
         bot_section(path)
     assert str(caught.value).startswith(f"{path}: [bot] nick: ")
+
+
+def test_a_home_directory_that_does_not_exist_is_a_config_error(tmp_path: Path) -> None:
+    """``~nobody-here/plans``: the key is named, nothing crashes (hypothesis found ``~0``)."""
+    ini = tmp_path / "bot.ini"
+    ini.write_text("[deploybot]\nplans_dir = ~no-such-user-x/plans\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"plans_dir: '~no-such-user-x/plans': no user"):
+        load_config(ini)
