@@ -546,13 +546,8 @@ def health_document(core: Core, irc_connected: bool | None) -> tuple[int, dict[s
 
 
 def incident_counts(store: Store) -> dict[str, int]:
-    """Incidents by state.  Incident numbers start at 1, are never reused and incidents
-    are never deleted (:mod:`deploybot.store`), so the latest number is the total; only
-    the open ones are read."""
-    latest = store.list_incidents(limit=1, newest_first=True)
-    total = latest[0].number if latest else 0
-    open_count = len(store.list_incidents(state="open"))
-    return {"open": open_count, "fixed": max(total - open_count, 0)}
+    """Incidents by state (``open``, ``fixed``), all of them."""
+    return store.incident_counts()
 
 
 def _label_value(value: str) -> str:

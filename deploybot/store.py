@@ -586,6 +586,13 @@ class Store:
         sql = _select(_INCIDENT_COLUMNS, "incidents", conditions, order, limit, values)
         return self._with_timelines(self._db.execute(sql, values).fetchall())
 
+    def incident_counts(self) -> dict[str, int]:
+        """``{"open": n, "fixed": m}``: every incident ever recorded, by state (one query)."""
+        total, fixed = self._db.execute(
+            "SELECT COUNT(*), COUNT(fixed_at) FROM incidents"
+        ).fetchone()
+        return {"open": total - fixed, "fixed": fixed}
+
     def incidents_between(self, start: datetime, end: datetime) -> tuple[Incident, ...]:
         """Everything a digest of the period [start, end) needs, by number.
 

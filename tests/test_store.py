@@ -735,3 +735,12 @@ def test_a_reported_incident_survives_sigkill_right_after(db_path: Path) -> None
         incident = reopened.get(1)
     assert incident.text == "survives SIGKILL"
     assert [e.kind for e in incident.timeline] == ["reported"]
+
+
+def test_incident_counts_by_state(store: Store) -> None:
+    """Every incident ever recorded, open or fixed (for /metrics): zeros when empty."""
+    assert store.incident_counts() == {"open": 0, "fixed": 0}
+    for _ in range(3):
+        report(store, at(5))
+    store.fix(2, "pingou", None, at(20))
+    assert store.incident_counts() == {"open": 2, "fixed": 1}
