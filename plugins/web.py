@@ -37,11 +37,13 @@ from aiohttp import web
 
 from deploybot import api
 from deploybot.busreactor import BusReactor
+from deploybot.calendarfeed import calendar_feed
 from deploybot.core import Core
 from deploybot.digest import digest_for_day
 from deploybot.events import BadMessage, from_webhook
 from deploybot.lines import one_line
 from deploybot.schedule import day_bounds
+from deploybot.webpages import digest_page, index_page
 
 log = logging.getLogger(__name__)
 
@@ -273,16 +275,19 @@ def _html(text: str) -> web.Response:
 
 
 async def _index(request: web.Request) -> web.Response:
-    from deploybot.webpages import index_page
-
     core = _state(request).core
     now = core.now()
     tz = core.config.timezone
     start, _ = day_bounds(now, tz)
-    newest = core.store.list_incidents(since=start, limit=MAX_PAGE_INCIDENTS, newest_first=True)
+    # Today's incidents, and the ones still open from earlier days (not fixed is news).
+    store = core.store
+    today = store.list_incidents(since=start, limit=MAX_PAGE_INCIDENTS, newest_first=True)
+    still_open = store.list_incidents(state="open", limit=MAX_PAGE_INCIDENTS, newest_first=True)
+    shown = {incident.number: incident for incident in (*today, *still_open)}
+    numbers = sorted(shown)[-MAX_PAGE_INCIDENTS:]
     page = index_page(
         core.plans,
-        tuple(reversed(newest)),
+        tuple(shown[number] for number in numbers),
         now=now,
         tz=tz,
         notice_days=core.config.notice_days,
@@ -298,8 +303,6 @@ def _page_day(text: str) -> date:
 
 
 async def _digest_page(request: web.Request) -> web.Response:
-    from deploybot.webpages import digest_page
-
     core = _state(request).core
     day = _page_day(request.match_info["date"])
     tz = core.config.timezone
@@ -308,8 +311,6 @@ async def _digest_page(request: web.Request) -> web.Response:
 
 
 async def _calendar(request: web.Request) -> web.Response:
-    from deploybot.calendar import calendar_feed
-
     core = _state(request).core
     feed = calendar_feed(core.plans, now=core.now(), notice_days=core.config.notice_days)
     return web.Response(text=feed, content_type="text/calendar", charset="utf-8")

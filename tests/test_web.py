@@ -460,6 +460,27 @@ async def test_front_page_digest_page_and_calendar_answer_with_their_types(web: 
     assert status == 400 and "is not a date" in text
 
 
+async def test_the_front_page_shows_todays_incidents_and_those_still_open(web: Served) -> None:
+    """Yesterday's fixed incident is history; yesterday's open one is still news."""
+    store = web.core.store
+    for text in ("old and fixed", "old and still open"):
+        store.report_incident(
+            service="pkgdb2",
+            text=text,
+            reporter_nick="bob",
+            reporter_account=None,
+            channel="#pkgdb2-firefight",
+            now=WHEN - timedelta(days=1),
+        )
+    store.fix(1, "pingou", None, WHEN - timedelta(hours=20))
+    today = report(web.core, 1)
+    status, text, _ = await web.get("/")
+    assert status == 200
+    assert "old and still open" in text and "acl page returns 500" in text
+    assert "old and fixed" not in text
+    assert f"#{today}" in text
+
+
 # -- the server -----------------------------------------------------------------------------
 
 

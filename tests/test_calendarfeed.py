@@ -1,4 +1,4 @@
-"""deploybot.calendar: the /calendar.ics feed is valid RFC 5545 whatever a plan file holds."""
+"""deploybot.calendarfeed: the /calendar.ics feed is valid RFC 5545 whatever a plan file holds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from deploybot.calendar import (
+from deploybot.calendarfeed import (
     MAX_LINE_OCTETS,
     calendar_feed,
     clean_text,
