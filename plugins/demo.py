@@ -112,7 +112,10 @@ class DemoError(Exception):
 @dataclass(frozen=True)
 class Timeline:
     """When everything happens, for a plan starting at ``when``; ``step`` seconds per
-    second of the default script (1.0: about 2½ minutes in all)."""
+    second of the default script (1.0: about 2½ minutes in all).
+
+    The script's steps run in the order :meth:`Demo.play` takes them, each not before its
+    time below (a time already past when the previous step's answer came: at once)."""
 
     when: datetime
     step: float = 1.0

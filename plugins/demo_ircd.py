@@ -679,8 +679,8 @@ class DemoIrcServer:
         if other is None or not other.registered:
             client.numeric("401", nick, "No such nick/channel")
         else:
-            client.numeric("311", other.nick or nick, other.user or "", other.host, "*",
-                           other.realname)  # fmt: skip
+            shown = other.nick or nick
+            client.numeric("311", shown, other.user or "", other.host, "*", other.realname)
             names = " ".join(c.prefixed(other) for c in other.channels.values())
             if names:
                 client.numeric("319", other.nick or nick, names)

@@ -19,11 +19,17 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from deploybot_plugins.demo import Timeline, bot_ini, demo_plan, demo_timezone
 from deploybot_plugins.demo_ircd import MAX_LINE, DemoIrcServer
 
+from deploybot.config import load_config
+from deploybot.planfile import dump_plan, load_paths
+from deploybot.policy import assess
 from tests.botprocess import deploybot_executable
 from tests.ircd.client import IrcClient, Message
 from tests.ircd.fixtures import IrcClientFactory
@@ -196,6 +202,54 @@ def assert_cleaned_up(run: DemoRun, bot_pid: int) -> None:
 
 
 # -- the demo ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", [1.0, 0.3])
+def test_the_generated_config_and_plan_load_and_the_plan_is_ready(
+    tmp_path: Path, step: float
+) -> None:
+    """The bot.ini and plan the demo writes pass the bot's own validation: the config
+    loads (countdowns at 1m and 0, digest_time as HH:MM:SS 5 s after the window), the
+    plan file loads without a problem, is READY under the policy and keeps the pkgdb2
+    story (three API breaks, its playbooks, the roster channel)."""
+    now = datetime(2026, 5, 28, 12, 59, 0, 250000, tzinfo=UTC)
+    timeline = Timeline.starting(now, step)
+    assert timeline.when.microsecond == 0 and timeline.when > now + Timeline.lead(step)
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans" / "pkgdb2-2.0.yaml").write_text(dump_plan(demo_plan(timeline)))
+    ini = tmp_path / "bot.ini"
+    ini.write_text(
+        bot_ini(
+            irc=("127.0.0.1", 6667),
+            endpoint="tcp://127.0.0.1:9940",
+            timeline=timeline,
+            tz="UTC",
+            fast=True,
+        )
+    )
+    config = load_config(ini)
+    assert config.countdowns == (Timeline.countdown_offset(step), timedelta(0))
+    assert config.digest_time == timeline.digest_at.time()
+    assert config.fedmsg_endpoints == ("tcp://127.0.0.1:9940",)
+    assert config.web_port == 0
+    result = load_paths([tmp_path / "plans"])
+    assert result.problems == ()
+    (plan,) = result.plans
+    assert plan.when == timeline.when and plan.end == timeline.end
+    assert len(plan.api_breaks) == 3 and "manual/upgrade/pkgdb2.yml" in plan.playbooks
+    assert plan.roster.channel == "#pkgdb2-firefight"
+    assert assess(plan, config.notice_days).ready
+
+
+def test_a_demo_across_midnight_utc_uses_a_zone_where_it_is_one_day() -> None:
+    """The digest is per day: a demo that would cross midnight UTC runs in UTC+12."""
+    before = datetime(2026, 5, 28, 23, 58, tzinfo=UTC)
+    assert demo_timezone(before, before + timedelta(minutes=1)) == "UTC"
+    zone = demo_timezone(before, before + timedelta(minutes=4))
+    local = [
+        moment.astimezone(ZoneInfo(zone)) for moment in (before, before + timedelta(minutes=4))
+    ]
+    assert local[0].date() == local[1].date()
 
 
 def test_the_demo_plays_a_deploy_day_on_its_own_server(tmp_path: Path, demo: list[DemoRun]) -> None:
