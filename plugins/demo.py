@@ -57,6 +57,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import zmq
 
 from deploybot.durations import format_duration
@@ -242,8 +244,25 @@ def demo_plan(timeline: Timeline) -> Plan:
     )
 
 
-def bot_ini(*, irc: tuple[str, int], endpoint: str, timeline: Timeline, tz: str, fast: bool) -> str:
-    """The demo's bot.ini (SPEC §7); ``fast`` paces output for the built-in server only."""
+def free_tcp_port() -> int:
+    """A 127.0.0.1 port free a moment ago, for the bot's web server (if something takes it
+    first, the bot says so and exits 1: the demo stops with that error)."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def bot_ini(
+    *,
+    irc: tuple[str, int],
+    endpoint: str,
+    timeline: Timeline,
+    tz: str,
+    fast: bool,
+    web_port: int = 0,
+) -> str:
+    """The demo's bot.ini (SPEC §7); ``fast`` paces output for the built-in server only;
+    ``web_port`` 0: no web server."""
     host, port = irc
     throttle = (
         ["throttle_burst = 20", "throttle_rate = 10"]
@@ -282,8 +301,9 @@ def bot_ini(*, irc: tuple[str, int], endpoint: str, timeline: Timeline, tz: str,
             f"fedmsg_endpoints = {endpoint}",
             "fedmsg_topic_prefix = org.fedoraproject",
             "fedmsg_environment = prod",
-            "; the web server is off in the demo",
-            "web_port = 0",
+            "; the web pages, the API and the calendar (0: off); no webhook (no secret)",
+            f"web_host = {HOST}",
+            f"web_port = {web_port}",
             "",
         ]
     )
@@ -655,6 +675,7 @@ class Demo:
         self.started = time.monotonic()
         self.server: DemoIrcServer | None = None
         self.bus: Bus | None = None
+        self.web_port = 0
         self.bot: BotProcess | None = None
         self.workdir: Path | None = None
         self.observer: IrcPerson | None = None
@@ -681,6 +702,7 @@ class Demo:
         else:
             irc = options.server
         self.bus = Bus()
+        self.web_port = free_tcp_port()
         now = datetime.now(UTC)
         self.timeline = timeline = Timeline.starting(now, options.step)
         tz_name = demo_timezone(now, timeline.digest_at + timedelta(seconds=60))
@@ -698,6 +720,7 @@ class Demo:
                 timeline=timeline,
                 tz=tz_name,
                 fast=options.server is None,
+                web_port=self.web_port,
             ),
             encoding="utf-8",
         )
@@ -724,9 +747,19 @@ class Demo:
             START_TIMEOUT,
         )
         await self.bus.wait_subscribed(START_TIMEOUT, self.bot.check_alive)
+        await self._check_web()
         await self.play()
         self.finished = True
         return 0
+
+    async def _check_web(self) -> None:
+        """Ask the bot's web server what it serves (``/api/v1/deployments``) and say so."""
+        url = f"http://{HOST}:{self.web_port}/api/v1/deployments"
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+            document = await response.json()
+        plans = ", ".join(plan["id"] for plan in document["deployments"]) or "none"
+        self.transcript.note(f"  (web) GET {url}: {response.status}, deployments: {plans}")
 
     def _banner(self, irc: tuple[str, int], tz_name: str) -> None:
         host, port = irc
@@ -747,6 +780,8 @@ class Demo:
                 f"  (no TLS, no password: irssi -c {host} -p {port} · "
                 f"weechat: /server add demo {host}/{port} -notls)"
             )
+        web = f"http://{HOST}:{self.web_port}"
+        note(f"  the bot's web page: {web}/ (API {web}/api/v1/deployments, {web}/calendar.ics)")
         keep = "kept: --keep" if self.options.keep else "removed at the end unless --keep"
         note(f"  files: {self.workdir} ({keep}); times in {tz_name}; Ctrl-C stops everything")
         deploy_at = t.when.astimezone(ZoneInfo(tz_name))

@@ -275,6 +275,12 @@ def test_the_demo_plays_a_deploy_day_on_its_own_server(tmp_path: Path, demo: lis
     assert_in_order(run.output, DAY)
     assert_in_order(run.output, PAGE)
     assert "escalating to nirik" in run.output  # tflink never acknowledged
+    # The bot's web server is on, and the demo shows it answering.
+    assert re.search(r"the bot's web page: http://127\.0\.0\.1:\d+/", run.output), run.report()
+    assert re.search(
+        r"\(web\) GET http://127\.0\.0\.1:\d+/api/v1/deployments: 200, deployments: pkgdb2-2\.0",
+        run.output,
+    ), run.report()
     assert run.stderr == "", run.report()
     assert_cleaned_up(run, pid)
 
