@@ -112,7 +112,7 @@ class Application:
                 self.poster.reschedule(self.scheduler)
                 # Escalations on time (date jobs), for pending pages and the ones to come;
                 # then rejoin running deploys' channels, open/close what is due, escalate.
-                self.firefight.schedule_escalations(self.scheduler)
+                self.firefight.pager.schedule_escalations(self.scheduler)
                 self.firefight.sweep()
                 self.firefight.reschedule(self.scheduler)
                 self.digests.post_due()  # a digest whose time passed while we were down

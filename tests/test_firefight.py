@@ -21,15 +21,8 @@ from deploybot.commands.registry import build_registry
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
 from deploybot.errors import DeploybotError
-from deploybot.firefight import (
-    BOT_SENDER,
-    JOB_PREFIX,
-    TOPIC_LIMIT,
-    Firefight,
-    NobodyOnShiftError,
-    SweepReport,
-    highlight_lines,
-)
+from deploybot.firefight import JOB_PREFIX, TOPIC_LIMIT, Firefight, SweepReport
+from deploybot.paging import BOT_SENDER, NobodyOnShiftError, highlight_lines
 from deploybot.planbook import PlanBook
 from deploybot.planfile import dump_plan
 from deploybot.plans import Plan, Roster, Shift
@@ -200,10 +193,10 @@ def test_highlights_are_split_into_lines_that_fit() -> None:
 def test_ack_stops_escalation(core: Core, fire: Firefight, outbox: RecordingOutbox) -> None:
     """An acknowledged page is not escalated; the others are."""
     fire.open(plan_of(core), WHEN, reason="scheduled")
-    acked = fire.ack("dgilmore", "dgilmore", None, WHEN + timedelta(minutes=2))
+    acked = fire.pager.ack("dgilmore", "dgilmore", None, WHEN + timedelta(minutes=2))
     assert [p.target_nick for p in acked] == ["dgilmore"]
     outbox.clear()
-    escalated = fire.escalate_due(WHEN + timedelta(minutes=10))
+    escalated = fire.pager.escalate_due(WHEN + timedelta(minutes=10))
     assert sorted(p.target_nick for p in escalated) == ["pingou", "threebean"]
     assert outbox.to("dgilmore") == []
 
@@ -215,12 +208,12 @@ def test_unacknowledged_page_escalates_exactly_once(
     the escalation list (a stored page that never escalates itself) and announced in
     the firefighting channel; later sweeps, even after a restart, do not repeat it."""
     fire.open(plan_of(core), WHEN, reason="scheduled")
-    fire.ack("pingou", None, None, WHEN + timedelta(minutes=1))
-    fire.ack("threebean", None, None, WHEN + timedelta(minutes=1))
-    assert fire.escalate_due(WHEN + timedelta(minutes=9)) == []
+    fire.pager.ack("pingou", None, None, WHEN + timedelta(minutes=1))
+    fire.pager.ack("threebean", None, None, WHEN + timedelta(minutes=1))
+    assert fire.pager.escalate_due(WHEN + timedelta(minutes=9)) == []
     outbox.clear()
     due = WHEN + timedelta(minutes=10)
-    (page,) = fire.escalate_due(due)
+    (page,) = fire.pager.escalate_due(due)
     assert page.target_nick == "dgilmore"
     (repeat,) = outbox.to("dgilmore")
     assert repeat.startswith(f"[page #{page.number}, repeated] deploy of pkgdb2 2.0 started")
@@ -236,9 +229,9 @@ def test_unacknowledged_page_escalates_exactly_once(
     assert core.store.get_page(page.number).escalated_at == due
 
     outbox.clear()
-    assert fire.escalate_due(due + timedelta(minutes=1)) == []
+    assert fire.pager.escalate_due(due + timedelta(minutes=1)) == []
     again, after_restart = restart(core, tmp_path)
-    assert again.escalate_due(due + timedelta(hours=3)) == []
+    assert again.pager.escalate_due(due + timedelta(hours=3)) == []
     assert outbox.calls == [] and after_restart.calls == []
 
 
@@ -248,7 +241,7 @@ def test_escalations_of_one_deploy_are_coalesced(
     """Three pages due together make one page to the escalation nick and one line."""
     fire.open(plan_of(core), WHEN, reason="scheduled")
     outbox.clear()
-    escalated = fire.escalate_due(WHEN + timedelta(minutes=12))
+    escalated = fire.pager.escalate_due(WHEN + timedelta(minutes=12))
     assert len(escalated) == 3
     (line,) = outbox.to(FIRE)
     assert line.startswith("⚠ pages #1 to pingou, #2 to dgilmore, #3 to threebean")
@@ -261,9 +254,9 @@ def test_escalation_without_an_escalation_list_goes_to_the_admin_channel(
 ) -> None:
     """A page outside any deploy is repeated and reported in the admin channel."""
     now = WHEN - timedelta(hours=2)
-    (page,) = fire.page("alice", "pingou", "are you around?", now, ())
+    (page,) = fire.pager.page("alice", "pingou", "are you around?", now, ())
     outbox.clear()
-    assert fire.escalate_due(now + timedelta(minutes=10)) == [page]
+    assert fire.pager.escalate_due(now + timedelta(minutes=10)) == [page]
     assert outbox.to(ADMIN) == [
         f"⚠ page #{page.number} to pingou not acknowledged after 10m — repeated; "
         "no escalation list (roster.escalation) to page"
@@ -279,7 +272,7 @@ def test_page_team_pages_only_members_on_shift(
     """``!page infrastructure`` at 14:00 pages pingou (on shift), not abadger1999
     (later shift): stored page, private message, line in the firefighting channel."""
     now = WHEN + timedelta(hours=1)
-    pages = fire.page("alice", "infrastructure", "db is slow", now, (plan_of(core),))
+    pages = fire.pager.page("alice", "infrastructure", "db is slow", now, (plan_of(core),))
     assert [(p.target_nick, p.team, p.plan_id) for p in pages] == [
         ("pingou", "infrastructure", "pkgdb2-2.0")
     ]
@@ -294,7 +287,7 @@ def test_page_team_pages_only_members_on_shift(
 def test_page_team_with_nobody_on_shift_is_an_error(core: Core, fire: Firefight) -> None:
     """A team with nobody on shift (or no deploy running) is an error; nothing stored."""
     with pytest.raises(NobodyOnShiftError, match="nobody of team rel-eng is on shift now"):
-        fire.page("alice", "REL-ENG", "hello", WHEN - timedelta(hours=1), ())
+        fire.pager.page("alice", "REL-ENG", "hello", WHEN - timedelta(hours=1), ())
     assert core.store.list_pages() == ()
 
 
@@ -302,7 +295,7 @@ def test_page_nick_without_running_deploy_goes_to_admin_channel(
     core: Core, fire: Firefight, outbox: RecordingOutbox
 ) -> None:
     """A nick page with no deploy running has no plan and is shown in the admin channel."""
-    (page,) = fire.page("alice", "nirik", "ping", WHEN - timedelta(hours=1), ())
+    (page,) = fire.pager.page("alice", "nirik", "ping", WHEN - timedelta(hours=1), ())
     assert page.plan_id is None and page.team is None
     assert outbox.to(ADMIN) == [f"nirik: page #{page.number} from alice: ping — !ack 1"]
 
@@ -418,7 +411,7 @@ def test_close_posts_summary_sets_topic_and_parts_once(
         )
     store.fix(1, "pingou", None, WHEN + timedelta(hours=1))
     store.take(2, "abadger1999", None, WHEN + timedelta(hours=5))
-    fire.ack("pingou", None, None, WHEN + timedelta(minutes=3))
+    fire.pager.ack("pingou", None, None, WHEN + timedelta(minutes=3))
     outbox.clear()
     assert fire.close(plan_of(core), END, reason="end of the deploy window") is True
     assert outbox.to(FIRE) == [
@@ -462,7 +455,7 @@ def test_sweep_opens_at_when_and_closes_at_the_end(
     assert outbox.calls == []
     assert fire.sweep(WHEN).opened == ("pkgdb2-2.0",)
     for nick in ("pingou", "dgilmore", "threebean"):
-        fire.ack(nick, None, None, WHEN + timedelta(minutes=1))
+        fire.pager.ack(nick, None, None, WHEN + timedelta(minutes=1))
     assert fire.due_actions(WHEN + timedelta(minutes=1)).open == ()
     assert fire.sweep(WHEN + timedelta(minutes=1)).opened == ()
     assert [p.id for p in fire.due_actions(END).close] == ["pkgdb2-2.0"]

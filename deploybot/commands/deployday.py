@@ -3,7 +3,8 @@
 
 ``!roster``, ``!oncall`` and ``!ack`` only read or write the store, so they work
 anywhere.  ``!page`` and ``!firefight`` send messages through ``Core.firefight``
-(:class:`~deploybot.firefight.Firefight`); without a transport (``Core.firefight`` is
+(:class:`~deploybot.firefight.Firefight`; pages through its
+:class:`~deploybot.paging.Pager`); without a transport (``Core.firefight`` is
 None, e.g. ``deploybot check``) they check their arguments and then answer
 :data:`NOT_CONNECTED`, changing nothing.
 """
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING
 from deploybot.commands.base import Registry, Reply, Request, UsageError
 from deploybot.commands.deploys import find_plan, no_arguments
 from deploybot.errors import DeploybotError
-from deploybot.firefight import ack_text, channel_of
+from deploybot.firefight import channel_of
+from deploybot.paging import ack_text
 from deploybot.plans import Plan
 from deploybot.roster import on_shift, roster_lines, teams_of
 from deploybot.schedule import running, upcoming
@@ -130,7 +132,7 @@ def register(registry: Registry) -> None:
             raise UsageError(f"{who!r} is neither a team of a plan nor a nick")
         if core.firefight is None:
             return Reply.say(NOT_CONNECTED)
-        pages = core.firefight.page(
+        pages = core.firefight.pager.page(
             request.nick, who, message, request.now, running(core.plans, request.now)
         )
         paged = ", ".join(f"{p.target_nick} (#{p.number})" for p in pages)
@@ -149,7 +151,7 @@ def register(registry: Registry) -> None:
             raise UsageError(f"one page number at most, got {len(words)} words")
         number = page_number(words[0]) if words else None
         if core.firefight is not None:
-            pages = core.firefight.ack(request.nick, request.account, number, request.now)
+            pages = core.firefight.pager.ack(request.nick, request.account, number, request.now)
         else:
             pages = core.store.ack_pages(request.nick, request.now, number, account=request.account)
         return Reply.say(ack_text(request.nick, pages))
