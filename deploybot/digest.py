@@ -69,7 +69,7 @@ from typing import Any, Protocol
 
 from deploybot.plans import Plan
 from deploybot.schedule import day_bounds, today
-from deploybot.texts import clock_text, elapsed_text, when_text
+from deploybot.texts import clock_text, elapsed_text, plural, when_text
 
 __all__ = [
     "MAX_SHORT_LINES",
@@ -449,10 +449,6 @@ def _mean(values: Sequence[timedelta]) -> timedelta | None:
 # -- text -------------------------------------------------------------------------------
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
 def _day_text(day: date) -> str:
     return f"{_DAYS[day.weekday()]} {day:%Y-%m-%d}"
 
@@ -513,7 +509,7 @@ def short_lines(digest: Digest, tz: tzinfo) -> list[str]:
         return [f"{header}: no deploys, no incidents"]
     deploys = sum(1 for section in digest.sections if section.deploy_id is not None)
     totals = digest.totals
-    header += f": {_plural(deploys, 'deploy')}, " + (
+    header += f": {plural(deploys, 'deploy')}, " + (
         _counts(totals) if not totals.quiet else "no incidents"
     )
     room = MAX_SHORT_LINES - 1
@@ -530,10 +526,10 @@ def short_lines(digest: Digest, tz: tzinfo) -> list[str]:
     fixed = sum(section.fixed for section in rest)
     still_open = sum(len(section.open) for section in rest)
     summary = (
-        f"and {_plural(len(rest), 'more section')}: "
+        f"and {plural(len(rest), 'more section')}: "
         f"{reported} reported, {fixed} fixed, {still_open} open"
         if reported or fixed or still_open
-        else f"and {_plural(len(rest), 'more section')} with no incidents"
+        else f"and {plural(len(rest), 'more section')} with no incidents"
     )
     return [header] + [_short_section(sections[i]) for i in shown] + [summary]
 

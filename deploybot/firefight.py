@@ -46,13 +46,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from deploybot.errors import DeploybotError
-from deploybot.lines import one_line
-from deploybot.paging import Pager, _cut, _fits
+from deploybot.lines import fits, one_line, shorten
+from deploybot.paging import Pager
 from deploybot.plans import Plan
 from deploybot.roster import Pagee, on_shift, on_shift_nicks, pagees
 from deploybot.schedule import running
 from deploybot.store import Incident, Page
-from deploybot.texts import _named, _plural, break_lines, clock_text, incident_line
+from deploybot.texts import break_lines, clock_text, incident_line, named, plural
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
@@ -158,7 +158,7 @@ class Firefight:
         tz = self.core.config.timezone
         self.outbox.post(
             channel,
-            f"{_named(plan)} deploy started ({reason}) — firefighting until "
+            f"{named(plan)} deploy started ({reason}) — firefighting until "
             f"{clock_text(plan.end, tz, now)}; report problems: !broke {plan.service} what broke",
         )
         for line in break_lines(plan):
@@ -169,8 +169,8 @@ class Firefight:
             channel,
             people,
             now,
-            message=f"deploy of {_named(plan)} started: firefighting in {channel}",
-            highlight=f"{_named(plan)} deploy started — join {channel}; !ack to acknowledge",
+            message=f"deploy of {named(plan)} started: firefighting in {channel}",
+            highlight=f"{named(plan)} deploy started — join {channel}; !ack to acknowledge",
         )
         return True
 
@@ -186,21 +186,21 @@ class Firefight:
         start = plan.when.astimezone(tz)
         end = plan.end.astimezone(tz)
         end_text = end.strftime("%H:%M" if end.date() == start.date() else "%a %H:%M")
-        parts = [f"{plan.id}: {_named(plan)} deploy {start:%H:%M}–{end_text} {start.tzname()}"]
+        parts = [f"{plan.id}: {named(plan)} deploy {start:%H:%M}–{end_text} {start.tzname()}"]
         if plan.api_breaks:
-            parts.append(f"⚠ {_plural(len(plan.api_breaks), 'API break')}: !breaks {plan.id}")
+            parts.append(f"⚠ {plural(len(plan.api_breaks), 'API break')}: !breaks {plan.id}")
         parts.append(f"report: !broke {plan.service} what broke")
         head = " | ".join(parts)
         nicks = list(on_shift_nicks(plan, now))
         if not nicks:
-            return _cut(f"{head} | on shift: nobody", TOPIC_LIMIT)
+            return shorten(f"{head} | on shift: nobody", TOPIC_LIMIT)
         for shown in range(len(nicks), 0, -1):
             more = len(nicks) - shown
             tail = f" +{more} more: !oncall" if more else ""
             text = f"{head} | on shift: {' '.join(nicks[:shown])}{tail}"
-            if _fits(text, TOPIC_LIMIT):
+            if fits(text, TOPIC_LIMIT):
                 return text
-        return _cut(f"{head} | on shift: !oncall", TOPIC_LIMIT)
+        return shorten(f"{head} | on shift: !oncall", TOPIC_LIMIT)
 
     def _refresh_topic(self, plan: Plan, channel: str, now: datetime, *, force: bool) -> None:
         topic = self.topic(plan, now)
@@ -219,7 +219,7 @@ class Firefight:
             for person in on_shift(plan, now)
             if not self.pager.has_paged(plan, person.nick)
         ]
-        starts = f"your shift on the {_named(plan)} deploy starts now"
+        starts = f"your shift on the {named(plan)} deploy starts now"
         pages = self.pager.page_people(
             plan,
             channel,
@@ -293,7 +293,7 @@ class Firefight:
             other = self.core.book.get(other_id)
             if other is not None and self.channel_for(other).casefold() == channel.casefold():
                 return
-        self.outbox.part(channel, f"{_named(plan)} firefighting closed ({reason})")
+        self.outbox.part(channel, f"{named(plan)} firefighting closed ({reason})")
 
     def summary(self, plan: Plan, now: datetime, reason: str) -> list[str]:
         """The closing lines: counts of incidents and pages, then the open incidents."""
@@ -304,9 +304,9 @@ class Firefight:
         pages = self.core.store.list_pages(plan_id=plan.id)
         acked = sum(1 for page in pages if not page.pending)
         lines = [
-            f"{_named(plan)} firefighting closed ({reason}): "
-            f"{_plural(len(incidents), 'incident')} reported, {fixed} fixed, "
-            f"{len(still_open)} open; {_plural(len(pages), 'page')}, {acked} acknowledged"
+            f"{named(plan)} firefighting closed ({reason}): "
+            f"{plural(len(incidents), 'incident')} reported, {fixed} fixed, "
+            f"{len(still_open)} open; {plural(len(pages), 'page')}, {acked} acknowledged"
         ]
         shown = still_open[:MAX_OPEN_LISTED]
         lines += [incident_line(incident, tz, now) for incident in shown]
@@ -323,12 +323,10 @@ class Firefight:
         incidents = self.core.store.list_incidents(deploy_id=plan.id)
         still_open = sum(1 for incident in incidents if incident.open)
         ended = clock_text(min(plan.end, now), self.core.config.timezone, now)
-        text = (
-            f"closed: {_named(plan)} deploy ended {ended} — {_plural(len(incidents), 'incident')}"
-        )
+        text = f"closed: {named(plan)} deploy ended {ended} — {plural(len(incidents), 'incident')}"
         if still_open:
             text += f", {still_open} open: !incidents {plan.service}"
-        return _cut(text, TOPIC_LIMIT)
+        return shorten(text, TOPIC_LIMIT)
 
     # -- the sweep -----------------------------------------------------------------------
 

@@ -53,6 +53,20 @@ def fit(text: str, budget: int) -> list[str]:
     return [p for p in pieces if p] or [""]
 
 
+def fits(text: str, budget: int) -> bool:
+    """Whether ``text`` is at most ``budget`` UTF-8 bytes."""
+    return len(text.encode("utf-8")) <= budget
+
+
+def shorten(text: str, budget: int) -> str:
+    """``text`` cut to ``budget`` UTF-8 bytes on a character boundary, ending in ``…``
+    when cut (e.g. a channel topic)."""
+    if fits(text, budget):
+        return text
+    raw = text.encode("utf-8")[: budget - len("…".encode())]
+    return raw.decode("utf-8", errors="ignore").rstrip() + "…"
+
+
 def message_lines(command: str, target: str, text: str) -> list[str]:
     """Complete ``COMMAND target :text`` lines, cleaned and cut to fit the line limit."""
     target = one_line(target).replace(" ", "")

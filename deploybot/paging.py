@@ -44,11 +44,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from deploybot.errors import DeploybotError
-from deploybot.lines import one_line
+from deploybot.lines import fits, one_line, shorten
 from deploybot.plans import Plan
 from deploybot.roster import Pagee, nick_key, on_shift, teams_of
 from deploybot.store import Page
-from deploybot.texts import _plural, elapsed_text
+from deploybot.texts import elapsed_text, plural
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
@@ -96,7 +96,7 @@ def highlight_lines(nicks: Sequence[str], text: str, budget: int = HIGHLIGHT_BUD
     lines: list[str] = []
     current: list[str] = []
     for nick in nicks:
-        if current and not _fits(f"{' '.join([*current, nick])}: {text}", budget):
+        if current and not fits(f"{' '.join([*current, nick])}: {text}", budget):
             lines.append(f"{' '.join(current)}: {text}")
             current = []
         current.append(nick)
@@ -302,8 +302,8 @@ class Pager:
             escalated += pages
         if stale:
             about = ", ".join(f"#{page.number} to {page.target_nick}" for page in stale)
-            line = _cut(
-                f"⚠ {_plural(len(stale), 'page')} went unacknowledged while the bot was offline "
+            line = shorten(
+                f"⚠ {plural(len(stale), 'page')} went unacknowledged while the bot was offline "
                 f"and {'was' if len(stale) == 1 else 'were'} not escalated: {about}",
                 HIGHLIGHT_BUDGET,
             )
@@ -422,19 +422,3 @@ def _distinct(*channels: str) -> list[str]:
     for channel in channels:
         seen.setdefault(channel.casefold(), channel)
     return list(seen.values())
-
-
-# The byte-budget helpers below are shared with deploybot.firefight (its topics); they
-# would sit best in deploybot.lines, beside fit().
-
-
-def _fits(text: str, budget: int) -> bool:
-    return len(text.encode("utf-8")) <= budget
-
-
-def _cut(text: str, budget: int) -> str:
-    """``text`` cut to ``budget`` UTF-8 bytes on a character boundary, with ``…``."""
-    if _fits(text, budget):
-        return text
-    raw = text.encode("utf-8")[: budget - len("…".encode())]
-    return raw.decode("utf-8", errors="ignore").rstrip() + "…"

@@ -28,7 +28,9 @@ __all__ = [
     "elapsed_text",
     "incident_detail",
     "incident_line",
+    "named",
     "plan_line",
+    "plural",
     "when_text",
 ]
 
@@ -77,11 +79,12 @@ def elapsed_text(delta: timedelta) -> str:
 # --- plans -------------------------------------------------------------------------------
 
 
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
+    """``1 incident``, ``2 incidents``."""
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _named(plan: Plan) -> str:
+def named(plan: Plan) -> str:
     """``pkgdb2 2.0``: the service and release people talk about."""
     return f"{plan.service} {plan.release}".strip()
 
@@ -104,9 +107,9 @@ def plan_line(plan: Plan, now: datetime, tz: tzinfo) -> str:
         state = f"ended {clock_text(plan.end, tz, now)}"
     else:
         state = describe_countdown(plan.when - now)
-    line = f"{plan.id} — {_named(plan)}{title} {when_text(plan.when, tz)} ({state})"
+    line = f"{plan.id} — {named(plan)}{title} {when_text(plan.when, tz)} ({state})"
     if plan.api_breaks:
-        line += f" ⚠ {_plural(len(plan.api_breaks), 'API break')}"
+        line += f" ⚠ {plural(len(plan.api_breaks), 'API break')}"
     return line
 
 
@@ -139,10 +142,10 @@ def countdown_post(
     if countdown_offset <= timedelta(0) or remaining <= timedelta(seconds=30):
         started = now - plan.when
         since = f", started {elapsed_text(started)} ago" if started >= timedelta(minutes=1) else ""
-        headline = f"{_named(plan)} deploying now{since} {window}"
+        headline = f"{named(plan)} deploying now{since} {window}"
         footer = [f"problems? !broke {plan.service} what broke"]
     else:
-        headline = f"{_named(plan)} deploys {describe_countdown(remaining)} {window}"
+        headline = f"{named(plan)} deploys {describe_countdown(remaining)} {window}"
         footer = []
     lines: list[str] = []
     if plan.api_breaks:
@@ -150,7 +153,7 @@ def countdown_post(
         lines += [break_line(api_break) for api_break in shown]
         more = len(plan.api_breaks) - len(shown)
         if more:
-            lines.append(f"⚠ and {_plural(more, 'more API break')}: !breaks {plan.id}")
+            lines.append(f"⚠ and {plural(more, 'more API break')}: !breaks {plan.id}")
     lines.append(headline)
     lines += footer
     if late:
@@ -226,7 +229,7 @@ def incident_detail(incident: Incident, tz: tzinfo, now: datetime) -> list[str]:
         shown = notes[-MAX_NOTES_SHOWN:]
         hidden = len(notes) - len(shown)
         lines.append(
-            f"last {_plural(len(shown), 'note')}" + (f" ({hidden} earlier)" if hidden else "") + ":"
+            f"last {plural(len(shown), 'note')}" + (f" ({hidden} earlier)" if hidden else "") + ":"
         )
         lines += [_note_line(entry, tz, now) for entry in shown]
     return lines

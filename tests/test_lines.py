@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deploybot.lines import MAX_LINE_BYTES, fit, message_lines, one_line
+from deploybot.lines import MAX_LINE_BYTES, fit, fits, message_lines, one_line, shorten
 
 
 def test_one_line_removes_cr_lf_nul() -> None:
@@ -59,3 +59,19 @@ def test_target_cannot_inject_either() -> None:
 def test_unicode_line_separators_become_spaces() -> None:
     """NEL, U+2028 and U+2029 (line breaks for clients and splitlines) are removed too."""
     assert one_line("a\x85b\u2028c\u2029d") == "a b c d"
+
+
+def test_shorten_cuts_on_a_character_boundary_with_an_ellipsis() -> None:
+    """A topic over its byte budget ends in …, never half a character; one within it is
+    kept as it is."""
+    assert shorten("pkgdb2 deploy", 20) == "pkgdb2 deploy"
+    assert fits("pkgdb2 deploy", 13) and not fits("pkgdb2 deploy", 12)
+    cut = shorten("é" * 10, 9)  # 20 bytes into 9: three é (6) and … (3)
+    assert cut == "ééé…" and fits(cut, 9)
+
+
+@given(st.text(max_size=60), st.integers(4, 80))
+def test_shorten_always_fits_and_keeps_a_prefix(text: str, budget: int) -> None:
+    cut = shorten(text, budget)
+    assert fits(cut, budget)
+    assert cut == text or text.startswith(cut.removesuffix("…").rstrip())
