@@ -24,7 +24,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from deploybot_plugins.demo import Timeline, bot_ini, demo_plan, demo_timezone
+from deploybot_plugins.demo_day import Timeline, bot_ini, demo_plan, demo_timezone
 from deploybot_plugins.demo_ircd import MAX_LINE, DemoIrcServer
 
 from deploybot.config import load_config
