@@ -22,7 +22,12 @@ from deploybot.config import config_from_mapping
 from deploybot.core import Core
 from deploybot.errors import DeploybotError
 from deploybot.firefight import JOB_PREFIX, TOPIC_LIMIT, Firefight, SweepReport
-from deploybot.paging import BOT_SENDER, NobodyOnShiftError, highlight_lines
+from deploybot.paging import (
+    BOT_SENDER,
+    ESCALATION_JOB_PREFIX,
+    NobodyOnShiftError,
+    highlight_lines,
+)
 from deploybot.planbook import PlanBook
 from deploybot.planfile import dump_plan
 from deploybot.plans import Plan, Roster, Shift
@@ -530,6 +535,45 @@ def test_reschedule_adds_a_sweep_at_each_future_start_and_end(core: Core, fire: 
     assert fire.reschedule(scheduler, WHEN - timedelta(hours=1)) == 2
     assert fire.reschedule(scheduler, WHEN + timedelta(hours=1)) == 1
     assert [job.id for job in scheduler.get_jobs()] == [f"{JOB_PREFIX}pkgdb2-2.0@close"]
+
+
+async def test_escalation_date_jobs_for_pages_sent_now_and_pending_after_a_restart(
+    core: Core, fire: Firefight, outbox: RecordingOutbox, clock: Clock, tmp_path: Path
+) -> None:
+    """Escalation on time: each page sent gets a date job one second after its
+    escalate_at (the store keeps whole seconds), and its job escalates it; after a
+    restart, the pages still pending get their jobs again (and only those)."""
+    scheduler = AsyncIOScheduler()
+    assert fire.pager.schedule_escalations(scheduler, WHEN) == 0  # nothing pending yet
+    clock.now = WHEN
+    fire.open(plan_of(core), WHEN, reason="scheduled")
+    due = WHEN + timedelta(minutes=10)
+    (job,) = [j for j in scheduler.get_jobs() if j.id.startswith(ESCALATION_JOB_PREFIX)]
+    assert job.trigger.run_date == due + timedelta(seconds=1)
+
+    fire.pager.ack("pingou", None, None, WHEN + timedelta(minutes=1))
+    clock.now = due + timedelta(seconds=1)
+    outbox.clear()
+    await job.func()  # what the scheduler runs at that time
+    assert {page.target_nick for page in core.store.list_pages(pending=True)} >= {"nirik"}
+    assert outbox.to(FIRE)[0].startswith("⚠ pages #")
+    assert "pingou" not in " ".join(outbox.to(FIRE))
+
+    again, _ = restart(core, tmp_path)
+    later = AsyncIOScheduler()
+    clock.now = WHEN + timedelta(minutes=5)
+    core.store.create_page(
+        target_nick="kevin",
+        team=None,
+        plan_id="pkgdb2-2.0",
+        message="look at the acl page",
+        sender_nick="pingou",
+        now=clock.now,
+        escalate_at=clock.now + timedelta(minutes=10),
+    )
+    assert again.pager.schedule_escalations(later, clock.now) == 1
+    (pending,) = later.get_jobs()
+    assert pending.trigger.run_date == clock.now + timedelta(minutes=10, seconds=1)
 
 
 # --- commands ----------------------------------------------------------------------------
