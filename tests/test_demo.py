@@ -1,4 +1,4 @@
-"""`deploybot demo` (SPEC §8) and its built-in IRC server (plugins/demo_ircd.py).
+"""`deploybot demo` (SPEC §8) and its built-in IRC server (plugins/demo/ircd/).
 
 The demo tests run the real command as a subprocess, sped up with the hidden
 `--seconds-per-step` (0.3: about 50 s instead of 2½ minutes), with TMPDIR pointed at the
@@ -24,8 +24,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from deploybot_plugins.demo_day import Timeline, bot_ini, demo_plan, demo_timezone
-from deploybot_plugins.demo_ircd import MAX_LINE, DemoIrcServer
+from deploybot_plugins.demo.day import Timeline, bot_ini, demo_plan, demo_timezone
+from deploybot_plugins.demo.ircd import MAX_LINE, DemoIrcServer
 
 from deploybot.config import load_config
 from deploybot.planfile import dump_plan, load_paths

@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from .demo_day import ADMIN, FIREFIGHT, START_TIMEOUT
-from .demo_errors import DemoError
-from .demo_ircd_wire import irc_lower
+from .day import ADMIN, FIREFIGHT, START_TIMEOUT
+from .errors import DemoError
+from .ircd.wire import irc_lower
 
 __all__ = ["IrcPerson", "Line", "Transcript", "same"]
 

@@ -31,10 +31,10 @@ the demo's own clients and irssi/WeeChat/HexChat):
 Where it is: this module holds the server (:class:`DemoIrcServer`: listening, one task a
 connection, dispatch, registration and the connection commands); the line-safety layer
 (every line read or written is one line, at most 512 bytes, CR/LF/NUL never relayed) is
-:mod:`deploybot_plugins.demo_ircd_wire`; the state (connections, nicks, channels) is
-:mod:`deploybot_plugins.demo_ircd_network`; the channel commands are
-:mod:`deploybot_plugins.demo_ircd_channels`; messages and queries,
-:mod:`deploybot_plugins.demo_ircd_messages`.
+:mod:`deploybot_plugins.demo.ircd.wire`; the state (connections, nicks, channels) is
+:mod:`deploybot_plugins.demo.ircd.network`; the channel commands are
+:mod:`deploybot_plugins.demo.ircd.channels`; messages and queries,
+:mod:`deploybot_plugins.demo.ircd.messages`.
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ import logging
 import re
 import time
 
-from .demo_ircd_channels import CHANNELLEN, TOPICLEN, ChannelCommands
-from .demo_ircd_messages import MessageCommands
-from .demo_ircd_network import Channel, Client
-from .demo_ircd_wire import MAX_LINE, irc_lower, parse, read_lines
+from .channels import CHANNELLEN, TOPICLEN, ChannelCommands
+from .messages import MessageCommands
+from .network import Channel, Client
+from .wire import MAX_LINE, irc_lower, parse, read_lines
 
 __all__ = ["MAX_LINE", "DemoIrcServer"]
 

@@ -1,14 +1,14 @@
-"""The demo IRC server's messages and queries (:mod:`deploybot_plugins.demo_ircd`).
+"""The demo IRC server's messages and queries (:mod:`deploybot_plugins.demo.ircd.server`).
 
-:class:`MessageCommands` (a part of :class:`~deploybot_plugins.demo_ircd.DemoIrcServer`)
+:class:`MessageCommands` (a part of :class:`~deploybot_plugins.demo.ircd.server.DemoIrcServer`)
 answers ``PRIVMSG``/``NOTICE`` to channels and nicks, ``WHO``, ``WHOIS``, ``ISON`` and
 ``USERHOST``.
 """
 
 from __future__ import annotations
 
-from .demo_ircd_network import Client, Network
-from .demo_ircd_wire import irc_lower
+from .network import Client, Network
+from .wire import irc_lower
 
 __all__ = ["MessageCommands"]
 

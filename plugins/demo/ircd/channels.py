@@ -1,6 +1,6 @@
-"""The demo IRC server's channel commands (:mod:`deploybot_plugins.demo_ircd`).
+"""The demo IRC server's channel commands (:mod:`deploybot_plugins.demo.ircd.server`).
 
-:class:`ChannelCommands` (a part of :class:`~deploybot_plugins.demo_ircd.DemoIrcServer`)
+:class:`ChannelCommands` (a part of :class:`~deploybot_plugins.demo.ircd.server.DemoIrcServer`)
 answers ``JOIN``, ``NAMES``, ``PART``, ``TOPIC``, ``LIST`` and ``MODE`` (channel modes
 and the user's own).
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 import time
 
-from .demo_ircd_network import Channel, Client, Network
-from .demo_ircd_wire import BODY, chunks, irc_lower
+from .network import Channel, Client, Network
+from .wire import BODY, chunks, irc_lower
 
 __all__ = ["CHANNELLEN", "TOPICLEN", "ChannelCommands"]
 

@@ -1,10 +1,10 @@
-"""The demo IRC server's line safety (:mod:`deploybot_plugins.demo_ircd`): bytes in, bytes out.
+"""The demo IRC server's line safety (:mod:`.server`): bytes in, bytes out.
 
 The one rule every server must keep: a line ends at LF (a CR before it is dropped); CR and
 NUL *inside* a line are turned into spaces, so a client can never make the server relay a
 second line (:func:`read_lines`); every line the server writes is cut to 512 bytes with
 its CR LF, on a UTF-8 character boundary, and passes through one function
-(:meth:`deploybot_plugins.demo_ircd_network.Client.send`, through :func:`cut`) that
+(:meth:`deploybot_plugins.demo.ircd.network.Client.send`, through :func:`cut`) that
 blanks CR, LF and NUL again.  An incoming line longer than 512 bytes is cut to its first
 510.
 

@@ -73,7 +73,7 @@ class Timeline:
     """When everything happens, for a plan starting at ``when``; ``step`` seconds per
     second of the default script (1.0: about 2½ minutes in all).
 
-    The script's steps run in the order :meth:`deploybot_plugins.demo_script.Script.play`
+    The script's steps run in the order :meth:`deploybot_plugins.demo.script.Script.play`
     takes them, each not before its time below (a time already past when the previous
     step's answer came: at once)."""
 

@@ -1,10 +1,10 @@
-"""The demo IRC server's state (:mod:`deploybot_plugins.demo_ircd`): who is connected, by
+"""The demo IRC server's state (:mod:`deploybot_plugins.demo.ircd.server`): who is connected, by
 which nick, in which channels.
 
 :class:`Client` is one connection (its :meth:`Client.send` is the only way bytes reach its
-socket, through :func:`~deploybot_plugins.demo_ircd_wire.cut`); :class:`Channel` is one
+socket, through :func:`~deploybot_plugins.demo.ircd.wire.cut`); :class:`Channel` is one
 channel; :class:`Network` is what the server knows of both, with the helpers every
-command uses to reach them.  :class:`~deploybot_plugins.demo_ircd.DemoIrcServer` is a
+command uses to reach them.  :class:`~deploybot_plugins.demo.ircd.server.DemoIrcServer` is a
 :class:`Network` (through its command classes).
 """
 
@@ -14,7 +14,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from .demo_ircd_wire import cut, irc_lower
+from .wire import cut, irc_lower
 
 __all__ = ["Channel", "Client", "Network"]
 
@@ -78,7 +78,7 @@ class Client:
 
 
 class Network:
-    """The server's state; :class:`~deploybot_plugins.demo_ircd.DemoIrcServer` sets it up."""
+    """The server's state; :class:`~deploybot_plugins.demo.ircd.server.DemoIrcServer` sets it up."""
 
     name: str
     clients: set[Client]

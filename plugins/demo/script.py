@@ -1,7 +1,7 @@
 """The demo's script (``deploybot demo``): what the scripted people do, step by step.
 
 :meth:`Script.play` takes the steps in order, each not before its time on the
-:class:`~deploybot_plugins.demo_day.Timeline` (relative to the plan's start):
+:class:`~deploybot_plugins.demo.day.Timeline` (relative to the plan's start):
 ``!deploys`` and ``!uses`` while counting down; the ansible playbook starts on the bus
 10 s early (firefighting opens: topic, API breaks, pages); dgilmore and pingou ``!ack``
 their pages, tflink's is escalated; dgilmore and tflink report incidents with ``!broke``;
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .demo_day import ADMIN, BOT_NICK, FIREFIGHT, PEOPLE, PINGOU, PLAYBOOK, STEP_TIMEOUT, Timeline
-from .demo_errors import DemoError
-from .demo_people import IrcPerson, Line, Transcript, same
-from .demo_processes import BotProcess, Bus
+from .day import ADMIN, BOT_NICK, FIREFIGHT, PEOPLE, PINGOU, PLAYBOOK, STEP_TIMEOUT, Timeline
+from .errors import DemoError
+from .people import IrcPerson, Line, Transcript, same
+from .processes import BotProcess, Bus
 
 __all__ = ["Script"]
 

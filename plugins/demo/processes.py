@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from deploybot_plugins.fedmsg_source import fedmsg_frames, make_envelope
 
-from .demo_day import HOST
-from .demo_errors import DemoError
-from .fedmsg_source import fedmsg_frames, make_envelope
+from .day import HOST
+from .errors import DemoError
 
 __all__ = ["BotProcess", "Bus", "free_tcp_port"]
 

@@ -1,25 +1,26 @@
 """``deploybot demo`` (SPEC §8): a whole deploy day on this machine, in about 2½ minutes.
 
-This module plays the day (:class:`Demo`) and is the command's entry point (:func:`main`).
+This module plays the day (:class:`Demo`) and is the command's entry point (:func:`main`),
+re-exported by the package.
 What it puts together, all on 127.0.0.1 and in a temporary directory:
 
-* an IRC server — the built-in demo server (:mod:`deploybot_plugins.demo_ircd`) on a free
+* an IRC server — the built-in demo server (:mod:`deploybot_plugins.demo.ircd.server`) on a free
   port (``--port`` to choose one), or an existing one with ``--server HOST:PORT``;
-* a fedmsg publisher (:class:`~deploybot_plugins.demo_processes.Bus`) on a free port,
+* a fedmsg publisher (:class:`~deploybot_plugins.demo.processes.Bus`) on a free port,
   named in the bot's ``fedmsg_endpoints``;
-* the bot (:class:`~deploybot_plugins.demo_processes.BotProcess`): ``deploybot run
+* the bot (:class:`~deploybot_plugins.demo.processes.BotProcess`): ``deploybot run
   bot.ini`` as a subprocess, with a ``bot.ini`` (its web server on a free port, named in
   the banner), a plan ``plans/pkgdb2-2.0.yaml`` written with
   :func:`deploybot.planfile.dump_plan` and its SQLite file — the day's facts, schedule,
-  plan and config are in :mod:`deploybot_plugins.demo_day`;
+  plan and config are in :mod:`deploybot_plugins.demo.day`;
 * three scripted people (``pingou``, ``dgilmore``, ``tflink``), raw asyncio IRC clients,
   and an observer (``transcript``) whose view of the channels, timestamped, is the
   demo's output; the scripted people's private messages (their pages) are shown too
-  (:mod:`deploybot_plugins.demo_people`).
+  (:mod:`deploybot_plugins.demo.people`).
 
 Once the bot has joined and subscribed, the demo asks its web server for
 ``/api/v1/deployments`` and shows the answer, then plays the script
-(:class:`~deploybot_plugins.demo_script.Script`: commands, bus messages, acks, incidents,
+(:class:`~deploybot_plugins.demo.script.Script`: commands, bus messages, acks, incidents,
 each step waiting for the bot's answer to the previous one) until the window closes and
 the digest comes.  The hidden ``--seconds-per-step`` (default 1) scales every interval,
 for the tests.
@@ -51,7 +52,7 @@ import aiohttp
 from deploybot.durations import format_duration
 from deploybot.planfile import dump_plan
 
-from .demo_day import (
+from .day import (
     ADMIN,
     BOT_NICK,
     FIREFIGHT,
@@ -64,12 +65,12 @@ from .demo_day import (
     demo_plan,
     demo_timezone,
 )
-from .demo_errors import DemoError
-from .demo_ircd import DemoIrcServer
-from .demo_ircd_wire import irc_lower
-from .demo_people import IrcPerson, Transcript, same
-from .demo_processes import BotProcess, Bus, free_tcp_port
-from .demo_script import Script
+from .errors import DemoError
+from .ircd.server import DemoIrcServer
+from .ircd.wire import irc_lower
+from .people import IrcPerson, Transcript, same
+from .processes import BotProcess, Bus, free_tcp_port
+from .script import Script
 
 INTERRUPTED = 130
 
