@@ -7,28 +7,44 @@ channel; `stop()` sends SIGTERM and asserts exit status 0 and (when a watcher is
 the watcher saw the bot's QUIT; `kill()` is SIGKILL (a crash). The process runs under
 `setpriv --pdeathsig KILL`, so a killed test run leaves no bot behind.
 
-`BotProcesses` (the `bot_process` fixture in tests/test_bot_e2e.py) creates them and stops
-the ones still running at teardown; its `debug_sections()` puts every bot's log into a
-failing test's report (see `pytest_runtest_makereport` in tests/ircd/fixtures.py).
+`bot.ini` is generated: `[bot]` connects to the given server (SASL if asked) with fast
+reconnects, `[deploybot]` points at the directory's files with `web_port = 0`; the
+`bot_settings` and `deploybot_settings` mappings add keys to those sections or replace the
+defaults (each key is written once: deploybot refuses a key given twice), and
+`configure()` changes them for the next start.
+
+`BotProcesses` (the `bot_process` fixture, defined here: a module using it imports
+`bot_process_fixture`) creates them and stops the ones still running at teardown; its
+`debug_sections()` puts every bot's log into a failing test's report (see
+`pytest_runtest_makereport` in tests/ircd/fixtures.py). `inspircd_bot()` makes the usual
+bot of tests on inspircd: on the stock port, logged in with SASL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import configparser
 import contextlib
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+
+import pytest
 
 from deploybot.planfile import dump_plan
 from deploybot.plans import Plan
 from tests.ircd.client import IrcClient, Message
-from tests.ircd.servers import HOST
+from tests.ircd.fixtures import Account, IrcClientFactory, MakeAccount
+from tests.ircd.servers import HOST, InspircdWithServices
+
+# `bot_settings` for a bot that may send as fast as the server takes it (ngircd, relaxed)
+UNTHROTTLED: Mapping[str, str] = {"throttle_burst": "100", "throttle_rate": "100"}
 
 
 def deploybot_executable() -> str:
@@ -124,6 +140,7 @@ class BotProcess:
         admins: str = "account:nobody-is-admin",
         countdowns: str = "14d 7d 3d 1d 4h 1h 15m 0",
         bot_settings: Mapping[str, str] | None = None,
+        deploybot_settings: Mapping[str, str] | None = None,
         host: str = HOST,
     ) -> None:
         self.workdir = Path(workdir)
@@ -142,22 +159,7 @@ class BotProcess:
         self.returncodes: list[int] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
-        self.write_config(
-            sasl=sasl, admins=admins, countdowns=countdowns, bot_settings=bot_settings or {}
-        )
-
-    # -- files ------------------------------------------------------------------------------
-
-    def write_config(
-        self,
-        *,
-        sasl: tuple[str, str] | None,
-        admins: str,
-        countdowns: str,
-        bot_settings: Mapping[str, str],
-    ) -> None:
-        """Write `bot.ini` (and the SASL password file when `sasl` is (account, password))."""
-        bot = {
+        self.bot_settings: dict[str, str] = {
             "nick": self.nick,
             "username": "deploybot",
             "host": self.host,
@@ -165,27 +167,54 @@ class BotProcess:
             # fast, bounded reconnects: tests restart servers
             "reconnect_delay": "0.5",
             "reconnect_max_delay": "4",
-            **bot_settings,
+            **(bot_settings or {}),
         }
         if sasl is not None:
             account, password = sasl
             self.password_file.write_text(password + "\n")
-            bot["sasl_username"] = account
-            bot["sasl_password_file"] = str(self.password_file)
-        lines = ["[bot]", *(f"{key} = {value}" for key, value in bot.items()), ""]
-        lines += [
-            "[deploybot]",
-            f"plans_dir = {self.plans_dir}",
-            f"database = {self.database}",
-            "timezone = UTC",
-            f"admin_channel = {self.admin_channel}",
-            f"announce_channels = {' '.join(self.announce_channels)}",
-            f"countdowns = {countdowns}",
-            f"admins = {admins}",
-            "web_port = 0",
-            "",
-        ]
-        self.ini.write_text("\n".join(lines))
+            self.bot_settings["sasl_username"] = account
+            self.bot_settings["sasl_password_file"] = str(self.password_file)
+        self.deploybot_settings: dict[str, str] = {
+            "plans_dir": str(self.plans_dir),
+            "database": str(self.database),
+            "timezone": "UTC",
+            "admin_channel": self.admin_channel,
+            "announce_channels": " ".join(self.announce_channels),
+            "countdowns": countdowns,
+            "admins": admins,
+            "web_port": "0",
+            **(deploybot_settings or {}),
+        }
+        self.write_config()
+
+    # -- files ------------------------------------------------------------------------------
+
+    def configure(
+        self,
+        *,
+        bot_settings: Mapping[str, str] | None = None,
+        deploybot_settings: Mapping[str, str] | None = None,
+    ) -> None:
+        """Add or replace keys of `[bot]` and `[deploybot]` and write `bot.ini` again (a
+        running bot sees the change at its next start)."""
+        self.bot_settings.update(bot_settings or {})
+        self.deploybot_settings.update(deploybot_settings or {})
+        self.write_config()
+
+    def write_config(self) -> None:
+        """Write `bot.ini` from `bot_settings` and `deploybot_settings`, each key once."""
+        lines = []
+        for section, settings in (
+            ("bot", self.bot_settings),
+            ("deploybot", self.deploybot_settings),
+        ):
+            lines += [f"[{section}]", *(f"{key} = {value}" for key, value in settings.items()), ""]
+        text = "\n".join(lines)
+        # refuses a key given twice, as deploybot's own (strict, case-sensitive) reading does
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser.read_string(text, source=str(self.ini))
+        self.ini.write_text(text)
 
     def write_plan(self, plan: Plan | str, name: str | None = None) -> Path:
         """Write a plan file (a `Plan`, dumped, or YAML text) into the plans directory."""
@@ -197,6 +226,14 @@ class BotProcess:
         path = self.plans_dir / name
         path.write_text(text, encoding="utf-8")
         return path
+
+    def read_db(self, query: str) -> list[tuple[object, ...]]:
+        """Rows of `query` on the bot's SQLite file, opened read-only."""
+        db = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True)
+        try:
+            return db.execute(query).fetchall()
+        finally:
+            db.close()
 
     # -- the log ----------------------------------------------------------------------------
 
@@ -383,3 +420,39 @@ class BotProcesses:
 
     def debug_sections(self) -> list[tuple[str, str]]:
         return [section for bot in self.bots for section in bot.debug_sections()]
+
+
+@pytest.fixture(name="bot_process")
+def bot_process_fixture(tmp_path: Path) -> Iterator[BotProcesses]:
+    """`bot_process(port=…, nick=…, admin_channel=…, …)` → a `BotProcess` (not started);
+    every one still running at teardown is stopped; their logs go into failure reports."""
+    bots = BotProcesses(tmp_path)
+    try:
+        yield bots
+    finally:
+        bots.close()
+
+
+async def inspircd_bot(
+    net: InspircdWithServices,
+    make_account: MakeAccount,
+    bot_process: BotProcesses,
+    account: Account | None = None,
+    **kwargs: object,
+) -> BotProcess:
+    """A bot (not started) on the stock port, logging in to `account` (default: a fresh
+    one) with SASL; its nick is the account name."""
+    account = account or await make_account("deploybot")
+    return bot_process(
+        port=net.stock_port, nick=account.name, sasl=(account.name, account.password), **kwargs
+    )
+
+
+async def joined(
+    irc_client: IrcClientFactory, port: int, nick: str, channels: list[str], **kwargs: object
+) -> IrcClient:
+    """A client connected as `nick` (`irc_client`'s keyword arguments) and in `channels`."""
+    client = await irc_client(port, nick, **kwargs)  # type: ignore[arg-type]
+    for channel in channels:
+        await client.join(channel)
+    return client

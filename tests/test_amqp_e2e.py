@@ -7,14 +7,19 @@ its headers and message id) and watches the channels with a plain IRC client.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import aio_pika
 import pytest
 
-from tests.botprocess import BotProcess, BotProcesses, bot_lines, nick_eq, wait_said
+from tests.botprocess import (
+    BotProcesses,
+    bot_lines,
+    bot_process_fixture,  # noqa: F401  (the bot_process fixture)
+    joined,
+    nick_eq,
+    wait_said,
+)
 from tests.ircd.fixtures import IrcClientFactory
 from tests.ircd.servers import NgircdServer
 from tests.planfactory import make_plan
@@ -27,25 +32,6 @@ FIREFIGHT = "#pkgdb2-firefight"  # firefight_channel's default, #{service}-firef
 START = "org.fedoraproject.prod.ansible.playbook.start"
 COMPLETE = "org.fedoraproject.prod.ansible.playbook.complete"
 TIMEOUT = 30.0
-
-
-@pytest.fixture
-def bot_process(tmp_path: Path) -> Iterator[BotProcesses]:
-    """`bot_process(port=…, nick=…, admin_channel=…, …)` → a `BotProcess` (not started);
-    every one still running at teardown is stopped; their logs go into failure reports."""
-    bots = BotProcesses(tmp_path)
-    try:
-        yield bots
-    finally:
-        bots.close()
-
-
-def add_deploybot_settings(bot: BotProcess, **settings: str) -> None:
-    """Add keys to the `[deploybot]` section of the bot's `bot.ini` (its last section)."""
-    text = bot.ini.read_text()
-    assert "[deploybot]" in text and text.rindex("[deploybot]") > text.rindex("[bot]")
-    lines = "".join(f"{key} = {value}\n" for key, value in settings.items())
-    bot.ini.write_text(text.rstrip("\n") + "\n" + lines)
 
 
 async def test_fedora_messaging_playbook_start_and_complete_are_announced_on_irc(
@@ -63,13 +49,14 @@ async def test_fedora_messaging_playbook_start_and_complete_are_announced_on_irc
     # a start up to an hour early is the planned deploy (eventrules.EARLY_GRACE)
     when = (datetime.now(UTC) + timedelta(minutes=20)).replace(second=0, microsecond=0)
     bot = bot_process(
-        port=ngircd_server.port, nick="deploybot", admin_channel=ADMIN, countdowns="0"
+        port=ngircd_server.port,
+        nick="deploybot",
+        admin_channel=ADMIN,
+        countdowns="0",
+        deploybot_settings={"amqp_url": rabbitmq.url},
     )
-    add_deploybot_settings(bot, amqp_url=rabbitmq.url)
     bot.write_plan(make_plan(when=when, playbooks=("update_ticketkey.yml",)))
-    watcher = await irc_client(ngircd_server.port, "watcher")
-    await watcher.join(ADMIN)
-    await watcher.join(FIREFIGHT)
+    watcher = await joined(irc_client, ngircd_server.port, "watcher", [ADMIN, FIREFIGHT])
     await bot.start(watcher, ADMIN)
     consuming = await bot.wait_log("amqp: consuming", timeout=TIMEOUT)
     assert "amqp: consuming private queue deploybot-" in consuming, consuming

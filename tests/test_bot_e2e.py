@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,29 +31,21 @@ from tests.botprocess import (
     BotProcess,
     BotProcesses,
     bot_lines,
+    bot_process_fixture,  # noqa: F401  (the bot_process fixture)
+    inspircd_bot,
+    joined,
     nick_eq,
     said_by,
     wait_said,
 )
 from tests.ircd.client import IrcClient, Message
-from tests.ircd.fixtures import Account, IrcClientFactory, MakeAccount
+from tests.ircd.fixtures import IrcClientFactory, MakeAccount
 from tests.ircd.servers import InspircdWithServices, NgircdServer
 from tests.planfactory import make_plan
 
 pytestmark = pytest.mark.irc
 
 REPLY_TIMEOUT = 60.0  # the stock class sends ~1 line/s; replies are never older than 60 s
-
-
-@pytest.fixture
-def bot_process(tmp_path: Path) -> Iterator[BotProcesses]:
-    """`bot_process(port=…, nick=…, admin_channel=…, …)` → a `BotProcess` (not started);
-    every one still running at teardown is stopped; their logs go into failure reports."""
-    bots = BotProcesses(tmp_path)
-    try:
-        yield bots
-    finally:
-        bots.close()
 
 
 def upcoming_plan(days: int = 30, **overrides: object) -> Plan:
@@ -69,15 +60,6 @@ def plan_due_in(seconds: float, **overrides: object) -> tuple[Plan, datetime, st
     due = (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
     when = (due + timedelta(minutes=11)).replace(second=0)
     return make_plan(when=when, **overrides), due, format_duration(when - due)
-
-
-async def joined(
-    irc_client: IrcClientFactory, port: int, nick: str, channels: list[str], **kwargs: object
-) -> IrcClient:
-    client = await irc_client(port, nick, **kwargs)  # type: ignore[arg-type]
-    for channel in channels:
-        await client.join(channel)
-    return client
 
 
 def text_of(client: IrcClient, bot: str, since: int = 0, target: str | None = None) -> str:
@@ -113,32 +95,8 @@ def quits_of(client: IrcClient, nick: str, since: int = 0) -> list[Message]:
     return [m for m in client.messages[since:] if m.command == "QUIT" and nick_eq(m.nick, nick)]
 
 
-def read_db(path: Path, query: str) -> list[tuple[object, ...]]:
-    """Rows of `query` on the bot's SQLite file, opened read-only."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return db.execute(query).fetchall()
-    finally:
-        db.close()
-
-
 def log_count(bot: BotProcess, text: str, log: str | None = None) -> int:
     return sum(text in line for line in (bot.log_text() if log is None else log).splitlines())
-
-
-async def inspircd_bot(
-    net: InspircdWithServices,
-    make_account: MakeAccount,
-    bot_process: BotProcesses,
-    account: Account | None = None,
-    **kwargs: object,
-) -> BotProcess:
-    """A bot (not started) on the stock port, logging in to `account` (default: a fresh
-    one) with SASL; its nick is the account name."""
-    account = account or await make_account("deploybot")
-    return bot_process(
-        port=net.stock_port, nick=account.name, sasl=(account.name, account.password), **kwargs
-    )
 
 
 # -- 1. commands ------------------------------------------------------------------------------
@@ -410,7 +368,7 @@ async def test_a_sigkill_loses_nothing_and_a_countdown_missed_while_dead_is_post
     assert everything.count("(late: due") == 1, everything
     assert everything.count("pkgdb2 2.0 deploys") == 1, everything
     await bot.stop(me)
-    claims = read_db(bot.database, "SELECT key, late, skipped FROM countdown_posts")
+    claims = bot.read_db("SELECT key, late, skipped FROM countdown_posts")
     assert claims == [(f"pkgdb2-2.0@{offset}", 1, 0)]
 
 
@@ -705,11 +663,9 @@ async def test_fifty_fast_reports_from_five_clients_are_all_stored_and_acknowled
     await bot.stop(watcher)
     quit_reasons = [m.text for m in quits_of(watcher, bot.nick)]
     assert quit_reasons == ["Quit: deploybot shutting down"], quit_reasons
-    rows = read_db(
-        bot.database, "SELECT reporter_nick, count(*) FROM incidents GROUP BY reporter_nick"
-    )
+    rows = bot.read_db("SELECT reporter_nick, count(*) FROM incidents GROUP BY reporter_nick")
     assert sorted(rows) == sorted((reporter.nick, 10) for reporter in reporters)
-    texts = {row[0] for row in read_db(bot.database, "SELECT text FROM incidents")}
+    texts = {row[0] for row in bot.read_db("SELECT text FROM incidents")}
     assert len(texts) == 50
 
 
@@ -741,5 +697,5 @@ async def test_sigterm_quits_irc_closes_the_store_and_exits_0(
     assert log.rstrip().endswith("stopped"), log
     assert "Traceback" not in log and "ERROR" not in log, log
     assert not Path(f"{bot.database}-wal").exists()  # closed: checkpointed and removed
-    rows = read_db(bot.database, "SELECT number, text FROM incidents ORDER BY number")
+    rows = bot.read_db("SELECT number, text FROM incidents ORDER BY number")
     assert rows == [(1, "problem 1"), (2, "problem 2")]

@@ -20,8 +20,15 @@ import pytest
 import zmq
 from deploybot_plugins.fedmsg_source import fedmsg_frames, make_envelope
 
-from tests.botprocess import BotProcess, BotProcesses, bot_lines, wait_said
-from tests.ircd.client import IrcClient
+from tests.botprocess import (
+    UNTHROTTLED,
+    BotProcess,
+    BotProcesses,
+    bot_lines,
+    bot_process_fixture,  # noqa: F401  (the bot_process fixture)
+    joined,
+    wait_said,
+)
 from tests.ircd.fixtures import IrcClientFactory
 from tests.ircd.servers import NgircdServer
 from tests.planfactory import make_plan
@@ -36,17 +43,6 @@ PLAYBOOK = "/srv/web/infra/ansible/playbooks/groups/pkgdb.yml"
 ADMIN = "#ops"
 FIREFIGHT = "#pkgdb2-firefight"  # the default firefight_channel pattern for pkgdb2
 TIMEOUT = 30.0
-
-
-@pytest.fixture
-def bot_process(tmp_path: Path) -> Iterator[BotProcesses]:
-    """`bot_process(port=…, nick=…, admin_channel=…, …)` → a `BotProcess` (not started);
-    every one still running at teardown is stopped; their logs go into failure reports."""
-    bots = BotProcesses(tmp_path)
-    try:
-        yield bots
-    finally:
-        bots.close()
 
 
 @pytest.fixture
@@ -90,10 +86,6 @@ async def subscriptions(sock: zmq.Socket[bytes], bot: BotProcess) -> list[bytes]
     return received
 
 
-def channel_texts(client: IrcClient, bot: BotProcess, channel: str, text: str) -> list[str]:
-    return [m.text for m in bot_lines(client, bot.nick, channel) if text in m.text]
-
-
 async def test_playbook_runs_on_the_bus_open_firefighting_and_are_reported_once(
     ngircd_server: NgircdServer,
     irc_client: IrcClientFactory,
@@ -118,14 +110,11 @@ async def test_playbook_runs_on_the_bus_open_firefighting_and_are_reported_once(
         nick="deploybot",
         admin_channel=ADMIN,
         countdowns="0",
-        bot_settings={"throttle_burst": "100", "throttle_rate": "100"},
+        bot_settings=UNTHROTTLED,
+        deploybot_settings={"fedmsg_endpoints": endpoint},
     )
-    with bot.ini.open("a") as ini:  # [deploybot] is the file's last section
-        ini.write(f"fedmsg_endpoints = {endpoint}\n")
     bot.write_plan(plan)
-    watcher = await irc_client(ngircd_server.port, "watcher")
-    for channel in (ADMIN, FIREFIGHT):
-        await watcher.join(channel)
+    watcher = await joined(irc_client, ngircd_server.port, "watcher", [ADMIN, FIREFIGHT])
     await bot.start(watcher)
 
     assert await subscriptions(sock, bot) == [SUBSCRIPTION]

@@ -17,17 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from deploybot.plans import Consumer, Plan, Roster, Shift
-from tests.botprocess import BotProcess, BotProcesses, bot_lines, nick_eq, wait_said
+from tests.botprocess import (
+    BotProcess,
+    BotProcesses,
+    bot_lines,
+    bot_process_fixture,  # noqa: F401  (the bot_process fixture)
+    inspircd_bot,
+    nick_eq,
+    wait_said,
+)
 from tests.ircd.client import IrcClient, Message
-from tests.ircd.fixtures import IrcClientFactory, MakeAccount
+from tests.ircd.fixtures import Account, IrcClientFactory, MakeAccount
 from tests.ircd.servers import InspircdWithServices
 from tests.planfactory import make_plan
 
@@ -38,27 +43,40 @@ PACE_TIMEOUT = 40.0  # the stock class sends ~1 line/s: a burst of 12+ lines tak
 PAGE_PREFIX = "[page #"
 
 
-@pytest.fixture
-def bot_process(tmp_path: Path) -> Iterator[BotProcesses]:
-    """`bot_process(port=…, nick=…, admin_channel=…, …)` → a `BotProcess` (not started);
-    every one still running at teardown is stopped; their logs go into failure reports."""
-    bots = BotProcesses(tmp_path)
-    try:
-        yield bots
-    finally:
-        bots.close()
-
-
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def add_deploybot_settings(bot: BotProcess, **settings: str) -> None:
-    """Add keys to the `[deploybot]` section of the bot's `bot.ini` (the last section)."""
-    text = bot.ini.read_text()
-    assert text.rstrip().splitlines()[-1] != "[bot]", text
-    bot.ini.write_text(
-        text.rstrip("\n") + "\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
+async def deploy_day_bot(
+    net: InspircdWithServices,
+    make_account: MakeAccount,
+    bot_process: BotProcesses,
+    account: Account,
+    admin_channel: str,
+    *,
+    window: timedelta,
+    escalate_after: timedelta,
+    digest_delay: timedelta,
+) -> tuple[BotProcess, datetime, datetime, datetime]:
+    """The bot (not started) on the stock port, logged in to `account`, with the one
+    countdown "0", pages escalated `escalate_after` after they are sent and the digest due
+    `digest_delay` after a `window` that starts LEAD from now; and that window's start, its
+    end and the digest's time."""
+    when = (datetime.now(UTC) + LEAD).replace(microsecond=0)
+    end = when + window
+    digest_at = end + digest_delay
+    bot = await inspircd_bot(
+        net,
+        make_account,
+        bot_process,
+        account,
+        admin_channel=admin_channel,
+        countdowns="0",
+        deploybot_settings={
+            "page_escalate_after": f"{escalate_after.seconds}s",
+            "digest_time": f"{digest_at.astimezone(UTC):%H:%M:%S}",
+        },
     )
+    return bot, when, end, digest_at
 
 
 async def same_day_ahead(span: timedelta) -> None:
@@ -187,15 +205,6 @@ def joins_of(client: IrcClient, nick: str, channel: str) -> int:
     )
 
 
-def read_db(path: Path, query: str) -> list[tuple[object, ...]]:
-    """Rows of `query` on the bot's SQLite file, opened read-only."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return db.execute(query).fetchall()
-    finally:
-        db.close()
-
-
 def seconds_until(moment: datetime) -> float:
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
@@ -242,20 +251,15 @@ async def test_a_deploy_day_from_the_opening_to_the_digest(
     await create_channel(infra, fire_chan)
     await join_all([releng, contact, boss], admin_chan, fire_chan)
 
-    bot = bot_process(
-        port=net.stock_port,
-        nick=account.name,
-        sasl=(account.name, account.password),
-        admin_channel=admin_chan,
-        countdowns="0",
-    )
-    when = (datetime.now(UTC) + LEAD).replace(microsecond=0)
-    end = when + window
-    digest_at = end + digest_delay
-    add_deploybot_settings(
-        bot,
-        page_escalate_after=f"{escalate_after.seconds}s",
-        digest_time=f"{digest_at.astimezone(UTC):%H:%M:%S}",
+    bot, when, end, digest_at = await deploy_day_bot(
+        net,
+        make_account,
+        bot_process,
+        account,
+        admin_chan,
+        window=window,
+        escalate_after=escalate_after,
+        digest_delay=digest_delay,
     )
     bot.write_plan(
         deploy_plan(
@@ -465,20 +469,15 @@ async def test_a_crash_mid_window_repeats_no_page_and_the_digest_comes_once(
     await create_channel(infra, fire_chan)
     await join_all([releng, boss], admin_chan, fire_chan)
 
-    bot = bot_process(
-        port=net.stock_port,
-        nick=account.name,
-        sasl=(account.name, account.password),
-        admin_channel=admin_chan,
-        countdowns="0",
-    )
-    when = (datetime.now(UTC) + LEAD).replace(microsecond=0)
-    end = when + window
-    digest_at = end + digest_delay
-    add_deploybot_settings(
-        bot,
-        page_escalate_after=f"{escalate_after.seconds}s",
-        digest_time=f"{digest_at.astimezone(UTC):%H:%M:%S}",
+    bot, when, end, digest_at = await deploy_day_bot(
+        net,
+        make_account,
+        bot_process,
+        account,
+        admin_chan,
+        window=window,
+        escalate_after=escalate_after,
+        digest_delay=digest_delay,
     )
     bot.write_plan(
         deploy_plan(
@@ -507,8 +506,7 @@ async def test_a_crash_mid_window_repeats_no_page_and_the_digest_comes_once(
     await bot.kill()
     if datetime.now(UTC) >= when + escalate_after - timedelta(seconds=3):
         pytest.fail("the bot was too slow: the page came due for escalation before the kill")
-    rows = read_db(
-        bot.database,
+    rows = bot.read_db(
         "SELECT target_nick, acked_at IS NOT NULL, escalated_at IS NOT NULL FROM pages"
         " ORDER BY number",
     )
@@ -570,7 +568,7 @@ async def test_a_crash_mid_window_repeats_no_page_and_the_digest_comes_once(
     assert len(channel_texts(infra, b, fire_chan, "escalating to")) == 1
     assert len(channel_texts(infra, b, fire_chan, "firefighting closed")) == 1
     assert joins_of(infra, b, fire_chan) == 2  # the opening and the rejoin after the crash
-    rows = read_db(bot.database, "SELECT count(*) FROM pages WHERE escalated_at IS NOT NULL")
+    rows = bot.read_db("SELECT count(*) FROM pages WHERE escalated_at IS NOT NULL")
     assert rows == [(1,)]
     await bot.stop(infra)
     assert "Traceback" not in bot.log_text()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,15 @@ import aiohttp
 import pytest
 
 from deploybot.api import signature
-from tests.botprocess import BotProcess, BotProcesses, deploybot_executable, wait_said
+from tests.botprocess import (
+    UNTHROTTLED,
+    BotProcess,
+    BotProcesses,
+    bot_process_fixture,  # noqa: F401  (the bot_process fixture)
+    deploybot_executable,
+    joined,
+    wait_said,
+)
 from tests.ircd.client import IrcClient
 from tests.ircd.fixtures import IrcClientFactory
 from tests.ircd.servers import NgircdServer, free_port
@@ -34,33 +41,13 @@ SECRET = "e2e webhook secret"
 TIMEOUT = 30.0
 
 
-@pytest.fixture
-def bot_process(tmp_path: Path) -> Iterator[BotProcesses]:
-    """`bot_process(port=…, nick=…, admin_channel=…, …)` → a `BotProcess` (not started);
-    every one still running at teardown is stopped."""
-    bots = BotProcesses(tmp_path)
-    try:
-        yield bots
-    finally:
-        bots.close()
-
-
-def serve_web(bot: BotProcess, port: int) -> None:
-    """Give the bot's `bot.ini` a web server on 127.0.0.1:`port` with the webhook on
-    (botprocess writes `web_port = 0`, so parallel bots never fight over a port)."""
-    text = bot.ini.read_text()
-    assert text.count("web_port = 0\n") == 1, text
-    text = text.replace("web_port = 0\n", f"web_port = {port}\nwebhook_secret = {SECRET}\n")
-    bot.ini.write_text(text)
-
-
 async def start_with_web(bot: BotProcess, watcher: IrcClient) -> int:
-    """Start the bot serving on a free port; another free port if someone took it first."""
-    original = bot.ini.read_text()
+    """Start the bot serving on a free port of 127.0.0.1 with the webhook on; another free
+    port if someone took it first (botprocess writes `web_port = 0`, so parallel bots never
+    fight over a port)."""
     for _ in range(3):
         port = free_port()
-        bot.ini.write_text(original)
-        serve_web(bot, port)
+        bot.configure(deploybot_settings={"web_port": str(port), "webhook_secret": SECRET})
         try:
             await bot.start(watcher)
             return port
@@ -93,11 +80,10 @@ async def test_healthz_and_a_signed_webhook_event_reach_irc(
         nick="deploybot",
         admin_channel=ADMIN,
         countdowns="0",
-        bot_settings={"throttle_burst": "100", "throttle_rate": "100"},
+        bot_settings=UNTHROTTLED,
     )
     bot.write_plan(make_plan(when=when, duration=timedelta(hours=2)))
-    watcher = await irc_client(ngircd_server.port, "watcher")
-    await watcher.join(ADMIN)
+    watcher = await joined(irc_client, ngircd_server.port, "watcher", [ADMIN])
     port = await start_with_web(bot, watcher)
     base = f"http://127.0.0.1:{port}"
     assert f"web server on {base}" in bot.current_run_log()
