@@ -85,6 +85,10 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+#: How long a listener that is not the starting server's must stay on one of its ports
+#: before the port counts as taken (see `ManagedServer._wait_listening`).
+SQUATTER_GRACE = 2.0
+
 #: Server ports are drawn below the ephemeral range (see `free_port`).
 _SERVER_PORTS = range(20000, min(_ephemeral_range()[0], 32768))
 
@@ -144,6 +148,36 @@ def _socket_inodes(pid: int) -> set[str]:
                 if target.startswith("socket:["):
                     inodes.add(target[8:-1])
     return inodes
+
+
+def _holders(inodes: set[str]) -> set[int]:
+    """The processes that have one of the sockets `inodes` open (a /proc scan)."""
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    pids: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, PermissionError):
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{entry}/fd/{fd}") in wanted:
+                        pids.add(int(entry))
+                        break
+    return pids
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    """Whether process `pid` is `ancestor` or one of its descendants (PPid chain)."""
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                ppid = next(line for line in status if line.startswith("PPid:"))
+        except (OSError, StopIteration):
+            return False
+        pid = int(ppid.split()[1])
+    return False
 
 
 # -- a blocking probe connection --------------------------------------------------------------
@@ -372,8 +406,16 @@ class ManagedServer:
         self.startup_seconds.append(time.monotonic() - began)
 
     def _wait_listening(self, deadline: float) -> None:
+        """Until the server listens on each of its ports.  A listener on one of them that
+        is not the server's is a squatter (`PortInUse`) when a process that is not the
+        server nor one of its children holds it for `SQUATTER_GRACE` seconds.  Children
+        count as the server: RabbitMQ's start script runs a short-lived Erlang VM that
+        binds the distribution port to test it before the real VM starts (seen to fail a
+        broker restart as "held by another process"); and a socket can be in the listener
+        table yet gone from the server's fds by the time they are read."""
         assert self._proc is not None
         ports = self._listen_ports()
+        foreign_since: dict[tuple[int, str], float] = {}
         while True:
             returncode = self._proc.poll()
             if returncode is not None:
@@ -381,13 +423,18 @@ class ManagedServer:
                 cls = PortInUse if "in use" in log.rsplit("=== ", 1)[-1].lower() else ServerError
                 raise self._error(cls, f"exited with status {returncode} while starting")
             pending = []
+            now = time.monotonic()
             for port in ports:
                 listeners = _listening_inodes(port)
                 # our fds are read after the listeners: a socket bound in between is ours
                 if listeners & _socket_inodes(self._proc.pid):
                     continue
-                if listeners and self._proc.poll() is None:
-                    raise self._error(PortInUse, f"port {port} is held by another process")
+                pid = self._proc.pid
+                if listeners and not any(_descends_from(h, pid) for h in _holders(listeners)):
+                    for inode in listeners:
+                        seen = foreign_since.setdefault((port, inode), now)
+                        if now - seen >= SQUATTER_GRACE and self._proc.poll() is None:
+                            raise self._error(PortInUse, f"port {port} is held by another process")
                 pending.append(port)
             if not pending:
                 return
