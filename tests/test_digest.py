@@ -28,8 +28,9 @@ from deploybot.digest import (
     full_lines,
     short_lines,
 )
+from deploybot.incidenttable import _SUMMARIES_BETWEEN_SQL
 from deploybot.plans import Consumer, Roster, Shift
-from deploybot.store import _SUMMARIES_BETWEEN_SQL, Incident, IncidentSummary, Store
+from deploybot.store import Incident, IncidentSummary, Store
 from tests.planfactory import make_plan, utc
 
 DAY = date(2026, 12, 15)  # make_plan's default deploy: 13:00-21:00 UTC that day

@@ -19,9 +19,8 @@ from hypothesis import strategies as st
 
 from deploybot import migrations
 from deploybot.errors import DeploybotError
+from deploybot.incidenttable import _INCIDENTS_BETWEEN_SQL, _TIMELINES_SQL
 from deploybot.store import (
-    _INCIDENTS_BETWEEN_SQL,
-    _TIMELINES_SQL,
     SCHEMA_VERSION,
     AlreadyFixedError,
     Incident,

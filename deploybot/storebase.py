@@ -1,0 +1,112 @@
+"""What the tables of :class:`~deploybot.store.Store` share: the connection, the write
+transaction, and how values are stored and compared.
+
+Times are stored as UTC ISO 8601 text with ``Z`` at whole seconds and read back as aware
+UTC datetimes (:func:`db_time`, :func:`from_db`); nicks and accounts are compared
+ASCII-case-insensitively, like SQLite's NOCASE (:func:`same_nick`, :func:`same_person`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+__all__ = [
+    "StoreBase",
+    "db_time",
+    "floor",
+    "from_db",
+    "from_db_or_none",
+    "same_nick",
+    "same_person",
+    "select_sql",
+]
+
+
+class StoreBase:
+    """The connection the table mixins of :class:`~deploybot.store.Store` work on."""
+
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+        """Wrap an already configured and migrated connection; use ``Store.open``."""
+        self._db = connection
+        self.path = path
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed (durably) when the block ends normally."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+def select_sql(
+    columns: str,
+    table: str,
+    conditions: list[str],
+    order: str,
+    limit: int | None,
+    values: list[object],
+) -> str:
+    """``SELECT columns FROM table [WHERE …] ORDER BY order [LIMIT ?]`` for the list
+    methods; the conditions are fixed SQL fragments with ``?`` placeholders, and the
+    limit's value is appended to ``values``."""
+    sql = f"SELECT {columns} FROM {table}"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    sql += f" ORDER BY {order}"
+    if limit is not None:
+        sql += " LIMIT ?"
+        values.append(max(limit, 0))
+    return sql
+
+
+# -- times ------------------------------------------------------------------------------
+
+
+def floor(moment: datetime) -> datetime:
+    """``moment`` in UTC without its sub-second part; ``ValueError`` if it is naive."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"the store needs timezone-aware datetimes, got {moment!r}")
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def db_time(moment: datetime) -> str:
+    """``2026-11-27T10:00:00Z``: fixed width, so text order is time order."""
+    return floor(moment).replace(tzinfo=None).isoformat() + "Z"
+
+
+def from_db(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def from_db_or_none(text: str | None) -> datetime | None:
+    return None if text is None else from_db(text)
+
+
+# -- nicks ------------------------------------------------------------------------------
+
+
+def _ascii_lower(text: str) -> str:
+    """Lower-case A-Z only, like SQLite's NOCASE."""
+    return text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def same_nick(a: str, b: str) -> bool:
+    return _ascii_lower(a) == _ascii_lower(b)
+
+
+def same_person(nick: str, account: str | None, other_nick: str, other_account: str | None) -> bool:
+    """Accounts decide when both are known (nicks change); otherwise nicks."""
+    if account is not None and other_account is not None:
+        return _ascii_lower(account) == _ascii_lower(other_account)
+    return same_nick(nick, other_nick)
