@@ -2,7 +2,7 @@
 
 Run by hand (not part of the test suite):
 
-    .venv/bin/python -m bench.commands [--count 1000]
+    .venv/bin/python -m bench.commands [--count 1000] [--rounds 3]
 
 It starts inspircd (relaxed connect class: no flood control, so the server adds no
 stalls) on 127.0.0.1, then in the same run:
@@ -11,9 +11,12 @@ stalls) on 127.0.0.1, then in the same run:
 2. `deploybot run` with one recorded incident, answering `!incident 1`;
 
 and times COUNT sequential request → reply round trips from a raw client for each, by
-private message (irc3's `!ping` answers only in private).
-Target (issue 3): deploybot's p99 ≤ 1.5 × the floor's p99.  Reference measured on this
-kind of machine (shared/notes): irc3 `!ping` via inspircd relaxed ≈ 0.61 ms p50 / 1.47 ms p99.
+private message (irc3's `!ping` answers only in private), in ROUNDS alternating rounds
+(floor, deploybot, floor, …: a noisy moment of the machine hits both sides; a single p99
+of 1,000 samples moved from 1.1× to 2.4× between runs here).
+Target (issue 3): the median round's deploybot p99 ≤ 1.5 × the floor's p99.  Reference
+measured on this kind of machine (shared/notes): irc3 `!ping` via inspircd relaxed ≈ 0.61 ms
+p50 / 1.47 ms p99.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import asyncio
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,19 +96,21 @@ async def measure(
         await client.close()
 
 
-async def main(count: int) -> int:
+async def main(count: int, rounds: int) -> int:
+    """Both bots up, then ``rounds`` alternating measurements (floor, ours): a noisy moment
+    of the machine hits both sides, and the median round's ratio is the verdict."""
     with tempfile.TemporaryDirectory(prefix="deploybot-bench-") as tmp:
         workdir = Path(tmp)
         server = InspircdServer(workdir / "ircd")
         server.start()
         bare = deploy = None
+        floors: list[list[float]] = []
+        ours: list[list[float]] = []
         try:
             port = server.relaxed_port
             bare = subprocess.Popen(
                 [sys.executable, "-c", BARE_BOT, str(port)], stderr=subprocess.DEVNULL
             )
-            floor = await measure(port, "pinger", "barebot", "!ping", "PONG", count)
-
             ini = write_bot_config(workdir, port)
             env = dict(os.environ)
             deploy = subprocess.Popen(
@@ -125,24 +131,32 @@ async def main(count: int) -> int:
                 "#bench", ["!broke benchsvc the bench broke it"], "recorded", "deploybot"
             )
             await seed.close()
-            ours = await measure(port, "asker", "deploybot", "!incident 1", "#1", count)
+            for _ in range(rounds):
+                floors.append(await measure(port, "pinger", "barebot", "!ping", "PONG", count))
+                ours.append(await measure(port, "asker", "deploybot", "!incident 1", "#1", count))
         finally:
             for proc in (bare, deploy):
                 if proc is not None:
                     proc.send_signal(signal.SIGTERM)
                     proc.wait(timeout=10)
             server.stop()
-    a, b = percentiles(floor), percentiles(ours)
-    print(f"{count} sequential round trips each, inspircd relaxed class, 127.0.0.1")
-    print(row("irc3 bare bot, !ping (floor)", a))
-    print(row("deploybot, !incident 1", b))
-    ratio = b["p99"] / a["p99"]
-    print(f"p99 ratio deploybot / floor: {ratio:.2f}  (target ≤ 1.5)")
+    print(f"{count} sequential round trips each, {rounds} alternating rounds, inspircd relaxed")
+    ratios = []
+    for number, (floor, mine) in enumerate(zip(floors, ours, strict=True), 1):
+        a, b = percentiles(floor), percentiles(mine)
+        print(row(f"{number}: irc3 bare bot !ping (floor)", a))
+        print(row(f"{number}: deploybot !incident 1", b))
+        ratios.append(b["p99"] / a["p99"])
+    ratio = statistics.median(ratios)
+    listed = ", ".join(f"{r:.2f}" for r in ratios)
+    print(f"p99 ratio deploybot / floor per round: {listed}; median {ratio:.2f}  (target ≤ 1.5)")
     print("reference (shared/notes): irc3 !ping via inspircd relaxed ≈ 0.61 ms p50 / 1.47 ms p99")
     return 0 if ratio <= 1.5 else 1
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=1000)
-    sys.exit(asyncio.run(main(parser.parse_args().count)))
+    parser.add_argument("--count", type=int, default=1000, help="round trips per round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median)")
+    arguments = parser.parse_args()
+    sys.exit(asyncio.run(main(arguments.count, arguments.rounds)))
