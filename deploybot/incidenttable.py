@@ -25,6 +25,7 @@ from deploybot.records import (
 )
 from deploybot.storebase import (
     StoreBase,
+    Where,
     db_time,
     floor,
     from_db,
@@ -231,29 +232,15 @@ class IncidentTable(StoreBase):
         ``since``/``until`` bound ``reported_at`` as [since, until).  ``limit`` keeps the
         first ``limit`` in that order (with ``newest_first``: the latest ones).
         """
-        # Only constant fragments are joined; every value is a parameter.
-        conditions: list[str] = []
-        values: list[object] = []
-        if state == "open":
-            conditions.append("fixed_at IS NULL")
-        elif state == "fixed":
-            conditions.append("fixed_at IS NOT NULL")
-        elif state is not None:
+        if state not in (None, "open", "fixed"):
             raise ValueError(f"state must be 'open', 'fixed' or None, not {state!r}")
-        if service is not None:
-            conditions.append("service = ?")
-            values.append(service)
-        if deploy_id is not None:
-            conditions.append("deploy_id = ?")
-            values.append(deploy_id)
-        if since is not None:
-            conditions.append("reported_at >= ?")
-            values.append(db_time(since))
-        if until is not None:
-            conditions.append("reported_at < ?")
-            values.append(db_time(until))
+        where = Where()
+        where.null("fixed_at", None if state is None else state == "open")
+        where.equal("service", service)
+        where.equal("deploy_id", deploy_id)
+        where.between("reported_at", since, until)
         order = "number DESC" if newest_first else "number"
-        sql = select_sql(_INCIDENT_COLUMNS, "incidents", conditions, order, limit, values)
+        sql, values = select_sql(_INCIDENT_COLUMNS, "incidents", where, order, limit)
         return self._with_timelines(self._db.execute(sql, values).fetchall())
 
     def incident_counts(self) -> dict[str, int]:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from deploybot.incidenttable import ack_if_first, add_event, incident_row
 from deploybot.records import Page, page_from_row
-from deploybot.storebase import StoreBase, db_time, from_db, same_nick, select_sql
+from deploybot.storebase import StoreBase, Where, db_time, from_db, same_nick, select_sql
 from deploybot.storeerrors import PageAlreadyAckedError, PageNotYoursError, UnknownPageError
 
 __all__ = ["PageTable"]
@@ -144,28 +144,13 @@ class PageTable(StoreBase):
     ) -> tuple[Page, ...]:
         """Pages by number, filtered; ``since``/``until`` bound ``created_at`` as
         [since, until); ``pending`` True: not acknowledged, False: acknowledged."""
-        conditions: list[str] = []
-        values: list[object] = []
-        if pending is True:
-            conditions.append("acked_at IS NULL")
-        elif pending is False:
-            conditions.append("acked_at IS NOT NULL")
-        if target_nick is not None:
-            conditions.append("target_nick = ?")
-            values.append(target_nick)
-        if plan_id is not None:
-            conditions.append("plan_id = ?")
-            values.append(plan_id)
-        if incident is not None:
-            conditions.append("incident = ?")
-            values.append(incident)
-        if since is not None:
-            conditions.append("created_at >= ?")
-            values.append(db_time(since))
-        if until is not None:
-            conditions.append("created_at < ?")
-            values.append(db_time(until))
-        sql = select_sql(_PAGE_COLUMNS, "pages", conditions, "number", limit, values)
+        where = Where()
+        where.null("acked_at", pending)
+        where.equal("target_nick", target_nick)
+        where.equal("plan_id", plan_id)
+        where.equal("incident", incident)
+        where.between("created_at", since, until)
+        sql, values = select_sql(_PAGE_COLUMNS, "pages", where, "number", limit)
         return tuple(page_from_row(row) for row in self._db.execute(sql, values))
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 __all__ = [
     "StoreBase",
+    "Where",
     "db_time",
     "floor",
     "from_db",
@@ -46,25 +47,49 @@ class StoreBase:
         self._db.execute("COMMIT")
 
 
+class Where:
+    """The WHERE clause of a list query: fixed SQL fragments with ``?`` placeholders (column
+    names come from this package, never from input) and their values, in order.  A filter
+    given as None adds nothing."""
+
+    def __init__(self) -> None:
+        self.conditions: list[str] = []
+        self.values: list[object] = []
+
+    def equal(self, column: str, value: object | None) -> None:
+        if value is not None:
+            self.conditions.append(f"{column} = ?")
+            self.values.append(value)
+
+    def null(self, column: str, is_null: bool | None) -> None:
+        """``column IS NULL`` (True), ``IS NOT NULL`` (False), or nothing (None)."""
+        if is_null is not None:
+            self.conditions.append(f"{column} IS {'' if is_null else 'NOT '}NULL")
+
+    def between(self, column: str, since: datetime | None, until: datetime | None) -> None:
+        """``column`` (a stored time) in [since, until); either end may be open."""
+        if since is not None:
+            self.conditions.append(f"{column} >= ?")
+            self.values.append(db_time(since))
+        if until is not None:
+            self.conditions.append(f"{column} < ?")
+            self.values.append(db_time(until))
+
+
 def select_sql(
-    columns: str,
-    table: str,
-    conditions: list[str],
-    order: str,
-    limit: int | None,
-    values: list[object],
-) -> str:
+    columns: str, table: str, where: Where, order: str, limit: int | None
+) -> tuple[str, list[object]]:
     """``SELECT columns FROM table [WHERE …] ORDER BY order [LIMIT ?]`` for the list
-    methods; the conditions are fixed SQL fragments with ``?`` placeholders, and the
-    limit's value is appended to ``values``."""
+    methods, with its parameters (the limit's last)."""
     sql = f"SELECT {columns} FROM {table}"
-    if conditions:
-        sql += " WHERE " + " AND ".join(conditions)
+    values = list(where.values)
+    if where.conditions:
+        sql += " WHERE " + " AND ".join(where.conditions)
     sql += f" ORDER BY {order}"
     if limit is not None:
         sql += " LIMIT ?"
         values.append(max(limit, 0))
-    return sql
+    return sql, values
 
 
 # -- times ------------------------------------------------------------------------------
