@@ -18,6 +18,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from deploybot.jobs import add_date_job, remove_jobs
 from deploybot.schedule import due_countdowns, future_countdowns
 from deploybot.texts import countdown_post
 
@@ -72,19 +73,9 @@ class CountdownPoster:
     def reschedule(self, scheduler: BaseScheduler, now: datetime | None = None) -> int:
         """Replace all countdown jobs by one date job per future countdown; return how many."""
         now = now or self.core.now()
-        for job in scheduler.get_jobs():
-            if job.id.startswith(JOB_PREFIX):
-                job.remove()
+        remove_jobs(scheduler, JOB_PREFIX)
         config = self.core.config
         future = future_countdowns(self.core.plans, config.countdowns, config.timezone, now)
         for countdown in future:
-            scheduler.add_job(
-                self._post_due_job,
-                trigger="date",
-                run_date=countdown.at,
-                id=JOB_PREFIX + countdown.key,
-                replace_existing=True,
-                misfire_grace_time=None,  # run late rather than never
-                coalesce=True,
-            )
+            add_date_job(scheduler, self._post_due_job, countdown.at, JOB_PREFIX + countdown.key)
         return len(future)

@@ -46,6 +46,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from deploybot.errors import DeploybotError
+from deploybot.jobs import add_date_job, remove_jobs
 from deploybot.lines import fits, one_line, shorten
 from deploybot.paging import Pager
 from deploybot.plans import Plan
@@ -409,23 +410,13 @@ class Firefight:
         """Replace the date jobs that sweep at each future plan start and end (so opening
         and closing happen on time, between periodic sweeps); return how many."""
         now = now or self.core.now()
-        for job in scheduler.get_jobs():
-            if job.id.startswith(JOB_PREFIX):
-                job.remove()
+        remove_jobs(scheduler, JOB_PREFIX)
         count = 0
         for plan in self.core.plans:
             for edge, at in (("open", plan.when), ("close", plan.end)):
                 if at <= now:
                     continue
-                scheduler.add_job(
-                    self.sweep_job,
-                    trigger="date",
-                    run_date=at,
-                    id=f"{JOB_PREFIX}{plan.id}@{edge}",
-                    replace_existing=True,
-                    misfire_grace_time=None,  # run late rather than never
-                    coalesce=True,
-                )
+                add_date_job(scheduler, self.sweep_job, at, f"{JOB_PREFIX}{plan.id}@{edge}")
                 count += 1
         return count
 

@@ -44,6 +44,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from deploybot.errors import DeploybotError
+from deploybot.jobs import add_date_job
 from deploybot.lines import fits, one_line, shorten
 from deploybot.plans import Plan
 from deploybot.roster import Pagee, nick_key, on_shift, teams_of
@@ -333,14 +334,8 @@ class Pager:
         # The store keeps whole seconds: one second later, the page is due even if the
         # job fires a little early.
         at = at.replace(microsecond=0) + timedelta(seconds=1)
-        self._scheduler.add_job(
-            self.escalate_job,
-            trigger="date",
-            run_date=at,
-            id=f"{ESCALATION_JOB_PREFIX}{at.isoformat()}",
-            replace_existing=True,
-            misfire_grace_time=None,  # run late rather than never
-            coalesce=True,
+        add_date_job(
+            self._scheduler, self.escalate_job, at, f"{ESCALATION_JOB_PREFIX}{at.isoformat()}"
         )
 
     async def escalate_job(self) -> None:
