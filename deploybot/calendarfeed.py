@@ -197,11 +197,9 @@ def _description(plan: Plan, readiness: Readiness) -> str:
 
 def _readiness_lines(readiness: Readiness) -> list[str]:
     if not readiness.under_policy:
-        why = (readiness.exempt_reason or "not under policy").removeprefix("exempt: ")
-        return [f"readiness: EXEMPT — {why}"]
-    met = sum(check.met for check in readiness.checks)
-    verdict = "READY" if readiness.ready else "NOT READY"
-    lines = [f"readiness: {verdict} ({met} of {len(readiness.checks)} rules met)"]
+        return [f"readiness: EXEMPT — {readiness.exemption}"]
+    counted = f"{readiness.met_count} of {len(readiness.checks)} rules met"
+    lines = [f"readiness: {readiness.verdict} ({counted})"]
     for check in readiness.checks:
         lines.append(f"  {'met' if check.met else 'MISSING'}: {check.title} — {check.reason}")
     return lines

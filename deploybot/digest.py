@@ -87,6 +87,7 @@ __all__ = [
     "digest_to_dict",
     "full_lines",
     "short_lines",
+    "slowest_text",
 ]
 
 #: The title of the section for incidents of no deploy of the day.
@@ -570,7 +571,7 @@ def _full_section(section: Section, digest: Digest, tz: tzinfo, *, with_open: bo
             + " fixed)"
         )
         if section.slowest is not None:
-            lines.append("  slowest: " + _slowest_text(section.slowest))
+            lines.append("  slowest: " + slowest_text(section.slowest))
         teams = ", ".join(f"{team} {count}" for team, count in section.teams)
         lines.append(f"  reporters by team: {teams}")
     else:
@@ -589,7 +590,8 @@ def _stats(median: timedelta | None, mean: timedelta | None, count: int, reporte
     return f"median {elapsed_text(median)}, mean {elapsed_text(mean)} ({count} of {reported}"
 
 
-def _slowest_text(slowest: Slowest) -> str:
+def slowest_text(slowest: Slowest) -> str:
+    """``#N service: text — fixed after 2h``: the incident slowest to repair."""
     incident = slowest.incident
     state = "fixed after" if slowest.fixed else "still open after"
     took = elapsed_text(slowest.time)

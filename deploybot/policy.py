@@ -105,6 +105,23 @@ class Readiness:
         """The checks not met (empty when exempt)."""
         return tuple(check for check in self.checks if not check.met)
 
+    @property
+    def met_count(self) -> int:
+        """How many of the checks are met."""
+        return sum(check.met for check in self.checks)
+
+    @property
+    def verdict(self) -> str:
+        """``EXEMPT``, ``READY`` or ``NOT READY``: what every view of a plan shows first."""
+        if not self.under_policy:
+            return "EXEMPT"
+        return "READY" if self.ready else "NOT READY"
+
+    @property
+    def exemption(self) -> str:
+        """Why the plan is exempt, without the ``exempt:`` prefix (for an exempt plan)."""
+        return (self.exempt_reason or "not under policy").removeprefix("exempt: ")
+
 
 def assess(plan: Plan, notice_days: int = DEFAULT_NOTICE_DAYS) -> Readiness:
     """Check ``plan`` against the policy; see the module docstring for scope and rules."""
@@ -134,11 +151,9 @@ def format_readiness(readiness: Readiness, tz: tzinfo) -> list[str]:
     ['nuancier-1.3: EXEMPT — leaf service (policy may be skipped)']
     """
     if not readiness.under_policy:
-        why = (readiness.exempt_reason or "not under policy").removeprefix("exempt: ")
-        return [f"{readiness.plan_id}: EXEMPT — {why}"]
-    met = sum(check.met for check in readiness.checks)
-    verdict = "READY" if readiness.ready else "NOT READY"
-    lines = [f"{readiness.plan_id}: {verdict} ({met}/{len(readiness.checks)})"]
+        return [f"{readiness.plan_id}: EXEMPT — {readiness.exemption}"]
+    counted = f"{readiness.met_count}/{len(readiness.checks)}"
+    lines = [f"{readiness.plan_id}: {readiness.verdict} ({counted})"]
     for check in readiness.checks:
         mark = "✔" if check.met else "✘"
         lines.append(f"  {mark} {check.rule}: {check.reason_in(tz)}")

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, tzinfo
 from html import escape
 
-from deploybot.digest import Digest, IncidentFacts, Section, Slowest, full_lines
+from deploybot.digest import Digest, IncidentFacts, Section, full_lines, slowest_text
 from deploybot.durations import format_duration
 from deploybot.plans import Plan
 from deploybot.policy import DEFAULT_NOTICE_DAYS, Readiness, assess
@@ -162,10 +162,8 @@ def _breaks_cell(plan: Plan) -> str:
 
 def _readiness_cell(readiness: Readiness, tz: tzinfo) -> str:
     if not readiness.under_policy:
-        why = (readiness.exempt_reason or "not under policy").removeprefix("exempt: ")
-        return f"exempt: {_e(why)}"
-    met = sum(check.met for check in readiness.checks)
-    counted = f"({met} of {len(readiness.checks)} rules met)"
+        return f"exempt: {_e(readiness.exemption)}"
+    counted = f"({readiness.met_count} of {len(readiness.checks)} rules met)"
     if readiness.ready:
         return f'<span class="met">✔ READY</span> {counted}'
     missing = "".join(
@@ -268,7 +266,7 @@ def _section(section: Section, digest: Digest, tz: tzinfo, *, with_open: bool) -
             ),
         ]
         if section.slowest is not None:
-            rows.append(("slowest", _slowest(section.slowest)))
+            rows.append(("slowest", slowest_text(section.slowest)))
         rows.append(("reporters by team", ", ".join(f"{t} {n}" for t, n in section.teams)))
     out += ["<table>", "<tbody>"]
     out += [f"<tr><th>{_e(label)}</th><td>{_e(value)}</td></tr>" for label, value in rows]
@@ -289,15 +287,6 @@ def _stats(median: timedelta | None, mean: timedelta | None, over: str) -> str:
     if median is None or mean is None:
         return f"no data ({over})"
     return f"median {elapsed_text(median)}, mean {elapsed_text(mean)} ({over})"
-
-
-def _slowest(slowest: Slowest) -> str:
-    incident = slowest.incident
-    state = "fixed after" if slowest.fixed else "still open after"
-    return (
-        f"#{incident.number} {incident.service}: {incident.text} — "
-        f"{state} {elapsed_text(slowest.time)}"
-    )
 
 
 def _open_row(incident: IncidentFacts, digest: Digest, tz: tzinfo) -> list[str]:
