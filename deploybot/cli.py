@@ -52,13 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="plan files or directories (default: plans_dir from the config, deploy-plans/)",
     )
-    check.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="bot.ini whose [deploybot] section gives notice_days and timezone "
-        "(default: ./bot.ini if it exists)",
-    )
+    _config_option(check, "whose [deploybot] section gives notice_days and timezone")
     check.set_defaults(run=run_check)
 
     digest = commands.add_parser(
@@ -72,12 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="the day, in the configured timezone (default: today)",
     )
-    digest.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="bot.ini naming the database, plans and timezone (default: ./bot.ini if it exists)",
-    )
+    _config_option(digest, "naming the database, plans and timezone")
     digest.set_defaults(run=run_digest)
 
     announce = commands.add_parser(
@@ -94,13 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=KINDS,
         help="which announcement (default: api-break when the plan breaks its API, else outage)",
     )
-    announce.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="bot.ini naming the plans, timezone and firefighting channel pattern "
-        "(default: ./bot.ini if it exists)",
-    )
+    _config_option(announce, "naming the plans, timezone and firefighting channel pattern")
     announce.set_defaults(run=run_announce)
 
     run = commands.add_parser(
@@ -184,6 +167,16 @@ def _step(text: str) -> float:
     if not 0.05 <= value <= 10:
         raise argparse.ArgumentTypeError(f"{text!r}: expected seconds from 0.05 to 10")
     return value
+
+
+def _config_option(command: argparse.ArgumentParser, what: str) -> None:
+    """``--config FILE``: the bot.ini a command reads (``what`` it takes from it)."""
+    command.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"bot.ini {what} (default: ./bot.ini if it exists)",
+    )
 
 
 def run_bot(args: argparse.Namespace, out: TextIO) -> int:
