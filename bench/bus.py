@@ -42,13 +42,13 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from deploybot_plugins.fedmsg_source import FedmsgSource, fedmsg_frames, make_envelope
+from deploybot_plugins.bus.fedmsg_source import FedmsgSource, fedmsg_frames, make_envelope
 
 from bench._irc import RawClient, percentiles, row
 from bench.commands import measure, write_bot_config
-from deploybot.eventrules import BusStats
-from deploybot.events import BadMessage, BusEvent, from_fedmsg_frames
-from deploybot.planfile import dump_plan
+from deploybot.bus.events import BadMessage, BusEvent, from_fedmsg_frames
+from deploybot.bus.rules import BusStats
+from deploybot.plans.files import dump_plan
 from tests.ircd.servers import InspircdServer, free_port
 from tests.planfactory import make_plan
 
@@ -341,7 +341,7 @@ async def irc_under_load(rtt_count: int, rate: int, mixes: list[int]) -> list[di
 
 
 async def main(count: int, rtt_count: int, rate: int, parts: str) -> int:
-    logging.getLogger("deploybot_plugins.fedmsg_source").setLevel(logging.ERROR)
+    logging.getLogger("deploybot_plugins.bus.fedmsg_source").setLevel(logging.ERROR)
     ok = True
     if "a" in parts:
         ok &= await firehose(count)

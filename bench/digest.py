@@ -8,13 +8,13 @@ Fills an SQLite store (in a temporary directory, or PATH: kept and reused when i
 already filled) with 1,000,000 incidents, 100,000 of them reported on one day
 (2026-12-15 in --tz): 300 of those go through the store's own write path
 (report/take/ack/fix, so the bulk rows can be checked against real ones), the rest are
-bulk-inserted with executemany into the same schema (deploybot/migrations.py), with
+bulk-inserted with executemany into the same schema (deploybot/store/migrations.py), with
 realistic fields: three deploys that day, reporters from a pool of nicks, ~80% of the
 incidents acknowledged, most of them fixed (some after the day, a few never), and a
 timeline of 1-4 events each.
 
 Then, in a fresh process (like ``deploybot digest --date`` would be), it opens the store,
-times :func:`deploybot.digest.digest_for_day` for that day (first call and best of three),
+times :func:`deploybot.deployday.digest.digest_for_day` for that day (first call and best of three),
 reads the process's peak RSS (``ru_maxrss``), and finally measures the tracemalloc peak
 of one more digest call (tracemalloc slows the call down and adds its own memory, so it
 comes after the other two figures).
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from deploybot.digest import (
+from deploybot.deployday.digest import (
     DigestSource,
     build_digest,
     day_period,
@@ -52,7 +52,7 @@ from deploybot.digest import (
     full_lines,
     short_lines,
 )
-from deploybot.plans import Consumer, Plan, Roster, Shift
+from deploybot.plans.model import Consumer, Plan, Roster, Shift
 from deploybot.store import Incident, Store
 
 TOTAL = 1_000_000

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from typing import Literal, get_args
 
+from deploybot.deployday.roster import shift_hours
 from deploybot.errors import DeploybotError
 from deploybot.lines import one_line
-from deploybot.plans import Plan
-from deploybot.roster import shift_hours
+from deploybot.plans.model import Plan
 from deploybot.texts import when_text
 
 __all__ = ["KINDS", "Email", "Kind", "announcement", "default_kind", "list_address"]

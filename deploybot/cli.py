@@ -19,11 +19,11 @@ from typing import TextIO
 from deploybot import __version__
 from deploybot.announce import KINDS, announcement, default_kind
 from deploybot.config import Config, load_config
-from deploybot.digest import digest_for_day, full_lines
+from deploybot.deployday.digest import digest_for_day, full_lines
+from deploybot.deployday.firefight import channel_of
 from deploybot.errors import ConfigError, DeploybotError
-from deploybot.firefight import channel_of
-from deploybot.planfile import load_paths
-from deploybot.policy import assess, format_readiness
+from deploybot.plans.files import load_paths
+from deploybot.plans.policy import assess, format_readiness
 from deploybot.store import Store
 from deploybot.texts import when_text
 

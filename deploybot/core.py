@@ -4,7 +4,7 @@ One :class:`Core` per running bot (no module-level singletons): the validated co
 the store, the plans in force and the clock.  Adapters hold a reference to it; tests
 build their own with a clock they drive.
 
-``firefight`` is the deploy-day :class:`~deploybot.firefight.Firefight` (it holds the
+``firefight`` is the deploy-day :class:`~deploybot.deployday.firefight.Firefight` (it holds the
 transport's :class:`~deploybot.outbox.Outbox`); the running bot sets it once connected
 to its outbox.  It stays None without a transport (``deploybot check``, the CLI), and the
 deploy-day commands that must send something then answer "the bot is not connected".
@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from deploybot.config import Config
-from deploybot.planbook import PlanBook, ReloadReport
-from deploybot.plans import Plan
+from deploybot.plans.book import PlanBook, ReloadReport
+from deploybot.plans.model import Plan
 from deploybot.store import Store
 
 if TYPE_CHECKING:
-    from deploybot.firefight import Firefight
+    from deploybot.deployday.firefight import Firefight
 
 
 def utc_now() -> datetime:

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 
 from deploybot.durations import format_duration
-from deploybot.plans import ApiBreak, Plan
-from deploybot.schedule import countdown_at, describe_countdown
+from deploybot.plans.model import ApiBreak, Plan
+from deploybot.plans.schedule import countdown_at, describe_countdown
 from deploybot.store import Incident, TimelineEntry
 
 __all__ = [

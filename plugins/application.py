@@ -21,26 +21,26 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from deploybot.busreactor import BAD_MESSAGE_LOG_INTERVAL, BusReactor
+from deploybot.bus.reactor import BAD_MESSAGE_LOG_INTERVAL, BusReactor
 from deploybot.commands.admin import problem_line
 from deploybot.config import Config, bot_section, load_config
 from deploybot.core import Core, utc_now
-from deploybot.countdowns import CountdownPoster
-from deploybot.digestpost import DigestPoster
-from deploybot.firefight import Firefight
-from deploybot.planbook import PlanBook, ReloadReport
+from deploybot.deployday.countdowns import CountdownPoster
+from deploybot.deployday.digestpost import DigestPoster
+from deploybot.deployday.firefight import Firefight
+from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.store import Store
 
-from .amqp_source import AmqpSource
-from .fedmsg_source import FedmsgSource, make_validator
-from .ircbot import DeployIrcBot, IrcLoginError, resolve_sasl_password
+from .bus.amqp_source import AmqpSource
+from .bus.fedmsg_source import FedmsgSource, make_validator
+from .irc.bot import DeployIrcBot, IrcLoginError, resolve_sasl_password
 from .web import WebServer, WebStartError
 
 log = logging.getLogger(__name__)
 
 PLAN_WATCH_SECONDS = 5
 FIREFIGHT_SWEEP_SECONDS = 30
-ALWAYS_INCLUDED = ("deploybot_plugins.commands",)
+ALWAYS_INCLUDED = ("deploybot_plugins.irc.commands",)
 
 
 class Application:

@@ -4,17 +4,17 @@ pages, the calendar feed, ``/healthz`` and ``/metrics``.
 :func:`make_app` builds the :class:`aiohttp.web.Application`; :class:`WebServer` runs it on
 the bot's loop (``AppRunner`` + ``TCPSite``) with :meth:`~WebServer.start` and
 :meth:`~WebServer.stop`.  The documents themselves, their shapes and error codes are in
-:mod:`deploybot.api`; this module only routes, checks the webhook signature and turns
-:class:`~deploybot.api.ApiError` and aiohttp's own errors into the JSON error envelope
+:mod:`deploybot.web.api`; this module only routes, checks the webhook signature and turns
+:class:`~deploybot.web.api.ApiError` and aiohttp's own errors into the JSON error envelope
 ``{"error": {"code", "message"}}`` for everything under ``/api/``.
 
 The webhook (``POST /api/v1/events``)
     Off (403 ``webhook-disabled``) while ``webhook_secret`` is empty.  The body is read
     up to :data:`MAX_BODY` bytes (413 ``too-large`` beyond), its ``X-Deploybot-Signature``
     checked (401 ``missing-signature`` / ``bad-signature``) before anything parses it;
-    then :func:`deploybot.events.from_webhook` decodes it and the application's one
-    :class:`~deploybot.busreactor.BusReactor` acts on it (202), or rejects it (counted and
-    logged like a bad bus message; 400 with the :class:`~deploybot.events.BadMessage`
+    then :func:`deploybot.bus.events.from_webhook` decodes it and the application's one
+    :class:`~deploybot.bus.reactor.BusReactor` acts on it (202), or rejects it (counted and
+    logged like a bad bus message; 400 with the :class:`~deploybot.bus.events.BadMessage`
     kind as code).
 
 Unexpected errors are logged with a traceback and a reference; the client gets a 500 with
@@ -35,15 +35,15 @@ from typing import Any
 
 from aiohttp import web
 
-from deploybot import api
-from deploybot.busreactor import BusReactor
-from deploybot.calendarfeed import calendar_feed
+from deploybot.bus.events import BadMessage, from_webhook
+from deploybot.bus.reactor import BusReactor
 from deploybot.core import Core
-from deploybot.digest import digest_for_day
-from deploybot.events import BadMessage, from_webhook
+from deploybot.deployday.digest import digest_for_day
 from deploybot.lines import one_line
-from deploybot.schedule import day_bounds
-from deploybot.webpages import digest_page, index_page
+from deploybot.plans.schedule import day_bounds
+from deploybot.web import api
+from deploybot.web.calendarfeed import calendar_feed
+from deploybot.web.pages import digest_page, index_page
 
 log = logging.getLogger(__name__)
 

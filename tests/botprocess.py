@@ -37,8 +37,8 @@ from pathlib import Path
 
 import pytest
 
-from deploybot.planfile import dump_plan
-from deploybot.plans import Plan
+from deploybot.plans.files import dump_plan
+from deploybot.plans.model import Plan
 from tests.ircd.client import IrcClient, Message
 from tests.ircd.fixtures import Account, IrcClientFactory, MakeAccount
 from tests.ircd.servers import HOST, InspircdWithServices

@@ -1,4 +1,4 @@
-"""Build valid :class:`~deploybot.plans.Plan` objects for tests, without YAML.
+"""Build valid :class:`~deploybot.plans.model.Plan` objects for tests, without YAML.
 
 ``make_plan()`` is a pkgdb2-like plan that is under policy and meets every rule with
 the default ``notice_days`` of 14: its announcements, meeting, call for testing and
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from deploybot.plans import (
+from deploybot.plans.model import (
     Announcement,
     ApiBreak,
     Consumer,

@@ -15,15 +15,15 @@ from typing import Any
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
-from deploybot_plugins.amqp_source import AmqpSource, redact_url
+from deploybot_plugins.bus.amqp_source import AmqpSource, redact_url
 
-from deploybot.busreactor import BusReactor
+from deploybot.bus.events import BusEvent
+from deploybot.bus.reactor import BusReactor
+from deploybot.bus.rules import DeployFact
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
-from deploybot.eventrules import DeployFact
-from deploybot.events import BusEvent
-from deploybot.planbook import PlanBook
-from deploybot.planfile import dump_plan
+from deploybot.plans.book import PlanBook
+from deploybot.plans.files import dump_plan
 from deploybot.store import Store
 from tests.fakes import RecordingOutbox
 from tests.ircd.servers import free_port

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from deploybot.announce import KINDS, AnnounceError, announcement, default_kind, list_address
 from deploybot.cli import main
-from deploybot.planfile import dump_plan
-from deploybot.plans import ApiBreak, Consumer, Staging
+from deploybot.plans.files import dump_plan
+from deploybot.plans.model import ApiBreak, Consumer, Staging
 from tests.botprocess import deploybot_executable
 from tests.planfactory import make_plan
 

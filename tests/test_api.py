@@ -1,4 +1,4 @@
-"""deploybot.api: the /api/v1 documents built from a real core (SQLite store under
+"""deploybot.web.api: the /api/v1 documents built from a real core (SQLite store under
 tmp_path, plans loaded from plan files), query validation, metrics and signatures."""
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from deploybot.api import (
+from deploybot.bus.rules import BusStats
+from deploybot.config import config_from_mapping
+from deploybot.core import Core
+from deploybot.plans.book import PlanBook
+from deploybot.plans.files import dump_plan
+from deploybot.plans.model import Production, Roster, Staging
+from deploybot.store import Store
+from deploybot.web.api import (
     INCIDENT_STATES,
     MAX_INCIDENTS,
     ApiError,
@@ -29,13 +36,6 @@ from deploybot.api import (
     signature,
     signature_ok,
 )
-from deploybot.config import config_from_mapping
-from deploybot.core import Core
-from deploybot.eventrules import BusStats
-from deploybot.planbook import PlanBook
-from deploybot.planfile import dump_plan
-from deploybot.plans import Production, Roster, Staging
-from deploybot.store import Store
 from tests.planfactory import make_plan, utc
 
 WHEN = utc(2026, 12, 15, 13)

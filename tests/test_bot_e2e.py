@@ -23,9 +23,9 @@ import pytest
 
 from deploybot.durations import format_duration
 from deploybot.lines import message_lines
-from deploybot.planfile import dump_plan
-from deploybot.plans import ApiBreak, Consumer, Plan, Roster, Shift
-from deploybot.schedule import DEFAULT_GRACE as LATE_GRACE  # later than this: "late"
+from deploybot.plans.files import dump_plan
+from deploybot.plans.model import ApiBreak, Consumer, Plan, Roster, Shift
+from deploybot.plans.schedule import DEFAULT_GRACE as LATE_GRACE  # later than this: "late"
 from deploybot.texts import break_line, plan_line
 from tests.botprocess import (
     BotProcess,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import zmq
-from deploybot_plugins.fedmsg_source import fedmsg_frames, make_envelope
+from deploybot_plugins.bus.fedmsg_source import fedmsg_frames, make_envelope
 
 from tests.botprocess import (
     UNTHROTTLED,

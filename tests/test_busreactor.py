@@ -20,21 +20,21 @@ from typing import Any
 
 import pytest
 
-from deploybot.busreactor import RECENT_IDS, BusReactor
-from deploybot.config import config_from_mapping
-from deploybot.core import Core
-from deploybot.eventrules import DeployFact, DeployFinished, DeployStarted, OpenFirefighting
-from deploybot.events import (
+from deploybot.bus.events import (
     KINDS,
     BadMessage,
     BusEvent,
     from_fedmsg_envelope,
     from_fedora_messaging,
 )
-from deploybot.firefight import Firefight
-from deploybot.planbook import PlanBook
-from deploybot.planfile import dump_plan
-from deploybot.plans import Plan
+from deploybot.bus.reactor import RECENT_IDS, BusReactor
+from deploybot.bus.rules import DeployFact, DeployFinished, DeployStarted, OpenFirefighting
+from deploybot.config import config_from_mapping
+from deploybot.core import Core
+from deploybot.deployday.firefight import Firefight
+from deploybot.plans.book import PlanBook
+from deploybot.plans.files import dump_plan
+from deploybot.plans.model import Plan
 from deploybot.store import Store
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
@@ -51,7 +51,7 @@ STARTED = f"deploy of badges started by ralph ({PLAYBOOK})"
 FINISHED_OK = f"deploy of badges finished ok ({PLAYBOOK})"
 # The fedora-messaging sample: update_ticketkey.yml, sent at 2026-11-27 09:17:36 UTC.
 TICKETKEY_WHEN = utc(2026, 11, 27, 9)
-LOGGER = "deploybot.busreactor"
+LOGGER = "deploybot.bus.reactor"
 
 
 def sample(name: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""deploybot.calendarfeed: the /calendar.ics feed is valid RFC 5545 whatever a plan file holds."""
+"""deploybot.web.calendarfeed: /calendar.ics is valid RFC 5545 whatever a plan file holds."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from deploybot.calendarfeed import (
+from deploybot.plans.files import load_directory, load_plan
+from deploybot.plans.model import ApiBreak, Plan, Staging
+from deploybot.web.calendarfeed import (
     MAX_LINE_OCTETS,
     calendar_feed,
     clean_text,
     escape_text,
     fold_line,
 )
-from deploybot.planfile import load_directory, load_plan
-from deploybot.plans import ApiBreak, Plan, Staging
 from tests.planfactory import make_plan, utc
 
 REPO = Path(__file__).resolve().parent.parent

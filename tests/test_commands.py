@@ -19,9 +19,9 @@ from deploybot.commands.dispatch import Outgoing, dispatch
 from deploybot.commands.registry import build_registry
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
-from deploybot.planbook import PlanBook
-from deploybot.planfile import dump_plan
-from deploybot.plans import ApiBreak, Consumer, Plan
+from deploybot.plans.book import PlanBook
+from deploybot.plans.files import dump_plan
+from deploybot.plans.model import ApiBreak, Consumer, Plan
 from deploybot.store import Store
 from tests.planfactory import make_plan, utc
 

@@ -628,7 +628,7 @@ def test_bot_section_of_the_repository_bot_ini() -> None:
     assert raw["nick"] == "deploybot"
     assert (raw["host"], raw["port"], raw["ssl"]) == ("127.0.0.1", "6667", "false")
     assert raw["autojoins"].split() == ["#fedora-admin"]
-    assert raw["includes"].split() == ["deploybot_plugins.commands"]
+    assert raw["includes"].split() == ["deploybot_plugins.irc.commands"]
 
 
 def test_bot_section_missing_is_empty_and_bad_reference_is_an_error(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
-from deploybot.countdowns import JOB_PREFIX, CountdownPoster
-from deploybot.planbook import PlanBook
-from deploybot.planfile import dump_plan
+from deploybot.deployday.countdowns import JOB_PREFIX, CountdownPoster
+from deploybot.plans.book import PlanBook
+from deploybot.plans.files import dump_plan
 from deploybot.store import Store
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc

@@ -28,8 +28,8 @@ from deploybot_plugins.demo.day import Timeline, bot_ini, demo_plan, demo_timezo
 from deploybot_plugins.demo.ircd import MAX_LINE, DemoIrcServer
 
 from deploybot.config import load_config
-from deploybot.planfile import dump_plan, load_paths
-from deploybot.policy import assess
+from deploybot.plans.files import dump_plan, load_paths
+from deploybot.plans.policy import assess
 from tests.botprocess import deploybot_executable
 from tests.ircd.client import IrcClient, Message
 from tests.ircd.fixtures import IrcClientFactory

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deploybot.plans import Consumer, Plan, Roster, Shift
+from deploybot.plans.model import Consumer, Plan, Roster, Shift
 from tests.botprocess import (
     BotProcess,
     BotProcesses,

@@ -1,4 +1,4 @@
-"""deploybot.digest: the day's incident digest — counts, times to acknowledge and repair,
+"""deploybot.deployday.digest: the day's incident digest — counts, times to acknowledge and repair,
 open incidents with owners — per deploy, as IRC lines and as JSON-ready data."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deploybot.digest import (
+from deploybot.deployday.digest import (
     MAX_SHORT_LINES,
     OTHER_TEAM,
     OUTSIDE_TITLE,
@@ -28,9 +28,9 @@ from deploybot.digest import (
     full_lines,
     short_lines,
 )
-from deploybot.incidenttable import _SUMMARIES_BETWEEN_SQL
-from deploybot.plans import Consumer, Roster, Shift
+from deploybot.plans.model import Consumer, Roster, Shift
 from deploybot.store import Incident, IncidentSummary, Store
+from deploybot.store.incidents import _SUMMARIES_BETWEEN_SQL
 from tests.planfactory import make_plan, utc
 
 DAY = date(2026, 12, 15)  # make_plan's default deploy: 13:00-21:00 UTC that day

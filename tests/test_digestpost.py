@@ -13,9 +13,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from deploybot.cli import main
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
-from deploybot.digestpost import JOB_ID, DigestPoster
-from deploybot.planbook import PlanBook
-from deploybot.planfile import dump_plan
+from deploybot.deployday.digestpost import JOB_ID, DigestPoster
+from deploybot.plans.book import PlanBook
+from deploybot.plans.files import dump_plan
 from deploybot.store import Store
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc

@@ -1,4 +1,4 @@
-"""deploybot.eventrules: bus events become deploy facts, one-line texts, counters and logs."""
+"""deploybot.bus.rules: bus events become deploy facts, one-line texts, counters and logs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deploybot.eventrules import (
+from deploybot.bus.events import (
+    KINDS,
+    BadMessage,
+    BusEvent,
+    from_fedmsg_envelope,
+    from_fedmsg_frames,
+    from_fedora_messaging,
+    from_webhook,
+)
+from deploybot.bus.rules import (
     CLOCK_SKEW,
     EARLY_GRACE,
     FINISH_GRACE,
@@ -32,16 +41,7 @@ from deploybot.eventrules import (
     playbook_path,
     window_text,
 )
-from deploybot.events import (
-    KINDS,
-    BadMessage,
-    BusEvent,
-    from_fedmsg_envelope,
-    from_fedmsg_frames,
-    from_fedora_messaging,
-    from_webhook,
-)
-from deploybot.plans import Plan
+from deploybot.plans.model import Plan
 from tests.planfactory import DEFAULT_WHEN, make_plan, utc
 from tests.test_events import (
     AMQP_SAMPLES,

@@ -1,4 +1,4 @@
-"""deploybot.events: every transport's message becomes one BusEvent, or a counted BadMessage."""
+"""deploybot.bus.events: every transport's message becomes one BusEvent, or a counted BadMessage."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deploybot.errors import DeploybotError
-from deploybot.events import (
+from deploybot.bus.events import (
     KINDS,
     MAX_DEPTH,
     BadMessage,
@@ -25,6 +24,7 @@ from deploybot.events import (
     split_topic,
     thaw,
 )
+from deploybot.errors import DeploybotError
 
 PREFIX = "org.fedoraproject"
 T = "org.fedoraproject.prod.a.b"  # any well-formed topic under the prefix

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import zmq
-from deploybot_plugins.fedmsg_source import (
+from deploybot_plugins.bus.fedmsg_source import (
     FIX,
     MAXMSGSIZE_FACTOR,
     RULE_TOPICS,
@@ -37,15 +37,15 @@ from deploybot_plugins.fedmsg_source import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deploybot.busreactor import BusReactor
+from deploybot.bus.events import BadMessage, BusEvent, from_fedmsg_frames, thaw
+from deploybot.bus.reactor import BusReactor
+from deploybot.bus.rules import ANSIBLE_COMPLETE, ANSIBLE_START, BusStats
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
+from deploybot.deployday.firefight import Firefight
 from deploybot.errors import ConfigError
-from deploybot.eventrules import ANSIBLE_COMPLETE, ANSIBLE_START, BusStats
-from deploybot.events import BadMessage, BusEvent, from_fedmsg_frames, thaw
-from deploybot.firefight import Firefight
-from deploybot.planbook import PlanBook
-from deploybot.planfile import dump_plan
+from deploybot.plans.book import PlanBook
+from deploybot.plans.files import dump_plan
 from deploybot.store import Store
 from tests.botprocess import deploybot_executable
 from tests.fakes import RecordingOutbox
@@ -427,7 +427,7 @@ async def test_a_restarted_publisher_is_reconnected_by_itself(
     reconnects and resubscribes by itself, events published after the restart arrive
     (sent again until one does, since PUB/SUB drops during the reconnect), and the log
     says the connection was lost and made again."""
-    caplog.set_level(logging.INFO, logger="deploybot_plugins.fedmsg_source")
+    caplog.set_level(logging.INFO, logger="deploybot_plugins.bus.fedmsg_source")
     pub, endpoint = hub.bind()
     sink = RecordingSink()
     task = running(FedmsgSource([endpoint], [SUBSCRIBED], sink, prefix=PREFIX))
@@ -472,7 +472,7 @@ async def test_messages_queued_when_the_publisher_leaves_are_all_read(
     """A publisher sends 5,000 messages at once and goes away while most of them still
     wait in the bot's queue: every one is read and handed on, in order (no
     zeromq/libzmq#2163 abort from disconnecting a SUB with messages queued)."""
-    caplog.set_level(logging.INFO, logger="deploybot_plugins.fedmsg_source")
+    caplog.set_level(logging.INFO, logger="deploybot_plugins.bus.fedmsg_source")
     xpub, endpoint = hub.bind(zmq.XPUB)
     xpub.setsockopt(zmq.SNDHWM, 0)  # nothing dropped on the sending side
     sink = RecordingSink()
@@ -498,7 +498,7 @@ async def test_garbage_is_counted_and_dropped_and_the_loop_goes_on(
     good message still arrives.  A frame beyond ZeroMQ's MAXMSGSIZE (2 × ``max_bytes``)
     never reaches Python: libzmq drops the connection, which is made again, and the next
     message arrives too."""
-    caplog.set_level(logging.INFO, logger="deploybot_plugins.fedmsg_source")
+    caplog.set_level(logging.INFO, logger="deploybot_plugins.bus.fedmsg_source")
     max_bytes = 10_000
     xpub, endpoint = hub.bind(zmq.XPUB)
     sink = RecordingSink()

@@ -20,17 +20,17 @@ from deploybot.commands.dispatch import dispatch
 from deploybot.commands.registry import build_registry
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
-from deploybot.errors import DeploybotError
-from deploybot.firefight import JOB_PREFIX, TOPIC_LIMIT, Firefight, SweepReport
-from deploybot.paging import (
+from deploybot.deployday.firefight import JOB_PREFIX, TOPIC_LIMIT, Firefight, SweepReport
+from deploybot.deployday.paging import (
     BOT_SENDER,
     ESCALATION_JOB_PREFIX,
     NobodyOnShiftError,
     highlight_lines,
 )
-from deploybot.planbook import PlanBook
-from deploybot.planfile import dump_plan
-from deploybot.plans import Plan, Roster, Shift
+from deploybot.errors import DeploybotError
+from deploybot.plans.book import PlanBook
+from deploybot.plans.files import dump_plan
+from deploybot.plans.model import Plan, Roster, Shift
 from deploybot.store import Store
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, make_shift, utc

@@ -1,4 +1,4 @@
-"""The IRC layer (deploybot_plugins.ircbot/capabilities/accounts) against real servers.
+"""The IRC layer (deploybot_plugins.irc.bot/capabilities/accounts) against real servers.
 
 The bot connects to inspircd's STOCK port (a default install's flood control: a client that
 bursts is killed) with atheme providing NickServ and SASL; watchers sit on the relaxed port.
@@ -18,14 +18,14 @@ from typing import Any
 
 import irc3
 import pytest
-from deploybot_plugins.capabilities import authenticate_lines
-from deploybot_plugins.ircbot import (
+from deploybot_plugins.irc.bot import (
     BotConfigError,
     DeployIrcBot,
     IrcLoginError,
     IrcOutbox,
     resolve_sasl_password,
 )
+from deploybot_plugins.irc.capabilities import authenticate_lines
 
 from deploybot.outbox import Outbox
 from tests.ircd.client import Message

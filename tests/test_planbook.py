@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from deploybot.planbook import PlanBook
-from deploybot.planfile import dump_plan
+from deploybot.plans.book import PlanBook
+from deploybot.plans.files import dump_plan
 from tests.planfactory import make_plan
 
 

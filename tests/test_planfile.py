@@ -1,4 +1,4 @@
-"""deploybot.planfile: plan files in, Plans out, every problem located by file, line and key."""
+"""deploybot.plans.files: plan files in, Plans out, every problem located by file, line and key."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deploybot.errors import PlanError, Problem
-from deploybot.planfile import (
+from deploybot.plans.files import (
     API_BREAK,
     PLAN,
     ROSTER,
@@ -24,7 +24,7 @@ from deploybot.planfile import (
     load_plan,
     load_text,
 )
-from deploybot.plans import (
+from deploybot.plans.model import (
     Announcement,
     ApiBreak,
     Consumer,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deploybot.plans import Announcement, Consumer, Plan, Roster, Source, Staging
-from deploybot.policy import (
+from deploybot.plans.model import Announcement, Consumer, Plan, Roster, Source, Staging
+from deploybot.plans.policy import (
     LEAF_EXEMPTION,
     MINOR_EXEMPTION,
     Check,

@@ -9,8 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from deploybot.plans import Consumer, Roster, Shift
-from deploybot.roster import (
+from deploybot.deployday.roster import (
     ON_SHIFT_MARK,
     OnShift,
     nick_key,
@@ -22,6 +21,7 @@ from deploybot.roster import (
     team_members_on_shift,
     teams_of,
 )
+from deploybot.plans.model import Consumer, Roster, Shift
 from deploybot.store import Store
 from tests.planfactory import make_plan, make_shift, utc
 

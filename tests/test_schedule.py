@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deploybot.errors import DurationError
-from deploybot.plans import Plan
-from deploybot.schedule import (
+from deploybot.plans.model import Plan
+from deploybot.plans.schedule import (
     DEFAULT_COUNTDOWNS,
     Countdown,
     countdown_at,

@@ -17,9 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deploybot import migrations
 from deploybot.errors import DeploybotError
-from deploybot.incidenttable import _INCIDENTS_BETWEEN_SQL, _TIMELINES_SQL
 from deploybot.store import (
     SCHEMA_VERSION,
     AlreadyFixedError,
@@ -30,7 +28,9 @@ from deploybot.store import (
     StoreOpenError,
     UnknownIncidentError,
     UnknownPageError,
+    migrations,
 )
+from deploybot.store.incidents import _INCIDENTS_BETWEEN_SQL, _TIMELINES_SQL
 
 T0 = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from deploybot.plans import ApiBreak
+from deploybot.plans.model import ApiBreak
 from deploybot.store import Incident, TimelineEntry
 from deploybot.texts import (
     MAX_BREAKS_IN_POST,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from deploybot_plugins.throttle import (
+from deploybot_plugins.irc.throttle import (
     DEFAULT_CAPACITY,
     DEFAULT_RATE,
     TokenBucket,

@@ -18,13 +18,13 @@ import aiohttp
 import pytest
 from deploybot_plugins.web import MAX_BODY, WebServer, WebStartError
 
-from deploybot.api import signature
-from deploybot.busreactor import BusReactor
+from deploybot.bus.reactor import BusReactor
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
-from deploybot.planbook import PlanBook
-from deploybot.planfile import dump_plan
+from deploybot.plans.book import PlanBook
+from deploybot.plans.files import dump_plan
 from deploybot.store import Store
+from deploybot.web.api import signature
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
 

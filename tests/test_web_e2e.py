@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from deploybot.api import signature
+from deploybot.web.api import signature
 from tests.botprocess import (
     UNTHROTTLED,
     BotProcess,

@@ -1,4 +1,4 @@
-"""deploybot.webpages: the / and /digest/{date} pages are well-formed HTML5, show what
+"""deploybot.web.pages: the / and /digest/{date} pages are well-formed HTML5, show what
 SPEC §6 promises, and never let a value from a plan or an incident out of its text."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deploybot.digest import Digest, build_digest, full_lines
-from deploybot.plans import ApiBreak, Plan
+from deploybot.deployday.digest import Digest, build_digest, full_lines
+from deploybot.plans.model import ApiBreak, Plan
 from deploybot.store import Incident
-from deploybot.webpages import digest_page, index_page
+from deploybot.web.pages import digest_page, index_page
 from tests.planfactory import DEFAULT_WHEN, make_plan
 
 PARIS = ZoneInfo("Europe/Paris")

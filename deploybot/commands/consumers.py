@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING
 
 from deploybot.commands.base import Registry, Reply, Request, UsageError
-from deploybot.schedule import running, upcoming
+from deploybot.plans.schedule import running, upcoming
 from deploybot.texts import plan_line
 
 if TYPE_CHECKING:

@@ -3,8 +3,8 @@
 
 ``!roster``, ``!oncall`` and ``!ack`` only read or write the store, so they work
 anywhere.  ``!page`` and ``!firefight`` send messages through ``Core.firefight``
-(:class:`~deploybot.firefight.Firefight`; pages through its
-:class:`~deploybot.paging.Pager`); without a transport (``Core.firefight`` is
+(:class:`~deploybot.deployday.firefight.Firefight`; pages through its
+:class:`~deploybot.deployday.paging.Pager`); without a transport (``Core.firefight`` is
 None, e.g. ``deploybot check``) they check their arguments and then answer
 :data:`NOT_CONNECTED`, changing nothing.
 """
@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 from deploybot.commands.base import Registry, Reply, Request, UsageError
 from deploybot.commands.deploys import find_plan, no_arguments
+from deploybot.deployday.firefight import channel_of
+from deploybot.deployday.paging import ack_text
+from deploybot.deployday.roster import on_shift, roster_lines, teams_of
 from deploybot.errors import DeploybotError
-from deploybot.firefight import channel_of
-from deploybot.paging import ack_text
-from deploybot.plans import Plan
-from deploybot.roster import on_shift, roster_lines, teams_of
-from deploybot.schedule import running, upcoming
+from deploybot.plans.model import Plan
+from deploybot.plans.schedule import running, upcoming
 from deploybot.store import UnknownPageError
 from deploybot.texts import plan_line, when_text
 

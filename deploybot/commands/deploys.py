@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 from deploybot.commands.base import Registry, Reply, Request, UsageError
 from deploybot.errors import DeploybotError
-from deploybot.plans import Plan
-from deploybot.policy import Span, assess, format_readiness
-from deploybot.schedule import describe_countdown, running, upcoming
+from deploybot.plans.model import Plan
+from deploybot.plans.policy import Span, assess, format_readiness
+from deploybot.plans.schedule import describe_countdown, running, upcoming
 from deploybot.texts import break_lines, plan_line, when_text
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from deploybot.commands.base import Registry, Reply, Request, UsageError
-from deploybot.digest import digest_for_day, full_lines
+from deploybot.deployday.digest import digest_for_day, full_lines
 
 if TYPE_CHECKING:
     from deploybot.core import Core

@@ -6,7 +6,7 @@ Every change is committed by the store before the reply is built, so "recorded i
 the nick *and* the services account (None when not logged in).
 
 ``!broke`` during a deploy also highlights the on-shift roster in the deploy's
-firefighting channel (:meth:`~deploybot.firefight.Firefight.on_incident`) when the bot
+firefighting channel (:meth:`~deploybot.deployday.firefight.Firefight.on_incident`) when the bot
 is connected.
 """
 
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from deploybot.commands.base import Registry, Reply, Request, UsageError
 from deploybot.commands.consumers import known_service, planned_services
-from deploybot.plans import Plan
-from deploybot.schedule import day_bounds, running
+from deploybot.plans.model import Plan
+from deploybot.plans.schedule import day_bounds, running
 from deploybot.store import Incident, UnknownIncidentError
 from deploybot.texts import deploy_link, elapsed_text, incident_detail, incident_line
 

@@ -11,7 +11,7 @@ What it puts together, all on 127.0.0.1 and in a temporary directory:
 * the bot (:class:`~deploybot_plugins.demo.processes.BotProcess`): ``deploybot run
   bot.ini`` as a subprocess, with a ``bot.ini`` (its web server on a free port, named in
   the banner), a plan ``plans/pkgdb2-2.0.yaml`` written with
-  :func:`deploybot.planfile.dump_plan` and its SQLite file — the day's facts, schedule,
+  :func:`deploybot.plans.files.dump_plan` and its SQLite file — the day's facts, schedule,
   plan and config are in :mod:`deploybot_plugins.demo.day`;
 * three scripted people (``pingou``, ``dgilmore``, ``tflink``), raw asyncio IRC clients,
   and an observer (``transcript``) whose view of the channels, timestamped, is the
@@ -50,7 +50,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from deploybot.durations import format_duration
-from deploybot.planfile import dump_plan
+from deploybot.plans.files import dump_plan
 
 from .day import (
     ADMIN,

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from deploybot.durations import format_duration
-from deploybot.plans import (
+from deploybot.plans.model import (
     Announcement,
     ApiBreak,
     Consumer,
@@ -234,7 +234,7 @@ def bot_ini(
             "reconnect_delay = 1",
             "reconnect_max_delay = 5",
             "includes =",
-            "    deploybot_plugins.commands",
+            "    deploybot_plugins.irc.commands",
             "",
             "[deploybot]",
             "plans_dir = plans",

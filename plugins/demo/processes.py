@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from deploybot_plugins.fedmsg_source import fedmsg_frames, make_envelope
+from deploybot_plugins.bus.fedmsg_source import fedmsg_frames, make_envelope
 
 from .day import HOST
 from .errors import DemoError

@@ -1,0 +1,11 @@
+"""Deploy day: countdowns, the firefighting channel, pages, the roster and the digest.
+
+Owns the decisions of the day a plan runs: which countdown line is due
+(:mod:`.countdowns`), opening and closing the firefighting channel (:mod:`.firefight`),
+paging and escalation (:mod:`.paging`), who is on shift (:mod:`.roster`), the incident
+digest (:mod:`.digest`) and its daily post (:mod:`.digestpost`).
+
+May import the foundation, :mod:`deploybot.plans`, :mod:`deploybot.store`,
+:mod:`deploybot.texts` and :mod:`deploybot.core`; never the bus, the web documents,
+the commands or the CLI.  It speaks through :class:`deploybot.outbox.Outbox`.
+"""

@@ -1,0 +1,123 @@
+"""The end-of-day incident digest, posted once a day (SPEC §4).
+
+At ``digest_time`` (configured timezone) on every day with a deploy or an incident, the
+short form goes to the admin channel and to that day's firefighting channels.  "Once" is
+the store's ledger (``digest:YYYY-MM-DD``), claimed before posting, so a restart never
+posts twice; a digest whose time passed while the bot was down (today's, or yesterday's
+if the bot was down over its time) is posted when the bot is back, marked late.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from deploybot.deployday.digest import Digest, digest_for_day, short_lines
+from deploybot.plans.schedule import today
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+
+    from deploybot.core import Core
+    from deploybot.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+JOB_ID = "digest"
+LATE_AFTER = timedelta(minutes=5)
+
+
+class DigestPoster:
+    def __init__(self, core: Core, outbox: Outbox) -> None:
+        self.core = core
+        self.outbox = outbox
+
+    def due_at(self, day: date) -> datetime:
+        """When the digest of ``day`` is due (aware, in the configured timezone)."""
+        config = self.core.config
+        return datetime.combine(day, config.digest_time, tzinfo=config.timezone)
+
+    def channels_for(self, day: date) -> list[str]:
+        """The admin channel and the firefighting channels of the day's deploys."""
+        config = self.core.config
+        noon = datetime.combine(day, config.digest_time, tzinfo=config.timezone)
+        channels = [config.admin_channel]
+        firefight = self.core.firefight
+        for plan in today(self.core.plans, noon, config.timezone):
+            channel = (
+                firefight.channel_for(plan)
+                if firefight is not None
+                else plan.roster.channel or config.firefight_channel_for(plan.service, plan.id)
+            )
+            if channel.lower() not in {c.lower() for c in channels}:
+                channels.append(channel)
+        return channels
+
+    def post_due(self, now: datetime | None = None) -> list[date]:
+        """Post every digest whose time has come and that was not posted yet."""
+        now = now or self.core.now()
+        local_today = now.astimezone(self.core.config.timezone).date()
+        posted = []
+        for day in (local_today - timedelta(days=1), local_today):
+            if now < self.due_at(day) or not self._post(day, now):
+                continue
+            posted.append(day)
+        return posted
+
+    async def post_due_job(self) -> None:
+        """The scheduled job (a coroutine: APScheduler runs it in the loop's thread)."""
+        self.post_due()
+
+    def schedule(self, scheduler: BaseScheduler) -> None:
+        """A daily job at ``digest_time`` in the configured timezone."""
+        config = self.core.config
+        scheduler.add_job(
+            self.post_due_job,
+            "cron",
+            hour=config.digest_time.hour,
+            minute=config.digest_time.minute,
+            second=config.digest_time.second,  # HH:MM:SS is accepted (tests use it)
+            timezone=config.timezone,
+            id=JOB_ID,
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+        )
+
+    def _post(self, day: date, now: datetime) -> bool:
+        config = self.core.config
+        digest = digest_for_day(self.core.store, self.core.plans, day, config.timezone, as_of=now)
+        if digest.empty:
+            return False  # nothing to say; a later incident that day may still make one
+        if not self.core.store.claim_once(f"digest:{day.isoformat()}", now):
+            return False
+        lines = self.lines(digest, now)
+        present = self._present_channels(day, now)
+        for channel in self.channels_for(day):
+            visiting = channel.lower() not in present
+            if visiting:  # the bot left it at the end of the window (+n: must be inside)
+                self.outbox.join(channel)
+            for line in lines:
+                self.outbox.post(channel, line)
+            if visiting:
+                self.outbox.part(channel, "incident digest posted")
+        log.info("digest of %s posted to %s", day, ", ".join(self.channels_for(day)))
+        return True
+
+    def _present_channels(self, day: date, now: datetime) -> set[str]:
+        """Lower-cased channels the bot is in: the admin channel and open firefights."""
+        config = self.core.config
+        present = {config.admin_channel.lower(), *(c.lower() for c in config.announce_channels)}
+        firefight = self.core.firefight
+        if firefight is not None:
+            for plan in self.core.plans:
+                if firefight.is_open(plan):
+                    present.add(firefight.channel_for(plan).lower())
+        return present
+
+    def lines(self, digest: Digest, now: datetime) -> list[str]:
+        lines = short_lines(digest, self.core.config.timezone)
+        if now - self.due_at(digest.day) > LATE_AFTER and lines:
+            lines[0] = f"(late: the bot was offline at digest time) {lines[0]}"
+        return lines

@@ -1,0 +1,419 @@
+"""Deploy day (SPEC §4): pages, acknowledgements and escalation.
+
+One :class:`Pager` per running bot, owned by the :class:`~deploybot.deployday.firefight.Firefight`
+(``Core.firefight.pager``) and holding the core and an
+:class:`~deploybot.outbox.Outbox`; it asks the firefight which channel is a plan's
+firefighting channel.  Everything that must survive a restart is in the store; the
+in-memory set of who was paged only avoids a ledger lookup per sweep.  Time is always
+passed in (``now``, aware).
+
+Paging
+    A page is one stored :class:`~deploybot.store.Page` (numbered) per person, a private
+    message ``[page #N] …; reply !ack N``, and a highlight in the firefighting and admin
+    channels; highlights of several people are coalesced into as few lines as fit.  Each
+    deploy pages a person at most once automatically (ledger key
+    ``firefight-page:ID:nick``, :meth:`Pager.page_people`): at opening, or — for someone
+    whose shift starts later in the window — by the sweep when their shift begins
+    ("shift follow-up", :meth:`~deploybot.deployday.firefight.Firefight.follow_shifts`), which also
+    refreshes the topic's "on shift" list.  ``!page`` (:meth:`Pager.page`) pages a nick
+    or the on-shift members of a team by hand; ``!ack`` (:meth:`Pager.ack`, reply
+    :func:`ack_text`) acknowledges.
+
+Escalation (:meth:`Pager.escalate_due`)
+    A page not acknowledged ``page_escalate_after`` (config) after it was sent is marked
+    escalated *first* (so a restart never escalates it twice), repeated once to its
+    target, and sent as a new page to each nick of the plan's ``roster.escalation``,
+    with a visible ``⚠ page #N to X not acknowledged after 10m — escalating to Y`` line
+    in the firefighting channel (the admin channel when the deploy is not running or
+    the page has no plan).  Pages due together for one plan are coalesced: one
+    escalation page per escalation nick, one channel line.  **Escalation pages are
+    stored with** ``escalate_at=None`` **and so never escalate further.**  Pages that
+    came due while the bot was down for over :data:`ESCALATION_STALE_AFTER` are not
+    escalated late but listed in one line in the admin channel.  Escalation is on time:
+    once :meth:`~Pager.schedule_escalations` has given the pager a scheduler (at
+    start-up, for the pages already pending), every page with an ``escalate_at`` gets a
+    date job then (:data:`ESCALATION_JOB_PREFIX`), rather than waiting up to a sweep
+    interval; the firefight's periodic sweep still escalates whatever those jobs missed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from deploybot.deployday.roster import Pagee, nick_key, on_shift, teams_of
+from deploybot.errors import DeploybotError
+from deploybot.jobs import add_date_job
+from deploybot.lines import fits, one_line, shorten
+from deploybot.plans.model import Plan
+from deploybot.store import Page
+from deploybot.texts import elapsed_text, plural
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+
+    from deploybot.core import Core
+    from deploybot.outbox import Outbox
+
+__all__ = [
+    "BOT_SENDER",
+    "ESCALATION_JOB_PREFIX",
+    "ESCALATION_STALE_AFTER",
+    "NobodyOnShiftError",
+    "Pager",
+    "ack_text",
+    "highlight_lines",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``sender_nick`` of the pages the bot sends by itself (opening, shifts, escalation).
+BOT_SENDER = "deploybot"
+#: Highlight lines are kept to this many UTF-8 bytes (the transport's line budget is
+#: about 400 minus the target; this leaves room for long channel names).
+HIGHLIGHT_BUDGET = 350
+#: A page that came due for escalation longer ago than this (the bot was down) is
+#: reported in the admin channel instead of escalated.
+ESCALATION_STALE_AFTER = timedelta(hours=1)
+#: APScheduler job ids of the escalations at a page's ``escalate_at`` (one job per
+#: second: pages due together are escalated together).  Not under
+#: :data:`~deploybot.deployday.firefight.JOB_PREFIX`, which
+#: :meth:`~deploybot.deployday.firefight.Firefight.reschedule` replaces on every plan reload.
+ESCALATION_JOB_PREFIX = "escalate:"
+
+
+class NobodyOnShiftError(DeploybotError):
+    """``!page TEAM`` when nobody of that team is on shift in a running deploy."""
+
+
+def highlight_lines(nicks: Sequence[str], text: str, budget: int = HIGHLIGHT_BUDGET) -> list[str]:
+    """``a b c: text`` lines naming every nick once, as few lines as fit ``budget`` bytes.
+
+    >>> highlight_lines(["pingou", "dgilmore"], "deploy started")
+    ['pingou dgilmore: deploy started']
+    """
+    lines: list[str] = []
+    current: list[str] = []
+    for nick in nicks:
+        if current and not fits(f"{' '.join([*current, nick])}: {text}", budget):
+            lines.append(f"{' '.join(current)}: {text}")
+            current = []
+        current.append(nick)
+    if current:
+        lines.append(f"{' '.join(current)}: {text}")
+    return lines
+
+
+def ack_text(nick: str, pages: Sequence[Page]) -> str:
+    """The reply to ``!ack``: which pages were acknowledged, or that none were pending."""
+    if not pages:
+        return f"{nick}: you have no pending pages"
+    numbers = ", ".join(f"#{page.number}" for page in pages)
+    word = "page" if len(pages) == 1 else "pages"
+    return f"{nick}: acknowledged {word} {numbers}"
+
+
+class Pager:
+    """Pages, acknowledgements and escalation for one bot; see the module documentation.
+
+    ``channel_for`` names a plan's firefighting channel (the firefight's
+    :meth:`~deploybot.deployday.firefight.Firefight.channel_for`).
+    """
+
+    def __init__(self, core: Core, outbox: Outbox, channel_for: Callable[[Plan], str]) -> None:
+        self.core = core
+        self.outbox = outbox
+        self.channel_for = channel_for
+        # (plan id, nick key) already paged for this deploy: no ledger lookup per sweep.
+        self._paged: set[tuple[str, str]] = set()
+        # Where escalations are scheduled on time (see schedule_escalations); None: only
+        # the periodic sweep escalates.
+        self._scheduler: BaseScheduler | None = None
+
+    # -- pages of a deploy ---------------------------------------------------------------
+
+    def has_paged(self, plan: Plan, nick: str) -> bool:
+        """Whether this process has paged ``nick`` for ``plan`` (or found them paged)."""
+        return (plan.id, nick_key(nick)) in self._paged
+
+    def page_people(
+        self,
+        plan: Plan,
+        channel: str,
+        people: Iterable[Pagee],
+        now: datetime,
+        *,
+        message: str,
+        highlight: str,
+    ) -> list[Page]:
+        """Page each person once per deploy: stored page, private message, highlights."""
+        store = self.core.store
+        escalate_at = now + self.core.config.page_escalate_after
+        pages: list[Page] = []
+        for person in people:
+            key = nick_key(person.nick)
+            self._paged.add((plan.id, key))
+            if not store.claim_once(f"firefight-page:{plan.id}:{key}", now):
+                continue  # paged for this deploy already (e.g. by an earlier run)
+            page = store.create_page(
+                target_nick=person.nick,
+                team=person.team,
+                plan_id=plan.id,
+                message=message,
+                sender_nick=BOT_SENDER,
+                now=now,
+                escalate_at=escalate_at,
+            )
+            pages.append(page)
+            self.outbox.post(
+                person.nick,
+                f"[page #{page.number}] {message} ({person.why}); reply !ack {page.number}",
+            )
+        if pages:
+            self._escalate_at(escalate_at)
+            for target in _distinct(channel, self.core.config.admin_channel):
+                for line in highlight_lines([page.target_nick for page in pages], highlight):
+                    self.outbox.post(target, line)
+            log.info(
+                "paged %s for %s: %s",
+                len(pages),
+                plan.id,
+                ", ".join(f"#{page.number} {page.target_nick}" for page in pages),
+            )
+        return pages
+
+    # -- pages by hand -------------------------------------------------------------------
+
+    def page(
+        self,
+        sender_nick: str,
+        who: str,
+        message: str,
+        now: datetime,
+        plans_running: Iterable[Plan],
+    ) -> list[Page]:
+        """``!page WHO message``: page a nick, or the on-shift members of a team.
+
+        ``who`` is a team when some plan in force names that team (any case; a team
+        wins over a nick of the same name): its members on shift at ``now`` in
+        ``plans_running`` are paged, or :class:`NobodyOnShiftError` if there are none.
+        Otherwise ``who`` is a nick.  Each person gets a stored page (escalated like
+        any other), a private message ``[page #N from alice] message — reply !ack N``,
+        and a line goes to the firefighting channel of each running deploy (the admin
+        channel when none is running).
+        """
+        live = tuple(plans_running)
+        message = one_line(message)
+        team = next(
+            (name for name in teams_of(self.core.plans) if name.casefold() == who.casefold()),
+            None,
+        )
+        targets: list[tuple[str, Plan | None]] = []
+        if team is not None:
+            seen: set[str] = set()
+            for plan in live:
+                for person in on_shift(plan, now):
+                    key = nick_key(person.nick)
+                    if person.team.casefold() == team.casefold() and key not in seen:
+                        seen.add(key)
+                        targets.append((person.nick, plan))
+            if not targets:
+                why = "" if live else " (no deploy is running)"
+                raise NobodyOnShiftError(
+                    f"nobody of team {team} is on shift now{why}; page someone by nick: "
+                    "!page NICK message"
+                )
+        else:
+            targets.append((who, _plan_of(who, live)))
+        store = self.core.store
+        escalate_at = now + self.core.config.page_escalate_after
+        pages: list[Page] = []
+        for nick, target_plan in targets:
+            page = store.create_page(
+                target_nick=nick,
+                team=team,
+                plan_id=target_plan.id if target_plan is not None else None,
+                message=message,
+                sender_nick=sender_nick,
+                now=now,
+                escalate_at=escalate_at,
+            )
+            pages.append(page)
+            self.outbox.post(
+                nick,
+                f"[page #{page.number} from {sender_nick}] {message} — reply !ack {page.number}",
+            )
+        self._escalate_at(escalate_at)
+        channels = _distinct(*(self.channel_for(plan) for plan in live)) or [
+            self.core.config.admin_channel
+        ]
+        if team is None:
+            (page,) = pages
+            text = f"page #{page.number} from {sender_nick}: {message} — !ack {page.number}"
+        else:
+            numbers = " ".join(f"#{page.number}" for page in pages)
+            text = f"{team} paged by {sender_nick} ({numbers}): {message} — !ack to acknowledge"
+        for channel in channels:
+            for line in highlight_lines([page.target_nick for page in pages], text):
+                self.outbox.post(channel, line)
+        log.info(
+            "%s paged %s: %s",
+            sender_nick,
+            who,
+            ", ".join(f"#{p.number} {p.target_nick}" for p in pages),
+        )
+        return pages
+
+    def ack(
+        self, nick: str, account: str | None, number: int | None, now: datetime
+    ) -> tuple[Page, ...]:
+        """``!ack [N]``: acknowledge ``nick``'s pending pages (all, or page N).
+
+        Store errors (no such page, someone else's, already acknowledged) propagate;
+        their text is for the user.  See :func:`ack_text` for the reply.
+        """
+        return self.core.store.ack_pages(nick, now, number, account=account)
+
+    # -- escalation ----------------------------------------------------------------------
+
+    def escalate_due(self, now: datetime) -> list[Page]:
+        """Escalate every page unacknowledged past its ``escalate_at``; return those pages.
+
+        Each is marked escalated before anything is sent, so it is escalated once ever.
+        A page that came due more than :data:`ESCALATION_STALE_AFTER` ago (the bot was
+        down) is not escalated hours late: it is marked escalated and listed in one line
+        in the admin channel instead (and not returned).
+        """
+        store = self.core.store
+        groups: dict[str | None, list[Page]] = {}
+        stale: list[Page] = []
+        for page in store.pending_escalations(now):
+            if not store.mark_escalated(page.number, now):
+                continue
+            if page.escalate_at is not None and now - page.escalate_at > ESCALATION_STALE_AFTER:
+                stale.append(page)
+            else:
+                groups.setdefault(page.plan_id, []).append(page)
+        escalated: list[Page] = []
+        for plan_id, pages in groups.items():
+            plan = self.core.book.get(plan_id) if plan_id is not None else None
+            self._escalate(plan, pages, now)
+            escalated += pages
+        if stale:
+            about = ", ".join(f"#{page.number} to {page.target_nick}" for page in stale)
+            line = shorten(
+                f"⚠ {plural(len(stale), 'page')} went unacknowledged while the bot was offline "
+                f"and {'was' if len(stale) == 1 else 'were'} not escalated: {about}",
+                HIGHLIGHT_BUDGET,
+            )
+            self.outbox.post(self.core.config.admin_channel, line)
+            log.warning("%s", line)
+        return escalated
+
+    def schedule_escalations(self, scheduler: BaseScheduler, now: datetime | None = None) -> int:
+        """Escalate on time from now on: a date job at the ``escalate_at`` of each page
+        pending now (e.g. sent before a restart), and of each page sent later; return how
+        many jobs were added for the pending pages."""
+        self._scheduler = scheduler
+        now = now or self.core.now()
+        due = {
+            page.escalate_at
+            for page in self.core.store.list_pages(pending=True)
+            if page.escalate_at is not None and page.escalated_at is None and page.escalate_at > now
+        }
+        for at in due:
+            self._escalate_at(at)
+        return len(due)
+
+    def _escalate_at(self, at: datetime) -> None:
+        """A date job that escalates what is due at ``at`` (no-op without a scheduler)."""
+        if self._scheduler is None:
+            return
+        # The store keeps whole seconds: one second later, the page is due even if the
+        # job fires a little early.
+        at = at.replace(microsecond=0) + timedelta(seconds=1)
+        add_date_job(
+            self._scheduler, self.escalate_job, at, f"{ESCALATION_JOB_PREFIX}{at.isoformat()}"
+        )
+
+    async def escalate_job(self) -> None:
+        """The scheduled escalation (a coroutine function: it runs in the loop's thread)."""
+        try:
+            self.escalate_due(self.core.now())
+        except Exception:
+            log.exception("escalating pages failed")
+
+    def _escalate(self, plan: Plan | None, pages: list[Page], now: datetime) -> None:
+        store = self.core.store
+        for page in pages:
+            waited = elapsed_text(now - page.created_at)
+            self.outbox.post(
+                page.target_nick,
+                f"[page #{page.number}, repeated] {page.message} — not acknowledged after "
+                f"{waited}; reply !ack {page.number}",
+            )
+        paged = {nick_key(page.target_nick) for page in pages}
+        escalation = [] if plan is None else list(plan.roster.escalation)
+        targets = [nick for nick in escalation if nick_key(nick) not in paged]
+        waited = elapsed_text(now - min(page.created_at for page in pages))
+        about = ", ".join(f"#{page.number} to {page.target_nick}" for page in pages)
+        word = "page" if len(pages) == 1 else "pages"
+        messages = {page.message for page in pages}
+        what = f": {next(iter(messages))}" if len(messages) == 1 else ""
+        incidents = {page.incident for page in pages}
+        incident = next(iter(incidents)) if len(incidents) == 1 else None
+        for nick in targets:
+            message = f"{word} {about} not acknowledged after {waited}{what}"
+            escalation_page = store.create_page(
+                target_nick=nick,
+                team=None,
+                plan_id=plan.id if plan is not None else None,
+                message=message,
+                sender_nick=BOT_SENDER,
+                now=now,
+                escalate_at=None,  # escalation pages never escalate further
+                incident=incident,
+            )
+            self.outbox.post(
+                nick,
+                f"[page #{escalation_page.number}] {message} — reply !ack {escalation_page.number}",
+            )
+        if targets:
+            outcome = f"escalating to {' '.join(targets)}"
+        elif escalation:
+            outcome = "repeated (the escalation list is the people paged)"
+        else:
+            outcome = "repeated; no escalation list (roster.escalation) to page"
+        line = f"⚠ {word} {about} not acknowledged after {waited} — {outcome}"
+        if plan is not None and plan.running_at(now):
+            channel = self.channel_for(plan)
+        else:
+            channel = self.core.config.admin_channel
+        self.outbox.post(channel, line)
+        log.warning("%s", line)
+
+
+def _plan_of(nick: str, live: Sequence[Plan]) -> Plan | None:
+    """The running deploy a page to ``nick`` belongs to: the first whose roster,
+    escalation list, owners or consumer contacts name them, else the first running."""
+    key = nick_key(nick)
+    for plan in live:
+        named = (
+            *(person for shift in plan.roster.shifts for person in shift.people),
+            *plan.roster.escalation,
+            *plan.owners,
+            *(consumer.contact for consumer in plan.consumers),
+        )
+        if any(nick_key(other) == key for other in named):
+            return plan
+    return live[0] if live else None
+
+
+def _distinct(*channels: str) -> list[str]:
+    """The channels, each once (ignoring case)."""
+    seen: dict[str, str] = {}
+    for channel in channels:
+        seen.setdefault(channel.casefold(), channel)
+    return list(seen.values())

@@ -1,0 +1,132 @@
+"""The plans in force: the last good version of every plan file.
+
+A bad edit never takes a plan away (SPEC §1): when a file stops loading, the version
+that loaded before stays in force and the problems are reported.  A file that is
+deleted takes its plan with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploybot.errors import PlanError, Problem
+from deploybot.plans.files import load_plan, plan_files
+from deploybot.plans.model import Plan
+
+
+@dataclass(frozen=True)
+class ReloadReport:
+    loaded: tuple[str, ...] = ()  # plan ids now in force
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()  # ids kept at their last good version despite problems
+    problems: tuple[Problem, ...] = ()
+
+    def summary(self) -> str:
+        parts = [f"{len(self.loaded)} plans in force"]
+        for label, ids in (
+            ("added", self.added),
+            ("changed", self.changed),
+            ("removed", self.removed),
+            ("kept at last good version", self.kept),
+        ):
+            if ids:
+                parts.append(f"{label}: {', '.join(ids)}")
+        if self.problems:
+            parts.append(f"{len(self.problems)} problems")
+        return "; ".join(parts)
+
+
+@dataclass
+class PlanBook:
+    directory: Path
+    _by_file: dict[str, Plan] = field(default_factory=dict)
+
+    @property
+    def plans(self) -> tuple[Plan, ...]:
+        """Plans in force, by ``when`` then id."""
+        return tuple(sorted(self._by_file.values(), key=lambda plan: (plan.when, plan.id)))
+
+    def get(self, plan_id: str) -> Plan | None:
+        for plan in self._by_file.values():
+            if plan.id == plan_id:
+                return plan
+        return None
+
+    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """Name, mtime and size of every plan file: changes when a file is edited."""
+        try:
+            files = plan_files(self.directory)
+        except OSError:
+            return ()
+        stamps = []
+        for path in files:
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            stamps.append((path.name, stat.st_mtime_ns, stat.st_size))
+        return tuple(stamps)
+
+    def reload(self) -> ReloadReport:
+        """Read the directory again; keep the last good version of files that went bad."""
+        problems: list[Problem] = []
+        fresh: dict[str, Plan] = {}
+        kept: list[str] = []
+        try:
+            files = plan_files(self.directory)
+        except OSError as error:
+            problem = Problem(str(self.directory), 0, "", f"cannot read plans: {error.strerror}")
+            return ReloadReport(
+                loaded=tuple(p.id for p in self.plans),
+                kept=tuple(p.id for p in self.plans),
+                problems=(problem,),
+            )
+        for path in files:
+            file = str(path)
+            try:
+                plan = load_plan(path)
+            except PlanError as error:
+                problems.extend(error.problems)
+                previous = self._by_file.get(file)
+                if previous is not None:
+                    fresh[file] = previous
+                    kept.append(previous.id)
+                continue
+            fresh[file] = plan
+        fresh = self._without_duplicates(fresh, problems)
+        old = {plan.id: plan for plan in self._by_file.values()}
+        new = {plan.id: plan for plan in fresh.values()}
+        self._by_file = fresh
+        return ReloadReport(
+            loaded=tuple(p.id for p in self.plans),
+            added=tuple(sorted(new.keys() - old.keys())),
+            changed=tuple(sorted(i for i in new.keys() & old.keys() if new[i] != old[i])),
+            removed=tuple(sorted(old.keys() - new.keys())),
+            kept=tuple(sorted(kept)),
+            problems=tuple(problems),
+        )
+
+    @staticmethod
+    def _without_duplicates(plans: dict[str, Plan], problems: list[Problem]) -> dict[str, Plan]:
+        """Drop a plan whose id an earlier file (by name) already uses, reporting it."""
+        first_file: dict[str, str] = {}
+        unique: dict[str, Plan] = {}
+        for file in sorted(plans):
+            plan = plans[file]
+            if plan.id in first_file:
+                problems.append(
+                    Problem(
+                        file,
+                        plan.source.line_of("id"),
+                        "id",
+                        f"duplicate id {plan.id!r}: already used by {first_file[plan.id]}; "
+                        "this plan is ignored",
+                    )
+                )
+                continue
+            first_file[plan.id] = file
+            unique[file] = plan
+        return unique

@@ -1,0 +1,339 @@
+"""Readiness of a plan against the deployment policy (SPEC §2, from the pkgdb2 post-mortem).
+
+:func:`assess` is a pure function of the plan and ``notice_days``; it reads no clock.
+
+Scope
+    A plan is *under policy* when it has API breaks or is ``major``, unless it is ``leaf``.
+    A plan that is not under policy is *exempt* and gets no checks: a plan that is neither
+    major nor breaks an API is exempt as "minor release without API breaks" (checked
+    first, since it holds whatever the plan is); otherwise a ``leaf`` plan is exempt as a
+    leaf service.
+
+Rules (each gives one :class:`Check`, always all six, in this order)
+    ``api-break-announcement``  an announcement to ``infrastructure`` with
+    ``api_break: true`` dated on or before the deadline (see below);
+    ``devel-announcement``  the same to ``devel`` when the plan is ``essential`` — for a
+    plan that is not essential this check is *met*, with the reason "not essential: devel
+    list not required", so a checklist always has six lines;
+    ``meeting``  at least one meeting dated strictly before the deploy date;
+    ``staging-call``  ``staging.call_for_testing`` on or before the deadline;
+    ``roster-coverage``  the union of the shifts (those with people) covers the whole
+    window ``[when, end)`` and every team in ``teams`` has a shift with at least one person;
+    ``consumer-contacts``  every consumer has a contact (met when there are no consumers).
+
+Dates
+    All date comparisons use the UTC calendar date of ``when`` (plans store ``when`` in
+    UTC; announcement, meeting and call-for-testing dates are plain dates).  The deadline
+    is that date minus ``notice_days`` days.
+
+Times in reasons
+    Roster gaps carry real datetimes (:class:`Span`); :attr:`Check.reason` renders them in
+    UTC and :meth:`Check.reason_in` / :func:`format_readiness` in a configured timezone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+
+from deploybot.plans.model import Announcement, Plan
+
+DEFAULT_NOTICE_DAYS = 14
+
+LEAF_EXEMPTION = "exempt: leaf service (policy may be skipped)"
+MINOR_EXEMPTION = "exempt: minor release without API breaks"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of time ``[start, end)`` inside a reason; rendered in the reader's zone."""
+
+    start: datetime
+    end: datetime
+
+    def render(self, tz: tzinfo) -> str:
+        """``21:00–23:00 UTC``; a date is added to a time on another day than ``start``."""
+        start = self.start.astimezone(tz)
+        end = self.end.astimezone(tz)
+        end_text = end.strftime("%H:%M" if end.date() == start.date() else "%Y-%m-%d %H:%M")
+        return f"{start:%H:%M}–{end_text} {start.tzname()}"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One policy rule, met or missing, with a one-line reason a person can act on.
+
+    ``key`` is the dotted plan key the rule is about (for ``plan.source.line_of(key)``).
+    ``parts`` is the reason as text and :class:`Span` pieces; use :attr:`reason` (UTC) or
+    :meth:`reason_in` rather than reading it.
+    """
+
+    rule: str
+    title: str
+    met: bool
+    key: str
+    parts: tuple[str | Span, ...]
+
+    @property
+    def reason(self) -> str:
+        """The reason with times in UTC."""
+        return self.reason_in(UTC)
+
+    def reason_in(self, tz: tzinfo) -> str:
+        """The reason with times in ``tz``."""
+        return "".join(part if isinstance(part, str) else part.render(tz) for part in self.parts)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The verdict for one plan: exempt (and why), or the six checks."""
+
+    plan_id: str
+    under_policy: bool
+    exempt_reason: str | None
+    checks: tuple[Check, ...]
+    notice_days: int = DEFAULT_NOTICE_DAYS
+
+    @property
+    def ready(self) -> bool:
+        """Exempt, or every rule met."""
+        return not self.under_policy or all(check.met for check in self.checks)
+
+    @property
+    def missing(self) -> tuple[Check, ...]:
+        """The checks not met (empty when exempt)."""
+        return tuple(check for check in self.checks if not check.met)
+
+    @property
+    def met_count(self) -> int:
+        """How many of the checks are met."""
+        return sum(check.met for check in self.checks)
+
+    @property
+    def verdict(self) -> str:
+        """``EXEMPT``, ``READY`` or ``NOT READY``: what every view of a plan shows first."""
+        if not self.under_policy:
+            return "EXEMPT"
+        return "READY" if self.ready else "NOT READY"
+
+    @property
+    def exemption(self) -> str:
+        """Why the plan is exempt, without the ``exempt:`` prefix (for an exempt plan)."""
+        return (self.exempt_reason or "not under policy").removeprefix("exempt: ")
+
+
+def assess(plan: Plan, notice_days: int = DEFAULT_NOTICE_DAYS) -> Readiness:
+    """Check ``plan`` against the policy; see the module docstring for scope and rules."""
+    if notice_days < 0:
+        raise ValueError(f"notice_days must not be negative, got {notice_days}")
+    if not plan.major and not plan.breaks_api:
+        return Readiness(plan.id, False, MINOR_EXEMPTION, (), notice_days)
+    if plan.leaf:
+        return Readiness(plan.id, False, LEAF_EXEMPTION, (), notice_days)
+    deploy_day = plan.when.astimezone(UTC).date()
+    deadline = deploy_day - timedelta(days=notice_days)
+    checks = (
+        _announcement_check(plan, "infrastructure", deploy_day, deadline, notice_days),
+        _devel_check(plan, deploy_day, deadline, notice_days),
+        _meeting_check(plan, deploy_day),
+        _staging_check(plan, deploy_day, deadline, notice_days),
+        _roster_check(plan),
+        _consumers_check(plan),
+    )
+    return Readiness(plan.id, True, None, checks, notice_days)
+
+
+def format_readiness(readiness: Readiness, tz: tzinfo) -> list[str]:
+    """Lines for people: a verdict line, then one ``✔``/``✘`` line per rule.
+
+    >>> format_readiness(Readiness("nuancier-1.3", False, LEAF_EXEMPTION, ()), UTC)
+    ['nuancier-1.3: EXEMPT — leaf service (policy may be skipped)']
+    """
+    if not readiness.under_policy:
+        return [f"{readiness.plan_id}: EXEMPT — {readiness.exemption}"]
+    counted = f"{readiness.met_count}/{len(readiness.checks)}"
+    lines = [f"{readiness.plan_id}: {readiness.verdict} ({counted})"]
+    for check in readiness.checks:
+        mark = "✔" if check.met else "✘"
+        lines.append(f"  {mark} {check.rule}: {check.reason_in(tz)}")
+    return lines
+
+
+# --- the rules ----------------------------------------------------------------------------
+
+
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
+def _announcement_check(
+    plan: Plan, to: str, deploy_day: date, deadline: date, notice_days: int
+) -> Check:
+    rule = f"{'api-break' if to == 'infrastructure' else to}-announcement"
+    title = f"API-break announcement to the {to} list"
+    on_list = [a for a in plan.announcements if a.list == to]
+    breaking = sorted((a for a in on_list if a.api_break), key=lambda a: a.date)
+    in_time = [a for a in breaking if a.date <= deadline]
+    key = _announcement_key(plan, breaking[0] if breaking else None)
+    if in_time:
+        first = in_time[0].date
+        ahead = (deploy_day - first).days
+        return Check(
+            rule, title, True, key, (f"announced to {to} on {first} ({_days(ahead)} ahead)",)
+        )
+    due = f"by {deadline} ({_days(notice_days)} before the deploy)"
+    need = f"{due}; send one separate from the outage notice"
+    if breaking:
+        late = breaking[0].date
+        ahead = (deploy_day - late).days
+        text = (
+            f"the API-break announcement to {to} on {late} is only {_days(ahead)} ahead; "
+            f"it was due {due}"
+            if ahead >= 0
+            else f"the API-break announcement to {to} on {late} is after the deploy; "
+            f"one was needed {need}"
+        )
+    elif on_list:
+        text = (
+            f"the announcement to {to} on {on_list[0].date} does not say api_break; "
+            f"an API-break announcement was needed {need}"
+        )
+    else:
+        text = f"no API-break announcement to the {to} list {need}"
+    return Check(rule, title, False, key, (text,))
+
+
+def _announcement_key(plan: Plan, announcement: Announcement | None) -> str:
+    if announcement is None:
+        return "announcements"
+    return f"announcements[{plan.announcements.index(announcement)}]"
+
+
+def _devel_check(plan: Plan, deploy_day: date, deadline: date, notice_days: int) -> Check:
+    if not plan.essential:
+        return Check(
+            "devel-announcement",
+            "API-break announcement to the devel list",
+            True,
+            "essential",
+            ("not essential: devel list not required",),
+        )
+    return _announcement_check(plan, "devel", deploy_day, deadline, notice_days)
+
+
+def _meeting_check(plan: Plan, deploy_day: date) -> Check:
+    rule, title = "meeting", "discussed in a weekly infrastructure meeting"
+    before = sorted(d for d in plan.meetings if d < deploy_day)
+    if before:
+        return Check(
+            rule, title, True, "meetings", (f"discussed at the weekly meeting on {before[-1]}",)
+        )
+    if plan.meetings:
+        text = (
+            f"no meeting before the deploy day {deploy_day} (listed: "
+            f"{', '.join(str(d) for d in sorted(plan.meetings))}); "
+            "put it on the agenda of a weekly infrastructure meeting before then"
+        )
+    else:
+        text = (
+            "not discussed in any weekly infrastructure meeting; put it on the agenda of "
+            f"one before {deploy_day}"
+        )
+    return Check(rule, title, False, "meetings", (text,))
+
+
+def _staging_check(plan: Plan, deploy_day: date, deadline: date, notice_days: int) -> Check:
+    rule, title = "staging-call", "call for testing in staging"
+    key = "staging.call_for_testing"
+    called = plan.staging.call_for_testing
+    need = f"by {deadline} ({_days(notice_days)} before the deploy)"
+    if called is not None and called <= deadline:
+        ahead = (deploy_day - called).days
+        text = f"call for testing in staging sent on {called} ({_days(ahead)} ahead)"
+        return Check(rule, title, True, key, (text,))
+    if called is None:
+        text = f"no call for testing in staging; send one {need}"
+        if plan.breaks_api:
+            text += ", saying the API breaks"
+    else:
+        ahead = (deploy_day - called).days
+        text = (
+            f"the call for testing on {called} is only {_days(ahead)} ahead; it was due {need}"
+            if ahead >= 0
+            else f"the call for testing on {called} is after the deploy; one was needed {need}"
+        )
+    return Check(rule, title, False, key, (text,))
+
+
+def coverage_gaps(
+    shifts: Iterable[tuple[datetime, datetime]], start: datetime, end: datetime
+) -> tuple[Span, ...]:
+    """The parts of ``[start, end)`` covered by none of ``shifts`` (each ``[from, to)``)."""
+    gaps: list[Span] = []
+    cursor = start
+    for shift_start, shift_end in sorted(shifts):
+        if shift_end <= cursor:
+            continue
+        if shift_start >= end:
+            break
+        if shift_start > cursor:
+            gaps.append(Span(cursor, shift_start))
+        cursor = max(cursor, shift_end)
+        if cursor >= end:
+            break
+    if cursor < end:
+        gaps.append(Span(cursor, end))
+    return tuple(gaps)
+
+
+def _roster_check(plan: Plan) -> Check:
+    rule, title = "roster-coverage", "firefighting roster covers the window and the teams"
+    staffed = [
+        s for s in plan.roster.shifts if s.people and s.start < plan.end and s.end > plan.when
+    ]
+    gaps = coverage_gaps(((s.start, s.end) for s in staffed), plan.when, plan.end)
+    present = {s.team for s in staffed}
+    absent = [team for team in plan.teams if team not in present]
+    if not gaps and not absent:
+        people = len({person for s in staffed for person in s.people})
+        parts: tuple[str | Span, ...] = (
+            "window ",
+            Span(plan.when, plan.end),
+            f" covered by {people} {'person' if people == 1 else 'people'}",
+        )
+        if plan.teams:
+            parts += (f"; every team present ({', '.join(plan.teams)})",)
+        return Check(rule, title, True, "roster.shifts", parts)
+    problems: list[str | Span] = []
+    if gaps:
+        problems.append("nobody on shift ")
+        for i, gap in enumerate(gaps):
+            if i:
+                problems.append(", ")
+            problems.append(gap)
+    if absent:
+        if problems:
+            problems.append("; ")
+        problems.append(f"no one on the roster for {', '.join(absent)}")
+    problems.append("; add shifts to the roster")
+    return Check(rule, title, False, "roster.shifts" if gaps else "teams", tuple(problems))
+
+
+def _consumers_check(plan: Plan) -> Check:
+    rule, title = "consumer-contacts", "every consumer has a contact"
+    without = [(i, c) for i, c in enumerate(plan.consumers) if not c.contact.strip()]
+    if not plan.consumers:
+        return Check(rule, title, True, "consumers", ("no consumers listed",))
+    if not without:
+        n = len(plan.consumers)
+        text = "the consumer has a contact" if n == 1 else f"all {n} consumers have a contact"
+        return Check(rule, title, True, "consumers", (text,))
+    names = ", ".join(c.name for _, c in without)
+    return Check(
+        rule,
+        title,
+        False,
+        f"consumers[{without[0][0]}].contact",
+        (f"no contact for {names}; add who to warn for each",),
+    )

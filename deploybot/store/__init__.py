@@ -1,0 +1,156 @@
+"""The bot's embedded SQLite database: incidents, ``!uses`` consumers, ledgers, pages.
+
+The package owns every line of SQL; it may import only :mod:`deploybot.errors` (no plans,
+no clock, no core).
+
+One :class:`Store` wraps one :mod:`sqlite3` connection and is used from the asyncio
+thread only (the connection is opened with ``check_same_thread`` on, so use from another
+thread fails loudly).  Every operation is a few indexed statements on a local file, so
+the bot calls them directly from its handlers, without an executor.  A write that finds
+the database locked by another process (e.g. ``deploybot digest``) waits up to the busy
+timeout (5 s by default) and blocks the loop meanwhile.
+
+Durability: WAL journal, ``synchronous=FULL``: every write method commits before it
+returns, and a commit is on disk when it returns, so an incident survives the bot being
+killed (or the machine losing power) right after the reply "incident 3 recorded".
+
+Time is always passed in by the caller (``now`` parameters); the store never reads a
+clock.  Datetimes must be timezone-aware; they are stored as UTC ISO 8601 text with
+``Z`` at **whole seconds** (``2026-11-27T10:00:00Z``, the form the API serves) and come
+back as aware UTC datetimes.  Sub-second parts are dropped on the way in, for stored
+values and query bounds alike, so comparisons stay consistent.
+
+Nicks and service names are matched ASCII-case-insensitively (``Pingou`` is ``pingou``)
+and returned as they were first written.  The store keeps whatever text it is given:
+validating and cleaning user text is the caller's job; no SQL is ever built from values
+(only ``?``/``:name`` parameters).
+
+Expected problems (unknown incident, already fixed, a page that is someone else's) raise
+subclasses of :class:`~deploybot.errors.DeploybotError` with a one-line message for the
+user.  Programming mistakes (a naive datetime, an unknown ``state``) raise ``ValueError``.
+
+The store is assembled from one mixin per part, each in its own module over the shared
+connection of :mod:`deploybot.store.base`: :mod:`deploybot.store.incidents`,
+:mod:`deploybot.store.consumers`, :mod:`deploybot.store.ledger` and
+:mod:`deploybot.store.pages`.  The records they return are in :mod:`deploybot.store.records`,
+the errors in :mod:`deploybot.store.errors`; all are re-exported here, so callers import
+them from :mod:`deploybot.store`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from types import TracebackType
+from typing import Self
+
+from deploybot.errors import DeploybotError
+from deploybot.store.consumers import ConsumerTable
+from deploybot.store.errors import (
+    AlreadyFixedError,
+    PageAlreadyAckedError,
+    PageNotYoursError,
+    StoreOpenError,
+    UnknownIncidentError,
+    UnknownPageError,
+)
+from deploybot.store.incidents import IncidentTable
+from deploybot.store.ledger import LedgerTable
+from deploybot.store.migrations import SCHEMA_VERSION, migrate
+from deploybot.store.pages import PageTable
+from deploybot.store.records import (
+    CountdownClaim,
+    Incident,
+    IncidentState,
+    IncidentSummary,
+    Page,
+    RegisteredConsumer,
+    TimelineEntry,
+    TimelineKind,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AlreadyFixedError",
+    "CountdownClaim",
+    "Incident",
+    "IncidentState",
+    "IncidentSummary",
+    "Page",
+    "PageAlreadyAckedError",
+    "PageNotYoursError",
+    "RegisteredConsumer",
+    "Store",
+    "StoreOpenError",
+    "TimelineEntry",
+    "TimelineKind",
+    "UnknownIncidentError",
+    "UnknownPageError",
+]
+
+DEFAULT_BUSY_TIMEOUT = 5.0
+
+
+class Store(IncidentTable, ConsumerTable, LedgerTable, PageTable):
+    """The database.  Open with :meth:`open`; close with :meth:`close` or ``with``."""
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    ) -> Self:
+        """Open (creating it unless ``create`` is false) and migrate the database file.
+
+        ``":memory:"`` gives a private in-memory database (for tests of other modules).
+        Raises :class:`StoreOpenError` naming the path when the file is missing (with
+        ``create=False``), unreadable, not an SQLite file, someone else's database, or
+        from a newer deploybot.
+        """
+        name = os.fspath(path)
+        if not create and name != ":memory:" and not os.path.exists(name):
+            raise StoreOpenError(f"{name}: no such database file")
+        try:
+            connection = sqlite3.connect(name, timeout=busy_timeout, isolation_level=None)
+        except sqlite3.Error as error:
+            raise StoreOpenError(f"{name}: cannot open the database: {error}") from error
+        try:
+            connection.row_factory = sqlite3.Row
+            # The first statement reads the file header: "file is not a database" is here.
+            connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            connection.execute("PRAGMA synchronous = FULL")
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            connection.execute("SELECT json_valid('[]')").fetchone()
+            migrate(connection, path=name)
+        except DeploybotError as error:
+            connection.close()
+            raise StoreOpenError(str(error)) from error
+        except sqlite3.Error as error:
+            connection.close()
+            if isinstance(error, sqlite3.DatabaseError) and "not a database" in str(error):
+                raise StoreOpenError(
+                    f"{name}: not an SQLite database (check the 'database' setting)"
+                ) from error
+            raise StoreOpenError(f"{name}: cannot use the database: {error}") from error
+        except BaseException:
+            connection.close()
+            raise
+        return cls(connection, name)
+
+    def close(self) -> None:
+        """Close the connection (idempotent).  Everything is already committed."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

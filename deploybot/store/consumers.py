@@ -1,0 +1,54 @@
+"""The ``!uses`` part of :class:`~deploybot.store.Store`: who consumes which service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from deploybot.store.base import StoreBase, db_time
+from deploybot.store.records import RegisteredConsumer, consumer_from_row
+
+__all__ = ["ConsumerTable"]
+
+
+class ConsumerTable(StoreBase):
+    """The consumer methods of :class:`~deploybot.store.Store`."""
+
+    def add_consumer(
+        self, service: str, nick: str, account: str | None, what: str | None, now: datetime
+    ) -> RegisteredConsumer:
+        """Register ``nick`` as a consumer of ``service``, or update the registration.
+
+        One registration per service and nick: repeating ``!uses`` updates the account,
+        ``updated_at`` and ``what`` (a ``None`` ``what`` keeps the earlier one).
+        """
+        at = db_time(now)
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO consumers (service, nick, account, what, registered_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (service, nick) DO UPDATE SET"
+                " account = excluded.account,"
+                " what = coalesce(excluded.what, consumers.what),"
+                " updated_at = excluded.updated_at",
+                (service, nick, account, what, at, at),
+            )
+            row = db.execute(
+                "SELECT * FROM consumers WHERE service = ? AND nick = ?", (service, nick)
+            ).fetchone()
+        return consumer_from_row(row)
+
+    def remove_consumer(self, service: str, nick: str) -> bool:
+        """Forget ``nick`` as a consumer of ``service``; False if it was not registered."""
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM consumers WHERE service = ? AND nick = ?", (service, nick)
+            )
+        return cursor.rowcount > 0
+
+    def consumers(self, service: str) -> tuple[RegisteredConsumer, ...]:
+        """The registered consumers of ``service``, oldest registration first."""
+        rows = self._db.execute(
+            "SELECT * FROM consumers WHERE service = ? ORDER BY registered_at, nick",
+            (service,),
+        )
+        return tuple(consumer_from_row(row) for row in rows)

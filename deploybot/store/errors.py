@@ -1,0 +1,61 @@
+"""The expected errors of :class:`~deploybot.store.Store`, each with a one-line message
+for the user (an unknown incident, one already fixed, a page that is someone else's)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from deploybot.errors import DeploybotError
+from deploybot.store.base import db_time
+
+__all__ = [
+    "AlreadyFixedError",
+    "PageAlreadyAckedError",
+    "PageNotYoursError",
+    "StoreOpenError",
+    "UnknownIncidentError",
+    "UnknownPageError",
+]
+
+
+class StoreOpenError(DeploybotError):
+    """The database file cannot be opened or is not a (current) deploybot database."""
+
+
+class UnknownIncidentError(DeploybotError):
+    def __init__(self, number: int) -> None:
+        self.number = number
+        super().__init__(f"no incident {number}")
+
+
+class AlreadyFixedError(DeploybotError):
+    def __init__(self, number: int, fixed_at: datetime, fixed_by: str) -> None:
+        self.number = number
+        self.fixed_at = fixed_at
+        self.fixed_by = fixed_by
+        super().__init__(
+            f"incident {number} is already fixed (at {db_time(fixed_at)} by {fixed_by})"
+        )
+
+
+class UnknownPageError(DeploybotError):
+    def __init__(self, number: int) -> None:
+        self.number = number
+        super().__init__(f"no page {number}")
+
+
+class PageNotYoursError(DeploybotError):
+    def __init__(self, number: int, target_nick: str) -> None:
+        self.number = number
+        self.target_nick = target_nick
+        super().__init__(f"page {number} is for {target_nick}, not for you")
+
+
+class PageAlreadyAckedError(DeploybotError):
+    def __init__(self, number: int, acked_at: datetime, acked_by: str) -> None:
+        self.number = number
+        self.acked_at = acked_at
+        self.acked_by = acked_by
+        super().__init__(
+            f"page {number} was already acknowledged (at {db_time(acked_at)} by {acked_by})"
+        )

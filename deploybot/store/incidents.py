@@ -1,0 +1,367 @@
+"""The incidents part of :class:`~deploybot.store.Store`: report, take, acknowledge, note
+and fix an incident, each step recorded in its timeline, and the queries that list them
+(by filter, by period for the digests, counts by state).
+
+:class:`IncidentTable` is a mixin; the helpers that read and change one incident inside
+a write transaction (:func:`incident_row`, :func:`ack_if_first`, :func:`add_event`) are
+shared with the pages, since acknowledging a page acknowledges its incident.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+
+from deploybot.store.base import (
+    StoreBase,
+    Where,
+    db_time,
+    floor,
+    from_db,
+    same_nick,
+    same_person,
+    select_sql,
+)
+from deploybot.store.errors import AlreadyFixedError, UnknownIncidentError
+from deploybot.store.records import (
+    Incident,
+    IncidentState,
+    IncidentSummary,
+    TimelineEntry,
+    TimelineKind,
+    incident_from_row,
+    summaries_from_rows,
+)
+
+__all__ = [
+    "IncidentTable",
+    "ack_if_first",
+    "add_event",
+    "incident_row",
+]
+
+_INCIDENT_COLUMNS = (
+    "number, service, deploy_id, minutes_into_deploy, text, reporter_nick, "
+    "reporter_account, channel, reported_at, acknowledged_at, acknowledged_by, owner, "
+    "fixed_at, fixed_by"
+)
+
+# Incidents that were open at some moment of [:start, :end), or fixed in it:
+#   reported_at < :end AND (fixed_at IS NULL OR fixed_at >= :start)
+# written as a union of four index range searches so that it stays fast with millions of
+# incidents (an OR over two columns would scan).  The last part, incidents reported
+# before :start and fixed after :end, is bounded below by :span_start = :start minus the
+# longest repair time ever recorded (those incidents cannot have been reported earlier).
+_INCIDENTS_BETWEEN_SQL = f"""
+SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE number IN (
+    SELECT number FROM incidents INDEXED BY incidents_reported_at
+        WHERE reported_at >= :start AND reported_at < :end
+    UNION
+    SELECT number FROM incidents INDEXED BY incidents_fixed_at
+        WHERE fixed_at >= :start AND fixed_at < :end AND reported_at < :end
+    UNION
+    SELECT number FROM incidents INDEXED BY incidents_open
+        WHERE fixed_at IS NULL AND reported_at < :start
+    UNION
+    SELECT number FROM incidents INDEXED BY incidents_reported_at
+        WHERE reported_at >= :span_start AND reported_at < :start AND fixed_at >= :end
+)
+ORDER BY number
+"""
+
+_TIMELINES_SQL = """
+SELECT incident, at, nick, account, kind, text FROM incident_events
+WHERE incident IN (SELECT value FROM json_each(:numbers))
+ORDER BY incident, id
+"""
+
+
+# -- lean reads for the digest (added for deploybot.deployday.digest) -----------------------------
+
+_SUMMARY_COLUMNS = (
+    "number, service, deploy_id, text, reporter_nick, owner, reported_at, acknowledged_at, fixed_at"
+)
+
+# The incidents of _INCIDENTS_BETWEEN_SQL as three disjoint index range searches, so no
+# UNION de-duplication, no number lookup and no sort: reported in the period; reported
+# before it (but not before :span_start, see above) and fixed at or after :start; and
+# reported before it and still open.  The middle part replaces the search of fixed_at
+# there, which reads every incident fixed in the period to keep the few reported before.
+_SUMMARIES_BETWEEN_SQL = f"""
+SELECT {_SUMMARY_COLUMNS} FROM incidents INDEXED BY incidents_reported_at
+    WHERE reported_at >= :start AND reported_at < :end
+UNION ALL
+SELECT {_SUMMARY_COLUMNS} FROM incidents INDEXED BY incidents_reported_at
+    WHERE reported_at >= :span_start AND reported_at < :start AND fixed_at >= :start
+UNION ALL
+SELECT {_SUMMARY_COLUMNS} FROM incidents INDEXED BY incidents_open
+    WHERE fixed_at IS NULL AND reported_at < :start
+"""
+
+
+# -- end of the lean reads ----------------------------------------------------------------
+
+
+class IncidentTable(StoreBase):
+    """The incident methods of :class:`~deploybot.store.Store`."""
+
+    def report_incident(
+        self,
+        *,
+        service: str,
+        text: str,
+        reporter_nick: str,
+        reporter_account: str | None,
+        channel: str,
+        now: datetime,
+        deploy_id: str | None = None,
+        minutes_into_deploy: int | None = None,
+    ) -> Incident:
+        """Record a new incident; it is committed when this returns.
+
+        Numbers start at 1 and are never reused.
+        """
+        at = db_time(now)
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO incidents (service, deploy_id, minutes_into_deploy, text,"
+                " reporter_nick, reporter_account, channel, reported_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    service,
+                    deploy_id,
+                    minutes_into_deploy,
+                    text,
+                    reporter_nick,
+                    reporter_account,
+                    channel,
+                    at,
+                ),
+            )
+            number = cursor.lastrowid
+            assert number is not None
+            add_event(db, number, at, reporter_nick, reporter_account, "reported", text)
+        return self.get(number)
+
+    def get(self, number: int) -> Incident:
+        """The incident ``number``; :class:`UnknownIncidentError` if there is none."""
+        row = self._db.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE number = ?", (number,)
+        ).fetchone()
+        if row is None:
+            raise UnknownIncidentError(number)
+        return self._with_timelines([row])[0]
+
+    def take(self, number: int, nick: str, account: str | None, now: datetime) -> Incident:
+        """Make ``nick`` the owner of an open incident (taking it over from someone else
+        is allowed and noted in the timeline; taking one's own again changes nothing)."""
+        at = db_time(now)
+        with self._write() as db:
+            row = _open_incident_row(db, number)
+            owner: str | None = row["owner"]
+            if owner is not None and same_nick(owner, nick):
+                return self._with_timelines([row])[0]
+            ack_if_first(db, row, nick, account, at)
+            db.execute("UPDATE incidents SET owner = ? WHERE number = ?", (nick, number))
+            text = f"from {owner}" if owner is not None else ""
+            add_event(db, number, at, nick, account, "taken", text)
+        return self.get(number)
+
+    def acknowledge(
+        self, number: int, nick: str, account: str | None, now: datetime, text: str = ""
+    ) -> Incident:
+        """Record that ``nick`` has seen the open incident (without taking it)."""
+        at = db_time(now)
+        with self._write() as db:
+            row = _open_incident_row(db, number)
+            ack_if_first(db, row, nick, account, at)
+            add_event(db, number, at, nick, account, "ack", text)
+        return self.get(number)
+
+    def add_note(
+        self, number: int, nick: str, account: str | None, text: str, now: datetime
+    ) -> Incident:
+        """Add a note; allowed on fixed incidents too (follow-ups, post-mortem links)."""
+        at = db_time(now)
+        with self._write() as db:
+            row = incident_row(db, number)
+            ack_if_first(db, row, nick, account, at)
+            add_event(db, number, at, nick, account, "note", text)
+        return self.get(number)
+
+    def fix(
+        self,
+        number: int,
+        nick: str,
+        account: str | None,
+        now: datetime,
+        note: str | None = None,
+    ) -> Incident:
+        """Mark the incident fixed by ``nick``; :class:`AlreadyFixedError` if it was.
+
+        Anyone may fix any incident (SPEC §3); the owner is left as it was.
+        """
+        at = db_time(now)
+        with self._write() as db:
+            row = _open_incident_row(db, number)
+            ack_if_first(db, row, nick, account, at)
+            repair = int((from_db(at) - from_db(row["reported_at"])).total_seconds())
+            db.execute(
+                "UPDATE incidents SET fixed_at = ?, fixed_by = ?, repair_seconds = ?"
+                " WHERE number = ?",
+                (at, nick, repair, number),
+            )
+            add_event(db, number, at, nick, account, "fixed", note or "")
+        return self.get(number)
+
+    def list_incidents(
+        self,
+        *,
+        state: IncidentState | None = None,
+        service: str | None = None,
+        deploy_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> tuple[Incident, ...]:
+        """Incidents by number (descending if ``newest_first``), filtered.
+
+        ``since``/``until`` bound ``reported_at`` as [since, until).  ``limit`` keeps the
+        first ``limit`` in that order (with ``newest_first``: the latest ones).
+        """
+        if state not in (None, "open", "fixed"):
+            raise ValueError(f"state must be 'open', 'fixed' or None, not {state!r}")
+        where = Where()
+        where.null("fixed_at", None if state is None else state == "open")
+        where.equal("service", service)
+        where.equal("deploy_id", deploy_id)
+        where.between("reported_at", since, until)
+        order = "number DESC" if newest_first else "number"
+        sql, values = select_sql(_INCIDENT_COLUMNS, "incidents", where, order, limit)
+        return self._with_timelines(self._db.execute(sql, values).fetchall())
+
+    def incident_counts(self) -> dict[str, int]:
+        """``{"open": n, "fixed": m}``: every incident ever recorded, by state (one query)."""
+        total, fixed = self._db.execute(
+            "SELECT COUNT(*), COUNT(fixed_at) FROM incidents"
+        ).fetchone()
+        return {"open": total - fixed, "fixed": fixed}
+
+    def incidents_between(self, start: datetime, end: datetime) -> tuple[Incident, ...]:
+        """Everything a digest of the period [start, end) needs, by number.
+
+        That is every incident that was open at some moment of the period or changed
+        state in it: reported in [start, end), or still open at ``start`` (reported
+        before, fixed at or after ``start`` or never), or fixed in [start, end).  In one
+        condition: ``reported_at < end and (fixed_at is None or fixed_at >= start)``.
+        Incidents reported after ``end`` are left out even if a digest is computed
+        later.  The digest decides from each incident's times what it was at ``end``:
+        :meth:`Incident.open_at` ``(end)`` is "still open at the end of the day", which
+        differs from :attr:`Incident.open` (open now) for a past day.
+
+        Each part of the query is an index range search (see ``_INCIDENTS_BETWEEN_SQL``),
+        so the cost follows the number of incidents returned, not the table size.
+        """
+        rows = self._db.execute(_INCIDENTS_BETWEEN_SQL, self._between_params(start, end))
+        return self._with_timelines(rows.fetchall())
+
+    def _between_params(self, start: datetime, end: datetime) -> dict[str, str]:
+        row = self._db.execute("SELECT max(repair_seconds) FROM incidents").fetchone()
+        longest = max(int(row[0] or 0), 0)
+        first = floor(start)
+        return {
+            "start": db_time(first),
+            "end": db_time(end),
+            "span_start": db_time(first - timedelta(seconds=longest)),
+        }
+
+    # -- lean reads for the digest (added for deploybot.deployday.digest) ----------------------
+
+    def incident_summaries_between(
+        self, start: datetime, end: datetime
+    ) -> Iterator[IncidentSummary]:
+        """The incidents of :meth:`incidents_between` as :class:`IncidentSummary`, in no
+        particular order, read from the database as they are iterated.
+
+        For a day's digest: only the columns it needs and no timelines, so the cost is
+        one index range search per part and a small tuple per incident, and nothing is
+        held in memory but the row being read.  The query runs when this is called
+        (``ValueError`` for a naive datetime then); iterate the result to the end at
+        once, before other writes on this store.
+        """
+        cursor = self._db.cursor()
+        cursor.row_factory = None  # plain tuples: much cheaper than sqlite3.Row
+        cursor.execute(_SUMMARIES_BETWEEN_SQL, self._between_params(start, end))
+        return summaries_from_rows(cursor)
+
+    # -- end of the lean reads --------------------------------------------------------
+
+    def _with_timelines(self, rows: Sequence[sqlite3.Row]) -> tuple[Incident, ...]:
+        if not rows:
+            return ()
+        numbers = [int(row["number"]) for row in rows]
+        entries: dict[int, list[TimelineEntry]] = {number: [] for number in numbers}
+        for event in self._db.execute(_TIMELINES_SQL, {"numbers": json.dumps(numbers)}):
+            entries[event["incident"]].append(
+                TimelineEntry(
+                    at=from_db(event["at"]),
+                    nick=event["nick"],
+                    kind=event["kind"],
+                    text=event["text"],
+                    account=event["account"],
+                )
+            )
+        return tuple(incident_from_row(row, tuple(entries[row["number"]])) for row in rows)
+
+
+# -- one incident inside a write transaction ---------------------------------------------
+
+
+def incident_row(db: sqlite3.Connection, number: int) -> sqlite3.Row:
+    row: sqlite3.Row | None = db.execute(
+        f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE number = ?", (number,)
+    ).fetchone()
+    if row is None:
+        raise UnknownIncidentError(number)
+    return row
+
+
+def _open_incident_row(db: sqlite3.Connection, number: int) -> sqlite3.Row:
+    row = incident_row(db, number)
+    if row["fixed_at"] is not None:
+        raise AlreadyFixedError(number, from_db(row["fixed_at"]), row["fixed_by"])
+    return row
+
+
+def ack_if_first(
+    db: sqlite3.Connection, row: sqlite3.Row, nick: str, account: str | None, at: str
+) -> None:
+    """Record the first acknowledgement of an open incident by someone not its reporter."""
+    if row["acknowledged_at"] is not None or row["fixed_at"] is not None:
+        return
+    if same_person(nick, account, row["reporter_nick"], row["reporter_account"]):
+        return
+    db.execute(
+        "UPDATE incidents SET acknowledged_at = ?, acknowledged_by = ?"
+        " WHERE number = ? AND acknowledged_at IS NULL",
+        (at, nick, row["number"]),
+    )
+
+
+def add_event(
+    db: sqlite3.Connection,
+    number: int,
+    at: str,
+    nick: str,
+    account: str | None,
+    kind: TimelineKind,
+    text: str,
+) -> None:
+    db.execute(
+        "INSERT INTO incident_events (incident, at, nick, account, kind, text)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (number, at, nick, account, kind, text),
+    )

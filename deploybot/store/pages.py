@@ -1,0 +1,163 @@
+"""The pages part of :class:`~deploybot.store.Store`: create, acknowledge (which also
+acknowledges the incident paged about), escalate and list pages."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from deploybot.store.base import StoreBase, Where, db_time, from_db, same_nick, select_sql
+from deploybot.store.errors import PageAlreadyAckedError, PageNotYoursError, UnknownPageError
+from deploybot.store.incidents import ack_if_first, add_event, incident_row
+from deploybot.store.records import Page, page_from_row
+
+__all__ = ["PageTable"]
+
+_PAGE_COLUMNS = (
+    "number, target_nick, team, plan_id, incident, message, sender_nick, created_at, "
+    "escalate_at, acked_at, acked_by, escalated_at"
+)
+
+
+class PageTable(StoreBase):
+    """The page methods of :class:`~deploybot.store.Store`."""
+
+    def create_page(
+        self,
+        *,
+        target_nick: str,
+        team: str | None,
+        plan_id: str | None,
+        message: str,
+        sender_nick: str,
+        now: datetime,
+        escalate_at: datetime | None,
+        incident: int | None = None,
+    ) -> Page:
+        """Record a page to ``target_nick``; numbered from 1, never reused."""
+        with self._write() as db:
+            if incident is not None:
+                incident_row(db, incident)
+            cursor = db.execute(
+                "INSERT INTO pages (target_nick, team, plan_id, incident, message,"
+                " sender_nick, created_at, escalate_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    target_nick,
+                    team,
+                    plan_id,
+                    incident,
+                    message,
+                    sender_nick,
+                    db_time(now),
+                    None if escalate_at is None else db_time(escalate_at),
+                ),
+            )
+            number = cursor.lastrowid
+            assert number is not None
+            return page_from_row(_page_row(db, number))
+
+    def get_page(self, number: int) -> Page:
+        """The page ``number``; :class:`UnknownPageError` if there is none."""
+        return page_from_row(_page_row(self._db, number))
+
+    def ack_pages(
+        self,
+        nick: str,
+        now: datetime,
+        number: int | None = None,
+        *,
+        account: str | None = None,
+    ) -> tuple[Page, ...]:
+        """Acknowledge ``nick``'s pending pages (all, or just page ``number``).
+
+        Returns the pages acknowledged now (empty when ``nick`` had none pending).  With
+        ``number``: :class:`UnknownPageError`, :class:`PageNotYoursError` or
+        :class:`PageAlreadyAckedError` when it cannot be acknowledged.  An escalated
+        page can still be acknowledged.  A page about an open incident also acknowledges
+        the incident (an ``ack`` in its timeline), in the same transaction.
+        """
+        at = db_time(now)
+        with self._write() as db:
+            if number is None:
+                rows = db.execute(
+                    f"SELECT {_PAGE_COLUMNS} FROM pages"
+                    " WHERE target_nick = ? AND acked_at IS NULL ORDER BY number",
+                    (nick,),
+                ).fetchall()
+            else:
+                row = _page_row(db, number)
+                if not same_nick(row["target_nick"], nick):
+                    raise PageNotYoursError(number, row["target_nick"])
+                if row["acked_at"] is not None:
+                    raise PageAlreadyAckedError(number, from_db(row["acked_at"]), row["acked_by"])
+                rows = [row]
+            acked: list[Page] = []
+            for row in rows:
+                db.execute(
+                    "UPDATE pages SET acked_at = ?, acked_by = ? WHERE number = ?",
+                    (at, nick, row["number"]),
+                )
+                if row["incident"] is not None:
+                    incident = incident_row(db, row["incident"])
+                    if incident["fixed_at"] is None:
+                        ack_if_first(db, incident, nick, account, at)
+                        page_text = f"page {row['number']}"
+                        add_event(db, row["incident"], at, nick, account, "ack", page_text)
+                acked.append(page_from_row(_page_row(db, row["number"])))
+        return tuple(acked)
+
+    def pending_escalations(self, now: datetime) -> tuple[Page, ...]:
+        """Pages due for escalation: not acknowledged, ``escalate_at <= now``, not yet
+        escalated (see :meth:`mark_escalated`); by number."""
+        rows = self._db.execute(
+            f"SELECT {_PAGE_COLUMNS} FROM pages"
+            " WHERE acked_at IS NULL AND escalated_at IS NULL AND escalate_at <= ?"
+            " ORDER BY number",
+            (db_time(now),),
+        )
+        return tuple(page_from_row(row) for row in rows)
+
+    def mark_escalated(self, number: int, now: datetime) -> bool:
+        """Record that page ``number`` was escalated; False (and nothing changes) if it
+        was already escalated or acknowledged meanwhile."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE pages SET escalated_at = ?"
+                " WHERE number = ? AND escalated_at IS NULL AND acked_at IS NULL",
+                (db_time(now), number),
+            )
+            if cursor.rowcount == 0:
+                _page_row(db, number)  # UnknownPageError if it does not exist
+                return False
+        return True
+
+    def list_pages(
+        self,
+        *,
+        pending: bool | None = None,
+        target_nick: str | None = None,
+        plan_id: str | None = None,
+        incident: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> tuple[Page, ...]:
+        """Pages by number, filtered; ``since``/``until`` bound ``created_at`` as
+        [since, until); ``pending`` True: not acknowledged, False: acknowledged."""
+        where = Where()
+        where.null("acked_at", pending)
+        where.equal("target_nick", target_nick)
+        where.equal("plan_id", plan_id)
+        where.equal("incident", incident)
+        where.between("created_at", since, until)
+        sql, values = select_sql(_PAGE_COLUMNS, "pages", where, "number", limit)
+        return tuple(page_from_row(row) for row in self._db.execute(sql, values))
+
+
+def _page_row(db: sqlite3.Connection, number: int) -> sqlite3.Row:
+    row: sqlite3.Row | None = db.execute(
+        f"SELECT {_PAGE_COLUMNS} FROM pages WHERE number = ?", (number,)
+    ).fetchone()
+    if row is None:
+        raise UnknownPageError(number)
+    return row

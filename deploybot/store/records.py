@@ -1,0 +1,228 @@
+"""The records :class:`~deploybot.store.Store` returns, and how a database row becomes one.
+
+Records are frozen and hold aware UTC datetimes; the ``*_from_row`` functions read the
+columns the table mixins select (``sqlite3.Row`` by name, plain tuples for the lean
+:class:`IncidentSummary`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, NamedTuple
+
+from deploybot.store.base import from_db, from_db_or_none
+
+__all__ = [
+    "CountdownClaim",
+    "Incident",
+    "IncidentState",
+    "IncidentSummary",
+    "Page",
+    "RegisteredConsumer",
+    "TimelineEntry",
+    "TimelineKind",
+    "consumer_from_row",
+    "incident_from_row",
+    "page_from_row",
+    "summaries_from_rows",
+]
+
+TimelineKind = Literal["reported", "taken", "note", "fixed", "ack"]
+IncidentState = Literal["open", "fixed"]
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One event in an incident's life, in the order it was recorded."""
+
+    at: datetime
+    nick: str
+    kind: TimelineKind
+    text: str
+    account: str | None = None
+
+
+@dataclass(frozen=True)
+class Incident:
+    """An incident as recorded, with its whole timeline.
+
+    ``acknowledged_at``/``acknowledged_by``: the first take, ack, note or fix by someone
+    other than the reporter while the incident was open (the reporter's own actions do
+    not count).  ``owner``: the last person who took it.
+    """
+
+    number: int
+    service: str
+    deploy_id: str | None
+    minutes_into_deploy: int | None
+    text: str
+    reporter_nick: str
+    reporter_account: str | None
+    channel: str
+    reported_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    owner: str | None
+    fixed_at: datetime | None
+    fixed_by: str | None
+    timeline: tuple[TimelineEntry, ...]
+
+    @property
+    def open(self) -> bool:
+        return self.fixed_at is None
+
+    def open_at(self, moment: datetime) -> bool:
+        """Whether the incident was reported and not yet fixed at ``moment``."""
+        return self.reported_at <= moment and (self.fixed_at is None or moment < self.fixed_at)
+
+    @property
+    def time_to_acknowledge(self) -> timedelta | None:
+        if self.acknowledged_at is None:
+            return None
+        return self.acknowledged_at - self.reported_at
+
+    @property
+    def time_to_repair(self) -> timedelta | None:
+        if self.fixed_at is None:
+            return None
+        return self.fixed_at - self.reported_at
+
+
+class IncidentSummary(NamedTuple):
+    """The columns of an incident that a digest reads, without its timeline.
+
+    A tuple, so that building one per row stays cheap (a day's digest may read 100,000);
+    the field names and types are those of :class:`Incident`.
+    """
+
+    number: int
+    service: str
+    deploy_id: str | None
+    text: str
+    reporter_nick: str
+    owner: str | None
+    reported_at: datetime
+    acknowledged_at: datetime | None
+    fixed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RegisteredConsumer:
+    """Someone who said ``!uses SERVICE [what]``; ``updated_at`` is the latest ``!uses``."""
+
+    service: str
+    nick: str
+    account: str | None
+    what: str | None
+    registered_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class CountdownClaim:
+    key: str
+    claimed_at: datetime
+    late: bool
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page to one nick (a team page is one :class:`Page` per person, ``team`` set).
+
+    ``escalate_at`` None: never escalated.  ``incident``: the incident it pages about;
+    acknowledging the page acknowledges the incident too.
+    """
+
+    number: int
+    target_nick: str
+    team: str | None
+    plan_id: str | None
+    incident: int | None
+    message: str
+    sender_nick: str
+    created_at: datetime
+    escalate_at: datetime | None
+    acked_at: datetime | None
+    acked_by: str | None
+    escalated_at: datetime | None
+
+    @property
+    def pending(self) -> bool:
+        """Not acknowledged yet."""
+        return self.acked_at is None
+
+
+# -- rows to records --------------------------------------------------------------------
+
+
+def incident_from_row(row: sqlite3.Row, timeline: tuple[TimelineEntry, ...]) -> Incident:
+    return Incident(
+        number=row["number"],
+        service=row["service"],
+        deploy_id=row["deploy_id"],
+        minutes_into_deploy=row["minutes_into_deploy"],
+        text=row["text"],
+        reporter_nick=row["reporter_nick"],
+        reporter_account=row["reporter_account"],
+        channel=row["channel"],
+        reported_at=from_db(row["reported_at"]),
+        acknowledged_at=from_db_or_none(row["acknowledged_at"]),
+        acknowledged_by=row["acknowledged_by"],
+        owner=row["owner"],
+        fixed_at=from_db_or_none(row["fixed_at"]),
+        fixed_by=row["fixed_by"],
+        timeline=timeline,
+    )
+
+
+def summaries_from_rows(rows: Iterable[tuple[Any, ...]]) -> Iterator[IncidentSummary]:
+    """Plain tuples of the summary columns, in :class:`IncidentSummary` order."""
+    parse = datetime.fromisoformat  # "...Z" gives an aware UTC datetime
+    new = tuple.__new__
+    for number, service, deploy, text, nick, owner, reported, acked, fixed in rows:
+        yield new(
+            IncidentSummary,
+            (
+                number,
+                service,
+                deploy,
+                text,
+                nick,
+                owner,
+                parse(reported),
+                None if acked is None else parse(acked),
+                None if fixed is None else parse(fixed),
+            ),
+        )
+
+
+def consumer_from_row(row: sqlite3.Row) -> RegisteredConsumer:
+    return RegisteredConsumer(
+        service=row["service"],
+        nick=row["nick"],
+        account=row["account"],
+        what=row["what"],
+        registered_at=from_db(row["registered_at"]),
+        updated_at=from_db(row["updated_at"]),
+    )
+
+
+def page_from_row(row: sqlite3.Row) -> Page:
+    return Page(
+        number=row["number"],
+        target_nick=row["target_nick"],
+        team=row["team"],
+        plan_id=row["plan_id"],
+        incident=row["incident"],
+        message=row["message"],
+        sender_nick=row["sender_nick"],
+        created_at=from_db(row["created_at"]),
+        escalate_at=from_db_or_none(row["escalate_at"]),
+        acked_at=from_db_or_none(row["acked_at"]),
+        acked_by=row["acked_by"],
+        escalated_at=from_db_or_none(row["escalated_at"]),
+    )

@@ -1,0 +1,10 @@
+"""What the web server serves, as documents: the versioned API, pages, the calendar feed.
+
+Owns the JSON contract of ``/api/v1`` (:mod:`.api`), the HTML pages (:mod:`.pages`) and
+the iCalendar feed (:mod:`.calendarfeed`).  No HTTP here: ``plugins/web.py`` adapts
+these to aiohttp.
+
+May import everything below it: the foundation, :mod:`deploybot.plans`,
+:mod:`deploybot.store`, :mod:`deploybot.texts`, :mod:`deploybot.core`,
+:mod:`deploybot.deployday` and :mod:`deploybot.bus`; never the commands or the CLI.
+"""

@@ -1,0 +1,679 @@
+"""The HTTP API's documents (SPEC §6), built from the core as plain JSON-ready data.
+
+This module is the contract of ``/api/v1``; the HTTP adapter (``deploybot_plugins.web``)
+only routes requests here and serialises what comes back.  It imports no HTTP library.
+
+Rules every document follows (the pkgdb2 post-mortem was about an API that returned
+``null`` instead of ``[]``):
+
+* every key listed below is always present; a list is always a list (``[]`` when
+  empty, never ``null``); ``null`` only means "this value does not exist" (no owner
+  yet, not fixed yet, no staging URL given);
+* times are UTC ISO 8601 at whole seconds with ``Z`` (``2026-12-15T13:00:00Z``); plain
+  dates are ``YYYY-MM-DD``; durations are whole seconds in keys ending ``_seconds``;
+* adding a key is a compatible change; removing or renaming one, or changing its type,
+  needs a new version (``/api/v2``).
+
+Version 1 shapes
+    ``GET /api/v1/deployments`` → ``{"as_of": time, "deployments": [DEPLOYMENT…]}``, by
+    start time then id, every plan in force (past, running and upcoming).
+
+    ``GET /api/v1/deployments/{id}`` → ``{"as_of": time, "deployment": DEPLOYMENT}``.
+
+    DEPLOYMENT::
+
+        {"id", "service", "release", "title": str,
+         "when", "end": time, "duration_seconds": int,
+         "status": "upcoming" | "running" | "finished",
+         "major", "leaf", "essential", "breaks_api": bool,
+         "owners", "playbooks", "teams": [str], "meetings": [date],
+         "staging": {"url": str | null, "call_for_testing": date | null},
+         "production": {"url": str | null},
+         "api_breaks": [{"endpoint", "change": str, "migration": str | null}],
+         "consumers": [{"name": str, "team": str | null, "contact": str | null}],
+         "announcements": [{"list": str, "date": date, "api_break": bool}],
+         "roster": {"channel": str | null,
+                    "shifts": [{"team": str, "people": [str], "start", "end": time}],
+                    "escalation": [str]},
+         "readiness": {"under_policy", "ready": bool, "exempt_reason": str | null,
+                       "notice_days": int,
+                       "checks": [{"rule", "title": str, "met": bool, "reason": str}]}}
+
+    ``roster.channel`` is the firefighting channel (the plan's own, else the config's
+    pattern; ``null`` if the pattern makes no channel name of this plan).  ``checks`` is
+    empty for an exempt plan, else the six rules of SPEC §2 in order.
+
+    ``GET /api/v1/incidents?since=&service=&state=`` →
+    ``{"query": {"since": time | null, "service": str | null, "state": str | null},
+    "incidents": [INCIDENT…], "truncated": bool}``, by number (oldest first), at most
+    :data:`MAX_INCIDENTS`; ``truncated`` says more matched (ask again with ``since`` set to
+    the last one's ``reported_at``; drop the numbers you already have).  ``since`` is a
+    date (``2026-12-15``: midnight in the configured timezone) or a date and time with
+    ``Z`` or an offset, and bounds ``reported_at`` from below (inclusive); ``service`` is
+    matched ASCII-case-insensitively; ``state`` is one of :data:`INCIDENT_STATES`.  Any
+    other query key, a key given twice or a bad value is a 400 ``bad-query``.
+
+    ``GET /api/v1/incidents/{n}`` → ``{"incident": INCIDENT}``. INCIDENT::
+
+        {"number": int, "service", "text", "channel", "reporter": str,
+         "reporter_account": str | null, "state": "open" | "fixed",
+         "deploy_id": str | null, "minutes_into_deploy": int | null,
+         "reported_at": time, "acknowledged_at": time | null, "acknowledged_by": str | null,
+         "owner": str | null, "fixed_at": time | null, "fixed_by": str | null,
+         "time_to_acknowledge_seconds": int | null, "time_to_repair_seconds": int | null,
+         "timeline": [{"at": time, "nick": str, "account": str | null,
+                       "kind": "reported" | "taken" | "note" | "fixed" | "ack",
+                       "text": str}]}
+
+    ``GET /api/v1/digests/{date}`` → ``{"digest": …}``, the day's digest as
+    :func:`deploybot.deployday.digest.digest_to_dict` documents it (as of now for today, complete
+    for a past day).
+
+    ``POST /api/v1/events`` → 202 ``{"accepted": true, "id": str, "topic": str,
+    "duplicate": bool, "facts": [str]}``: the event's id (``""`` when it has none), and
+    the names of the facts it meant (``DeployStarted``, ``DeployFinished``,
+    ``UnplannedDeploy``, ``OpenFirefighting``; ``[]`` for traffic about nothing planned
+    and for a repeat of a recent id, ``duplicate`` true).
+
+    ``GET /healthz`` → ``{"ok": bool, "irc_connected": bool | null, "plans": int,
+    "as_of": time}`` (``irc_connected`` null when unknown; ``ok`` false, with status 503,
+    when the store does not answer).
+
+Errors
+    Every error is ``{"error": {"code": str, "message": str}}`` (:func:`error_document`)
+    with its HTTP status: 400 ``bad-query`` (query string), 400 ``bad-request`` (a
+    malformed path value: an incident number that is not a number, a date that is not
+    ``YYYY-MM-DD``), 404 ``not-found``, 405 ``method-not-allowed``, 413 ``too-large``,
+    500 ``internal-error`` (with a reference to the log, never a traceback); for the
+    webhook 403 ``webhook-disabled`` (no ``webhook_secret``), 401 ``missing-signature``
+    and ``bad-signature``, and 400 with the :class:`~deploybot.bus.events.BadMessage` kind as
+    code (``not-json``, ``unknown-field``…).  :class:`ApiError` carries (status, code,
+    message); messages never contain a control character.
+
+Webhook signatures (:func:`signature`, :func:`signature_ok`)
+    ``X-Deploybot-Signature: sha256=<hex>`` where ``<hex>`` is the HMAC-SHA256 of the raw
+    request body keyed with ``webhook_secret`` (UTF-8), compared in constant time.
+
+Metrics (:func:`metrics_text`)
+    Prometheus text format 0.0.4, every family with ``# HELP`` and ``# TYPE``:
+    ``deploybot_bus_received_total{source}``, ``deploybot_bus_decoded_total``,
+    ``deploybot_bus_dropped_total{kind}``, ``deploybot_bus_facts_total{fact}``,
+    ``deploybot_bus_duplicates_total``, ``deploybot_incidents{state}``,
+    ``deploybot_plans_loaded``, ``deploybot_irc_connected`` (only when known) and
+    ``deploybot_http_requests_total{method,route,status}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, get_args
+
+from deploybot.core import Core
+from deploybot.deployday.digest import digest_for_day, digest_to_dict
+from deploybot.errors import DeploybotError
+from deploybot.lines import one_line
+from deploybot.plans.model import Plan
+from deploybot.plans.policy import assess
+from deploybot.store import (
+    Incident,
+    IncidentState,
+    Store,
+    TimelineEntry,
+    UnknownIncidentError,
+)
+
+__all__ = [
+    "API_VERSION",
+    "INCIDENT_STATES",
+    "MAX_INCIDENTS",
+    "SIGNATURE_HEADER",
+    "ApiError",
+    "IncidentQuery",
+    "deployment_document",
+    "deployments_document",
+    "digest_document",
+    "error_document",
+    "health_document",
+    "incident_document",
+    "incident_to_dict",
+    "incidents_document",
+    "iso",
+    "metrics_text",
+    "parse_day",
+    "parse_incident_query",
+    "plan_to_dict",
+    "signature",
+    "signature_ok",
+]
+
+API_VERSION = 1
+#: The incident states a ``state=`` query may name (those of :mod:`deploybot.store`).
+INCIDENT_STATES: tuple[str, ...] = get_args(IncidentState)
+#: At most this many incidents in one ``/api/v1/incidents`` answer.
+MAX_INCIDENTS = 1000
+SIGNATURE_HEADER = "X-Deploybot-Signature"
+SIGNATURE_PREFIX = "sha256="
+
+_INCIDENT_QUERY_KEYS = ("since", "service", "state")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_NUMBER = re.compile(r"[0-9]{1,18}")
+_SHOWN = 60
+_MAX_SERVICE = 100
+_FIRST_YEAR = 1900
+_LAST_YEAR = 9000
+
+
+class ApiError(DeploybotError):
+    """An expected failure of a request: HTTP ``status``, a stable ``code`` and a message
+    for people (one line)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = one_line(message)
+        super().__init__(self.message)
+
+    def document(self) -> dict[str, Any]:
+        return error_document(self.code, self.message)
+
+
+def error_document(code: str, message: str) -> dict[str, Any]:
+    """``{"error": {"code": code, "message": message}}``."""
+    return {"error": {"code": code, "message": one_line(message)}}
+
+
+def _shown(value: str) -> str:
+    """A value from a request, for an error message: quoted, one line, shortened."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+# -- values -------------------------------------------------------------------------------
+
+
+def iso(moment: datetime) -> str:
+    """``2026-12-15T13:00:00Z``: UTC, whole seconds (truncated), ``Z``."""
+    utc = moment.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+    return utc.isoformat(timespec="seconds") + "Z"
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else iso(moment)
+
+
+def _seconds(delta: timedelta | None) -> int | None:
+    return None if delta is None else round(delta.total_seconds())
+
+
+def _text_or_none(text: str | None) -> str | None:
+    return text if text else None
+
+
+# -- deployments ------------------------------------------------------------------------
+
+
+def _status(plan: Plan, now: datetime) -> str:
+    if now < plan.when:
+        return "upcoming"
+    return "running" if now < plan.end else "finished"
+
+
+def _channel(plan: Plan, core: Core) -> str | None:
+    if plan.roster.channel:
+        return plan.roster.channel
+    try:
+        return core.config.firefight_channel_for(plan.service, plan.id)
+    except ValueError:
+        return None
+
+
+def plan_to_dict(plan: Plan, core: Core, now: datetime) -> dict[str, Any]:
+    """One DEPLOYMENT (see the module documentation)."""
+    readiness = assess(plan, core.config.notice_days)
+    return {
+        "id": plan.id,
+        "service": plan.service,
+        "release": plan.release,
+        "title": plan.title,
+        "when": iso(plan.when),
+        "end": iso(plan.end),
+        "duration_seconds": _seconds(plan.duration),
+        "status": _status(plan, now),
+        "major": plan.major,
+        "leaf": plan.leaf,
+        "essential": plan.essential,
+        "breaks_api": plan.breaks_api,
+        "owners": list(plan.owners),
+        "playbooks": list(plan.playbooks),
+        "teams": list(plan.teams),
+        "meetings": [day.isoformat() for day in plan.meetings],
+        "staging": {
+            "url": _text_or_none(plan.staging.url),
+            "call_for_testing": None
+            if plan.staging.call_for_testing is None
+            else plan.staging.call_for_testing.isoformat(),
+        },
+        "production": {"url": _text_or_none(plan.production.url)},
+        "api_breaks": [
+            {
+                "endpoint": item.endpoint,
+                "change": item.change,
+                "migration": _text_or_none(item.migration),
+            }
+            for item in plan.api_breaks
+        ],
+        "consumers": [
+            {
+                "name": item.name,
+                "team": _text_or_none(item.team),
+                "contact": _text_or_none(item.contact),
+            }
+            for item in plan.consumers
+        ],
+        "announcements": [
+            {"list": item.list, "date": item.date.isoformat(), "api_break": item.api_break}
+            for item in plan.announcements
+        ],
+        "roster": {
+            "channel": _channel(plan, core),
+            "shifts": [
+                {
+                    "team": shift.team,
+                    "people": list(shift.people),
+                    "start": iso(shift.start),
+                    "end": iso(shift.end),
+                }
+                for shift in plan.roster.shifts
+            ],
+            "escalation": list(plan.roster.escalation),
+        },
+        "readiness": {
+            "under_policy": readiness.under_policy,
+            "ready": readiness.ready,
+            "exempt_reason": readiness.exempt_reason,
+            "notice_days": readiness.notice_days,
+            "checks": [
+                {"rule": check.rule, "title": check.title, "met": check.met, "reason": check.reason}
+                for check in readiness.checks
+            ],
+        },
+    }
+
+
+def _no_query(query: Iterable[tuple[str, str]]) -> None:
+    keys = sorted({key for key, _ in query})
+    if keys:
+        raise ApiError(
+            400, "bad-query", f"unknown query key(s) {', '.join(map(_shown, keys))}: none taken"
+        )
+
+
+def deployments_document(core: Core, query: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
+    """``GET /api/v1/deployments``: every plan in force, by start time then id."""
+    _no_query(query)
+    now = core.now()
+    return {"as_of": iso(now), "deployments": [plan_to_dict(p, core, now) for p in core.plans]}
+
+
+def deployment_document(
+    core: Core, plan_id: str, query: Iterable[tuple[str, str]] = ()
+) -> dict[str, Any]:
+    """``GET /api/v1/deployments/{id}``; 404 ``not-found`` for an unknown id."""
+    _no_query(query)
+    plan = core.book.get(plan_id)
+    if plan is None:
+        raise ApiError(404, "not-found", f"no deployment {_shown(plan_id)}")
+    now = core.now()
+    return {"as_of": iso(now), "deployment": plan_to_dict(plan, core, now)}
+
+
+# -- incidents --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IncidentQuery:
+    """A validated ``/api/v1/incidents`` query; None: not filtered on."""
+
+    since: datetime | None = None
+    service: str | None = None
+    state: IncidentState | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "since": _iso_or_none(self.since),
+            "service": self.service,
+            "state": self.state,
+        }
+
+
+def _single(query: Sequence[tuple[str, str]], allowed: Sequence[str]) -> dict[str, str]:
+    """The query as a dict; 400 for an unknown or repeated key."""
+    values: dict[str, str] = {}
+    for key, value in query:
+        if key not in allowed:
+            raise ApiError(
+                400,
+                "bad-query",
+                f"unknown query key {_shown(key)}; valid keys: {', '.join(allowed)}",
+            )
+        if key in values:
+            raise ApiError(400, "bad-query", f"{key} is given more than once")
+        values[key] = value
+    return values
+
+
+def _parse_since(text: str, core: Core) -> datetime:
+    value = text.strip()
+    if _DAY.fullmatch(value):
+        day = _parse_date(value, "since")
+        return datetime.combine(day, time(), tzinfo=core.config.timezone).astimezone(UTC)
+    if re.search(r"T[0-9:.]+ [0-9]{2}:?[0-9]{2}$", value):
+        raise ApiError(
+            400,
+            "bad-query",
+            f"since={_shown(text)}: a '+' in a query string must be written %2B (or use Z for UTC)",
+        )
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or not _DAY.match(value):
+        raise ApiError(
+            400,
+            "bad-query",
+            f"since={_shown(text)} is not a date (YYYY-MM-DD) or an ISO 8601 date and time "
+            "such as 2026-12-15T13:00:00Z",
+        )
+    if moment.tzinfo is None:
+        raise ApiError(
+            400,
+            "bad-query",
+            f"since={_shown(text)} has no UTC offset: add Z or an offset such as +02:00",
+        )
+    if not _FIRST_YEAR <= moment.year <= _LAST_YEAR:
+        raise ApiError(400, "bad-query", f"since={_shown(text)} is out of range")
+    return moment.astimezone(UTC)
+
+
+def _parse_date(text: str, what: str) -> date:
+    try:
+        day = date.fromisoformat(text) if _DAY.fullmatch(text) else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise ApiError(400, "bad-query", f"{what}={_shown(text)} is not a date such as 2026-12-15")
+    if not _FIRST_YEAR <= day.year <= _LAST_YEAR:
+        raise ApiError(400, "bad-query", f"{what}={_shown(text)} is out of range")
+    return day
+
+
+def parse_incident_query(core: Core, query: Sequence[tuple[str, str]]) -> IncidentQuery:
+    """Validate ``since``, ``service`` and ``state`` (see the module documentation)."""
+    values = _single(query, _INCIDENT_QUERY_KEYS)
+    since = _parse_since(values["since"], core) if "since" in values else None
+    service: str | None = None
+    if "service" in values:
+        service = values["service"].strip()
+        if not service or len(service) > _MAX_SERVICE or one_line(service) != service:
+            raise ApiError(
+                400,
+                "bad-query",
+                f"service={_shown(values['service'])} is not a service name "
+                f"(1 to {_MAX_SERVICE} characters, no control characters)",
+            )
+    state: IncidentState | None = None
+    if "state" in values:
+        wanted = values["state"].strip()
+        for known in get_args(IncidentState):
+            if wanted == known:
+                state = known
+        if state is None:
+            raise ApiError(
+                400,
+                "bad-query",
+                f"state={_shown(values['state'])}: expected one of {', '.join(INCIDENT_STATES)}",
+            )
+    return IncidentQuery(since=since, service=service, state=state)
+
+
+def _entry_dict(entry: TimelineEntry) -> dict[str, Any]:
+    return {
+        "at": iso(entry.at),
+        "nick": entry.nick,
+        "account": entry.account,
+        "kind": entry.kind,
+        "text": entry.text,
+    }
+
+
+def incident_to_dict(incident: Incident) -> dict[str, Any]:
+    """One INCIDENT (see the module documentation)."""
+    return {
+        "number": incident.number,
+        "service": incident.service,
+        "text": incident.text,
+        "channel": incident.channel,
+        "reporter": incident.reporter_nick,
+        "reporter_account": incident.reporter_account,
+        "state": "open" if incident.open else "fixed",
+        "deploy_id": incident.deploy_id,
+        "minutes_into_deploy": incident.minutes_into_deploy,
+        "reported_at": iso(incident.reported_at),
+        "acknowledged_at": _iso_or_none(incident.acknowledged_at),
+        "acknowledged_by": incident.acknowledged_by,
+        "owner": incident.owner,
+        "fixed_at": _iso_or_none(incident.fixed_at),
+        "fixed_by": incident.fixed_by,
+        "time_to_acknowledge_seconds": _seconds(incident.time_to_acknowledge),
+        "time_to_repair_seconds": _seconds(incident.time_to_repair),
+        "timeline": [_entry_dict(entry) for entry in incident.timeline],
+    }
+
+
+def incidents_document(core: Core, query: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """``GET /api/v1/incidents``; 400 ``bad-query`` for a bad query."""
+    wanted = parse_incident_query(core, query)
+    found = core.store.list_incidents(
+        state=wanted.state, service=wanted.service, since=wanted.since, limit=MAX_INCIDENTS + 1
+    )
+    return {
+        "query": wanted.to_dict(),
+        "incidents": [incident_to_dict(incident) for incident in found[:MAX_INCIDENTS]],
+        "truncated": len(found) > MAX_INCIDENTS,
+    }
+
+
+def incident_document(
+    core: Core, number: str, query: Iterable[tuple[str, str]] = ()
+) -> dict[str, Any]:
+    """``GET /api/v1/incidents/{n}``: 400 when ``n`` is not a number, 404 when unknown."""
+    _no_query(query)
+    if not _NUMBER.fullmatch(number):
+        raise ApiError(400, "bad-request", f"{_shown(number)} is not an incident number (1, 2, 3…)")
+    try:
+        incident = core.store.get(int(number))
+    except UnknownIncidentError:
+        raise ApiError(404, "not-found", f"no incident {int(number)}") from None
+    return {"incident": incident_to_dict(incident)}
+
+
+# -- digests ----------------------------------------------------------------------------
+
+
+def parse_day(text: str) -> date:
+    """A ``YYYY-MM-DD`` path value; 400 ``bad-request`` otherwise."""
+    try:
+        return _parse_date(text, "date")
+    except ApiError as error:
+        raise ApiError(
+            400, "bad-request", f"{_shown(text)} is not a date such as 2026-12-15"
+        ) from error
+
+
+def digest_document(
+    core: Core, day_text: str, query: Iterable[tuple[str, str]] = ()
+) -> dict[str, Any]:
+    """``GET /api/v1/digests/{date}``: the day's digest in the configured timezone, as of
+    now (a past day is complete, a future one is empty)."""
+    _no_query(query)
+    day = parse_day(day_text)
+    digest = digest_for_day(core.store, core.plans, day, core.config.timezone, as_of=core.now())
+    return {"digest": digest_to_dict(digest)}
+
+
+# -- health and metrics -----------------------------------------------------------------
+
+
+def health_document(core: Core, irc_connected: bool | None) -> tuple[int, dict[str, Any]]:
+    """``GET /healthz``: (status, document); 503 when the store does not answer."""
+    try:
+        core.store.list_incidents(limit=1, newest_first=True)
+        ok = True
+    except Exception:
+        ok = False
+    document = {
+        "ok": ok,
+        "irc_connected": irc_connected,
+        "plans": len(core.plans),
+        "as_of": iso(core.now()),
+    }
+    return (200 if ok else 503), document
+
+
+def incident_counts(store: Store) -> dict[str, int]:
+    """Incidents by state (``open``, ``fixed``), all of them."""
+    return store.incident_counts()
+
+
+def _label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _sample(name: str, labels: Mapping[str, str], value: int | float) -> str:
+    if labels:
+        inner = ",".join(f'{key}="{_label_value(text)}"' for key, text in labels.items())
+        return f"{name}{{{inner}}} {value}"
+    return f"{name} {value}"
+
+
+class _Families:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(
+        self,
+        name: str,
+        kind: str,
+        help_text: str,
+        samples: Iterable[tuple[Mapping[str, str], int | float]],
+    ) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        self.lines.extend(_sample(name, labels, value) for labels, value in samples)
+
+
+def _counter_map(value: object) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(key): int(count) for key, count in value.items()}
+
+
+def metrics_text(
+    core: Core,
+    *,
+    bus: Mapping[str, object],
+    duplicates: int,
+    http_requests: Mapping[tuple[str, str, str], int],
+    irc_connected: bool | None,
+) -> str:
+    """The ``/metrics`` page (Prometheus text format 0.0.4), ending with a line break.
+
+    ``bus`` is :meth:`deploybot.bus.rules.BusStats.as_dict`; ``http_requests`` counts
+    requests by ``(method, route, status)``."""
+    out = _Families()
+    out.family(
+        "deploybot_bus_received_total",
+        "counter",
+        "Bus messages received, by source (before decoding).",
+        (({"source": s}, n) for s, n in sorted(_counter_map(bus.get("received")).items())),
+    )
+    decoded = bus.get("decoded")
+    out.family(
+        "deploybot_bus_decoded_total",
+        "counter",
+        "Bus messages decoded into events.",
+        [({}, decoded if isinstance(decoded, int) else 0)],
+    )
+    out.family(
+        "deploybot_bus_dropped_total",
+        "counter",
+        "Bus messages dropped, by kind of problem.",
+        (({"kind": k}, n) for k, n in sorted(_counter_map(bus.get("dropped")).items())),
+    )
+    out.family(
+        "deploybot_bus_facts_total",
+        "counter",
+        "Deploy facts drawn from bus events, by fact type.",
+        (({"fact": f}, n) for f, n in sorted(_counter_map(bus.get("facts")).items())),
+    )
+    out.family(
+        "deploybot_bus_duplicates_total",
+        "counter",
+        "Bus events ignored as repeats of a recent message id.",
+        [({}, duplicates)],
+    )
+    counts = incident_counts(core.store)
+    out.family(
+        "deploybot_incidents",
+        "gauge",
+        "Incidents recorded, by state.",
+        (({"state": state}, counts.get(state, 0)) for state in INCIDENT_STATES),
+    )
+    out.family(
+        "deploybot_plans_loaded", "gauge", "Deployment plans in force.", [({}, len(core.plans))]
+    )
+    if irc_connected is not None:
+        out.family(
+            "deploybot_irc_connected",
+            "gauge",
+            "1 when the bot is connected to its IRC server.",
+            [({}, int(irc_connected))],
+        )
+    out.family(
+        "deploybot_http_requests_total",
+        "counter",
+        "HTTP requests answered, by method, route and status.",
+        (
+            ({"method": method, "route": route, "status": status}, count)
+            for (method, route, status), count in sorted(http_requests.items())
+        ),
+    )
+    return "\n".join(out.lines) + "\n"
+
+
+# -- webhook signatures -----------------------------------------------------------------
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The ``X-Deploybot-Signature`` value for ``body``: ``sha256=<hex HMAC-SHA256>``."""
+    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return SIGNATURE_PREFIX + digest
+
+
+def signature_ok(secret: str, body: bytes, header: str) -> bool:
+    """Whether ``header`` is the signature of ``body`` with ``secret`` (constant-time
+    comparison of the hex digests; the ``sha256=`` prefix and hex case are not
+    significant).  Always False for an empty secret."""
+    if not secret:
+        return False
+    given = header.strip()
+    if given[: len(SIGNATURE_PREFIX)].lower() != SIGNATURE_PREFIX:
+        return False
+    expected = signature(secret, body)[len(SIGNATURE_PREFIX) :].encode("ascii")
+    offered = given[len(SIGNATURE_PREFIX) :].strip().lower().encode("utf-8", "replace")
+    return hmac.compare_digest(expected, offered)

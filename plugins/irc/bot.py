@@ -1,0 +1,807 @@
+"""deploybot's IRC connection: irc3's IrcBot, wrapped where irc3 is rough.
+
+:class:`DeployIrcBot` is an :class:`irc3.IrcBot` that
+
+* runs on the caller's loop: ``await start()`` / ``await stop(reason)``, never ``run()``;
+* leaves logging alone (irc3's ``dictConfig`` is made a no-op, see ``logging_config``);
+* negotiates CAP + SASL with :mod:`deploybot_plugins.irc.capabilities` (a bad login is fatal:
+  ``start()`` raises :class:`IrcLoginError`, ``failed`` completes, no reconnect loop);
+* tracks accounts with :mod:`deploybot_plugins.irc.accounts` (``account_of(nick)``);
+* sends *every* line through one path: cleaned and cut to 512 bytes with
+  :mod:`deploybot.lines`, paced by a :class:`~deploybot_plugins.irc.throttle.TokenBucket`, and
+  held in a queue that survives reconnects (``outbox`` implements
+  :class:`deploybot.outbox.Outbox`);
+* rejoins every channel it should be in after a reconnect (irc3's autojoins is not used);
+* reconnects with exponential backoff and jitter, and notices a hung server (PING after
+  ``ping_interval`` s of silence, reconnect after ``hang_timeout`` s without data).
+
+Own keys in ``[bot]`` (all optional; irc3's keys keep their meaning): ``sasl_username``
+(default: nick), ``sasl_password_file`` / ``sasl_password_env`` / ``sasl_password`` (see
+:func:`resolve_sasl_password`), ``throttle_burst`` (4), ``throttle_rate`` (1.0 line/s),
+``ping_interval`` (30 s), ``hang_timeout`` (90 s), ``reconnect_delay`` (1 s),
+``reconnect_max_delay`` (60 s), ``reconnect_reset_after`` (60 s), ``reply_ttl`` (60 s),
+``join_timeout`` (15 s), ``quit_timeout`` (3 s), ``connect_timeout`` (30 s).
+
+Checked and harmless: ``irc3/compat.py`` replaces ``asyncio.sleep`` and ``asyncio.wait``
+process-wide with wrappers that only drop a ``loop=`` argument (removed in Python 3.10);
+behaviour and timing are unchanged.  irc3's Core plugin keeps answering PINGs, tracking the
+nick and firing ``server_ready``; its own ping timeout is disabled (``timeout`` one day,
+``reconnect`` a no-op) because it only counts PONGs and would fight the watchdog here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import irc3
+from irc3.plugins.core import Core
+
+from deploybot.lines import MAX_LINE_BYTES, fit, message_lines, one_line
+
+from .accounts import irc_lower as _lower
+from .capabilities import SECRET_KEYS, BotConfigError, IrcLoginError, resolve_sasl_password
+from .throttle import (
+    DEFAULT_CAPACITY,
+    DEFAULT_RATE,
+    TokenBucket,
+    backoff_delay,
+    command_cost,
+)
+
+__all__ = ["BotConfigError", "DeployIrcBot", "IrcLoginError", "IrcOutbox", "resolve_sasl_password"]
+log = logging.getLogger(__name__)
+
+# Lines that go out at once (registration, liveness, leaving); they still use tokens.
+IMMEDIATE = frozenset({"CAP", "AUTHENTICATE", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"})
+# Lines that may go out before the channels are rejoined (paced, ahead of the queue).
+PRIORITY = frozenset({"JOIN", "WHO"})
+JOIN_ERRORS = "403|405|471|473|474|475|476|477|489"
+_REFUSED = {"404": "message", "442": "part", "482": "topic or mode change"}
+#: What people can do about a refusal, said with it in the report channel.
+_REMEDY = {
+    "404": "let me speak there (voice me, or -m/-n)",
+    "482": "make me a channel operator there, or -t, so I can set the topic",
+}
+#: A refusal for one channel and numeric is reported at most this often (seconds).
+REFUSAL_REPORT_INTERVAL = 600.0
+OWN_PLUGINS = (
+    "irc3.plugins.core",
+    "deploybot_plugins.irc.capabilities",
+    "deploybot_plugins.irc.accounts",
+)
+REPLACED_PLUGINS = ("irc3.plugins.autojoins", "irc3.plugins.sasl")
+NUMBERS = {
+    "throttle_burst": DEFAULT_CAPACITY,
+    "throttle_rate": DEFAULT_RATE,
+    "ping_interval": 30.0,
+    "hang_timeout": 90.0,
+    "reconnect_delay": 1.0,
+    "reconnect_max_delay": 60.0,
+    "reconnect_reset_after": 60.0,
+    "reply_ttl": 60.0,
+    "join_timeout": 15.0,
+    "quit_timeout": 3.0,
+    "connect_timeout": 30.0,
+}
+MAX_BUFFER = 1 << 16
+
+
+def _number(config: dict[str, Any], key: str, default: float) -> float:
+    raw = config.pop(key, default)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise BotConfigError(key, f"expected a number of seconds/lines, not {raw!r}") from None
+    if value <= 0:
+        raise BotConfigError(key, f"must be positive, not {raw!r}")
+    return value
+
+
+def _port(value: Any) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        port = 0
+    if not 0 < port < 65536:
+        raise BotConfigError("port", f"expected a TCP port number, not {value!r}")
+    return port
+
+
+def _names(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return value.replace(",", " ").split()
+    return [str(v) for v in value or ()]
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    return bool(value)
+
+
+@dataclass
+class _Item:
+    """One queued output: a message, a topic, a JOIN/PART, or a raw protocol line."""
+
+    kind: str  # "post" (kept until sent) or "reply" (dropped after reply_ttl)
+    created: float
+    command: str  # PRIVMSG, NOTICE, TOPIC, JOIN, PART or "" for a raw line
+    target: str
+    text: str
+
+
+class _Connection(irc3.IrcConnection):  # type: ignore[misc]
+    """One TCP connection; the only place bytes reach the socket.
+
+    Unlike irc3's, it decodes UTF-8 incrementally (a character split across two reads
+    is not lost), writes one cleaned line at a time, and leaves reconnecting to the bot.
+    """
+
+    def __init__(self, bot: DeployIrcBot) -> None:
+        self.factory = bot
+        self.encoding = bot.encoding
+        self.closed = True
+        self.lost_reason = ""
+        self._decoder = codecs.getincrementaldecoder(bot.encoding)(errors="replace")
+        self._buffer = ""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.factory._on_connection_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.factory._last_rx = self.factory.loop.time()
+        *lines, self._buffer = (self._buffer + self._decoder.decode(data)).split("\n")
+        if len(self._buffer) > MAX_BUFFER:
+            log.warning("dropping %d characters received without a line end", len(self._buffer))
+            self._buffer = ""
+        for line in lines:
+            line = line.rstrip("\r")
+            if line:
+                log.debug("<< %s", line)
+                try:
+                    self.factory.dispatch(line)
+                except Exception:
+                    log.exception("error while dispatching %r", line)
+
+    def write(self, data: str) -> str:  # type: ignore[override]
+        """Send ``data`` as one line (cleaned, at most 510 bytes + CR LF); return what was sent."""
+        line = one_line(data)
+        if self.closed or self.transport.is_closing():
+            return line
+        if len(line.encode(self.encoding, "replace")) > MAX_LINE_BYTES:
+            log.warning("cutting an over-long line: %.80s…", line)
+            line = fit(line, MAX_LINE_BYTES)[0]
+        self.transport.write(line.encode(self.encoding, "replace") + b"\r\n")
+        return line
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.factory._on_connection_lost(self, exc)
+
+
+class IrcOutbox:
+    """:class:`deploybot.outbox.Outbox` for a :class:`DeployIrcBot`."""
+
+    def __init__(self, bot: DeployIrcBot) -> None:
+        self._bot = bot
+
+    def post(self, target: str, text: str) -> None:
+        self._bot._enqueue("post", "PRIVMSG", target, text)
+
+    def reply(self, target: str, text: str) -> None:
+        self._bot._enqueue("reply", "PRIVMSG", target, text)
+
+    def notice(self, target: str, text: str) -> None:
+        self._bot._enqueue("reply", "NOTICE", target, text)
+
+    def join(self, channel: str) -> None:
+        channel = self._bot._channel_name(channel)
+        self._bot._channels[_lower(channel)] = channel
+        self._bot._enqueue("post", "JOIN", channel, "")
+
+    def part(self, channel: str, reason: str = "") -> None:
+        channel = self._bot._channel_name(channel)
+        self._bot._channels.pop(_lower(channel), None)
+        self._bot._enqueue("post", "PART", channel, reason)
+
+    def set_topic(self, channel: str, topic: str) -> None:
+        self._bot._enqueue("post", "TOPIC", self._bot._channel_name(channel), topic)
+
+
+class DeployIrcBot(irc3.IrcBot):  # type: ignore[misc]
+    """An irc3 bot with deploybot's connection handling; see the module docstring."""
+
+    # irc3's IrcObject.__init__ calls logging.config.dictConfig(logging_config): its
+    # default closes the application's handlers, adds stderr handlers to "irc3" and
+    # forces the "asyncio" logger to ERROR (hiding "Task exception was never retrieved").
+    # An empty *incremental* config makes that call a no-op: loggers keep their levels
+    # and handlers, and irc3's loggers propagate to whatever the application set up.
+    logging_config: ClassVar[dict[str, Any]] = {"version": 1, "incremental": True}
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        sasl_password: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        cfg: dict[str, Any] = dict(config or {}, **overrides)
+        for key in SECRET_KEYS:
+            cfg.pop(key, None)  # the secret never sits in irc3's config
+        settings = {key: _number(cfg, key, default) for key, default in NUMBERS.items()}
+        self.settings = settings
+        self.sasl_password = sasl_password
+        nick = str(cfg.get("nick") or "deploybot")
+        self.sasl_username = str(cfg.pop("sasl_username", "") or nick)
+        self._channels: dict[str, str] = {}
+        for name in _names(cfg.pop("autojoins", [])):
+            try:
+                channel = self._channel_name(name)
+            except ValueError as error:
+                raise BotConfigError("autojoins", str(error)) from None
+            self._channels[_lower(channel)] = channel
+        includes = [i for i in _names(cfg.pop("includes", [])) if i not in OWN_PLUGINS]
+        for replaced in REPLACED_PLUGINS:
+            if replaced in includes:
+                log.info("not loading %s: deploybot_plugins does its job", replaced)
+                includes.remove(replaced)
+        cfg.update(
+            loop=loop,
+            nick=nick,
+            username=str(cfg.get("username") or "deploybot"),
+            realname=str(cfg.get("realname") or "deploybot (deploy planning)"),
+            port=_port(cfg.get("port", 6667)),
+            ssl=_flag(cfg.get("ssl", False)),
+            asynchronous=False,  # no irc3 send queue: ours replaces it
+            timeout=86400,  # irc3 Core's ping timeout: the watchdog below does this job
+            includes=[*OWN_PLUGINS, *includes],
+        )
+        super().__init__(**cfg)
+        self._wanted_nick = nick
+        self.outbox = IrcOutbox(self)
+        self.failed: asyncio.Future[None] = loop.create_future()
+        self.failed.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._registered_once: asyncio.Future[None] = loop.create_future()
+        self._bucket = TokenBucket(
+            settings["throttle_burst"], settings["throttle_rate"], loop.time()
+        )
+        self._queue: deque[_Item] = deque()
+        self._current: deque[tuple[str, str, float]] = deque()  # lines of the item being sent
+        self._priority: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self._disconnected = asyncio.Event()
+        self._disconnected.set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._handles: dict[str, asyncio.TimerHandle] = {}
+        self._named: dict[str, asyncio.Task[Any]] = {}
+        self._joined: set[str] = set()
+        self._pending_joins: set[str] = set()
+        self._registered = self._ready = self._started = self._stopping = False
+        self._attempt = 0
+        self._connected_at = self._last_rx = 0.0
+        self.protocol: _Connection | None = None
+        self._accounts = self.get_plugin("deploybot_plugins.irc.accounts.Accounts")
+        #: Where the server's refusals (a join, a topic, a message) are also told, so that
+        #: people see them, not only the log: the admin channel (set by the application).
+        self.report_channel: str | None = None
+        self._reported: dict[tuple[str, str], float] = {}
+        core = self.get_plugin(Core)
+        core.reconnect = lambda: log.debug("irc3 Core ping timeout ignored (watchdog in use)")
+        self._attach(r"^(@\S+ )?:\S+ 001 (?P<me>\S+)", self._on_welcome)
+        self._attach(r"^(@\S+ )?:(?P<mask>\S+) JOIN :?(?P<channel>[^\s,]+)", self._on_join)
+        self._attach(r"^(@\S+ )?:(?P<mask>\S+) PART (?P<channel>\S+)", self._on_part)
+        self._attach(
+            r"^(@\S+ )?:\S+ KICK (?P<channel>\S+) (?P<target>\S+)( :(?P<data>.*))?", self._on_kick
+        )
+        self._attach(
+            r"^(@\S+ )?:\S+ (?P<code>" + JOIN_ERRORS + r") \S+ (?P<channel>\S+) :?(?P<data>.*)",
+            self._on_join_error,
+        )
+        self._attach(r"^(@\S+ )?ERROR :?(?P<data>.*)", self._on_error)
+        self._attach(
+            r"^(@\S+ )?:\S+ (?P<code>404|442|482) \S+ (?P<channel>\S+) :?(?P<data>.*)",
+            self._on_refused,
+        )
+
+    # --- public API ---------------------------------------------------------------------
+    @property
+    def channels(self) -> list[str]:
+        """The channels the bot should be in (rejoined after every reconnect)."""
+        return list(self._channels.values())
+
+    @property
+    def ready(self) -> bool:
+        """True while registered and back in its channels (queued posts flow)."""
+        return self._ready
+
+    def account_of(self, nick: str) -> str | None:
+        """The services account ``nick`` is logged in to, or None (see accounts plugin)."""
+        result: str | None = self._accounts.account_of(nick)
+        return result
+
+    def queued(self) -> int:
+        """Lines and items waiting to be sent."""
+        return len(self._queue) + len(self._current) + len(self._priority)
+
+    async def start(self) -> None:
+        """Connect, and return once the server has registered the bot.
+
+        Connection failures are retried with backoff (and logged); a refused login raises
+        :class:`IrcLoginError` after cleaning up (no reconnect).  Completes ``failed`` too.
+        """
+        if self._started:
+            raise RuntimeError("DeployIrcBot.start() called twice")
+        self._started = True
+        self._spawn(self._send_loop(), "irc-sender")
+        self._connect_later(0)
+        await asyncio.wait(
+            {self._registered_once, self.failed}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if self.failed.done() and not self.failed.cancelled():
+            error = self.failed.exception()
+            await self.stop("login failed")
+            assert error is not None
+            raise error
+
+    async def stop(self, reason: str = "shutting down") -> None:
+        """QUIT, wait up to ``quit_timeout`` s for the server to close, then release everything."""
+        if self._stopping and not self._tasks and not self._handles:
+            return
+        self._stopping = True
+        self._cancel_handle("reconnect")
+        protocol = self.protocol
+        if protocol is not None and not protocol.closed:
+            if not self.failed.done():  # fatal() has sent its QUIT already
+                self._write_now(f"QUIT :{reason}")
+            try:
+                await asyncio.wait_for(self._disconnected.wait(), self.settings["quit_timeout"])
+            except TimeoutError:
+                log.warning("the IRC server did not close the connection; closing it")
+                protocol.transport.abort()
+                await self._disconnected.wait()
+        for name in list(self._handles):
+            self._cancel_handle(name)
+        core = self.get_plugin(Core)
+        for handle in (core.reconn_handle, core.ping_handle, core.nick_handle):
+            if handle is not None:
+                handle.cancel()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if not self.failed.done():
+            self.failed.cancel()
+        if self.queued():
+            log.warning("IRC: %d queued outputs not delivered at stop", self.queued())
+
+    def fatal(self, message: str) -> None:
+        """Give up for good: log ``message``, leave the server, complete ``failed``."""
+        if self.failed.done():
+            return
+        log.error("%s", message)
+        self.failed.set_exception(IrcLoginError(message))
+        self._write_now("CAP END")
+        self._write_now("QUIT :login failed")
+        protocol = self.protocol
+        if protocol is not None:
+            self._later("fatal-close", self.settings["quit_timeout"], protocol.transport.abort)
+
+    # --- irc3 API, rerouted through the single output path -------------------------------
+    def run(self, forever: bool = True) -> None:
+        raise RuntimeError("use 'await bot.start()' (run() installs its own SIGINT handler)")
+
+    def create_connection(self) -> asyncio.AbstractEventLoop:
+        self._connect_later(0)
+        return self.loop
+
+    def send(self, data: str) -> None:
+        """Send a raw protocol line (one line: CR/LF inside it are blanked, never split)."""
+        line = one_line(data)
+        command = line.split(" ", 1)[0].upper()
+        if not line:
+            return
+        if command in IMMEDIATE:
+            self._write_now(line)
+        elif command in PRIORITY:
+            self._priority.append(line)
+            self._wake.set()
+        else:
+            self._enqueue("reply", "", "", line)
+
+    def send_line(self, data: str, nowait: bool = False) -> asyncio.Future[bool]:
+        self.send(data)
+        return self._done()
+
+    def privmsg(self, target: Any, message: str, nowait: bool = False) -> asyncio.Future[bool]:
+        self.outbox.reply(str(target), message)
+        return self._done()
+
+    def notice(self, target: Any, message: str, nowait: bool = False) -> asyncio.Future[bool]:
+        self.outbox.notice(str(target), message)
+        return self._done()
+
+    def join(self, target: str) -> None:
+        self.outbox.join(target)
+
+    def part(self, target: str, reason: str | None = None) -> None:
+        self.outbox.part(target, reason or "")
+
+    def topic(self, channel: str, topic: str | None = None) -> None:
+        if topic:
+            self.outbox.set_topic(channel, topic)
+        else:
+            self.send(f"TOPIC {channel}")
+
+    # --- queue --------------------------------------------------------------------------
+    def _done(self) -> asyncio.Future[bool]:
+        future: asyncio.Future[bool] = self.loop.create_future()
+        future.set_result(True)
+        return future
+
+    def _channel_name(self, name: str) -> str:
+        channel = one_line(str(name)).replace(" ", "")
+        if not channel or "," in channel:
+            raise ValueError(f"not a channel name: {name!r}")
+        return channel if channel[0] in "#&+!" else "#" + channel
+
+    def _enqueue(self, kind: str, command: str, target: str, text: str) -> None:
+        self._queue.append(_Item(kind, self.loop.time(), command, target, text))
+        self._wake.set()
+
+    def _stale(self, kind: str, created: float) -> bool:
+        return kind == "reply" and self.loop.time() - created > self.settings["reply_ttl"]
+
+    def _load_next(self) -> None:
+        """Move the next queued item's lines into ``_current`` (coalescing short replies)."""
+        item = self._queue.popleft()
+        if self._stale(item.kind, item.created):
+            age = self.loop.time() - item.created
+            log.info("dropping a reply queued %.0f s ago: %s %s", age, item.target, item.text)
+            return
+        lines = self._lines(item)
+        if item.kind == "reply" and item.command in ("PRIVMSG", "NOTICE") and len(lines) == 1:
+            while self._queue:
+                nxt = self._queue[0]
+                same = (nxt.kind, nxt.command, nxt.target) == ("reply", item.command, item.target)
+                if not same or self._stale(nxt.kind, nxt.created):
+                    break
+                if not one_line(nxt.text):
+                    self._queue.popleft()
+                    continue
+                merged = message_lines(item.command, item.target, f"{item.text} · {nxt.text}")
+                if len(merged) != 1:
+                    break
+                item.text, lines = f"{item.text} · {nxt.text}", merged
+                self._queue.popleft()
+        self._current.extend((line, item.kind, item.created) for line in lines)
+
+    def _lines(self, item: _Item) -> list[str]:
+        if item.command in ("PRIVMSG", "NOTICE"):
+            if not one_line(item.text) or not one_line(item.target):
+                log.debug("not sending an empty %s to %r", item.command, item.target)
+                return []
+            return message_lines(item.command, item.target, item.text)
+        if item.command == "TOPIC":
+            return message_lines("TOPIC", item.target, item.text)[:1]
+        # JOIN and PART are decided by what was asked when they were queued, not by the
+        # wanted set at send time: "join, post, part" (a visit) must send all three even
+        # though the part is already recorded when the join goes out.
+        if item.command == "JOIN":
+            return [] if _lower(item.target) in self._joined else [f"JOIN {item.target}"]
+        if item.command == "PART":
+            if _lower(item.target) in self._channels:
+                return []  # wanted again since: stay
+            return (
+                message_lines("PART", item.target, item.text)[:1]
+                if item.text
+                else [f"PART {item.target}"]
+            )
+        return [item.text]
+
+    def _next_line(self) -> deque[Any] | None:
+        """The deque whose head goes out next, or None when nothing may go now."""
+        if not self._registered or self.failed.done():
+            return None
+        if self._priority:
+            return self._priority
+        if not self._ready:
+            return None
+        while not self._current and self._queue:
+            self._load_next()
+        while self._current and self._stale(self._current[0][1], self._current[0][2]):
+            log.info("dropping a stale reply line: %s", self._current.popleft()[0])
+        return self._current or None
+
+    async def _send_loop(self) -> None:
+        while True:
+            try:
+                source = self._next_line()
+                if source is None:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                head = source[0]
+                line = head if isinstance(head, str) else head[0]
+                delay = self._bucket.delay_until_available(self.loop.time(), command_cost(line))
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                elif self._write_now(line):
+                    source.popleft()
+                else:
+                    await asyncio.sleep(0.1)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("IRC sender: unexpected error (retrying in 1 s)")
+                await asyncio.sleep(1)
+
+    def _write_now(self, line: str) -> bool:
+        protocol = self.protocol
+        if protocol is None or protocol.closed or protocol.transport.is_closing():
+            log.debug("not connected, not sending %.40s", line)
+            return False
+        sent = protocol.write(line)
+        self._bucket.take(self.loop.time(), command_cost(sent, self._registered))
+        shown = (
+            "AUTHENTICATE ****"
+            if sent.startswith("AUTHENTICATE ") and sent != "AUTHENTICATE PLAIN"
+            else sent
+        )
+        log.debug(">> %s", shown)
+        self.dispatch(sent, iotype="out")
+        return True
+
+    # --- connection ---------------------------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = self.loop.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("IRC task %s failed", task.get_name(), exc_info=task.exception())
+
+    def _later(self, name: str, delay: float, callback: Callable[[], Any]) -> None:
+        def run() -> None:
+            self._handles.pop(name, None)
+            try:
+                callback()
+            except Exception:
+                log.exception("IRC timer %s failed", name)
+
+        self._cancel_handle(name)
+        self._handles[name] = self.loop.call_later(delay, run)
+
+    def _cancel_task(self, name: str) -> None:
+        task = self._named.pop(name, None)
+        if task is not None:
+            task.cancel()
+
+    def _cancel_handle(self, name: str) -> None:
+        handle = self._handles.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _connect_later(self, delay: float) -> None:
+        if not self._stopping and not self.failed.done():
+            self._later("reconnect", delay, lambda: self._spawn(self._connect(), "irc-connect"))
+
+    def _reconnect_later(self) -> None:
+        s = self.settings
+        delay = backoff_delay(
+            self._attempt, base=s["reconnect_delay"], cap=s["reconnect_max_delay"]
+        )
+        self._attempt += 1
+        log.info("reconnecting to %s:%s in %.1f s", self.config.host, self.config.port, delay)
+        self._connect_later(delay)
+
+    async def _connect(self) -> None:
+        host, port = self.config.host, self.config.port
+        log.info("connecting to %s:%s as %s", host, port, self._wanted_nick)
+        try:
+            await asyncio.wait_for(
+                self.loop.create_connection(
+                    lambda: _Connection(self), host, port, ssl=self.get_ssl_context()
+                ),
+                self.settings["connect_timeout"],
+            )
+        except (OSError, TimeoutError) as error:
+            log.warning("cannot connect to %s:%s: %s", host, port, error or type(error).__name__)
+            self._reconnect_later()
+        except Exception:
+            log.exception("cannot connect to %s:%s", host, port)
+            self._reconnect_later()
+
+    def _on_connection_made(self, protocol: _Connection) -> None:
+        if self._stopping or self.failed.done():
+            protocol.transport.abort()
+            return
+        self.protocol = protocol
+        self._disconnected.clear()
+        self._connected_at = self._last_rx = self.loop.time()
+        self._bucket.reset(self._connected_at)
+        self._registered = self._ready = False
+        self._priority.clear()
+        self._joined.clear()
+        self.config["nick"] = self._wanted_nick
+        if self.config.get("password"):
+            self._write_now("PASS {password}".format(**self.config))
+        self._notify("connection_ready")  # capabilities: CAP LS 302 before USER/NICK
+        self._write_now("USER {username} {mode} * :{realname}".format(**self.config))
+        self._write_now(f"NICK {self._wanted_nick}")
+        self._notify("connection_made")
+        self._cancel_task("watchdog")
+        self._named["watchdog"] = self._spawn(self._watchdog(protocol), "irc-watchdog")
+
+    def _on_connection_lost(self, protocol: _Connection, exc: Exception | None) -> None:
+        if protocol is not self.protocol:
+            return
+        lasted = self.loop.time() - self._connected_at
+        self.protocol = None
+        self._registered = self._ready = False
+        self._cancel_handle("join-settle")
+        self._cancel_handle("fatal-close")
+        self._cancel_task("watchdog")
+        self._disconnected.set()
+        self._notify("connection_lost")
+        if self._stopping or self.failed.done():
+            log.info("IRC connection closed")
+            return
+        reason = protocol.lost_reason or exc or "closed by the server"
+        log.warning("IRC connection lost after %.0f s: %s", lasted, reason)
+        if lasted > self.settings["reconnect_reset_after"]:
+            self._attempt = 0
+        self._reconnect_later()
+
+    def _notify(self, event: str) -> None:
+        try:
+            self.notify(event)
+        except Exception:
+            log.exception("irc3 plugin hook %s failed", event)
+
+    async def _watchdog(self, protocol: _Connection) -> None:
+        """PING after ``ping_interval`` s of silence; drop the link after ``hang_timeout`` s."""
+        interval, hang = self.settings["ping_interval"], self.settings["hang_timeout"]
+        pinged_at = 0.0
+        while not protocol.closed:
+            now = self.loop.time()
+            silent = now - self._last_rx
+            if silent >= hang:
+                protocol.lost_reason = f"no data from the server for {silent:.0f} s"
+                protocol.transport.abort()
+                return
+            may_ping = self._registered and pinged_at <= self._last_rx
+            if may_ping and silent >= interval:
+                pinged_at, may_ping = now, False
+                self._write_now(f"PING :deploybot-{int(now)}")
+            wake = self._last_rx + (min(interval, hang) if may_ping else hang)
+            await asyncio.sleep(max(0.05, min(wake - now, interval)))
+
+    # --- server events ------------------------------------------------------------------
+    def _attach(self, regexp: str, callback: Callable[..., None]) -> None:
+        def guarded(**kwargs: Any) -> None:
+            try:
+                callback(**kwargs)
+            except Exception:
+                log.exception("IRC event handler %s failed", callback.__name__)
+
+        guarded.__name__ = callback.__name__
+        self.attach_events(irc3.event(regexp, guarded))
+
+    def _is_me(self, mask: str) -> bool:
+        return _lower(mask.split("!", 1)[0]) == _lower(self.nick)
+
+    def _on_welcome(self, me: str = "", **_: Any) -> None:
+        if self.failed.done() or self.protocol is None:
+            return
+        self.config["nick"] = me
+        self._registered = True
+        if not self._registered_once.done():
+            self._registered_once.set_result(None)
+        log.info("registered on %s:%s as %s", self.config.host, self.config.port, me)
+        self._pending_joins = set(self._channels)
+        for line in self._join_lines(self._channels.values()):
+            self._priority.append(line)
+        if self._pending_joins:
+            settle = self.settings["join_timeout"] + 2 * len(self._pending_joins)
+            self._later("join-settle", settle, self._join_settled)
+        else:
+            self._set_ready()
+        self._wake.set()
+
+    def _join_lines(self, channels: Iterable[str]) -> list[str]:
+        lines: list[str] = []
+        for channel in channels:
+            if lines and len(f"{lines[-1]},{channel}".encode()) <= MAX_LINE_BYTES - 10:
+                lines[-1] += "," + channel
+            else:
+                lines.append(f"JOIN {channel}")
+        return lines
+
+    def _join_settled(self) -> None:
+        log.warning(
+            "IRC: no JOIN confirmation for %s; sending anyway", ", ".join(self._pending_joins)
+        )
+        self._set_ready()
+
+    def _set_ready(self) -> None:
+        self._cancel_handle("join-settle")
+        self._pending_joins.clear()
+        if not self._ready and self._registered:
+            self._ready = True
+            log.info("IRC ready in %s", ", ".join(sorted(self._joined)) or "no channels")
+            self._wake.set()
+
+    def _channel_done(self, lchan: str) -> None:
+        if lchan in self._pending_joins:
+            self._pending_joins.discard(lchan)
+            if not self._pending_joins:
+                self._set_ready()
+
+    def _on_join(self, mask: str = "", channel: str = "", **_: Any) -> None:
+        if self._is_me(mask):
+            self._joined.add(_lower(channel))
+            self._channel_done(_lower(channel))
+
+    def _on_part(self, mask: str = "", channel: str = "", **_: Any) -> None:
+        if self._is_me(mask):
+            self._joined.discard(_lower(channel))
+
+    def _on_kick(self, channel: str = "", target: str = "", data: str = "", **_: Any) -> None:
+        if self._is_me(target):
+            self._joined.discard(_lower(channel))
+            if _lower(channel) in self._channels:
+                log.warning("kicked from %s (%s); rejoining", channel, data or "no reason")
+                self._priority.append(f"JOIN {channel}")
+                self._wake.set()
+
+    def _on_join_error(self, code: str = "", channel: str = "", data: str = "", **_: Any) -> None:
+        if _lower(channel) in self._channels:
+            log.error("cannot join %s: %s (%s)", channel, data, code)
+            self._channel_done(_lower(channel))
+            self._report_refusal(
+                code,
+                channel,
+                f"⚠ I cannot join {channel}: {data} ({code}); what I post there is lost",
+            )
+
+    def _on_refused(self, code: str = "", channel: str = "", data: str = "", **_: Any) -> None:
+        """A message, topic or part the server refused (e.g. the topic of a +t channel
+        whose operator the bot is not): nothing the bot can retry, but never silent."""
+        log.warning("the server refused our %s in %s: %s (%s)", _REFUSED[code], channel, data, code)
+        if code in _REMEDY:
+            self._report_refusal(
+                code,
+                channel,
+                f"⚠ the server refused my {_REFUSED[code]} in {channel}: {data} ({code});"
+                f" {_REMEDY[code]}",
+            )
+
+    def _report_refusal(self, code: str, channel: str, text: str) -> None:
+        """Tell :attr:`report_channel` (once per channel and numeric every
+        :data:`REFUSAL_REPORT_INTERVAL`); never about the report channel itself, where the
+        report would be refused in turn."""
+        target = self.report_channel
+        if not target or _lower(channel) == _lower(target):
+            return
+        key, now = (code, _lower(channel)), self.loop.time()
+        if now - self._reported.get(key, -REFUSAL_REPORT_INTERVAL) < REFUSAL_REPORT_INTERVAL:
+            return
+        self._reported[key] = now
+        self.outbox.post(target, text)
+
+    def _on_error(self, data: str = "", **_: Any) -> None:
+        expected = self._stopping or self.failed.done()
+        log.log(
+            logging.INFO if expected else logging.WARNING, "IRC server closes the link: %s", data
+        )

@@ -1,0 +1,65 @@
+"""IRC commands: a PRIVMSG starting with ``!`` becomes a core request, its reply lines
+go back through the bot's outbox.  All the logic is in :mod:`deploybot.commands`.
+
+The sender's services account comes from the ``account`` message tag of the very line
+(cap ``account-tag``), falling back to the account tracking of
+:mod:`deploybot_plugins.irc.accounts` (extended-join, account-notify, WHOX); never the nick.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import irc3
+
+from deploybot.commands.base import Request, parse_command_line
+from deploybot.commands.dispatch import dispatch
+from deploybot.commands.registry import build_registry
+
+from .accounts import account_from_tags
+
+log = logging.getLogger(__name__)
+
+COMMAND_LINE = (
+    r"^(@(?P<tags>\S+) )?:(?P<mask>[^\s!]+![^\s@]+@\S+) PRIVMSG (?P<target>\S+) :(?P<data>!.*)$"
+)
+
+
+@irc3.plugin
+class Commands:
+    def __init__(self, bot: Any) -> None:
+        self.bot = bot
+        self.registry = build_registry()
+
+    @irc3.event(COMMAND_LINE)
+    def on_command(self, mask: str, target: str, data: str, tags: str | None = None) -> None:
+        parsed = parse_command_line(data)
+        if parsed is None:
+            return
+        app = self.bot.config["deploybot_app"]
+        nick = mask.split("!", 1)[0]
+        account = self._account(nick, tags)
+        channel = target if target[:1] in "#&" else None
+        name, args = parsed
+        request = Request(
+            nick=nick,
+            mask=str(mask),
+            account=account,
+            channel=channel,
+            name=name,
+            args=args,
+            now=app.core.now(),
+        )
+        app.spawn(self._answer(app, request), f"command !{name} from {nick}")
+
+    def _account(self, nick: str, tags: str | None) -> str | None:
+        """With account-tag, the line itself says (no tag: not logged in); else tracking."""
+        caps = self.bot.get_plugin("deploybot_plugins.irc.capabilities.Capabilities")
+        if "account-tag" in caps.enabled:
+            return account_from_tags(tags)
+        return self.bot.account_of(nick)  # type: ignore[no-any-return]
+
+    async def _answer(self, app: Any, request: Request) -> None:
+        for out in await dispatch(app.core, self.registry, request):
+            self.bot.outbox.reply(out.target, out.text)
