@@ -14,15 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from deploybot.commands.base import Registry, Reply, Request
+from deploybot.commands import base
+from deploybot.commands.base import Example, Registry, Reply, Request
 from deploybot.commands.dispatch import Outgoing, dispatch
 from deploybot.commands.registry import build_registry
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
+from deploybot.deployday.firefight import Firefight
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.plans.model import ApiBreak, Consumer, Plan
 from deploybot.store import Store
+from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
 
 ADMINS = "account:alice mask:*!*@admin.test"
@@ -166,7 +169,7 @@ def assert_clean(lines: list[str]) -> None:
 # --- the examples are the tests ----------------------------------------------------------
 
 EXAMPLES = [
-    pytest.param(command.name, example, id=example)
+    pytest.param(command.name, example, id=example.line)
     for command in build_registry().commands.values()
     for example in command.examples
 ]
@@ -180,25 +183,70 @@ def test_every_command_has_usage_help_and_an_example(registry: Registry) -> None
         assert command.help.strip(), command.name
         assert command.examples, command.name
         for example in command.examples:
-            assert example.startswith(f"!{command.name}"), example
+            assert example.line.startswith(f"!{command.name}"), example
+
+
+@pytest.fixture
+def example_world(tmp_path: Path, clock: Clock) -> Iterator[Core]:
+    """The world every example runs in (see :class:`~deploybot.commands.base.Example`):
+    pkgdb2-2.0 and fas-3.0, the bot connected, incident #1 reported by alice at 13:20
+    during the pkgdb2 deploy, and the clock at 13:25 UTC."""
+    core = make_core(tmp_path, clock, [make_plan(), fas_plan()])
+    core.firefight = Firefight(core, RecordingOutbox())
+    clock.now = DURING
+    core.store.report_incident(
+        service="pkgdb2",
+        text="the acl page returns 500",
+        reporter_nick="alice",
+        reporter_account="alice",
+        channel=CHANNEL,
+        now=DURING,
+        deploy_id="pkgdb2-2.0",
+        minutes_into_deploy=20,
+    )
+    clock.now = DURING + timedelta(minutes=5)
+    yield core
+    core.store.close()
+
+
+def shown_as(example: Example, lines: tuple[str, ...]) -> list[str]:
+    """The example's expected reply as text: a pattern that matches its line shows as
+    that line, so that a failing comparison shows only the lines that differ."""
+    assert example.reply is not None
+    padded = (*lines, *[""] * len(example.reply))[: len(example.reply)]
+    return [
+        expected
+        if isinstance(expected, str)
+        else (got if expected.fullmatch(got) else f"re:{expected.pattern}")
+        for expected, got in zip(example.reply, padded, strict=True)
+    ]
 
 
 @pytest.mark.parametrize(("name", "example"), EXAMPLES)
-async def test_example_runs(
-    core: Core, registry: Registry, clock: Clock, name: str, example: str
+async def test_example_gets_its_reply(
+    example_world: Core, registry: Registry, name: str, example: Example
 ) -> None:
-    """Every example of every command runs without error (handler and dispatch) during
-    the pkgdb2 deploy, with incident #1 recorded, typed by an admin."""
-    clock.now = DURING
-    await say(core, registry, "!broke pkgdb2 the acl page returns 500")
-    clock.now = DURING + timedelta(minutes=5)
+    """Every example of every command, typed alone in the examples' world, gets exactly
+    the reply it declares (each line equal, or matching its pattern)."""
     command = registry.get(name)
     assert command is not None
-    reply = await command.handler(core, request(core, example))  # raises on any error
-    assert isinstance(reply, Reply) and reply.lines
-    lines = await say(core, registry, example)
-    assert_clean(lines)
-    assert not any("— usage: " in line or "internal error" in line for line in lines), lines
+    reply = await command(example_world, request(example_world, example.line))
+    assert isinstance(reply, Reply)
+    assert_clean(list(reply.lines))
+    if example.reply is not None:
+        assert list(reply.lines) == shown_as(example, reply.lines)
+    assert example.matches(reply.lines)
+
+
+def test_example_matches_exact_lines_and_patterns() -> None:
+    """An example matches the whole reply: every line, in order, equal or matching its
+    pattern in full; a missing, extra or different line does not match."""
+    shown = base.example("!x", "one", re.compile(r"two \d+"))
+    assert shown.matches(["one", "two 2"])
+    assert not shown.matches(["one", "two 2", "three"])
+    assert not shown.matches(["one"])
+    assert not shown.matches(["one", "two 2 and more"])
+    assert not shown.matches(["One", "two 2"])
 
 
 # --- wrong or incomplete calls get the usage line ------------------------------------------
@@ -615,11 +663,13 @@ async def test_internal_error_gets_a_reference_and_is_logged(
 ) -> None:
     """A bug in a handler is logged with its traceback under a reference; the user gets
     only "internal error (ref …)", never the exception's text."""
-    registry = Registry()
 
-    @registry.command("!boom", "fails", "!boom")
+    @base.command("!boom", "fails", base.example("!boom", "internal error"))
     async def boom(core: Core, request: Request) -> Reply:
         raise KeyError("secret internals")
+
+    registry = Registry()
+    registry.add(boom)
 
     with caplog.at_level(logging.ERROR, logger="deploybot.commands.dispatch"):
         (line,) = await say(core, registry, "!boom")

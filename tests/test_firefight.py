@@ -608,7 +608,7 @@ DEPLOY_DAY_COMMANDS = ("roster", "oncall", "page", "ack", "firefight")
 @pytest.mark.parametrize(
     "example",
     [
-        example
+        example.line
         for name in DEPLOY_DAY_COMMANDS
         for example in (build_registry().get(name) or pytest.fail(name)).examples
     ],

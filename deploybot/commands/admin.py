@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deploybot.commands.base import Registry, Reply, Request, UsageError
+from deploybot.commands.base import Reply, Request, UsageError, command, example
 from deploybot.errors import Problem
 
 if TYPE_CHECKING:
@@ -32,26 +32,28 @@ def problem_line(problem: Problem, plans_dir: Path) -> str:
     return str(Problem(file, problem.line, problem.key, problem.message))
 
 
-def register(registry: Registry) -> None:
-    """Add the admin commands to ``registry``."""
+@command(
+    "!plans reload",
+    "read the plan files again; bad files keep their last good version and are reported",
+    example("!plans reload", "plans reloaded: 2 plans in force"),
+    admin=True,
+)
+async def plans(core: Core, request: Request) -> Reply:
+    """Reload the plan book, log who did it, and show the first problems."""
+    words = request.args.split()
+    if words != ["reload"]:
+        got = f", got {request.args.strip()!r}" if words else ""
+        raise UsageError(f"the only action is reload{got}")
+    report = core.reload_plans()
+    log.info("plans reloaded by %s (%s): %s", request.mask, request.account, report.summary())
+    lines = [f"plans reloaded: {report.summary()}"]
+    shown = report.problems[:MAX_PROBLEMS_SHOWN]
+    lines += [problem_line(problem, core.book.directory) for problem in shown]
+    more = len(report.problems) - len(shown)
+    if more:
+        lines.append(f"… and {more} more problems; `deploybot check` lists them all")
+    return Reply.say(*lines)
 
-    @registry.command(
-        "!plans reload",
-        "read the plan files again; bad files keep their last good version and are reported",
-        "!plans reload",
-        admin=True,
-    )
-    async def plans(core: Core, request: Request) -> Reply:
-        words = request.args.split()
-        if words != ["reload"]:
-            got = f", got {request.args.strip()!r}" if words else ""
-            raise UsageError(f"the only action is reload{got}")
-        report = core.reload_plans()
-        log.info("plans reloaded by %s (%s): %s", request.mask, request.account, report.summary())
-        lines = [f"plans reloaded: {report.summary()}"]
-        shown = report.problems[:MAX_PROBLEMS_SHOWN]
-        lines += [problem_line(problem, core.book.directory) for problem in shown]
-        more = len(report.problems) - len(shown)
-        if more:
-            lines.append(f"… and {more} more problems; `deploybot check` lists them all")
-        return Reply.say(*lines)
+
+#: The commands of this module, in the order ``!help`` lists them.
+COMMANDS = (plans,)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shlex
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -66,29 +67,96 @@ Handler = Callable[["Core", Request], Awaitable[Reply]]
 
 
 @dataclass(frozen=True)
+class Example:
+    """A command line and the reply it gets, shown by ``!help`` and run as a test.
+
+    ``reply`` is every line of the handler's reply, in order: a string is compared
+    exactly, a compiled pattern must match the whole line.  tests/test_commands.py runs
+    each example alone, in one world: the plans ``pkgdb2-2.0`` (Tue 2026-12-15
+    13:00–21:00 UTC, one API break) and ``fas-3.0`` (Sun 2026-12-20 09:00 UTC, exempt);
+    the bot connected, with ``#fedora-admin`` as the admin channel; incident #1
+    "pkgdb2: the acl page returns 500" reported by alice in ``#fedora-admin`` at 13:20;
+    the example typed at 13:25 UTC in ``#fedora-admin`` by alice, an admin.
+    """
+
+    line: str
+    reply: tuple[str | re.Pattern[str], ...] | None  # None: not declared yet (deploys, deployday)
+
+    def matches(self, lines: Sequence[str]) -> bool:
+        """Whether ``lines`` are the reply this example expects."""
+        if self.reply is None:
+            return True
+        return len(lines) == len(self.reply) and all(
+            expected == line if isinstance(expected, str) else expected.fullmatch(line)
+            for expected, line in zip(self.reply, lines, strict=True)
+        )
+
+
+def example(line: str, *reply: str | re.Pattern[str]) -> Example:
+    """``example("!take 1", "incident #1 (pkgdb2) is now owned by alice")``."""
+    return Example(line, reply)
+
+
+@dataclass(frozen=True)
 class Command:
-    name: str  # "plans" for "!plans reload"
+    """A command of SPEC §3: its usage line (``!name`` first), help, handler, examples."""
+
     usage: str  # "!broke [SERVICE] what broke"
     help: str
-    examples: tuple[str, ...]
     handler: Handler
+    examples: tuple[Example, ...]
     admin: bool = False
+
+    @property
+    def name(self) -> str:
+        """``"plans"`` for ``"!plans reload"``."""
+        return self.usage.split()[0].removeprefix(PREFIX)
+
+    async def __call__(self, core: Core, request: Request) -> Reply:
+        """Run the handler (no admin check: :func:`~deploybot.commands.dispatch.dispatch`
+        makes it)."""
+        return await self.handler(core, request)
+
+
+def command(
+    usage: str, help: str, *examples: Example, admin: bool = False
+) -> Callable[[Handler], Command]:
+    """Declare a module-level handler as a command::
+
+        @command("!take N", "make incident N yours", example("!take 1", "…"))
+        async def take(core: Core, request: Request) -> Reply: ...
+
+    Nothing is registered: each command module lists its commands in ``COMMANDS`` and
+    :func:`~deploybot.commands.registry.build_registry` adds them to a fresh registry.
+    """
+
+    def declare(handler: Handler) -> Command:
+        return Command(usage, help, handler, examples, admin)
+
+    return declare
 
 
 @dataclass
 class Registry:
     commands: dict[str, Command] = field(default_factory=dict)
 
+    def add(self, *commands: Command) -> None:
+        """Add ``commands``, in the order ``!help`` lists them; a name only once."""
+        for new in commands:
+            if new.name in self.commands:
+                raise ValueError(f"command {new.name!r} registered twice")
+            self.commands[new.name] = new
+
     def command(
-        self, usage: str, help: str, *examples: str, admin: bool = False
+        self, usage: str, help: str, *examples: str | Example, admin: bool = False
     ) -> Callable[[Handler], Handler]:
-        """Register a handler; ``usage`` starts with ``!name``."""
-        name = usage.split()[0].removeprefix(PREFIX)
+        """Register a handler, for the modules that still have ``register(registry)``."""
 
         def register(handler: Handler) -> Handler:
-            if name in self.commands:
-                raise ValueError(f"command {name!r} registered twice")
-            self.commands[name] = Command(name, usage, help, examples, handler, admin)
+            declared = tuple(
+                shown if isinstance(shown, Example) else Example(shown, None) for shown in examples
+            )
+            self.add(Command(usage, help, handler, declared, admin))
             return handler
 
         return register

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from deploybot.commands.base import Registry, Reply, Request, UsageError
+from deploybot.commands.base import Reply, Request, UsageError, command, example
 from deploybot.plans.schedule import running, upcoming
 from deploybot.texts import plan_line
 
@@ -44,73 +44,88 @@ def planned_services(core: Core) -> list[str]:
     return list(dict.fromkeys(plan.service for plan in core.plans))
 
 
-def register(registry: Registry) -> None:
-    """Add the consumer commands to ``registry``."""
-
-    @registry.command(
-        "!uses SERVICE [what]",
-        "register yourself as a user of SERVICE's API; you are paged on its deploy day",
+@command(
+    "!uses SERVICE [what]",
+    "register yourself as a user of SERVICE's API; you are paged on its deploy day",
+    example(
         "!uses pkgdb2 the rel-eng compose scripts read /api/packager/acl",
-    )
-    async def uses(core: Core, request: Request) -> Reply:
-        word, _, what = request.args.strip().partition(" ")
-        if not word:
-            raise UsageError("say which service you use")
-        service = known_service(core, word)
-        if service is None:
-            if not SERVICE_NAME.fullmatch(word):
-                raise UsageError(
-                    f"{word!r} is not a service name (letters, digits, '.', '_', '-', '+', '/')"
-                )
-            service = word
-        entry = core.store.add_consumer(
-            service, request.nick, request.account, what.strip() or None, request.now
-        )
-        detail = f" ({entry.what})" if entry.what else ""
-        lines = [
-            f"{request.nick}: registered as a consumer of {service}{detail}; "
-            "you will be paged on its deploy day"
-        ]
-        next_deploys = [
-            p
-            for p in (*running(core.plans, request.now), *upcoming(core.plans, request.now))
-            if p.service == service
-        ]
-        if next_deploys:
-            lines.append(f"next: {plan_line(next_deploys[0], request.now, core.config.timezone)}")
-        else:
-            lines.append(f"no deploy of {service} is planned yet")
-        return Reply.say(*lines)
+        "alice: registered as a consumer of pkgdb2 (the rel-eng compose scripts read "
+        "/api/packager/acl); you will be paged on its deploy day",
+        "next: pkgdb2-2.0 — pkgdb2 2.0 'pkgdb2 replaces pkgdb1' Tue 2026-12-15 13:00 UTC "
+        "(running: started 25m ago, ends 21:00 UTC) ⚠ 1 API break",
+    ),
+)
+async def uses(core: Core, request: Request) -> Reply:
+    """Store the requester (nick and account) as a consumer and say when its next deploy is.
 
-    @registry.command(
-        "!consumers SERVICE",
-        "known users of SERVICE's API: from its plans and from !uses",
-        "!consumers pkgdb2",
-    )
-    async def consumers(core: Core, request: Request) -> Reply:
-        words = request.args.split()
-        if len(words) != 1:
-            raise UsageError("say which service" if not words else "one service only")
-        service = known_service(core, words[0]) or words[0]
-        lines: list[str] = []
-        seen: set[tuple[str, str, str]] = set()
-        for plan in core.plans:
-            if plan.service != service:
-                continue
-            for consumer in plan.consumers:
-                key = (consumer.name, consumer.team, consumer.contact)
-                if key in seen:
-                    continue
-                seen.add(key)
-                team = f"team {consumer.team}, " if consumer.team else ""
-                contact = f"contact {consumer.contact}" if consumer.contact else "NO CONTACT"
-                lines.append(f"{consumer.name} ({team}{contact}) — plan {plan.id}")
-        for entry in core.store.consumers(service):
-            what = entry.what or "no details given"
-            since = entry.registered_at.astimezone(core.config.timezone)
-            lines.append(f"{entry.nick}: {what} (!uses, since {since:%Y-%m-%d})")
-        if not lines:
-            return Reply.say(
-                f"no known consumers of {service}; register with !uses {service} [what]"
+    A service not planned nor registered yet is taken as typed, if it looks like a name.
+    """
+    word, _, what = request.args.strip().partition(" ")
+    if not word:
+        raise UsageError("say which service you use")
+    service = known_service(core, word)
+    if service is None:
+        if not SERVICE_NAME.fullmatch(word):
+            raise UsageError(
+                f"{word!r} is not a service name (letters, digits, '.', '_', '-', '+', '/')"
             )
-        return Reply.say(f"{len(lines)} known consumers of {service}:", *lines)
+        service = word
+    entry = core.store.add_consumer(
+        service, request.nick, request.account, what.strip() or None, request.now
+    )
+    detail = f" ({entry.what})" if entry.what else ""
+    lines = [
+        f"{request.nick}: registered as a consumer of {service}{detail}; "
+        "you will be paged on its deploy day"
+    ]
+    next_deploys = [
+        p
+        for p in (*running(core.plans, request.now), *upcoming(core.plans, request.now))
+        if p.service == service
+    ]
+    if next_deploys:
+        lines.append(f"next: {plan_line(next_deploys[0], request.now, core.config.timezone)}")
+    else:
+        lines.append(f"no deploy of {service} is planned yet")
+    return Reply.say(*lines)
+
+
+@command(
+    "!consumers SERVICE",
+    "known users of SERVICE's API: from its plans and from !uses",
+    example(
+        "!consumers pkgdb2",
+        "1 known consumers of pkgdb2:",
+        "rel-eng compose scripts (team rel-eng, contact dgilmore) — plan pkgdb2-2.0",
+    ),
+)
+async def consumers(core: Core, request: Request) -> Reply:
+    """The consumers every plan of SERVICE lists (once each), then those of ``!uses``."""
+    words = request.args.split()
+    if len(words) != 1:
+        raise UsageError("say which service" if not words else "one service only")
+    service = known_service(core, words[0]) or words[0]
+    lines: list[str] = []
+    seen: set[tuple[str, str, str]] = set()
+    for plan in core.plans:
+        if plan.service != service:
+            continue
+        for consumer in plan.consumers:
+            key = (consumer.name, consumer.team, consumer.contact)
+            if key in seen:
+                continue
+            seen.add(key)
+            team = f"team {consumer.team}, " if consumer.team else ""
+            contact = f"contact {consumer.contact}" if consumer.contact else "NO CONTACT"
+            lines.append(f"{consumer.name} ({team}{contact}) — plan {plan.id}")
+    for entry in core.store.consumers(service):
+        what = entry.what or "no details given"
+        since = entry.registered_at.astimezone(core.config.timezone)
+        lines.append(f"{entry.nick}: {what} (!uses, since {since:%Y-%m-%d})")
+    if not lines:
+        return Reply.say(f"no known consumers of {service}; register with !uses {service} [what]")
+    return Reply.say(f"{len(lines)} known consumers of {service}:", *lines)
+
+
+#: The commands of this module, in the order ``!help`` lists them.
+COMMANDS = (uses, consumers)

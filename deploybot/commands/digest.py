@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING
 
-from deploybot.commands.base import Registry, Reply, Request, UsageError
+from deploybot.commands.base import Reply, Request, UsageError, command, example
 from deploybot.deployday.digest import digest_for_day, full_lines
 
 if TYPE_CHECKING:
@@ -20,21 +20,34 @@ def parse_day(text: str) -> date:
         raise UsageError(f"{text!r} is not a date; write it as YYYY-MM-DD") from None
 
 
-def register(registry: Registry) -> None:
-    """Add ``!digest`` to ``registry``."""
-
-    @registry.command(
-        "!digest [YYYY-MM-DD]",
-        "the incident digest of a day (default: today): per deploy, reported, fixed, open "
-        "with owners, times to acknowledge and to repair; sent privately",
+@command(
+    "!digest [YYYY-MM-DD]",
+    "the incident digest of a day (default: today): per deploy, reported, fixed, open "
+    "with owners, times to acknowledge and to repair; sent privately",
+    example(
         "!digest",
-        "!digest 2026-12-15",
-    )
-    async def digest(core: Core, request: Request) -> Reply:
-        words = request.args.split()
-        if len(words) > 1:
-            raise UsageError(f"one date only, got {len(words)} words")
-        tz = core.config.timezone
-        day = parse_day(words[0]) if words else request.now.astimezone(tz).date()
-        result = digest_for_day(core.store, core.plans, day, tz, as_of=request.now)
-        return Reply.say(*full_lines(result, tz), private=True)
+        "incident digest Tue 2026-12-15 (UTC) as of 13:25 UTC",
+        "pkgdb2-2.0 (window Tue 2026-12-15 13:00 UTC to 21:00 UTC): 1 reported, 0 fixed, "
+        "1 open at 13:25 UTC",
+        "  time to acknowledge: no data (0 of 1 acknowledged)",
+        "  time to repair: no data (0 of 1 fixed)",
+        "  slowest: #1 pkgdb2: the acl page returns 500 — still open after 5m",
+        "  reporters by team: other 1",
+        "  open: #1 pkgdb2: the acl page returns 500 — no owner, open 5m "
+        "(reported by alice 13:20 UTC, deploy pkgdb2-2.0)",
+    ),
+    example("!digest 2026-12-14", "incident digest Mon 2026-12-14 (UTC): no deploys, no incidents"),
+)
+async def digest(core: Core, request: Request) -> Reply:
+    """The day's digest as of now, in the configured time zone, always privately."""
+    words = request.args.split()
+    if len(words) > 1:
+        raise UsageError(f"one date only, got {len(words)} words")
+    tz = core.config.timezone
+    day = parse_day(words[0]) if words else request.now.astimezone(tz).date()
+    result = digest_for_day(core.store, core.plans, day, tz, as_of=request.now)
+    return Reply.say(*full_lines(result, tz), private=True)
+
+
+#: The commands of this module, in the order ``!help`` lists them.
+COMMANDS = (digest,)

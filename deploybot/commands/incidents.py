@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from deploybot.commands.base import Registry, Reply, Request, UsageError
+from deploybot.commands.base import Reply, Request, UsageError, command, example
 from deploybot.commands.consumers import known_service, planned_services
 from deploybot.plans.model import Plan
 from deploybot.plans.schedule import day_bounds, running
 from deploybot.store import Incident, UnknownIncidentError
-from deploybot.texts import deploy_link, elapsed_text, incident_detail, incident_line
+from deploybot.texts import deploy_link, elapsed_text, incident_detail, incident_line, plural
 
 if TYPE_CHECKING:
     from deploybot.core import Core
@@ -106,117 +106,145 @@ def _listing(
     return lines
 
 
-def _count(n: int, what: str) -> str:
-    """``1 open incident``, ``2 open incidents``."""
-    return f"{n} {what}" if n == 1 else f"{n} {what}s"
-
-
-def register(registry: Registry) -> None:
-    """Add the incident commands to ``registry``."""
-
-    @registry.command(
-        "!broke [SERVICE] what broke",
-        "record an incident; the service defaults to the deploy that is running",
+@command(
+    "!broke [SERVICE] what broke",
+    "record an incident; the service defaults to the deploy that is running",
+    example(
         "!broke pkgdb2 the acl page returns 500",
+        "recorded incident #2 (pkgdb2, deploy pkgdb2-2.0 +25 min); fix with !fixed 2",
+    ),
+)
+async def broke(core: Core, request: Request) -> Reply:
+    """Record the incident (with the minutes into the service's running deploy), then
+    alert that deploy's firefighting channel; a failing alert is logged, not replied."""
+    service, text, deploy = broke_target(core, request)
+    minutes = None
+    if deploy is not None:
+        minutes = int((request.now - deploy.when).total_seconds() // 60)
+    incident = core.store.report_incident(
+        service=service,
+        text=text,
+        reporter_nick=request.nick,
+        reporter_account=request.account,
+        channel=request.channel or "",
+        now=request.now,
+        deploy_id=deploy.id if deploy is not None else None,
+        minutes_into_deploy=minutes,
     )
-    async def broke(core: Core, request: Request) -> Reply:
-        service, text, deploy = broke_target(core, request)
-        minutes = None
-        if deploy is not None:
-            minutes = int((request.now - deploy.when).total_seconds() // 60)
-        incident = core.store.report_incident(
-            service=service,
-            text=text,
-            reporter_nick=request.nick,
-            reporter_account=request.account,
-            channel=request.channel or "",
-            now=request.now,
-            deploy_id=deploy.id if deploy is not None else None,
-            minutes_into_deploy=minutes,
-        )
-        if deploy is not None and core.firefight is not None:
-            try:
-                core.firefight.on_incident(incident, deploy, request.now)
-            except Exception:  # the incident is recorded: say so whatever the alert did
-                log.exception(
-                    "alerting the firefighting channel of incident %s failed", incident.number
-                )
-        link = deploy_link(incident)
-        where = f"{service}, {link}" if link else service
-        n = incident.number
-        return Reply.say(f"recorded incident #{n} ({where}); fix with !fixed {n}")
+    if deploy is not None and core.firefight is not None:
+        try:
+            core.firefight.on_incident(incident, deploy, request.now)
+        except Exception:  # the incident is recorded: say so whatever the alert did
+            log.exception(
+                "alerting the firefighting channel of incident %s failed", incident.number
+            )
+    link = deploy_link(incident)
+    where = f"{service}, {link}" if link else service
+    n = incident.number
+    return Reply.say(f"recorded incident #{n} ({where}); fix with !fixed {n}")
 
-    @registry.command(
-        "!take N",
-        "make incident N yours (you are working on it)",
-        "!take 1",
+
+@command(
+    "!take N",
+    "make incident N yours (you are working on it)",
+    example("!take 1", "incident #1 (pkgdb2) is now owned by alice"),
+)
+async def take(core: Core, request: Request) -> Reply:
+    """Make the requester the owner (the first take acknowledges the incident)."""
+    number, extra = split_number(request)
+    if extra:
+        raise UsageError(f"!take takes only the incident number, got {extra!r} after it")
+    before = core.store.get(number)
+    incident = core.store.take(number, request.nick, request.account, request.now)
+    if before.owner == incident.owner:
+        return Reply.say(f"incident #{number} ({incident.service}) is already yours")
+    taken_from = f", taken from {before.owner}" if before.owner else ""
+    return Reply.say(
+        f"incident #{number} ({incident.service}) is now owned by {request.nick}{taken_from}"
     )
-    async def take(core: Core, request: Request) -> Reply:
-        number, extra = split_number(request)
-        if extra:
-            raise UsageError(f"!take takes only the incident number, got {extra!r} after it")
-        before = core.store.get(number)
-        incident = core.store.take(number, request.nick, request.account, request.now)
-        if before.owner == incident.owner:
-            return Reply.say(f"incident #{number} ({incident.service}) is already yours")
-        taken_from = f", taken from {before.owner}" if before.owner else ""
-        return Reply.say(
-            f"incident #{number} ({incident.service}) is now owned by {request.nick}{taken_from}"
-        )
 
-    @registry.command(
-        "!note N text",
-        "add a note to incident N (what you found, what you tried)",
+
+@command(
+    "!note N text",
+    "add a note to incident N (what you found, what you tried)",
+    example(
         "!note 1 rolled back the acl endpoint; watching the logs",
-    )
-    async def note(core: Core, request: Request) -> Reply:
-        number, text = split_number(request, needs_text="say what to note after the number")
-        incident = core.store.add_note(number, request.nick, request.account, text, request.now)
-        return Reply.say(f"noted on incident #{number} ({incident.service})")
+        "noted on incident #1 (pkgdb2)",
+    ),
+)
+async def note(core: Core, request: Request) -> Reply:
+    """Add the note with the requester's nick and account."""
+    number, text = split_number(request, needs_text="say what to note after the number")
+    incident = core.store.add_note(number, request.nick, request.account, text, request.now)
+    return Reply.say(f"noted on incident #{number} ({incident.service})")
 
-    @registry.command(
-        "!fixed N [note]",
-        "mark incident N fixed, with an optional note on the fix",
+
+@command(
+    "!fixed N [note]",
+    "mark incident N fixed, with an optional note on the fix",
+    example(
         "!fixed 1 the acl endpoint returns [] again",
+        "incident #1 (pkgdb2) fixed by alice after 5m; 0 open incidents left",
+    ),
+)
+async def fixed(core: Core, request: Request) -> Reply:
+    """Fix the incident, say its time to repair and how many incidents are still open."""
+    number, text = split_number(request)
+    incident = core.store.fix(number, request.nick, request.account, request.now, note=text or None)
+    repair = incident.time_to_repair
+    after = f" after {elapsed_text(repair)}" if repair is not None else ""
+    still_open = len(core.store.list_incidents(state="open"))
+    return Reply.say(
+        f"incident #{number} ({incident.service}) fixed by {request.nick}{after}; "
+        f"{plural(still_open, 'open incident')} left"
     )
-    async def fixed(core: Core, request: Request) -> Reply:
-        number, text = split_number(request)
-        incident = core.store.fix(
-            number, request.nick, request.account, request.now, note=text or None
-        )
-        repair = incident.time_to_repair
-        after = f" after {elapsed_text(repair)}" if repair is not None else ""
-        still_open = len(core.store.list_incidents(state="open"))
-        return Reply.say(
-            f"incident #{number} ({incident.service}) fixed by {request.nick}{after}; "
-            f"{_count(still_open, 'open incident')} left"
-        )
 
-    @registry.command(
-        "!incident N",
-        "one incident: state, service, deploy, reporter, owner, times and the last notes",
+
+@command(
+    "!incident N",
+    "one incident: state, service, deploy, reporter, owner, times and the last notes",
+    example(
         "!incident 1",
-    )
-    async def incident(core: Core, request: Request) -> Reply:
-        number, extra = split_number(request)
-        if extra:
-            raise UsageError(f"!incident takes only the number, got {extra!r} after it")
-        found = core.store.get(number)
-        return Reply.say(*incident_detail(found, core.config.timezone, request.now))
+        "incident #1 OPEN (pkgdb2, deploy pkgdb2-2.0 +20 min): the acl page returns 500",
+        "reported by alice in #fedora-admin at Tue 2026-12-15 13:20 UTC; owner: nobody (!take 1)",
+        "open for 5m",
+    ),
+)
+async def incident(core: Core, request: Request) -> Reply:
+    """The lines of :func:`~deploybot.texts.incident_detail`."""
+    number, extra = split_number(request)
+    if extra:
+        raise UsageError(f"!incident takes only the number, got {extra!r} after it")
+    found = core.store.get(number)
+    return Reply.say(*incident_detail(found, core.config.timezone, request.now))
 
-    @registry.command(
-        "!incidents [open|today|SERVICE]",
-        "open incidents (the default), today's, or the latest of one service",
+
+@command(
+    "!incidents [open|today|SERVICE]",
+    "open incidents (the default), today's, or the latest of one service",
+    example(
         "!incidents",
+        "1 open incident:",
+        "#1 [open, no owner] pkgdb2: the acl page returns 500 (alice, 13:20 UTC)",
+    ),
+    example(
         "!incidents today",
+        "1 incident reported today (2026-12-15 UTC), 1 open:",
+        "#1 [open, no owner] pkgdb2: the acl page returns 500 (alice, 13:20 UTC)",
+    ),
+    example(
         "!incidents pkgdb2",
-    )
-    async def incidents(core: Core, request: Request) -> Reply:
-        words = request.args.split()
-        if len(words) > 1:
-            raise UsageError(f"one of open, today or a service, got {len(words)} words")
-        what = words[0] if words else "open"
-        return Reply.say(*list_incidents(core, request, what))
+        "latest incidents of pkgdb2, newest first:",
+        "#1 [open, no owner] pkgdb2: the acl page returns 500 (alice, 13:20 UTC)",
+    ),
+)
+async def incidents(core: Core, request: Request) -> Reply:
+    """The lines of :func:`list_incidents`."""
+    words = request.args.split()
+    if len(words) > 1:
+        raise UsageError(f"one of open, today or a service, got {len(words)} words")
+    what = words[0] if words else "open"
+    return Reply.say(*list_incidents(core, request, what))
 
 
 def list_incidents(core: Core, request: Request, what: str) -> list[str]:
@@ -226,7 +254,7 @@ def list_incidents(core: Core, request: Request, what: str) -> list[str]:
         found = core.store.list_incidents(state="open")
         if not found:
             return ["no open incidents"]
-        return _listing(f"{_count(len(found), 'open incident')}:", found, core, request)
+        return _listing(f"{plural(len(found), 'open incident')}:", found, core, request)
     if what.lower() == "today":
         start, end = day_bounds(request.now, tz)
         day = f"{start.astimezone(tz):%Y-%m-%d} {core.config.tz_name}"
@@ -234,7 +262,7 @@ def list_incidents(core: Core, request: Request, what: str) -> list[str]:
         if not found:
             return [f"no incidents reported today ({day})"]
         still_open = sum(1 for incident in found if incident.open)
-        title = f"{_count(len(found), 'incident')} reported today ({day}), {still_open} open:"
+        title = f"{plural(len(found), 'incident')} reported today ({day}), {still_open} open:"
         return _listing(title, found, core, request)
     service = known_service(core, what) or what
     found = core.store.list_incidents(service=service, newest_first=True, limit=MAX_LISTED + 1)
@@ -247,3 +275,7 @@ def list_incidents(core: Core, request: Request, what: str) -> list[str]:
     if len(found) > MAX_LISTED:
         lines.append("… older ones: see the web page or !incident N")
     return lines
+
+
+#: The commands of this module, in the order ``!help`` lists them.
+COMMANDS = (broke, take, note, fixed, incident, incidents)

@@ -1,7 +1,8 @@
 """The bot's commands: one fresh :class:`~deploybot.commands.base.Registry` per bot.
 
-Each command module exposes ``register(registry)``; nothing is registered at import
-time, so there is no module-level registry to share or reset between tests.
+Each command module lists its commands, module-level handlers declared with
+:func:`~deploybot.commands.base.command`, in ``COMMANDS``; nothing is registered at
+import time, so there is no module-level registry to share or reset between tests.
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ from deploybot.commands import (
     deployday,
     deploys,
     digest,
-    help,
     incidents,
 )
 from deploybot.commands.base import Registry
+from deploybot.commands.help import help_command
 
 
 def build_registry() -> Registry:
-    """A registry holding every IRC-free command of SPEC §3 written so far."""
+    """A registry holding every IRC-free command of SPEC §3, in the order ``!help``
+    lists them; ``!help`` last, answering about this registry."""
     registry = Registry()
-    for module in (deploys, consumers, incidents, deployday, digest, admin, help):
-        module.register(registry)
+    deploys.register(registry)
+    registry.add(*consumers.COMMANDS, *incidents.COMMANDS)
+    deployday.register(registry)
+    registry.add(*digest.COMMANDS, *admin.COMMANDS, help_command(registry))
     return registry
