@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from deploybot.commands.base import Reply, Request, UsageError, command, example
 from deploybot.plans.schedule import running, upcoming
-from deploybot.texts import plan_line
+from deploybot.texts import plan_line, plural
 
 if TYPE_CHECKING:
     from deploybot.core import Core
@@ -95,7 +95,7 @@ async def uses(core: Core, request: Request) -> Reply:
     "known users of SERVICE's API: from its plans and from !uses",
     example(
         "!consumers pkgdb2",
-        "1 known consumers of pkgdb2:",
+        "1 known consumer of pkgdb2:",
         "rel-eng compose scripts (team rel-eng, contact dgilmore) — plan pkgdb2-2.0",
     ),
 )
@@ -124,7 +124,7 @@ async def consumers(core: Core, request: Request) -> Reply:
         lines.append(f"{entry.nick}: {what} (!uses, since {since:%Y-%m-%d})")
     if not lines:
         return Reply.say(f"no known consumers of {service}; register with !uses {service} [what]")
-    return Reply.say(f"{len(lines)} known consumers of {service}:", *lines)
+    return Reply.say(f"{plural(len(lines), 'known consumer')} of {service}:", *lines)
 
 
 #: The commands of this module, in the order ``!help`` lists them.
