@@ -20,23 +20,26 @@ def parse_day(text: str) -> date:
         raise UsageError(f"{text!r} is not a date; write it as YYYY-MM-DD") from None
 
 
+#: The reply of both examples below (the examples' day is 2026-12-15).
+EXAMPLE_DIGEST = (
+    "incident digest Tue 2026-12-15 (UTC) as of 13:25 UTC",
+    "pkgdb2-2.0 (window Tue 2026-12-15 13:00 UTC to 21:00 UTC): 1 reported, 0 fixed, "
+    "1 open at 13:25 UTC",
+    "  time to acknowledge: no data (0 of 1 acknowledged)",
+    "  time to repair: no data (0 of 1 fixed)",
+    "  slowest: #1 pkgdb2: the acl page returns 500 — still open after 5m",
+    "  reporters by team: other 1",
+    "  open: #1 pkgdb2: the acl page returns 500 — no owner, open 5m "
+    "(reported by alice 13:20 UTC, deploy pkgdb2-2.0)",
+)
+
+
 @command(
     "!digest [YYYY-MM-DD]",
     "the incident digest of a day (default: today): per deploy, reported, fixed, open "
     "with owners, times to acknowledge and to repair; sent privately",
-    example(
-        "!digest",
-        "incident digest Tue 2026-12-15 (UTC) as of 13:25 UTC",
-        "pkgdb2-2.0 (window Tue 2026-12-15 13:00 UTC to 21:00 UTC): 1 reported, 0 fixed, "
-        "1 open at 13:25 UTC",
-        "  time to acknowledge: no data (0 of 1 acknowledged)",
-        "  time to repair: no data (0 of 1 fixed)",
-        "  slowest: #1 pkgdb2: the acl page returns 500 — still open after 5m",
-        "  reporters by team: other 1",
-        "  open: #1 pkgdb2: the acl page returns 500 — no owner, open 5m "
-        "(reported by alice 13:20 UTC, deploy pkgdb2-2.0)",
-    ),
-    example("!digest 2026-12-14", "incident digest Mon 2026-12-14 (UTC): no deploys, no incidents"),
+    example("!digest", *EXAMPLE_DIGEST),
+    example("!digest 2026-12-15", *EXAMPLE_DIGEST),
 )
 async def digest(core: Core, request: Request) -> Reply:
     """The day's digest as of now, in the configured time zone, always privately."""
