@@ -197,7 +197,7 @@ class CountingSink:
         raise AssertionError(f"bench message rejected: {error}")
 
 
-def _publisher(target: Callable[..., None], *args: Any) -> multiprocessing.Process:
+def _publisher(target: Callable[..., None], *args: Any) -> multiprocessing.process.BaseProcess:
     process = multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True)
     process.start()
     return process

@@ -185,7 +185,8 @@ class Application:
     async def _wait_for_stop(self) -> None:
         failed = self.bot.failed
         stop = asyncio.ensure_future(self._stop.wait())
-        await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
+        either: set[asyncio.Future[Any]] = {stop, failed}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
 
     async def _cancel_tasks(self) -> None:

@@ -63,7 +63,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import zmq
 import zmq.asyncio
@@ -258,8 +258,8 @@ class FedmsgSource:
         loop = asyncio.get_running_loop()
         try:
             for endpoint, socket in self._sockets.items():
-                reader = zmq.Socket.shadow(socket.underlying)
-                fd = socket.getsockopt(zmq.FD)
+                reader: zmq.Socket[bytes] = zmq.Socket.shadow(socket.underlying)
+                fd = socket.fileno()  # ZMQ_FD
                 loop.add_reader(fd, self._readable, endpoint, reader)
                 self._watched.append((loop, fd))
                 loop.call_soon(self._readable, endpoint, reader)  # anything queued already
@@ -283,7 +283,7 @@ class FedmsgSource:
             for _ in range(BATCH):
                 frames = _read(reader)
                 if frames is None:
-                    if not reader.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    if not cast(int, reader.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                         return
                     continue
                 self._dispatch(frames, endpoint)
@@ -363,7 +363,7 @@ class FedmsgSource:
         socket, monitor = self._sockets.get(endpoint), self._monitor_of.get(endpoint)
         if socket is None or monitor is None or self._closed:
             return
-        events = zmq.Socket.shadow(monitor.underlying)
+        events: zmq.Socket[bytes] = zmq.Socket.shadow(monitor.underlying)
         retried = False
         while True:
             try:
@@ -387,7 +387,7 @@ class FedmsgSource:
         first, then the endpoint is disconnected and connected again."""
         log.warning("fedmsg: ZeroMQ gave up on %s (a protocol error); connecting again", endpoint)
         try:
-            reader = zmq.Socket.shadow(socket.underlying)
+            reader: zmq.Socket[bytes] = zmq.Socket.shadow(socket.underlying)
             while (frames := _read(reader)) is not None:
                 self._dispatch(frames, endpoint)
             with contextlib.suppress(zmq.ZMQError):

@@ -19,10 +19,13 @@ on a new connection.  irc3's command guard never sees message tags, hence this p
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import irc3
 from irc3 import tags as irc3_tags
+
+if TYPE_CHECKING:  # the bot imports this plugin
+    from .bot import DeployIrcBot
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ def _nick(mask: str) -> str:
 class Accounts:
     """Tracks nick → services account for the channels the bot is in."""
 
-    def __init__(self, bot: Any) -> None:
+    def __init__(self, bot: DeployIrcBot) -> None:
         self.bot = bot
         self._accounts: dict[str, str | None] = {}
         self._members: dict[str, set[str]] = {}
@@ -108,7 +111,9 @@ class Accounts:
                 self._set(_nick(mask), account)
 
     @irc3.event(r"^(@\S+ )?:(?P<mask>\S+) JOIN :?(?P<channel>\S+)( (?P<account>\S+) :.*)?$")
-    def on_join(self, mask: str = "", channel: str = "", account: str | None = None, **_: Any):
+    def on_join(
+        self, mask: str = "", channel: str = "", account: str | None = None, **_: Any
+    ) -> None:
         nick = _nick(mask)
         lnick, lchan = irc_lower(nick), irc_lower(channel)
         if self._is_me(nick):

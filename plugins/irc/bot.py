@@ -136,7 +136,7 @@ class _Item:
     text: str
 
 
-class _Connection(irc3.IrcConnection):  # type: ignore[misc]
+class _Connection(irc3.IrcConnection):
     """One TCP connection; the only place bytes reach the socket.
 
     Unlike irc3's, it decodes UTF-8 incrementally (a character split across two reads
@@ -215,7 +215,7 @@ class IrcOutbox:
         self._bot._enqueue("post", "TOPIC", self._bot._channel_name(channel), topic)
 
 
-class DeployIrcBot(irc3.IrcBot):  # type: ignore[misc]
+class DeployIrcBot(irc3.IrcBot):
     """An irc3 bot with deploybot's connection handling; see the module docstring."""
 
     # irc3's IrcObject.__init__ calls logging.config.dictConfig(logging_config): its

@@ -26,11 +26,14 @@ import base64
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import irc3
 
 from deploybot.errors import ConfigError, DeploybotError
+
+if TYPE_CHECKING:  # the bot imports this plugin
+    from .bot import DeployIrcBot
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +114,7 @@ def _cap_names(text: str) -> dict[str, str]:
 class Capabilities:
     """CAP LS 302 / REQ / END and SASL PLAIN for one bot."""
 
-    def __init__(self, bot: Any) -> None:
+    def __init__(self, bot: DeployIrcBot) -> None:
         self.bot = bot
         self.offered: dict[str, str] = {}
         self.enabled: set[str] = set()

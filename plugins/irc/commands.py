@@ -18,6 +18,7 @@ from deploybot.commands.dispatch import dispatch
 from deploybot.commands.registry import build_registry
 
 from .accounts import account_from_tags
+from .bot import DeployIrcBot
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ COMMAND_LINE = (
 
 @irc3.plugin
 class Commands:
-    def __init__(self, bot: Any) -> None:
+    def __init__(self, bot: DeployIrcBot) -> None:
         self.bot = bot
         self.registry = build_registry()
 
@@ -58,7 +59,7 @@ class Commands:
         caps = self.bot.get_plugin("deploybot_plugins.irc.capabilities.Capabilities")
         if "account-tag" in caps.enabled:
             return account_from_tags(tags)
-        return self.bot.account_of(nick)  # type: ignore[no-any-return]
+        return self.bot.account_of(nick)
 
     async def _answer(self, app: Any, request: Request) -> None:
         for out in await dispatch(app.core, self.registry, request):

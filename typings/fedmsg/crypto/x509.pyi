@@ -1,0 +1,9 @@
+from typing import Any
+
+# False when cryptography or pyOpenSSL (with its CRL API) could not be imported: then
+# ``validate`` is ``_disabled_validate``, which refuses every message.
+_cryptography: bool
+
+def sign(message: dict[str, Any], **config: Any) -> dict[str, Any]: ...
+def validate(message: dict[str, Any], **config: Any) -> bool: ...
+def _disabled_validate(*args: Any, **kwargs: Any) -> bool: ...
