@@ -291,7 +291,10 @@ async def test_bad_messages_are_dropped_counted_and_rejected_without_requeue(
         m.message_id or "" for m in bad.values()
     )
     for message in dead:
-        death = message.headers["x-death"][0]
+        deaths = message.headers["x-death"]
+        assert isinstance(deaths, list)
+        death = deaths[0]
+        assert isinstance(death, dict)
         assert death["reason"] == "rejected" and death["count"] == 1
         assert death["queue"] == queue
     assert len(reactor.posts) == 2  # both good starts announced

@@ -584,7 +584,7 @@ def test_hostile_values_never_make_a_multi_line_text() -> None:
     evil = "x\r\nPRIVMSG #fedora-admin :pwned\x00" + "y" * 10_000
     event = ansible("complete", WHEN, playbook="groups/pkgdb.yml", user=evil)
     plan = pkgdb(playbooks=("groups/pkgdb.yml",))
-    facts = [
+    facts: list[DeployFact] = [
         DeployStarted(plan, evil, evil, event),
         DeployFinished(plan, evil, evil, False, (evil, evil), event),
         UnplannedDeploy(plan, evil, evil, event),

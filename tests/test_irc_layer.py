@@ -317,6 +317,7 @@ async def test_sixty_fast_posts_all_arrive_and_the_stock_class_never_kills_the_b
     await watcher.join(channel)
     bot = await started(make_bot(net.stock_port, net.unique_name("bot"), [channel]))
     protocol = bot.protocol
+    assert protocol is not None
     for i in range(60):
         bot.outbox.post(channel, f"line {i:02d} " + "deploy-step " * 28)
     got = [(await watcher.wait_for(from_bot(bot, channel), 90)).text[:7] for _ in range(60)]

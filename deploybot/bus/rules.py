@@ -58,6 +58,7 @@ import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from typing import TypedDict
 
 from deploybot.bus.events import KINDS, BadMessage, BusEvent, Source
 from deploybot.lines import one_line
@@ -72,6 +73,7 @@ __all__ = [
     "MAX_HOSTS_SHOWN",
     "UNPLANNED_AFTER",
     "UNPLANNED_BEFORE",
+    "BusCounts",
     "BusStats",
     "DeployFact",
     "DeployFinished",
@@ -400,6 +402,17 @@ def fact_text(fact: DeployFact, tz: tzinfo) -> str:
 # --- counting and logging ----------------------------------------------------------------
 
 
+class BusCounts(TypedDict):
+    """What :meth:`BusStats.as_dict` returns (the ``bus`` part of ``/metrics``)."""
+
+    received: dict[str, int]
+    received_total: int
+    decoded: int
+    dropped: dict[str, int]
+    dropped_total: int
+    facts: dict[str, int]
+
+
 class BusStats:
     """Counters for the bus adapters, read by ``/metrics`` through :meth:`as_dict`.
 
@@ -432,7 +445,7 @@ class BusStats:
             name = type(fact).__name__
             self.facts[name] = self.facts.get(name, 0) + 1
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> BusCounts:
         """``{"received": {...}, "received_total", "decoded", "dropped": {...},
         "dropped_total", "facts": {...}}`` — fresh dicts, never None."""
         return {
