@@ -3,12 +3,15 @@
 Units are ``d`` (days), ``h``, ``m`` and ``s``; parts appear at most once, largest first.
 :func:`format_duration` gives the canonical spelling, and
 ``parse_duration(format_duration(d)) == d`` for every non-negative whole-second ``d``.
+
+Also the machine spellings of times and spans in JSON documents (:func:`iso_utc`,
+:func:`whole_seconds`), shared by the API and the digest.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from deploybot.errors import DurationError
 
@@ -59,3 +62,22 @@ def format_duration(delta: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2026-12-15T13:00:00Z``: UTC, whole seconds (truncated), ``Z`` — as in JSON.
+
+    >>> from datetime import timezone
+    >>> iso_utc(datetime(2026, 12, 15, 14, 0, 0, 999999, tzinfo=timezone(timedelta(hours=1))))
+    '2026-12-15T13:00:00Z'
+    """
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def whole_seconds(delta: timedelta | None) -> int | None:
+    """A span as whole seconds (rounded) for JSON; None stays None.
+
+    >>> whole_seconds(timedelta(seconds=89.6)), whole_seconds(None)
+    (90, None)
+    """
+    return None if delta is None else round(delta.total_seconds())

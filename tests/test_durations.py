@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deploybot.durations import format_duration, parse_duration
+from deploybot.durations import format_duration, iso_utc, parse_duration, whole_seconds
 from deploybot.errors import DurationError
 
 TEN_YEARS = 10 * 365 * 86400
@@ -115,3 +115,27 @@ def _split(text: str) -> tuple[list[int], list[str]]:
             units.append(char)
             number = ""
     return counts, units
+
+
+# --- machine spellings for JSON ----------------------------------------------------------
+
+
+def test_iso_utc_is_utc_with_z_and_whole_seconds_truncated() -> None:
+    """A moment in any zone is spelled in UTC with ``Z``, its fraction of a second dropped."""
+    paris = timezone(timedelta(hours=1))
+    moment = datetime(2026, 12, 15, 14, 0, 59, 999999, tzinfo=paris)
+    assert iso_utc(moment) == "2026-12-15T13:00:59Z"
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_iso_utc_reads_back_as_the_same_second(moment: datetime) -> None:
+    """``datetime.fromisoformat`` reads the spelling back as the moment, to the second."""
+    assert datetime.fromisoformat(iso_utc(moment)) == moment.replace(microsecond=0)
+
+
+def test_whole_seconds_rounds_and_keeps_none() -> None:
+    """Spans become whole seconds, rounded; a missing span stays None."""
+    assert whole_seconds(timedelta(minutes=5)) == 300
+    assert whole_seconds(timedelta(seconds=89.6)) == 90
+    assert whole_seconds(timedelta(seconds=-0.4)) == 0
+    assert whole_seconds(None) is None

@@ -67,6 +67,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol
 
+from deploybot.durations import iso_utc, whole_seconds
 from deploybot.plans.model import Plan
 from deploybot.plans.schedule import day_bounds, today
 from deploybot.texts import clock_text, elapsed_text, plural, when_text
@@ -82,6 +83,7 @@ __all__ = [
     "Section",
     "Slowest",
     "build_digest",
+    "by_number",
     "day_period",
     "digest_for_day",
     "digest_to_dict",
@@ -341,7 +343,7 @@ class _Tally:
             window=window,
             reported=self.reported,
             fixed=self.fixed,
-            open=tuple(sorted(self.open, key=_number)),
+            open=tuple(sorted(self.open, key=by_number)),
             acknowledged=len(self.acks),
             repaired=len(self.repairs),
             median_ack=_median(self.acks),
@@ -353,7 +355,8 @@ class _Tally:
         )
 
 
-def _number(incident: IncidentFacts) -> int:
+def by_number(incident: IncidentFacts) -> int:
+    """Sort key: incidents in the order they were reported (their number)."""
     return incident.number
 
 
@@ -382,7 +385,7 @@ def _totals(tallies: Sequence[_Tally], sections: Sequence[Section]) -> Section:
         window=None,
         reported=sum(section.reported for section in sections),
         fixed=sum(section.fixed for section in sections),
-        open=tuple(sorted((i for section in sections for i in section.open), key=_number)),
+        open=tuple(sorted((i for section in sections for i in section.open), key=by_number)),
         acknowledged=len(acks),
         repaired=len(repairs),
         median_ack=_median(acks),
@@ -613,23 +616,15 @@ def _open_text(incident: IncidentFacts, digest: Digest, tz: tzinfo) -> str:
 # -- JSON -------------------------------------------------------------------------------
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
-
-
-def _seconds(delta: timedelta | None) -> int | None:
-    return None if delta is None else round(delta.total_seconds())
-
-
 def digest_to_dict(digest: Digest) -> dict[str, Any]:
     """The digest as JSON-ready data: times as UTC ISO 8601 with ``Z``, durations as whole
     seconds (rounded), lists always lists (empty, never null); a value that does not
     exist (no median without data, no deploy for the outside section) is null."""
     return {
         "date": digest.day.isoformat(),
-        "start": _iso(digest.start),
-        "end": _iso(digest.end),
-        "as_of": _iso(digest.as_of),
+        "start": iso_utc(digest.start),
+        "end": iso_utc(digest.end),
+        "as_of": iso_utc(digest.as_of),
         "complete": digest.complete,
         "empty": digest.empty,
         "sections": [_section_dict(section, digest.as_of) for section in digest.sections],
@@ -644,24 +639,24 @@ def _section_dict(section: Section, as_of: datetime) -> dict[str, Any]:
         "deploy_id": section.deploy_id,
         "window": None
         if section.window is None
-        else {"start": _iso(section.window[0]), "end": _iso(section.window[1])},
+        else {"start": iso_utc(section.window[0]), "end": iso_utc(section.window[1])},
         "reported": section.reported,
         "fixed": section.fixed,
         "open_count": len(section.open),
         "open": [_incident_dict(incident, as_of) for incident in section.open],
         "acknowledged": section.acknowledged,
         "repaired": section.repaired,
-        "median_ack_seconds": _seconds(section.median_ack),
-        "mean_ack_seconds": _seconds(section.mean_ack),
-        "median_repair_seconds": _seconds(section.median_repair),
-        "mean_repair_seconds": _seconds(section.mean_repair),
+        "median_ack_seconds": whole_seconds(section.median_ack),
+        "mean_ack_seconds": whole_seconds(section.mean_ack),
+        "median_repair_seconds": whole_seconds(section.median_repair),
+        "mean_repair_seconds": whole_seconds(section.mean_repair),
         "slowest": None
         if slowest is None
         else {
             "number": slowest.incident.number,
             "service": slowest.incident.service,
             "text": slowest.incident.text,
-            "seconds": _seconds(slowest.time),
+            "seconds": whole_seconds(slowest.time),
             "fixed": slowest.fixed,
         },
         "teams": [{"team": team, "reported": count} for team, count in section.teams],
@@ -676,6 +671,6 @@ def _incident_dict(incident: IncidentFacts, as_of: datetime) -> dict[str, Any]:
         "text": incident.text,
         "reporter": incident.reporter_nick,
         "owner": incident.owner,
-        "reported_at": _iso(incident.reported_at),
-        "age_seconds": _seconds(as_of - incident.reported_at),
+        "reported_at": iso_utc(incident.reported_at),
+        "age_seconds": whole_seconds(as_of - incident.reported_at),
     }

@@ -110,11 +110,12 @@ import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any, get_args
 
 from deploybot.core import Core
 from deploybot.deployday.digest import digest_for_day, digest_to_dict
+from deploybot.durations import iso_utc, whole_seconds
 from deploybot.errors import DeploybotError
 from deploybot.lines import one_line
 from deploybot.plans.model import Plan
@@ -142,7 +143,6 @@ __all__ = [
     "incident_document",
     "incident_to_dict",
     "incidents_document",
-    "iso",
     "metrics_text",
     "parse_day",
     "parse_incident_query",
@@ -196,18 +196,8 @@ def _shown(value: str) -> str:
 # -- values -------------------------------------------------------------------------------
 
 
-def iso(moment: datetime) -> str:
-    """``2026-12-15T13:00:00Z``: UTC, whole seconds (truncated), ``Z``."""
-    utc = moment.astimezone(UTC).replace(tzinfo=None, microsecond=0)
-    return utc.isoformat(timespec="seconds") + "Z"
-
-
 def _iso_or_none(moment: datetime | None) -> str | None:
-    return None if moment is None else iso(moment)
-
-
-def _seconds(delta: timedelta | None) -> int | None:
-    return None if delta is None else round(delta.total_seconds())
+    return None if moment is None else iso_utc(moment)
 
 
 def _text_or_none(text: str | None) -> str | None:
@@ -240,9 +230,9 @@ def plan_to_dict(plan: Plan, core: Core, now: datetime) -> dict[str, Any]:
         "service": plan.service,
         "release": plan.release,
         "title": plan.title,
-        "when": iso(plan.when),
-        "end": iso(plan.end),
-        "duration_seconds": _seconds(plan.duration),
+        "when": iso_utc(plan.when),
+        "end": iso_utc(plan.end),
+        "duration_seconds": whole_seconds(plan.duration),
         "status": _status(plan, now),
         "major": plan.major,
         "leaf": plan.leaf,
@@ -285,8 +275,8 @@ def plan_to_dict(plan: Plan, core: Core, now: datetime) -> dict[str, Any]:
                 {
                     "team": shift.team,
                     "people": list(shift.people),
-                    "start": iso(shift.start),
-                    "end": iso(shift.end),
+                    "start": iso_utc(shift.start),
+                    "end": iso_utc(shift.end),
                 }
                 for shift in plan.roster.shifts
             ],
@@ -317,7 +307,7 @@ def deployments_document(core: Core, query: Iterable[tuple[str, str]] = ()) -> d
     """``GET /api/v1/deployments``: every plan in force, by start time then id."""
     _no_query(query)
     now = core.now()
-    return {"as_of": iso(now), "deployments": [plan_to_dict(p, core, now) for p in core.plans]}
+    return {"as_of": iso_utc(now), "deployments": [plan_to_dict(p, core, now) for p in core.plans]}
 
 
 def deployment_document(
@@ -329,7 +319,7 @@ def deployment_document(
     if plan is None:
         raise ApiError(404, "not-found", f"no deployment {_shown(plan_id)}")
     now = core.now()
-    return {"as_of": iso(now), "deployment": plan_to_dict(plan, core, now)}
+    return {"as_of": iso_utc(now), "deployment": plan_to_dict(plan, core, now)}
 
 
 # -- incidents --------------------------------------------------------------------------
@@ -443,7 +433,7 @@ def parse_incident_query(core: Core, query: Sequence[tuple[str, str]]) -> Incide
 
 def _entry_dict(entry: TimelineEntry) -> dict[str, Any]:
     return {
-        "at": iso(entry.at),
+        "at": iso_utc(entry.at),
         "nick": entry.nick,
         "account": entry.account,
         "kind": entry.kind,
@@ -463,14 +453,14 @@ def incident_to_dict(incident: Incident) -> dict[str, Any]:
         "state": "open" if incident.open else "fixed",
         "deploy_id": incident.deploy_id,
         "minutes_into_deploy": incident.minutes_into_deploy,
-        "reported_at": iso(incident.reported_at),
+        "reported_at": iso_utc(incident.reported_at),
         "acknowledged_at": _iso_or_none(incident.acknowledged_at),
         "acknowledged_by": incident.acknowledged_by,
         "owner": incident.owner,
         "fixed_at": _iso_or_none(incident.fixed_at),
         "fixed_by": incident.fixed_by,
-        "time_to_acknowledge_seconds": _seconds(incident.time_to_acknowledge),
-        "time_to_repair_seconds": _seconds(incident.time_to_repair),
+        "time_to_acknowledge_seconds": whole_seconds(incident.time_to_acknowledge),
+        "time_to_repair_seconds": whole_seconds(incident.time_to_repair),
         "timeline": [_entry_dict(entry) for entry in incident.timeline],
     }
 
@@ -540,7 +530,7 @@ def health_document(core: Core, irc_connected: bool | None) -> tuple[int, dict[s
         "ok": ok,
         "irc_connected": irc_connected,
         "plans": len(core.plans),
-        "as_of": iso(core.now()),
+        "as_of": iso_utc(core.now()),
     }
     return (200 if ok else 503), document
 

@@ -20,7 +20,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, tzinfo
 from html import escape
 
-from deploybot.deployday.digest import Digest, IncidentFacts, Section, full_lines, slowest_text
+from deploybot.deployday.digest import (
+    Digest,
+    IncidentFacts,
+    Section,
+    by_number,
+    full_lines,
+    slowest_text,
+)
 from deploybot.durations import format_duration
 from deploybot.plans.model import Plan
 from deploybot.plans.policy import DEFAULT_NOTICE_DAYS, Readiness, assess
@@ -122,7 +129,7 @@ def index_page(
     if incidents:
         body += _table(
             ("#", "service", "summary", "state", "reporter", "owner", "reported", "age"),
-            (_incident_row(incident, now, tz) for incident in sorted(incidents, key=_number)),
+            (_incident_row(incident, now, tz) for incident in sorted(incidents, key=by_number)),
         )
     else:
         body.append(_quiet("no incidents today"))
@@ -171,10 +178,6 @@ def _readiness_cell(readiness: Readiness, tz: tzinfo) -> str:
         for check in readiness.missing
     )
     return f'<span class="missing">✘ NOT READY</span> {counted}<ul>{missing}</ul>'
-
-
-def _number(incident: IncidentFacts) -> int:
-    return incident.number
 
 
 def _incident_row(incident: Incident, now: datetime, tz: tzinfo) -> list[str]:
