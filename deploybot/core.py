@@ -4,10 +4,8 @@ One :class:`Core` per running bot (no module-level singletons): the validated co
 the store, the plans in force and the clock.  Adapters hold a reference to it; tests
 build their own with a clock they drive.
 
-``firefight`` is the deploy-day :class:`~deploybot.deployday.firefight.Firefight` (it holds the
-transport's :class:`~deploybot.outbox.Outbox`); the running bot sets it once connected
-to its outbox.  It stays None without a transport (``deploybot check``, the CLI), and the
-deploy-day commands that must send something then answer "the bot is not connected".
+The core knows nothing of a transport: what needs one (sending pages, opening channels)
+is composed beside it by the application and handed to those who act.
 """
 
 from __future__ import annotations
@@ -15,15 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from deploybot.config import Config
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.model import Plan
 from deploybot.store import Store
-
-if TYPE_CHECKING:
-    from deploybot.deployday.firefight import Firefight
 
 
 def utc_now() -> datetime:
@@ -38,8 +32,6 @@ class Core:
     clock: Callable[[], datetime] = utc_now
     #: Called after every reload (e.g. to reschedule countdowns).
     plan_listeners: list[Callable[[ReloadReport], None]] = field(default_factory=list)
-    #: Deploy day (pages, firefighting channels); None when there is no transport.
-    firefight: Firefight | None = None
 
     @property
     def plans(self) -> tuple[Plan, ...]:

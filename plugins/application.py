@@ -26,8 +26,8 @@ from deploybot.commands.admin import problem_line
 from deploybot.config import Config, bot_section, load_config
 from deploybot.core import Core, utc_now
 from deploybot.deployday.countdowns import CountdownPoster
+from deploybot.deployday.day import DeployDay
 from deploybot.deployday.digestpost import DigestPoster
-from deploybot.deployday.firefight import Firefight
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.store import Store
 
@@ -65,7 +65,7 @@ class Application:
         self.bot: DeployIrcBot
         self.scheduler: AsyncIOScheduler
         self.poster: CountdownPoster
-        self.firefight: Firefight
+        self.deploy_day: DeployDay
         self.digests: DigestPoster
         self._fingerprint: tuple[tuple[str, int, int], ...] = ()
 
@@ -98,9 +98,8 @@ class Application:
             self.bot = self._make_bot(loop)
             self.bot.report_channel = config.admin_channel
             self.poster = CountdownPoster(self.core, self.bot.outbox)
-            self.firefight = Firefight(self.core, self.bot.outbox)
-            self.core.firefight = self.firefight
-            self.digests = DigestPoster(self.core, self.bot.outbox)
+            self.deploy_day = DeployDay(self.core, self.bot.outbox)
+            self.digests = DigestPoster(self.core, self.bot.outbox, self.deploy_day.firefight)
             self.core.plan_listeners.append(self._plans_reloaded)
             for channel in (config.admin_channel, *config.announce_channels):
                 self.bot.outbox.join(channel)
@@ -110,15 +109,11 @@ class Application:
             try:
                 self.poster.post_due()  # anything that came due while we were down: late
                 self.poster.reschedule(self.scheduler)
-                # Escalations on time (date jobs), for pending pages and the ones to come;
-                # then rejoin running deploys' channels, open/close what is due, escalate.
-                self.firefight.pager.schedule_escalations(self.scheduler)
-                self.firefight.sweep()
-                self.firefight.reschedule(self.scheduler)
+                self.deploy_day.start(self.scheduler)  # escalations, open/close, date jobs
                 self.digests.post_due()  # a digest whose time passed while we were down
                 self.digests.schedule(self.scheduler)
                 self.scheduler.add_job(
-                    self.firefight.sweep_job,
+                    self.deploy_day.firefight.sweep_job,
                     "interval",
                     seconds=FIREFIGHT_SWEEP_SECONDS,
                     id="firefight-sweep",
@@ -199,7 +194,7 @@ class Application:
     def _bus_reactor(self) -> BusReactor:
         """The one :class:`BusReactor` every bus source feeds, created on first use."""
         if self.bus is None:
-            self.bus = BusReactor(self.core, self.bot.outbox)
+            self.bus = BusReactor(self.core, self.bot.outbox, self.deploy_day)
             self.scheduler.add_job(
                 self._flush_bus_log, "interval", seconds=BAD_MESSAGE_LOG_INTERVAL, id="bus-log"
             )
@@ -285,8 +280,7 @@ class Application:
         self._fingerprint = self.core.book.fingerprint()
         self.poster.post_due()
         count = self.poster.reschedule(self.scheduler)
-        self.firefight.sweep()
-        self.firefight.reschedule(self.scheduler)
+        self.deploy_day.plans_changed(self.scheduler)
         log.info("plans: %s; %d countdowns scheduled", report.summary(), count)
 
     def _report_problems(self, report: ReloadReport) -> None:

@@ -31,6 +31,7 @@ from deploybot.bus.reactor import RECENT_IDS, BusReactor
 from deploybot.bus.rules import DeployFact, DeployFinished, DeployStarted, OpenFirefighting
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
+from deploybot.deployday.day import DeployDay
 from deploybot.deployday.firefight import Firefight
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
@@ -158,10 +159,10 @@ def reactor(core: Core, outbox: RecordingOutbox) -> BusReactor:
 
 
 @pytest.fixture
-def fire(core: Core, outbox: RecordingOutbox) -> Firefight:
+def fire(core: Core, outbox: RecordingOutbox, reactor: BusReactor) -> Firefight:
     """Firefighting on the same transport as the reactor, as in the running bot."""
-    core.firefight = Firefight(core, outbox)
-    return core.firefight
+    reactor.deploy_day = DeployDay(core, outbox)
+    return reactor.deploy_day.firefight
 
 
 def badges(core: Core) -> Plan:
@@ -491,7 +492,7 @@ def test_a_failing_fact_does_not_stop_the_next_one(
     core: Core, reactor: BusReactor, outbox: RecordingOutbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Opening firefighting fails (its transport raises): the start is still told."""
-    core.firefight = Firefight(core, BrokenOutbox())
+    reactor.deploy_day = DeployDay(core, BrokenOutbox())
     facts = reactor.handle(ansible("start", "2026-start"))
     assert kinds(facts) == ["OpenFirefighting", "DeployStarted"]
     assert isinstance(facts[1], DeployStarted)
@@ -513,8 +514,7 @@ def test_a_target_that_fails_does_not_silence_the_others(
 ) -> None:
     """The admin channel's post raises: the firefighting channel still hears the start."""
     outbox = AdminRefusingOutbox()
-    core.firefight = Firefight(core, RecordingOutbox())  # its pages go elsewhere
-    reactor = BusReactor(core, outbox)
+    reactor = BusReactor(core, outbox, DeployDay(core, RecordingOutbox()))  # pages elsewhere
     reactor.handle(ansible("start", "2026-start"))
     assert outbox.to(FIRE)[-1] == STARTED
     assert [r.getMessage() for r in errors(caplog)] == [f"posting a bus fact to {ADMIN} failed"]

@@ -20,7 +20,7 @@ from deploybot.commands.dispatch import Outgoing, dispatch
 from deploybot.commands.registry import build_registry
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
-from deploybot.deployday.firefight import Firefight
+from deploybot.deployday.day import DeployDay
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.plans.model import ApiBreak, Consumer, Plan
@@ -114,6 +114,7 @@ def request(
     account: str | None = "alice",
     host: str = "users.test",
     channel: str | None = CHANNEL,
+    deploy_day: DeployDay | None = None,
 ) -> Request:
     assert line.startswith("!")
     name, _, args = line[1:].partition(" ")
@@ -125,6 +126,7 @@ def request(
         name=name,
         args=args.strip(),
         now=core.now(),
+        deploy_day=deploy_day,
     )
 
 
@@ -187,12 +189,11 @@ def test_every_command_has_usage_help_and_an_example(registry: Registry) -> None
 
 
 @pytest.fixture
-def example_world(tmp_path: Path, clock: Clock) -> Iterator[Core]:
+def example_world(tmp_path: Path, clock: Clock) -> Iterator[DeployDay]:
     """The world every example runs in (see :class:`~deploybot.commands.base.Example`):
     pkgdb2-2.0 and fas-3.0, the bot connected, incident #1 reported by alice at 13:20
     during the pkgdb2 deploy, and the clock at 13:25 UTC."""
     core = make_core(tmp_path, clock, [make_plan(), fas_plan()])
-    core.firefight = Firefight(core, RecordingOutbox())
     clock.now = DURING
     core.store.report_incident(
         service="pkgdb2",
@@ -205,7 +206,7 @@ def example_world(tmp_path: Path, clock: Clock) -> Iterator[Core]:
         minutes_into_deploy=20,
     )
     clock.now = DURING + timedelta(minutes=5)
-    yield core
+    yield DeployDay(core, RecordingOutbox())
     core.store.close()
 
 
@@ -224,13 +225,14 @@ def shown_as(example: Example, lines: tuple[str, ...]) -> list[str]:
 
 @pytest.mark.parametrize(("name", "example"), EXAMPLES)
 async def test_example_gets_its_reply(
-    example_world: Core, registry: Registry, name: str, example: Example
+    example_world: DeployDay, registry: Registry, name: str, example: Example
 ) -> None:
     """Every example of every command, typed alone in the examples' world, gets exactly
     the reply it declares (each line equal, or matching its pattern)."""
     command = registry.get(name)
     assert command is not None
-    reply = await command(example_world, request(example_world, example.line))
+    core = example_world.core
+    reply = await command(core, request(core, example.line, deploy_day=example_world))
     assert isinstance(reply, Reply)
     assert_clean(list(reply.lines))
     if example.reply is not None:

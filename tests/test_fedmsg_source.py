@@ -42,7 +42,7 @@ from deploybot.bus.reactor import BusReactor
 from deploybot.bus.rules import ANSIBLE_COMPLETE, ANSIBLE_START, BusStats
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
-from deploybot.deployday.firefight import Firefight
+from deploybot.deployday.day import DeployDay
 from deploybot.errors import ConfigError
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
@@ -343,8 +343,8 @@ async def test_events_from_a_real_publisher_reach_the_reactor_once_each(
     "finished with failures on pkgdb02.phx2".  Each message is published again and again
     until it arrives (slow joiner), yet each distinct message id is posted once."""
     outbox = RecordingOutbox()
-    core.firefight = Firefight(core, outbox)
-    reactor = BusReactor(core, outbox)
+    day = DeployDay(core, outbox)
+    reactor = BusReactor(core, outbox, day)
     pub, endpoint = hub.bind()
     running(FedmsgSource([endpoint], subscriptions(core.config), reactor, prefix=PREFIX))
 
@@ -366,12 +366,12 @@ async def test_events_from_a_real_publisher_reach_the_reactor_once_each(
     await until(lambda: said("finished ok"), "the last message")
 
     plan = core.plans[0]
-    assert core.firefight.is_open(plan)
+    assert day.firefight.is_open(plan)
     assert said("started by") == ["deploy of pkgdb2 started by ralph (groups/pkgdb.yml)"]
     assert said("finished with") == [
         "deploy of pkgdb2 finished with failures on pkgdb02.phx2 (groups/pkgdb.yml)"
     ]
-    firefight_channel = core.firefight.channel_for(plan)
+    firefight_channel = day.firefight.channel_for(plan)
     assert [line for target, line in outbox.posts if target == firefight_channel][-3:] == [
         said("started by")[0],
         said("finished with")[0],

@@ -20,6 +20,7 @@ from deploybot.commands.dispatch import dispatch
 from deploybot.commands.registry import build_registry
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
+from deploybot.deployday.day import DeployDay
 from deploybot.deployday.firefight import JOB_PREFIX, TOPIC_LIMIT, Firefight, SweepReport
 from deploybot.deployday.paging import (
     BOT_SENDER,
@@ -68,8 +69,7 @@ def restart(core: Core, tmp_path: Path) -> tuple[Firefight, RecordingOutbox]:
     core.store.close()
     core.store = Store.open(tmp_path / "db.sqlite3")
     outbox = RecordingOutbox()
-    core.firefight = Firefight(core, outbox)
-    return core.firefight, outbox
+    return DeployDay(core, outbox).firefight, outbox
 
 
 @pytest.fixture
@@ -86,16 +86,19 @@ def core(tmp_path: Path, clock: Clock) -> Iterator[Core]:
 
 
 @pytest.fixture
-def outbox(core: Core) -> RecordingOutbox:
-    recording = RecordingOutbox()
-    core.firefight = Firefight(core, recording)
-    return recording
+def outbox() -> RecordingOutbox:
+    return RecordingOutbox()
 
 
 @pytest.fixture
-def fire(core: Core, outbox: RecordingOutbox) -> Firefight:
-    assert core.firefight is not None
-    return core.firefight
+def day(core: Core, outbox: RecordingOutbox) -> DeployDay:
+    """The bot connected: deploy day on the recording transport."""
+    return DeployDay(core, outbox)
+
+
+@pytest.fixture
+def fire(day: DeployDay) -> Firefight:
+    return day.firefight
 
 
 def plan_of(core: Core) -> Plan:
@@ -327,12 +330,12 @@ def test_next_shift_is_paged_when_it_starts_and_only_once(
 
 
 async def test_broke_during_the_deploy_highlights_the_on_shift_roster(
-    core: Core, fire: Firefight, outbox: RecordingOutbox, clock: Clock
+    day: DeployDay, outbox: RecordingOutbox, clock: Clock
 ) -> None:
     """``!broke`` 42 minutes into the deploy highlights who is on shift in the
     firefighting channel (opening it first if the sweep has not yet)."""
     clock.now = WHEN + timedelta(minutes=42)
-    lines = await say(core, build_registry(), "!broke pkgdb2 the acl page returns 500")
+    lines = await say(day, build_registry(), "!broke pkgdb2 the acl page returns 500")
     assert lines == ["recorded incident #1 (pkgdb2, deploy pkgdb2-2.0 +42 min); fix with !fixed 1"]
     assert ("join", FIRE) in outbox.calls
     assert outbox.to(FIRE)[-1] == (
@@ -355,9 +358,8 @@ async def test_broke_with_nobody_on_shift_names_the_escalation_list(
     core = build_core(tmp_path, clock, [plan])
     try:
         outbox = RecordingOutbox()
-        core.firefight = Firefight(core, outbox)
         clock.now = WHEN + timedelta(hours=2)
-        await say(core, build_registry(), "!broke pkgdb2 login loops")
+        await say(DeployDay(core, outbox), build_registry(), "!broke pkgdb2 login loops")
         assert outbox.to(FIRE)[-1] == (
             "⚠ incident #1 (pkgdb2, +120 min): login loops — "
             "nobody on shift — escalation: nirik; !take 1"
@@ -376,20 +378,19 @@ async def test_broke_is_recorded_even_if_the_alert_fails(
 ) -> None:
     """A failure while alerting the firefighting channel is logged with its traceback;
     the reporter still hears that the incident was recorded."""
-    core.firefight = Firefight(core, BrokenOutbox())
     clock.now = WHEN + timedelta(minutes=5)
-    lines = await say(core, build_registry(), "!broke pkgdb2 acl 500")
+    lines = await say(DeployDay(core, BrokenOutbox()), build_registry(), "!broke pkgdb2 acl 500")
     assert lines[0].startswith("recorded incident #1")
     assert core.store.get(1).text == "acl 500"
     assert "alerting the firefighting channel of incident 1 failed" in caplog.text
 
 
 async def test_broke_outside_a_deploy_highlights_nobody(
-    core: Core, outbox: RecordingOutbox, clock: Clock
+    day: DeployDay, outbox: RecordingOutbox, clock: Clock
 ) -> None:
     """An incident outside any deploy window is recorded without any channel post."""
     clock.now = WHEN - timedelta(days=1)
-    await say(core, build_registry(), "!broke pkgdb2 slow pages")
+    await say(day, build_registry(), "!broke pkgdb2 slow pages")
     assert outbox.calls == []
 
 
@@ -580,7 +581,7 @@ async def test_escalation_date_jobs_for_pages_sent_now_and_pending_after_a_resta
 
 
 async def say(
-    core: Core,
+    bot: Core | DeployDay,
     registry: Registry,
     line: str,
     *,
@@ -588,7 +589,10 @@ async def say(
     account: str | None = "alice",
     channel: str | None = ADMIN,
 ) -> list[str]:
-    """Type ``line`` (by default as alice, an admin, in the admin channel)."""
+    """Type ``line`` (by default as alice, an admin, in the admin channel) to a bot that
+    is connected (its :class:`DeployDay`) or not (only its core)."""
+    day = bot if isinstance(bot, DeployDay) else None
+    core = bot.core if isinstance(bot, DeployDay) else bot
     name, _, args = line[1:].partition(" ")
     typed = Request(
         nick=nick,
@@ -598,6 +602,7 @@ async def say(
         name=name,
         args=args.strip(),
         now=core.now(),
+        deploy_day=day,
     )
     return [message.text for message in await dispatch(core, registry, typed)]
 
@@ -614,7 +619,7 @@ DEPLOY_DAY_COMMANDS = ("roster", "oncall", "page", "ack", "firefight")
     ],
 )
 async def test_examples_run_with_the_bot_connected(
-    core: Core, outbox: RecordingOutbox, clock: Clock, example: str
+    core: Core, day: DeployDay, clock: Clock, example: str
 ) -> None:
     """Each deploy-day example succeeds during the deploy with the bot connected."""
     clock.now = WHEN + timedelta(hours=1)
@@ -622,7 +627,7 @@ async def test_examples_run_with_the_bot_connected(
     command = registry.get(example.split()[0][1:])
     assert command is not None
     name, _, args = example[1:].partition(" ")
-    typed = Request("alice", "alice!alice@users.test", "alice", ADMIN, name, args, clock.now)
+    typed = Request("alice", "alice!alice@users.test", "alice", ADMIN, name, args, clock.now, day)
     reply = await command.handler(core, typed)
     assert isinstance(reply, Reply) and reply.lines
     assert not any("usage:" in line or NOT_CONNECTED in line for line in reply.lines)
@@ -684,87 +689,86 @@ async def test_oncall_command(core: Core, clock: Clock) -> None:
     assert await say(core, registry, "!oncall") == ["nobody is on shift now"]
 
 
-async def test_page_and_ack_commands(core: Core, outbox: RecordingOutbox, clock: Clock) -> None:
+async def test_page_and_ack_commands(
+    core: Core, day: DeployDay, outbox: RecordingOutbox, clock: Clock
+) -> None:
     """``!page NICK`` and ``!page TEAM`` page and say whom; ``!ack N`` acknowledges one
     page, someone else's page is refused, ``!ack`` takes the rest."""
     clock.now = WHEN + timedelta(hours=1)
     registry = build_registry()
-    assert await say(core, registry, "!page dgilmore compose broken") == ["paged dgilmore (#1)"]
-    assert await say(core, registry, "!page rel-eng please look") == [
+    assert await say(day, registry, "!page dgilmore compose broken") == ["paged dgilmore (#1)"]
+    assert await say(day, registry, "!page rel-eng please look") == [
         "paged rel-eng on shift: dgilmore (#2)"
     ]
     assert outbox.to("dgilmore")[0] == "[page #1 from alice] compose broken — reply !ack 1"
-    assert await say(core, registry, "!ack 1", nick="pingou", account=None) == [
+    assert await say(day, registry, "!ack 1", nick="pingou", account=None) == [
         "page 1 is for dgilmore, not for you"
     ]
-    assert await say(core, registry, "!ack #1", nick="dgilmore", account=None) == [
+    assert await say(day, registry, "!ack #1", nick="dgilmore", account=None) == [
         "dgilmore: acknowledged page #1"
     ]
-    assert await say(core, registry, "!ack", nick="dgilmore", account=None) == [
+    assert await say(day, registry, "!ack", nick="dgilmore", account=None) == [
         "dgilmore: acknowledged page #2"
     ]
-    assert await say(core, registry, "!ack", nick="dgilmore", account=None) == [
+    assert await say(day, registry, "!ack", nick="dgilmore", account=None) == [
         "dgilmore: you have no pending pages"
     ]
     assert core.store.pending_escalations(WHEN + timedelta(days=1)) == ()
 
 
 async def test_firefight_command_opens_and_closes(
-    core: Core, outbox: RecordingOutbox, clock: Clock
+    core: Core, day: DeployDay, outbox: RecordingOutbox, clock: Clock
 ) -> None:
     """An admin's ``!firefight open ID`` opens (pages) once, then only rejoins;
     ``!firefight close ID`` posts the summary and leaves, once."""
     clock.now = WHEN + timedelta(minutes=1)
     registry = build_registry()
-    assert await say(core, registry, "!firefight open pkgdb2-2.0") == [
+    assert await say(day, registry, "!firefight open pkgdb2-2.0") == [
         f"opened firefighting for pkgdb2-2.0 in {FIRE}: topic set, "
         "roster on shift and consumers paged"
     ]
     assert len(core.store.list_pages()) == 3
-    assert await say(core, registry, "!firefight open pkgdb2-2.0") == [
+    assert await say(day, registry, "!firefight open pkgdb2-2.0") == [
         f"firefighting for pkgdb2-2.0 was already open; rejoined {FIRE}"
     ]
     assert len(core.store.list_pages()) == 3
-    assert await say(core, registry, "!firefight close pkgdb2-2.0") == [
+    assert await say(day, registry, "!firefight close pkgdb2-2.0") == [
         f"closed firefighting for pkgdb2-2.0: summary posted in {FIRE}"
     ]
     assert outbox.calls[-1] == ("part", FIRE, "pkgdb2 2.0 firefighting closed (closed by alice)")
-    assert await say(core, registry, "!firefight close pkgdb2-2.0") == [
+    assert await say(day, registry, "!firefight close pkgdb2-2.0") == [
         "firefighting for pkgdb2-2.0 was already closed (or never opened); nothing to post"
     ]
 
 
 async def test_firefight_close_before_the_deploy_is_refused(
-    core: Core, outbox: RecordingOutbox
+    core: Core, day: DeployDay, outbox: RecordingOutbox
 ) -> None:
     """Closing a deploy that has not started (and is not open) is refused, so a slip
     cannot cancel its deploy day."""
     registry = build_registry()
-    (reply,) = await say(core, registry, "!firefight close pkgdb2-2.0")
+    (reply,) = await say(day, registry, "!firefight close pkgdb2-2.0")
     assert reply.startswith("pkgdb2-2.0 has not started")
     assert outbox.calls == []
-    assert core.firefight is not None
-    assert core.firefight.open(plan_of(core), WHEN, reason="scheduled") is True
+    assert day.firefight.open(plan_of(core), WHEN, reason="scheduled") is True
 
 
 async def test_firefight_is_for_admins_only(
-    core: Core, outbox: RecordingOutbox, clock: Clock
+    core: Core, day: DeployDay, outbox: RecordingOutbox, clock: Clock
 ) -> None:
     """A non-admin's ``!firefight open`` is refused and changes nothing: the deploy
     still opens (and pages) later."""
     clock.now = WHEN + timedelta(minutes=1)
     registry = build_registry()
-    (reply,) = await say(core, registry, "!firefight open pkgdb2-2.0", nick="mallory", account=None)
+    (reply,) = await say(day, registry, "!firefight open pkgdb2-2.0", nick="mallory", account=None)
     assert reply.startswith("not allowed: !firefight is for admins")
     assert outbox.calls == [] and core.store.list_pages() == ()
-    assert core.firefight is not None
-    assert core.firefight.open(plan_of(core), clock.now, reason="scheduled") is True
+    assert day.firefight.open(plan_of(core), clock.now, reason="scheduled") is True
 
 
 async def test_commands_without_a_connection(core: Core, clock: Clock) -> None:
     """Without a transport, ``!page`` and ``!firefight`` say the bot is not connected
     and change nothing; ``!roster``, ``!oncall`` and ``!ack`` still work."""
-    assert core.firefight is None
     clock.now = WHEN + timedelta(minutes=1)
     registry = build_registry()
     assert await say(core, registry, "!page dgilmore hello") == [NOT_CONNECTED]

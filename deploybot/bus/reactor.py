@@ -42,6 +42,7 @@ from deploybot.bus.rules import (
 
 if TYPE_CHECKING:
     from deploybot.core import Core
+    from deploybot.deployday.day import DeployDay
     from deploybot.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,13 @@ RECENT_IDS = 4096
 
 
 class BusReactor:
-    def __init__(self, core: Core, outbox: Outbox) -> None:
+    """Acts on bus events for one bot; ``deploy_day`` opens firefighting (None: the facts
+    are only posted in the admin channel)."""
+
+    def __init__(self, core: Core, outbox: Outbox, deploy_day: DeployDay | None = None) -> None:
         self.core = core
         self.outbox = outbox
+        self.deploy_day = deploy_day
         self.stats = BusStats()
         self.bad_log = RateLimitedLog(log, BAD_MESSAGE_LOG_INTERVAL)
         #: Events dropped because their id was among the last :data:`RECENT_IDS`.
@@ -111,14 +116,13 @@ class BusReactor:
 
     def _act(self, fact: DeployFact, now: datetime) -> None:
         config = self.core.config
+        firefight = self.deploy_day.firefight if self.deploy_day is not None else None
         if isinstance(fact, OpenFirefighting):
-            firefight = self.core.firefight
             if firefight is not None and now < fact.plan.end:
                 firefight.open(fact.plan, now, reason=f"bus: {fact.event.short_topic}")
             return
         text = fact_text(fact, config.timezone)
         targets = [config.admin_channel]
-        firefight = self.core.firefight
         if isinstance(fact, DeployStarted | DeployFinished):
             if firefight is not None and firefight.is_open(fact.plan):
                 channel = firefight.channel_for(fact.plan)

@@ -13,6 +13,7 @@ from deploybot.errors import DeploybotError
 
 if TYPE_CHECKING:
     from deploybot.core import Core
+    from deploybot.deployday.day import DeployDay
 
 PREFIX = "!"
 # More reply lines than this go privately instead of into the channel (SPEC §3).
@@ -21,7 +22,12 @@ CHANNEL_LINE_LIMIT = 4
 
 @dataclass(frozen=True)
 class Request:
-    """One command as typed by someone, with what we know about them."""
+    """One command as typed by someone, with what we know about them.
+
+    ``deploy_day`` is the bot's deploy day (pages, firefighting channels) that the command
+    may act on; None when the bot has no transport (the commands that must send then say
+    so).
+    """
 
     nick: str
     mask: str  # nick!user@host
@@ -30,6 +36,7 @@ class Request:
     name: str
     args: str
     now: datetime
+    deploy_day: DeployDay | None = None
 
     @property
     def reply_target(self) -> str:

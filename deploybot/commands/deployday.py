@@ -2,11 +2,12 @@
 ``!firefight``.
 
 ``!roster``, ``!oncall`` and ``!ack`` only read or write the store, so they work
-anywhere.  ``!page`` and ``!firefight`` send messages through ``Core.firefight``
-(:class:`~deploybot.deployday.firefight.Firefight`; pages through its
-:class:`~deploybot.deployday.paging.Pager`); without a transport (``Core.firefight`` is
-None, e.g. ``deploybot check``) they check their arguments and then answer
-:data:`NOT_CONNECTED`, changing nothing.
+anywhere.  ``!page`` and ``!firefight`` send messages through the request's
+:class:`~deploybot.deployday.day.DeployDay` (its
+:class:`~deploybot.deployday.firefight.Firefight` and
+:class:`~deploybot.deployday.paging.Pager`); without a transport (``request.deploy_day``
+is None) they check their arguments and then answer :data:`NOT_CONNECTED`, changing
+nothing.
 """
 
 from __future__ import annotations
@@ -130,9 +131,9 @@ def register(registry: Registry) -> None:
         is_team = any(team.casefold() == who.casefold() for team in teams_of(core.plans))
         if not is_team and not _NICK.fullmatch(who):
             raise UsageError(f"{who!r} is neither a team of a plan nor a nick")
-        if core.firefight is None:
+        if request.deploy_day is None:
             return Reply.say(NOT_CONNECTED)
-        pages = core.firefight.pager.page(
+        pages = request.deploy_day.pager.page(
             request.nick, who, message, request.now, running(core.plans, request.now)
         )
         paged = ", ".join(f"{p.target_nick} (#{p.number})" for p in pages)
@@ -150,8 +151,8 @@ def register(registry: Registry) -> None:
         if len(words) > 1:
             raise UsageError(f"one page number at most, got {len(words)} words")
         number = page_number(words[0]) if words else None
-        if core.firefight is not None:
-            pages = core.firefight.pager.ack(request.nick, request.account, number, request.now)
+        if request.deploy_day is not None:
+            pages = request.deploy_day.pager.ack(request.nick, request.account, number, request.now)
         else:
             pages = core.store.ack_pages(request.nick, request.now, number, account=request.account)
         return Reply.say(ack_text(request.nick, pages))
@@ -171,9 +172,9 @@ def register(registry: Registry) -> None:
             raise UsageError(f"say open or close, then the plan id{got}")
         action = words[0].lower()
         plan = find_plan(core, words[1])
-        if core.firefight is None:
+        if request.deploy_day is None:
             return Reply.say(NOT_CONNECTED)
-        fire = core.firefight
+        fire = request.deploy_day.firefight
         channel = fire.channel_for(plan)
         reason = f"{'opened' if action == 'open' else 'closed'} by {request.nick}"
         if action == "open":

@@ -7,7 +7,7 @@ the nick *and* the services account (None when not logged in).
 
 ``!broke`` during a deploy also highlights the on-shift roster in the deploy's
 firefighting channel (:meth:`~deploybot.deployday.firefight.Firefight.on_incident`) when the bot
-is connected.
+is connected (``request.deploy_day``).
 """
 
 from __future__ import annotations
@@ -131,9 +131,9 @@ async def broke(core: Core, request: Request) -> Reply:
         deploy_id=deploy.id if deploy is not None else None,
         minutes_into_deploy=minutes,
     )
-    if deploy is not None and core.firefight is not None:
+    if deploy is not None and request.deploy_day is not None:
         try:
-            core.firefight.on_incident(incident, deploy, request.now)
+            request.deploy_day.firefight.on_incident(incident, deploy, request.now)
         except Exception:  # the incident is recorded: say so whatever the alert did
             log.exception(
                 "alerting the firefighting channel of incident %s failed", incident.number

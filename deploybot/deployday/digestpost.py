@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
 
     from deploybot.core import Core
+    from deploybot.deployday.firefight import Firefight
     from deploybot.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,13 @@ LATE_AFTER = timedelta(minutes=5)
 
 
 class DigestPoster:
-    def __init__(self, core: Core, outbox: Outbox) -> None:
+    """Posts each day's digest once; ``firefight`` tells which firefighting channels the
+    bot is in (None: it is in none, so it visits each)."""
+
+    def __init__(self, core: Core, outbox: Outbox, firefight: Firefight | None = None) -> None:
         self.core = core
         self.outbox = outbox
+        self.firefight = firefight
 
     def due_at(self, day: date) -> datetime:
         """When the digest of ``day`` is due (aware, in the configured timezone)."""
@@ -43,7 +48,7 @@ class DigestPoster:
         config = self.core.config
         noon = datetime.combine(day, config.digest_time, tzinfo=config.timezone)
         channels = [config.admin_channel]
-        firefight = self.core.firefight
+        firefight = self.firefight
         for plan in today(self.core.plans, noon, config.timezone):
             channel = (
                 firefight.channel_for(plan)
@@ -109,7 +114,7 @@ class DigestPoster:
         """Lower-cased channels the bot is in: the admin channel and open firefights."""
         config = self.core.config
         present = {config.admin_channel.lower(), *(c.lower() for c in config.announce_channels)}
-        firefight = self.core.firefight
+        firefight = self.firefight
         if firefight is not None:
             for plan in self.core.plans:
                 if firefight.is_open(plan):

@@ -1,6 +1,6 @@
 """Deploy day (SPEC §4): the firefighting channel's life — open, topic, shifts, close.
 
-One :class:`Firefight` per running bot (``Core.firefight``), holding the core, an
+One :class:`Firefight` per running bot (``DeployDay.firefight``), holding the core, an
 :class:`~deploybot.outbox.Outbox` and the :class:`~deploybot.deployday.paging.Pager` that sends
 its pages (``Firefight.pager``: pages, ``!page``, ``!ack`` and escalation are described
 in :mod:`deploybot.deployday.paging`).  Everything that must survive a restart is in the store;

@@ -1,7 +1,7 @@
 """Deploy day (SPEC §4): pages, acknowledgements and escalation.
 
 One :class:`Pager` per running bot, owned by the :class:`~deploybot.deployday.firefight.Firefight`
-(``Core.firefight.pager``) and holding the core and an
+(``DeployDay.pager``) and holding the core and an
 :class:`~deploybot.outbox.Outbox`; it asks the firefight which channel is a plan's
 firefighting channel.  Everything that must survive a restart is in the store; the
 in-memory set of who was paged only avoids a ledger lookup per sweep.  Time is always

@@ -51,6 +51,7 @@ class Commands:
             name=name,
             args=args,
             now=app.core.now(),
+            deploy_day=app.deploy_day,
         )
         app.spawn(self._answer(app, request), f"command !{name} from {nick}")
 
