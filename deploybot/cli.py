@@ -21,7 +21,8 @@ from deploybot.announce import KINDS, announcement, default_kind
 from deploybot.config import Config, load_config
 from deploybot.deployday.digest import digest_for_day, full_lines
 from deploybot.deployday.firefight import channel_of
-from deploybot.errors import ConfigError, DeploybotError
+from deploybot.durations import parse_day
+from deploybot.errors import ConfigError, DateError, DeploybotError
 from deploybot.plans.files import load_paths
 from deploybot.plans.policy import assess, format_readiness
 from deploybot.store import Store
@@ -188,9 +189,9 @@ def run_bot(args: argparse.Namespace, out: TextIO) -> int:
 
 def _day(text: str) -> date:
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+        return parse_day(text)
+    except DateError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run_digest(args: argparse.Namespace, out: TextIO) -> int:

@@ -4,20 +4,28 @@ Units are ``d`` (days), ``h``, ``m`` and ``s``; parts appear at most once, large
 :func:`format_duration` gives the canonical spelling, and
 ``parse_duration(format_duration(d)) == d`` for every non-negative whole-second ``d``.
 
-Also the machine spellings of times and spans in JSON documents (:func:`iso_utc`,
-:func:`whole_seconds`), shared by the API and the digest.
+Also days as people type them, ``2026-12-15`` (:func:`parse_day`, for commands, the CLI,
+the API and plan files), and the machine spellings of times and spans in JSON documents
+(:func:`iso_utc`, :func:`whole_seconds`), shared by the API and the digest.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from deploybot.errors import DurationError
+from deploybot.errors import DateError, DurationError
 
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 _PATTERN = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _MAX_SECONDS = 10 * 365 * 86400
+#: A day's spelling: ``YYYY-MM-DD``, ASCII digits (``date.fromisoformat`` alone also
+#: takes ``20261215`` and ``2026-W51-2``).
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: The years :func:`parse_day` accepts: wide enough for any deploy, narrow enough that a
+#: day's bounds in any timezone stay within :class:`datetime`'s range.
+FIRST_YEAR = 1900
+LAST_YEAR = 9000
 
 
 def parse_duration(text: str) -> timedelta:
@@ -62,6 +70,30 @@ def format_duration(delta: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def parse_day(text: str, label: str | None = None) -> date:
+    """``2026-12-15`` → a :class:`date`; :class:`DateError` otherwise.
+
+    The error names the value as ``label`` (default: ``repr(text)``), e.g. ``date='x'``.
+
+    >>> parse_day("2026-12-15")
+    datetime.date(2026, 12, 15)
+    >>> parse_day("2026-13-01")
+    Traceback (most recent call last):
+    ...
+    deploybot.errors.DateError: '2026-13-01' is not a valid date: month must be in 1..12
+    """
+    shown = repr(text) if label is None else label
+    if not isinstance(text, str) or not DAY.fullmatch(text):
+        raise DateError(f"{shown} is not a date; write it as YYYY-MM-DD")
+    try:
+        day = date.fromisoformat(text)
+    except ValueError as error:
+        raise DateError(f"{shown} is not a valid date: {error}") from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise DateError(f"{shown} is out of range (years {FIRST_YEAR} to {LAST_YEAR})")
+    return day
 
 
 def iso_utc(moment: datetime) -> str:

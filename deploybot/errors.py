@@ -53,3 +53,7 @@ class ConfigError(DeploybotError):
 
 class DurationError(DeploybotError, ValueError):
     """A duration string that does not parse."""
+
+
+class DateError(DeploybotError, ValueError):
+    """A day that is not written ``YYYY-MM-DD`` or does not exist."""

@@ -297,7 +297,7 @@ async def _index(request: web.Request) -> web.Response:
 
 def _page_day(text: str) -> date:
     try:
-        return api.parse_day(text)
+        return api.path_day(text)
     except api.ApiError as error:
         raise web.HTTPBadRequest(text=error.message + "\n") from None
 

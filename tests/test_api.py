@@ -340,7 +340,8 @@ def test_incident_filters_since_service_and_state(core: Core) -> None:
         ([("since", "yesterday")], "is not a date"),
         ([("since", "2026-12-15T13:00:00")], "no UTC offset"),
         ([("since", "2026-12-15T13:00:00 02:00")], "%2B"),
-        ([("since", "2026-02-30")], "is not a date"),
+        ([("since", "2026-02-30")], "is not a valid date: day is out of range for month"),
+        ([("since", "0001-01-01")], "is out of range (years 1900 to 9000)"),
         ([("since", "0001-01-01T00:00:00Z")], "out of range"),
         ([("service", "")], "not a service name"),
         ([("service", "a\nb")], "not a service name"),
@@ -398,11 +399,22 @@ def test_digest_document_is_the_days_digest_as_of_now(core: Core) -> None:
     assert quiet["totals"]["open"] == [] and quiet["totals"]["teams"] == []
 
 
-@pytest.mark.parametrize("day", ["2026-12-1", "2026-13-01", "tomorrow", "99999-01-01"])
-def test_bad_digest_dates_are_400(core: Core, day: str) -> None:
+@pytest.mark.parametrize(
+    ("day", "says"),
+    [
+        ("2026-12-1", "'2026-12-1' is not a date; write it as YYYY-MM-DD"),
+        ("tomorrow", "'tomorrow' is not a date; write it as YYYY-MM-DD"),
+        ("99999-01-01", "'99999-01-01' is not a date; write it as YYYY-MM-DD"),
+        ("20261215", "'20261215' is not a date; write it as YYYY-MM-DD"),
+        ("2026-13-01", "'2026-13-01' is not a valid date: month must be in 1..12"),
+        ("1000-01-01", "'1000-01-01' is out of range (years 1900 to 9000)"),
+    ],
+)
+def test_bad_digest_dates_are_400(core: Core, day: str, says: str) -> None:
+    """A digest path date that is not YYYY-MM-DD, does not exist or is out of range is a
+    400 ``bad-request`` saying which."""
     error = api_error(digest_document, core, day)
-    assert (error.status, error.code) == (400, "bad-request")
-    assert "is not a date such as 2026-12-15" in error.message
+    assert (error.status, error.code, error.message) == (400, "bad-request", says)
 
 
 # -- health and metrics ---------------------------------------------------------------------

@@ -282,7 +282,9 @@ BAD_CALLS = [
     ("!page", "say whom to page"),
     ("!ack x", "page number must be a number, got 'x'"),
     ("!firefight", "say open or close, then the plan id"),
-    ("!digest 2026-13-01", "is not a date; write it as YYYY-MM-DD"),
+    ("!digest 2026-13-01", "is not a valid date: month must be in 1..12"),
+    ("!digest 20261215", "is not a date; write it as YYYY-MM-DD"),
+    ("!digest 0001-01-01", "is out of range (years 1900 to 9000)"),
     ("!digest 2026-12-01 2026-12-02", "one date only"),
 ]
 

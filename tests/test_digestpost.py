@@ -153,3 +153,12 @@ def test_cli_digest_of_a_missing_database_is_an_error(
     assert main(["digest", "--config", str(ini)]) == 1
     assert "nope.sqlite3" in capsys.readouterr().err
     assert not (tmp_path / "nope.sqlite3").exists()
+
+
+def test_cli_digest_of_a_bad_date_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--date`` that is not a YYYY-MM-DD day is refused by argparse (exit 2) with the same
+    words as ``!digest`` and the API."""
+    with pytest.raises(SystemExit) as exited:
+        main(["digest", "--date", "2026-13-01"])
+    assert exited.value.code == 2
+    assert "'2026-13-01' is not a valid date: month must be in 1..12" in capsys.readouterr().err

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deploybot.durations import format_duration, iso_utc, parse_duration, whole_seconds
-from deploybot.errors import DurationError
+from deploybot.durations import (
+    format_duration,
+    iso_utc,
+    parse_day,
+    parse_duration,
+    whole_seconds,
+)
+from deploybot.errors import DateError, DurationError
 
 TEN_YEARS = 10 * 365 * 86400
 
@@ -139,3 +145,38 @@ def test_whole_seconds_rounds_and_keeps_none() -> None:
     assert whole_seconds(timedelta(seconds=89.6)) == 90
     assert whole_seconds(timedelta(seconds=-0.4)) == 0
     assert whole_seconds(None) is None
+
+
+# --- days --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("20261215", "'20261215' is not a date; write it as YYYY-MM-DD"),
+        ("2026-W51-2", "'2026-W51-2' is not a date; write it as YYYY-MM-DD"),
+        ("2026-12-1", "'2026-12-1' is not a date; write it as YYYY-MM-DD"),
+        (" 2026-12-15", "' 2026-12-15' is not a date; write it as YYYY-MM-DD"),
+        ("２０２６-12-15", "'２０２６-12-15' is not a date; write it as YYYY-MM-DD"),
+        ("2026-02-30", "'2026-02-30' is not a valid date: day is out of range for month"),
+        ("1899-12-31", "'1899-12-31' is out of range (years 1900 to 9000)"),
+        ("9001-01-01", "'9001-01-01' is out of range (years 1900 to 9000)"),
+    ],
+)
+def test_parse_day_refuses_what_is_not_a_yyyy_mm_dd_day(text: str, says: str) -> None:
+    """Only ``YYYY-MM-DD`` of a day that exists, in years 1900 to 9000, is a day."""
+    with pytest.raises(DateError) as error:
+        parse_day(text)
+    assert str(error.value) == says
+
+
+def test_parse_day_names_the_value_by_its_label() -> None:
+    """The caller's label replaces the quoted value (the API says ``since='x'``)."""
+    with pytest.raises(DateError, match=r"^since='x' is not a date; write it as YYYY-MM-DD$"):
+        parse_day("x", "since='x'")
+
+
+@given(st.dates(min_value=date(1900, 1, 1), max_value=date(9000, 12, 31)))
+def test_parse_day_reads_every_day_in_range(day: date) -> None:
+    """Every day from 1900 to 9000, written YYYY-MM-DD, reads back as itself."""
+    assert parse_day(day.isoformat()) == day

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import TYPE_CHECKING
 
 from deploybot.commands.base import Reply, Request, UsageError, command, example
 from deploybot.deployday.digest import digest_for_day, full_lines
+from deploybot.durations import parse_day
+from deploybot.errors import DateError
 
 if TYPE_CHECKING:
     from deploybot.core import Core
-
-
-def parse_day(text: str) -> date:
-    """``YYYY-MM-DD`` → date, or a usage error saying what was wrong."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"{text!r} is not a date; write it as YYYY-MM-DD") from None
 
 
 #: The reply of both examples below (the examples' day is 2026-12-15).
@@ -47,7 +40,10 @@ async def digest(core: Core, request: Request) -> Reply:
     if len(words) > 1:
         raise UsageError(f"one date only, got {len(words)} words")
     tz = core.config.timezone
-    day = parse_day(words[0]) if words else request.now.astimezone(tz).date()
+    try:
+        day = parse_day(words[0]) if words else request.now.astimezone(tz).date()
+    except DateError as error:
+        raise UsageError(str(error)) from None
     result = digest_for_day(core.store, core.plans, day, tz, as_of=request.now)
     return Reply.say(*full_lines(result, tz), private=True)
 

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from deploybot.durations import parse_duration
-from deploybot.errors import DurationError, Problem
+from deploybot.durations import DAY, parse_day, parse_duration
+from deploybot.errors import DateError, DurationError, Problem
 
 T = TypeVar("T")
 
@@ -174,19 +174,13 @@ def boolean(reader: NodeReader, node: yaml.Node, key: str) -> bool:
     raise reader.fail(node, key, f"expected true or false, got {describe(node)}")
 
 
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-
-
 def day(reader: NodeReader, node: yaml.Node, key: str) -> date:
     """A date written ``YYYY-MM-DD``."""
     value = text(reader, node, key)
-    match = _DATE.fullmatch(value)
-    if match is None:
-        raise reader.fail(node, key, f"{value!r} is not a date; write YYYY-MM-DD")
     try:
-        return date(*(int(part) for part in match.groups()))
-    except ValueError as error:
-        raise reader.fail(node, key, f"{value!r} is not a valid date: {error}") from None
+        return parse_day(value)
+    except DateError as error:
+        raise reader.fail(node, key, str(error)) from None
 
 
 _DATETIME = re.compile(
@@ -200,7 +194,7 @@ def moment(reader: NodeReader, node: yaml.Node, key: str) -> datetime:
     value = text(reader, node, key)
     match = _DATETIME.fullmatch(value)
     if match is None:
-        hint = "a date without a time" if _DATE.fullmatch(value) else "not a date and time"
+        hint = "a date without a time" if DAY.fullmatch(value) else "not a date and time"
         raise reader.fail(
             node, key, f"{value!r} is {hint}; write e.g. 2014-05-28T13:00:00Z (with offset)"
         )

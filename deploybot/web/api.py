@@ -115,8 +115,8 @@ from typing import Any, get_args
 
 from deploybot.core import Core
 from deploybot.deployday.digest import digest_for_day, digest_to_dict
-from deploybot.durations import iso_utc, whole_seconds
-from deploybot.errors import DeploybotError
+from deploybot.durations import DAY, FIRST_YEAR, LAST_YEAR, iso_utc, parse_day, whole_seconds
+from deploybot.errors import DateError, DeploybotError
 from deploybot.lines import one_line
 from deploybot.plans.model import Plan
 from deploybot.plans.policy import assess
@@ -144,8 +144,8 @@ __all__ = [
     "incident_to_dict",
     "incidents_document",
     "metrics_text",
-    "parse_day",
     "parse_incident_query",
+    "path_day",
     "plan_to_dict",
     "signature",
     "signature_ok",
@@ -160,12 +160,9 @@ SIGNATURE_HEADER = "X-Deploybot-Signature"
 SIGNATURE_PREFIX = "sha256="
 
 _INCIDENT_QUERY_KEYS = ("since", "service", "state")
-_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _NUMBER = re.compile(r"[0-9]{1,18}")
 _SHOWN = 60
 _MAX_SERVICE = 100
-_FIRST_YEAR = 1900
-_LAST_YEAR = 9000
 
 
 class ApiError(DeploybotError):
@@ -359,8 +356,8 @@ def _single(query: Sequence[tuple[str, str]], allowed: Sequence[str]) -> dict[st
 
 def _parse_since(text: str, core: Core) -> datetime:
     value = text.strip()
-    if _DAY.fullmatch(value):
-        day = _parse_date(value, "since")
+    if DAY.fullmatch(value):
+        day = _parse_date(value, f"since={_shown(text)}", "bad-query")
         return datetime.combine(day, time(), tzinfo=core.config.timezone).astimezone(UTC)
     if re.search(r"T[0-9:.]+ [0-9]{2}:?[0-9]{2}$", value):
         raise ApiError(
@@ -372,7 +369,7 @@ def _parse_since(text: str, core: Core) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError:
         moment = None
-    if moment is None or not _DAY.match(value):
+    if moment is None or not DAY.match(value):
         raise ApiError(
             400,
             "bad-query",
@@ -385,21 +382,17 @@ def _parse_since(text: str, core: Core) -> datetime:
             "bad-query",
             f"since={_shown(text)} has no UTC offset: add Z or an offset such as +02:00",
         )
-    if not _FIRST_YEAR <= moment.year <= _LAST_YEAR:
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
         raise ApiError(400, "bad-query", f"since={_shown(text)} is out of range")
     return moment.astimezone(UTC)
 
 
-def _parse_date(text: str, what: str) -> date:
+def _parse_date(text: str, label: str, code: str) -> date:
+    """:func:`~deploybot.durations.parse_day`, its error as a 400 ``code``."""
     try:
-        day = date.fromisoformat(text) if _DAY.fullmatch(text) else None
-    except ValueError:
-        day = None
-    if day is None:
-        raise ApiError(400, "bad-query", f"{what}={_shown(text)} is not a date such as 2026-12-15")
-    if not _FIRST_YEAR <= day.year <= _LAST_YEAR:
-        raise ApiError(400, "bad-query", f"{what}={_shown(text)} is out of range")
-    return day
+        return parse_day(text, label)
+    except DateError as error:
+        raise ApiError(400, code, str(error)) from None
 
 
 def parse_incident_query(core: Core, query: Sequence[tuple[str, str]]) -> IncidentQuery:
@@ -495,14 +488,9 @@ def incident_document(
 # -- digests ----------------------------------------------------------------------------
 
 
-def parse_day(text: str) -> date:
+def path_day(text: str) -> date:
     """A ``YYYY-MM-DD`` path value; 400 ``bad-request`` otherwise."""
-    try:
-        return _parse_date(text, "date")
-    except ApiError as error:
-        raise ApiError(
-            400, "bad-request", f"{_shown(text)} is not a date such as 2026-12-15"
-        ) from error
+    return _parse_date(text, _shown(text), "bad-request")
 
 
 def digest_document(
@@ -511,7 +499,7 @@ def digest_document(
     """``GET /api/v1/digests/{date}``: the day's digest in the configured timezone, as of
     now (a past day is complete, a future one is empty)."""
     _no_query(query)
-    day = parse_day(day_text)
+    day = path_day(day_text)
     digest = digest_for_day(core.store, core.plans, day, core.config.timezone, as_of=core.now())
     return {"digest": digest_to_dict(digest)}
 
