@@ -51,7 +51,7 @@ from types import MappingProxyType
 from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from deploybot.durations import parse_duration
+from deploybot.durations import DEFAULT_COUNTDOWNS, parse_countdowns, parse_duration
 from deploybot.errors import ConfigError, DurationError, Problem
 
 __all__ = [
@@ -81,7 +81,7 @@ _KEYS: dict[str, tuple[str, str]] = {
         "firefighting channel pattern; placeholders {service} and {id}",
     ),
     "countdowns": (
-        "14d 7d 3d 1d 4h 1h 15m 0",
+        DEFAULT_COUNTDOWNS,
         "space-separated offsets before a deploy at which to post a countdown",
     ),
     "notice_days": ("14", "days of notice the policy asks for (API breaks, staging)"),
@@ -205,10 +205,7 @@ class Config:
     announce_channels: tuple[str, ...] = ("#fedora-admin",)
     firefight_channel: str = "#{service}-firefight"
     #: Sorted longest first, no duplicates.
-    countdowns: tuple[timedelta, ...] = tuple(
-        timedelta(seconds=s)
-        for s in (14 * 86400, 7 * 86400, 3 * 86400, 86400, 4 * 3600, 3600, 15 * 60, 0)
-    )
+    countdowns: tuple[timedelta, ...] = parse_countdowns(DEFAULT_COUNTDOWNS)
     notice_days: int = 14
     digest_time: time = time(22, 0)
     page_escalate_after: timedelta = timedelta(minutes=10)
@@ -389,15 +386,10 @@ def _firefight_channel(text: str) -> str:
 
 
 def _countdowns(text: str) -> tuple[timedelta, ...]:
-    offsets: set[timedelta] = set()
-    for word in _words(text.replace(",", " ")):
-        try:
-            offsets.add(parse_duration(word))
-        except DurationError as error:
-            raise _Bad(
-                f"{word!r} is not a duration: expected offsets such as 14d 7d 4h 15m 0 ({error})"
-            ) from None
-    return tuple(sorted(offsets, reverse=True))
+    try:
+        return parse_countdowns(text)
+    except DurationError as error:
+        raise _Bad(str(error)) from None
 
 
 def _whole_number(text: str, what: str) -> int:

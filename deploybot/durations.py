@@ -4,6 +4,9 @@ Units are ``d`` (days), ``h``, ``m`` and ``s``; parts appear at most once, large
 :func:`format_duration` gives the canonical spelling, and
 ``parse_duration(format_duration(d)) == d`` for every non-negative whole-second ``d``.
 
+The countdown offsets of the config (:func:`parse_countdowns`, default
+:data:`DEFAULT_COUNTDOWNS`) are a list of durations.
+
 Also days as people type them, ``2026-12-15`` (:func:`parse_day`, for commands, the CLI,
 the API and plan files), and the machine spellings of times and spans in JSON documents
 (:func:`iso_utc`, :func:`whole_seconds`), shared by the API and the digest.
@@ -19,6 +22,8 @@ from deploybot.errors import DateError, DurationError
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 _PATTERN = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _MAX_SECONDS = 10 * 365 * 86400
+#: When countdowns are posted unless the config says otherwise: before the deploy by these.
+DEFAULT_COUNTDOWNS = "14d 7d 3d 1d 4h 1h 15m 0"
 #: A day's spelling: ``YYYY-MM-DD``, ASCII digits (``date.fromisoformat`` alone also
 #: takes ``20261215`` and ``2026-W51-2``).
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -70,6 +75,28 @@ def format_duration(delta: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def parse_countdowns(text: str) -> tuple[timedelta, ...]:
+    """Countdown offsets from the config string, largest first, without duplicates.
+
+    Separated by spaces (commas are accepted too); raises :class:`DurationError` naming a
+    bad one.
+
+    >>> [format_duration(d) for d in parse_countdowns("1h 14d, 0 1h")]
+    ['14d', '1h', '0']
+    """
+    offsets: set[timedelta] = set()
+    for word in re.split(r"[\s,]+", text):
+        if not word:
+            continue
+        try:
+            offsets.add(parse_duration(word))
+        except DurationError as error:
+            raise DurationError(
+                f"{word!r} is not a duration: expected offsets such as 14d 7d 4h 15m 0 ({error})"
+            ) from None
+    return tuple(sorted(offsets, reverse=True))
 
 
 def parse_day(text: str, label: str | None = None) -> date:

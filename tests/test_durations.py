@@ -10,8 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deploybot.durations import (
+    DEFAULT_COUNTDOWNS,
     format_duration,
     iso_utc,
+    parse_countdowns,
     parse_day,
     parse_duration,
     whole_seconds,
@@ -180,3 +182,42 @@ def test_parse_day_names_the_value_by_its_label() -> None:
 def test_parse_day_reads_every_day_in_range(day: date) -> None:
     """Every day from 1900 to 9000, written YYYY-MM-DD, reads back as itself."""
     assert parse_day(day.isoformat()) == day
+
+
+# --- parse_countdowns ---------------------------------------------------------------------
+
+
+def test_parse_default_countdowns_largest_first() -> None:
+    """The default config string gives the eight offsets, largest first."""
+    expected = (
+        timedelta(days=14),
+        timedelta(days=7),
+        timedelta(days=3),
+        timedelta(days=1),
+        timedelta(hours=4),
+        timedelta(hours=1),
+        timedelta(minutes=15),
+        timedelta(0),
+    )
+    assert parse_countdowns(DEFAULT_COUNTDOWNS) == expected
+
+
+def test_parse_countdowns_sorts_and_removes_duplicates() -> None:
+    """Order does not matter, equal offsets (1h, 60m) count once, commas are allowed."""
+    assert parse_countdowns("15m, 1h 60m\t3d 0 0") == (
+        timedelta(days=3),
+        timedelta(hours=1),
+        timedelta(minutes=15),
+        timedelta(0),
+    )
+
+
+def test_parse_countdowns_empty_is_no_countdowns() -> None:
+    """An empty setting means no countdown posts."""
+    assert parse_countdowns("  ") == ()
+
+
+def test_parse_countdowns_rejects_a_bad_offset() -> None:
+    """A bad offset raises the duration error naming it and the expected offsets."""
+    with pytest.raises(DurationError, match=r"^'2w' is not a duration: expected offsets such as"):
+        parse_countdowns("14d 2w")

@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deploybot.errors import DurationError
+from deploybot.durations import DEFAULT_COUNTDOWNS, parse_countdowns
 from deploybot.plans.model import Plan
 from deploybot.plans.schedule import (
-    DEFAULT_COUNTDOWNS,
     Countdown,
     countdown_at,
     countdowns_for,
@@ -20,7 +19,6 @@ from deploybot.plans.schedule import (
     describe_countdown,
     due_countdowns,
     future_countdowns,
-    parse_countdowns,
     running,
     today,
     upcoming,
@@ -41,40 +39,6 @@ def d(text: str) -> timedelta:
 
 def by_key(countdowns: tuple[Countdown, ...]) -> dict[str, datetime]:
     return {c.key: c.at for c in countdowns}
-
-
-# --- parse_countdowns ---------------------------------------------------------------------
-
-
-def test_parse_default_countdowns_largest_first() -> None:
-    """The default config string gives the eight offsets, largest first."""
-    expected = (
-        timedelta(days=14),
-        timedelta(days=7),
-        timedelta(days=3),
-        timedelta(days=1),
-        timedelta(hours=4),
-        timedelta(hours=1),
-        timedelta(minutes=15),
-        timedelta(0),
-    )
-    assert parse_countdowns(DEFAULT_COUNTDOWNS) == expected
-
-
-def test_parse_countdowns_sorts_and_removes_duplicates() -> None:
-    """Order does not matter, equal offsets (1h, 60m) count once, commas are allowed."""
-    assert parse_countdowns("15m, 1h 60m\t3d 0 0") == (d("3d"), d("1h"), d("15m"), d("0"))
-
-
-def test_parse_countdowns_empty_is_no_countdowns() -> None:
-    """An empty setting means no countdown posts."""
-    assert parse_countdowns("  ") == ()
-
-
-def test_parse_countdowns_rejects_a_bad_offset() -> None:
-    """A bad offset raises the duration error naming it."""
-    with pytest.raises(DurationError, match="'2w'"):
-        parse_countdowns("14d 2w")
 
 
 # --- countdowns_for: keys and times -------------------------------------------------------

@@ -26,29 +26,14 @@ Due posts (:func:`due_countdowns`)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
-from deploybot.durations import format_duration, parse_duration
+from deploybot.durations import format_duration
 from deploybot.plans.model import Plan
 
-DEFAULT_COUNTDOWNS = "14d 7d 3d 1d 4h 1h 15m 0"
 DEFAULT_GRACE = timedelta(minutes=1)
-
-
-def parse_countdowns(text: str) -> tuple[timedelta, ...]:
-    """Offsets from the config string, largest first, without duplicates.
-
-    Separated by spaces (commas are accepted too); raises
-    :class:`~deploybot.errors.DurationError` on a bad one.
-
-    >>> [format_duration(d) for d in parse_countdowns("1h 14d, 0 1h")]
-    ['14d', '1h', '0']
-    """
-    words = [word for word in re.split(r"[\s,]+", text) if word]
-    return tuple(sorted({parse_duration(word) for word in words}, reverse=True))
 
 
 @dataclass(frozen=True)
