@@ -308,6 +308,26 @@ async def test_bad_call_gets_reason_and_usage(
     assert lines[0].endswith(f"usage: {command.usage}")
 
 
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("!take #99", "no incident 99"),
+        ("!take 99999999999999999999", "no incident 99999999999999999999"),
+        ("!take \u0663", "incident number must be a number, got '\u0663'"),
+        ("!ack #99", "no page 99"),
+        ("!ack 99999999999999999999", "no page 99999999999999999999"),
+        ("!ack \u0663", "page number must be a number, got '\u0663'"),
+    ],
+)
+async def test_incident_and_page_numbers_are_read_alike(
+    core: Core, registry: Registry, line: str, says: str
+) -> None:
+    """Incident and page numbers are ASCII digits, ``#`` allowed; a number beyond any
+    stored one is simply unknown, never a database error."""
+    lines = await say(core, registry, line)
+    assert lines == [says] or (len(lines) == 1 and lines[0].startswith(says + " ")), lines
+
+
 async def test_unknown_plan_lists_known_ids(core: Core, registry: Registry) -> None:
     """An unknown plan id is an error naming the known ids, without a usage line."""
     for line in ("!deploy nope", "!breaks nope", "!ready nope"):

@@ -66,6 +66,22 @@ class UsageError(DeploybotError):
     """The command was called wrongly; the reply is this text plus the usage line."""
 
 
+#: No incident or page has a larger number (beyond SQLite's integers), whatever it is.
+LARGEST_NUMBER = 2**62
+
+
+def number_argument(word: str, what: str, unknown: Callable[[int], DeploybotError]) -> int:
+    """``3`` or ``#3`` as the number of a ``what`` (an incident, a page); a usage error
+    for anything else, ``unknown(number)`` for a number no ``what`` can have."""
+    digits = word.removeprefix("#")
+    if not (digits.isascii() and digits.isdecimal()):
+        raise UsageError(f"{what} number must be a number, got {word!r}")
+    number = int(digits)
+    if number > LARGEST_NUMBER:
+        raise unknown(number)
+    return number
+
+
 class NotAllowed(DeploybotError):
     """The requester may not run this command."""
 

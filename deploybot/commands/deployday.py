@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from deploybot.commands.base import Registry, Reply, Request, UsageError
+from deploybot.commands.base import Registry, Reply, Request, UsageError, number_argument
 from deploybot.commands.deploys import find_plan, no_arguments
 from deploybot.deployday.firefight import channel_of
 from deploybot.deployday.paging import ack_text
@@ -34,7 +34,6 @@ NOT_CONNECTED = "the bot is not connected to IRC, so it cannot page or open chan
 
 # RFC 2812 nicks (letters, digits, []\`_^{|} and -, not starting with a digit or -).
 _NICK = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,31}")
-_LARGEST_NUMBER = 2**62
 
 
 def _channel_or_none(core: Core, plan: Plan) -> str | None:
@@ -46,13 +45,7 @@ def _channel_or_none(core: Core, plan: Plan) -> str | None:
 
 def page_number(word: str) -> int:
     """``3`` or ``#3`` as a page number; a usage error for anything else."""
-    digits = word.removeprefix("#")
-    if not (digits.isascii() and digits.isdecimal()):
-        raise UsageError(f"page number must be a number, got {word!r}")
-    number = int(digits)
-    if number > _LARGEST_NUMBER:
-        raise UnknownPageError(number)
-    return number
+    return number_argument(word, "page", UnknownPageError)
 
 
 def default_plan(core: Core, request: Request) -> Plan:

@@ -15,7 +15,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from deploybot.commands.base import Reply, Request, UsageError, command, example
+from deploybot.commands.base import (
+    Reply,
+    Request,
+    UsageError,
+    command,
+    example,
+    number_argument,
+)
 from deploybot.commands.consumers import known_service, planned_services
 from deploybot.plans.model import Plan
 from deploybot.plans.schedule import day_bounds, running
@@ -29,18 +36,11 @@ log = logging.getLogger(__name__)
 
 #: ``!incidents`` shows at most this many incidents, then says how many more there are.
 MAX_LISTED = 15
-_LARGEST_NUMBER = 2**62  # beyond SQLite's integers: no such incident, whatever it is
 
 
 def incident_number(word: str) -> int:
     """``3`` or ``#3`` as an incident number; a usage error for anything else."""
-    digits = word.removeprefix("#")
-    if not (digits.isascii() and digits.isdecimal()):
-        raise UsageError(f"incident number must be a number, got {word!r}")
-    number = int(digits)
-    if number > _LARGEST_NUMBER:
-        raise UnknownIncidentError(number)
-    return number
+    return number_argument(word, "incident", UnknownIncidentError)
 
 
 def split_number(request: Request, needs_text: str | None = None) -> tuple[int, str]:
