@@ -8,7 +8,7 @@ Any :class:`Plan` field can be overridden by keyword.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from deploybot.plans.model import (
@@ -50,10 +50,30 @@ def make_shift(
     )
 
 
+def within_one_day(when: datetime, duration: timedelta) -> datetime:
+    """``when``, written in an offset where the window does not cross midnight.
+
+    Shift times are wall-clock times on the day of ``when`` and cannot cross midnight, so
+    a window of 16:06–00:06 UTC with timed shifts is not a valid plan.  Tests that make a
+    plan around the current time would then fail in the evening only; the same instant
+    written at local 00:06 (offset +08:00 for 16:06 UTC) keeps every shift on one day.
+    Windows already within one day keep their offset (and so their expected texts).
+    """
+    end = when + duration
+    if end.date() == when.date() and end.time() != datetime.min.time():
+        return when
+    utc_hour = when.astimezone(UTC).hour
+    hours = -utc_hour if utc_hour <= 12 else 24 - utc_hour
+    return when.astimezone(timezone(timedelta(hours=hours)))
+
+
 def make_plan(**overrides: Any) -> Plan:
     """A valid, ready, under-policy plan; keyword arguments replace any field."""
-    when: datetime = overrides.get("when", DEFAULT_WHEN)
     duration: timedelta = overrides.get("duration", DEFAULT_DURATION)
+    when = within_one_day(overrides.get("when", DEFAULT_WHEN), duration)
+    if when.utcoffset() != overrides.get("when", DEFAULT_WHEN).utcoffset():
+        # as the loader keeps it: the instant in UTC, the offset it is written in apart
+        overrides = {**overrides, "when": when.astimezone(UTC), "when_offset": when.utcoffset()}
     day = when.astimezone(UTC).date()
     middle = when + duration / 2
     fields: dict[str, Any] = {
