@@ -19,13 +19,12 @@ on a new connection.  irc3's command guard never sees message tags, hence this p
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import irc3
 from irc3 import tags as irc3_tags
 
-if TYPE_CHECKING:  # the bot imports this plugin
-    from .bot import DeployIrcBot
+from .port import IrcBotPort
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def _nick(mask: str) -> str:
 class Accounts:
     """Tracks nick → services account for the channels the bot is in."""
 
-    def __init__(self, bot: DeployIrcBot) -> None:
+    def __init__(self, bot: IrcBotPort) -> None:
         self.bot = bot
         self._accounts: dict[str, str | None] = {}
         self._members: dict[str, set[str]] = {}

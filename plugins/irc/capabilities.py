@@ -26,14 +26,13 @@ import base64
 import logging
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import irc3
 
 from deploybot.errors import ConfigError, DeploybotError
 
-if TYPE_CHECKING:  # the bot imports this plugin
-    from .bot import DeployIrcBot
+from .port import IrcBotPort
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +113,7 @@ def _cap_names(text: str) -> dict[str, str]:
 class Capabilities:
     """CAP LS 302 / REQ / END and SASL PLAIN for one bot."""
 
-    def __init__(self, bot: DeployIrcBot) -> None:
+    def __init__(self, bot: IrcBotPort) -> None:
         self.bot = bot
         self.offered: dict[str, str] = {}
         self.enabled: set[str] = set()
