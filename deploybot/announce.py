@@ -25,6 +25,7 @@ from datetime import UTC, tzinfo
 from typing import Literal, get_args
 
 from deploybot.deployday.roster import shift_hours
+from deploybot.durations import plural
 from deploybot.errors import DeploybotError
 from deploybot.lines import one_line
 from deploybot.plans.model import Plan
@@ -98,7 +99,7 @@ def _api_break(plan: Plan, tz: tzinfo, channel: str) -> Email:
     count = len(plan.api_breaks)
     subject = (
         f"[API BREAK] {name} on {when_text(plan.when, tz)}: "
-        f"{count} API change{'s' if count != 1 else ''} that break clients"
+        f"{plural(count, 'API change')} that break clients"
     )
     body = [
         f"{name}{_title(plan)} goes to production on {when_text(plan.when, tz)}",
@@ -150,8 +151,7 @@ def _outage(plan: Plan, channel: str) -> Email:
     if plan.api_breaks:
         breaks = len(plan.api_breaks)
         reason += (
-            f" This release breaks the API ({breaks} change{'s' if breaks != 1 else ''}),"
-            " announced separately."
+            f" This release breaks the API ({plural(breaks, 'change')}), announced separately."
         )
     production = f" - {one_line(plan.production.url)}" if plan.production.url else ""
     body = [
@@ -196,11 +196,11 @@ def _hours(plan: Plan) -> str:
     minutes = int(plan.duration.total_seconds() // 60)
     if minutes % (24 * 60) == 0 and minutes >= 24 * 60:
         days = minutes // (24 * 60)
-        return f"{days} day{'s' if days != 1 else ''}"
+        return plural(days, "day")
     if minutes % 60 == 0:
         hours = minutes // 60
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    return f"{minutes} minutes"
+        return plural(hours, "hour")
+    return plural(minutes, "minute")
 
 
 def _lists(plan: Plan) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from deploybot.announce import KINDS, announcement, default_kind
 from deploybot.config import Config, load_config
 from deploybot.deployday.digest import digest_for_day, full_lines
 from deploybot.deployday.firefight import channel_of
-from deploybot.durations import parse_day
+from deploybot.durations import parse_day, plural
 from deploybot.errors import ConfigError, DateError, DeploybotError
 from deploybot.plans.files import load_paths
 from deploybot.plans.policy import assess, format_readiness
@@ -263,9 +263,8 @@ def run_check(args: argparse.Namespace, out: TextIO) -> int:
             print(f"  {line}", file=out)
     for problem in result.problems:
         print(problem, file=out)
-    plans = f"{len(result.plans)} plan{'s' if len(result.plans) != 1 else ''}"
     problems = len(result.problems)
-    print(f"{plans}, {problems} problem{'s' if problems != 1 else ''}", file=out)
+    print(f"{plural(len(result.plans), 'plan')}, {plural(problems, 'problem')}", file=out)
     return 1 if problems else 0
 
 

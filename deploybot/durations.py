@@ -4,6 +4,8 @@ Units are ``d`` (days), ``h``, ``m`` and ``s``; parts appear at most once, large
 :func:`format_duration` gives the canonical spelling, and
 ``parse_duration(format_duration(d)) == d`` for every non-negative whole-second ``d``.
 
+Counted words, ``1 day`` / ``3 days`` (:func:`plural`), for every layer above.
+
 The countdown offsets of the config (:func:`parse_countdowns`, default
 :data:`DEFAULT_COUNTDOWNS`) are a list of durations.
 
@@ -75,6 +77,15 @@ def format_duration(delta: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 incident``, ``2 incidents``; ``many`` for an irregular plural.
+
+    >>> plural(1, "day"), plural(0, "day"), plural(2, "person", "people")
+    ('1 day', '0 days', '2 people')
+    """
+    return f"{count} {word}" if count == 1 else f"{count} {many or word + 's'}"
 
 
 def parse_countdowns(text: str) -> tuple[timedelta, ...]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 
-from deploybot.durations import format_duration
+from deploybot.durations import format_duration, plural
 from deploybot.plans.model import ApiBreak, Plan
 from deploybot.plans.schedule import countdown_at, describe_countdown
 from deploybot.store import Incident, TimelineEntry
@@ -72,16 +72,11 @@ def elapsed_text(delta: timedelta) -> str:
     if hours < 24:
         return f"{hours}h {mins}m" if mins else f"{hours}h"
     days, hours = divmod(hours, 24)
-    text = f"{days} day" if days == 1 else f"{days} days"
+    text = plural(days, "day")
     return f"{text} {hours}h" if hours else text
 
 
 # --- plans -------------------------------------------------------------------------------
-
-
-def plural(count: int, word: str) -> str:
-    """``1 incident``, ``2 incidents``."""
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def named(plan: Plan) -> str:

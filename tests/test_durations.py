@@ -16,6 +16,7 @@ from deploybot.durations import (
     parse_countdowns,
     parse_day,
     parse_duration,
+    plural,
     whole_seconds,
 )
 from deploybot.errors import DateError, DurationError
@@ -221,3 +222,21 @@ def test_parse_countdowns_rejects_a_bad_offset() -> None:
     """A bad offset raises the duration error naming it and the expected offsets."""
     with pytest.raises(DurationError, match=r"^'2w' is not a duration: expected offsets such as"):
         parse_countdowns("14d 2w")
+
+
+# --- counted words -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("count", "word", "many", "expected"),
+    [
+        (1, "day", None, "1 day"),
+        (0, "day", None, "0 days"),
+        (2, "API break", None, "2 API breaks"),
+        (1, "person", "people", "1 person"),
+        (3, "person", "people", "3 people"),
+    ],
+)
+def test_plural_counts_a_word(count: int, word: str, many: str | None, expected: str) -> None:
+    """One is singular, every other count (zero too) plural, irregular ones as given."""
+    assert plural(count, word, many) == expected

@@ -20,6 +20,7 @@ from deploybot.commands.base import (
     Request,
     UsageError,
 )
+from deploybot.durations import plural
 from deploybot.errors import DeploybotError
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def route(request: Request, reply: Reply) -> list[Outgoing]:
             0,
             Outgoing(
                 request.channel,
-                f"{request.nick}: sent you {len(lines)} line{'s' if len(lines) != 1 else ''}",
+                f"{request.nick}: sent you {plural(len(lines), 'line')}",
             ),
         )
     return out

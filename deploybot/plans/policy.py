@@ -37,6 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
+from deploybot.durations import plural
 from deploybot.plans.model import Announcement, Plan
 
 DEFAULT_NOTICE_DAYS = 14
@@ -163,10 +164,6 @@ def format_readiness(readiness: Readiness, tz: tzinfo) -> list[str]:
 # --- the rules ----------------------------------------------------------------------------
 
 
-def _days(n: int) -> str:
-    return f"{n} day" if n == 1 else f"{n} days"
-
-
 def _announcement_check(
     plan: Plan, to: str, deploy_day: date, deadline: date, notice_days: int
 ) -> Check:
@@ -180,15 +177,19 @@ def _announcement_check(
         first = in_time[0].date
         ahead = (deploy_day - first).days
         return Check(
-            rule, title, True, key, (f"announced to {to} on {first} ({_days(ahead)} ahead)",)
+            rule,
+            title,
+            True,
+            key,
+            (f"announced to {to} on {first} ({plural(ahead, 'day')} ahead)",),
         )
-    due = f"by {deadline} ({_days(notice_days)} before the deploy)"
+    due = f"by {deadline} ({plural(notice_days, 'day')} before the deploy)"
     need = f"{due}; send one separate from the outage notice"
     if breaking:
         late = breaking[0].date
         ahead = (deploy_day - late).days
         text = (
-            f"the API-break announcement to {to} on {late} is only {_days(ahead)} ahead; "
+            f"the API-break announcement to {to} on {late} is only {plural(ahead, 'day')} ahead; "
             f"it was due {due}"
             if ahead >= 0
             else f"the API-break announcement to {to} on {late} is after the deploy; "
@@ -247,10 +248,10 @@ def _staging_check(plan: Plan, deploy_day: date, deadline: date, notice_days: in
     rule, title = "staging-call", "call for testing in staging"
     key = "staging.call_for_testing"
     called = plan.staging.call_for_testing
-    need = f"by {deadline} ({_days(notice_days)} before the deploy)"
+    need = f"by {deadline} ({plural(notice_days, 'day')} before the deploy)"
     if called is not None and called <= deadline:
         ahead = (deploy_day - called).days
-        text = f"call for testing in staging sent on {called} ({_days(ahead)} ahead)"
+        text = f"call for testing in staging sent on {called} ({plural(ahead, 'day')} ahead)"
         return Check(rule, title, True, key, (text,))
     if called is None:
         text = f"no call for testing in staging; send one {need}"
@@ -259,7 +260,8 @@ def _staging_check(plan: Plan, deploy_day: date, deadline: date, notice_days: in
     else:
         ahead = (deploy_day - called).days
         text = (
-            f"the call for testing on {called} is only {_days(ahead)} ahead; it was due {need}"
+            f"the call for testing on {called} is only {plural(ahead, 'day')} ahead; "
+            f"it was due {need}"
             if ahead >= 0
             else f"the call for testing on {called} is after the deploy; one was needed {need}"
         )
@@ -300,7 +302,7 @@ def _roster_check(plan: Plan) -> Check:
         parts: tuple[str | Span, ...] = (
             "window ",
             Span(plan.when, plan.end),
-            f" covered by {people} {'person' if people == 1 else 'people'}",
+            f" covered by {plural(people, 'person', 'people')}",
         )
         if plan.teams:
             parts += (f"; every team present ({', '.join(plan.teams)})",)

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
-from deploybot.durations import format_duration
+from deploybot.durations import format_duration, plural
 from deploybot.plans.model import Plan
 
 DEFAULT_GRACE = timedelta(minutes=1)
@@ -190,7 +190,7 @@ def describe_countdown(delta: timedelta) -> str:
         text = " ".join(parts)
     else:
         days, hours = divmod((minutes + 30) // 60, 24)
-        text = f"{days} day" if days == 1 else f"{days} days"
+        text = plural(days, "day")
         if hours:
             text += f" {hours}h"
     return f"in {text}" if delta > timedelta(0) else f"started {text} ago"
