@@ -2,7 +2,7 @@
 
 Run by hand (not part of the test suite):
 
-    .venv/bin/python -m bench.digest [--db PATH] [--tz Europe/Paris] [--loader lean|full]
+    .venv/bin/python -m bench.digest [--db PATH] [--tz Europe/Paris]
 
 Fills an SQLite store (in a temporary directory, or PATH: kept and reused when it is
 already filled) with 1,000,000 incidents, 100,000 of them reported on one day
@@ -20,8 +20,7 @@ of one more digest call (tracemalloc slows the call down and adds its own memory
 comes after the other two figures).
 
 Targets (2-core machine): under 0.5 s for the digest, under 80 MB peak RSS for the whole
-process.  ``--loader full`` builds the digest from :meth:`Store.incidents_between`
-(whole incidents with timelines) instead of the lean query, to show the difference.
+process.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,7 @@ from deploybot.deployday.digest import (
     short_lines,
 )
 from deploybot.plans.model import Consumer, Plan, Roster, Shift
-from deploybot.store import Incident, Store
+from deploybot.store import Store
 
 TOTAL = 1_000_000
 ON_DAY = 100_000
@@ -309,21 +308,11 @@ def _hwm_mb() -> float:
     return 0.0
 
 
-class _FullLoader:
-    """The digest from whole incidents (with timelines), for comparison."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def incident_summaries_between(self, start: datetime, end: datetime) -> Iterable[Incident]:
-        return self.store.incidents_between(start, end)
-
-
-def measure(path: Path, tz: tzinfo, loader: str) -> dict[str, object]:
+def measure(path: Path, tz: tzinfo) -> dict[str, object]:
     rss_before = _rss_mb()
     plans = day_plans(tz)
     with Store.open(path, create=False) as store:
-        source: DigestSource = store if loader == "lean" else _FullLoader(store)
+        source: DigestSource = store
         timings = []
         for _ in range(3):
             began = time.perf_counter()
@@ -351,7 +340,6 @@ def measure(path: Path, tz: tzinfo, loader: str) -> dict[str, object]:
         traced_peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
     return {
-        "loader": loader,
         "first_s": timings[0],
         "best_s": min(timings),
         "query_s": query_s,
@@ -379,7 +367,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--db", type=Path, help="database file (kept; reused if filled)")
     parser.add_argument("--tz", default="Europe/Paris")
-    parser.add_argument("--loader", choices=("lean", "full"), default="lean")
     parser.add_argument("--step", choices=("fill", "measure"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     tz = ZoneInfo(args.tz)
@@ -387,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(fill(args.db, tz)))
         return 0
     if args.step == "measure":
-        print(json.dumps(measure(args.db, tz, args.loader)))
+        print(json.dumps(measure(args.db, tz)))
         return 0
     with tempfile.TemporaryDirectory(prefix="deploybot-bench-") as tmp:
         path: Path = args.db or Path(tmp) / "digest.sqlite3"
@@ -404,11 +391,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"filling process peak RSS {figures['fill_rss_mb']:.0f} MB, "
                 f"file {path.stat().st_size / 2**20:.0f} MB"
             )
-        result = _run("--step", "measure", "--db", str(path), "--tz", args.tz,
-                      "--loader", args.loader)  # fmt: skip
+        result = _run("--step", "measure", "--db", str(path), "--tz", args.tz)
     ok_time = result["best_s"] < TARGET_SECONDS
     ok_rss = result["rss_mb"] < TARGET_RSS_MB
-    print(f"digest_for_day({DAY}, {args.tz}), loader {result['loader']}, fresh process:")
+    print(f"digest_for_day({DAY}, {args.tz}), fresh process:")
     print(f"  incidents  {result['reported']:,} reported, {result['fixed']:,} fixed, "
           f"{result['open']:,} open at the end of the day")  # fmt: skip
     print(f"  time       first call {result['first_s']:.3f} s, best of 3 {result['best_s']:.3f} s"

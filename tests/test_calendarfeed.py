@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from deploybot.plans.files import load_directory, load_plan
+from deploybot.plans.files import load_paths, load_plan
 from deploybot.plans.model import ApiBreak, Plan, Staging
 from deploybot.web.calendarfeed import (
     MAX_LINE_OCTETS,
@@ -360,7 +360,7 @@ def test_real_plan_file() -> None:
 
 def test_all_shipped_plans_make_one_valid_feed() -> None:
     """Every plan of deploy-plans/ is an event, by start time, within 75 octets."""
-    result = load_directory(REPO / "deploy-plans")
+    result = load_paths([REPO / "deploy-plans"])
     assert result.ok, result.problems
     feed = feed_of(*reversed(result.plans))
     uids = [e["UID"] for e in events(feed)]

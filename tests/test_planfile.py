@@ -19,7 +19,6 @@ from deploybot.plans.files import (
     SHIFT,
     STAGING,
     dump_plan,
-    load_directory,
     load_paths,
     load_plan,
     load_text,
@@ -498,7 +497,7 @@ def test_duplicate_id_across_files_is_reported_on_the_second(tmp_path: Path) -> 
     (tmp_path / "b-pkgdb2-copy.yaml").write_text(
         "service: pkgdb2\nwhen: 2026-12-16T13:00:00Z\nduration: 8h\nid: pkgdb2-2.0\n"
     )
-    result = load_directory(tmp_path)
+    result = load_paths([tmp_path])
     assert [plan.when for plan in result.plans] == [utc(2026, 12, 15, 13)]
     (found,) = result.problems
     assert (found.file, found.line, found.key) == (str(tmp_path / "b-pkgdb2-copy.yaml"), 4, "id")
@@ -601,7 +600,7 @@ def test_directory_gives_good_plans_and_all_problems(tmp_path: Path) -> None:
     (tmp_path / "syntax.yaml").write_text("service: [fas\n")
     (tmp_path / "README.md").write_text("# not a plan\n")
     (tmp_path / ".#bodhi.yaml").write_text("editor lock file")
-    result = load_directory(tmp_path)
+    result = load_paths([tmp_path])
     assert [plan.id for plan in result.plans] == ["nuancier", "bodhi", "zz-ask"]
     assert [(Path(p.file).name, p.line, p.key) for p in result.problems] == [
         ("broken.yaml", 2, "when"),
@@ -624,13 +623,6 @@ def test_paths_mix_files_and_directories_and_report_missing_ones(tmp_path: Path)
     assert result.problems == (Problem(str(missing), 0, "", "no such file or directory"),)
 
 
-def test_missing_directory_is_a_problem_not_an_exception(tmp_path: Path) -> None:
-    """load_directory on a path that does not exist reports it."""
-    result = load_directory(tmp_path / "deploy-plans")
-    assert result.plans == ()
-    assert where(list(result.problems)) == [(str(tmp_path / "deploy-plans"), 0, "")]
-
-
 def test_unreadable_file_is_a_line_zero_problem(tmp_path: Path) -> None:
     """A missing or non-UTF-8 file is a PlanError with line 0 and no key."""
     latin1 = tmp_path / "latin1.yaml"
@@ -643,7 +635,7 @@ def test_unreadable_file_is_a_line_zero_problem(tmp_path: Path) -> None:
 
 def test_example_plans_in_the_repository_load() -> None:
     """The plans shipped in deploy-plans/ are valid."""
-    result = load_directory(REPO / "deploy-plans")
+    result = load_paths([REPO / "deploy-plans"])
     assert result.problems == ()
     assert {plan.id for plan in result.plans} >= {"pkgdb2-2.0", "bodhi-2.0", "nuancier-1.3"}
 

@@ -14,8 +14,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from deploybot.errors import DeploybotError
 from deploybot.store import (
@@ -30,7 +28,7 @@ from deploybot.store import (
     UnknownPageError,
     migrations,
 )
-from deploybot.store.incidents import _INCIDENTS_BETWEEN_SQL, _TIMELINES_SQL
+from deploybot.store.incidents import _TIMELINES_SQL
 
 T0 = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
 
@@ -411,93 +409,10 @@ def test_list_incidents_filters(store: Store) -> None:
         store.list_incidents(state="closed")  # type: ignore[arg-type]
 
 
-def test_incidents_between_is_what_a_days_digest_needs(store: Store) -> None:
-    """Reported in the day, open at its start, or fixed in it; not: fixed before the day,
-    or reported after it.  open_at(end) tells what was still open at the day's end."""
-    day = datetime(2026, 11, 27, tzinfo=UTC)
-    end = day + timedelta(days=1)
-    h = timedelta(hours=1)
-
-    def make(reported: datetime, fixed: datetime | None) -> int:
-        number = report(store, reported).number
-        if fixed is not None:
-            store.fix(number, "pingou", None, fixed)
-        return number
-
-    fixed_before = make(day - 5 * h, day - h)
-    fixed_at_start = make(day - 5 * h, day)
-    fixed_during = make(day - 5 * h, day + 2 * h)
-    still_open = make(day - 30 * 24 * h, None)
-    spanning = make(day - 3 * 24 * h, end + 24 * h)
-    during_open = make(day + 3 * h, None)
-    during_fixed = make(day + 4 * h, day + 5 * h)
-    during_fixed_later = make(day + 23 * h, end + h)
-    at_end = make(end, None)
-    after = make(end + h, end + 2 * h)
-
-    got = {i.number: i for i in store.incidents_between(day, end)}
-    assert sorted(got) == sorted(
-        [
-            fixed_at_start,
-            fixed_during,
-            still_open,
-            spanning,
-            during_open,
-            during_fixed,
-            during_fixed_later,
-        ]
-    )
-    assert fixed_before not in got and at_end not in got and after not in got
-    open_at_end = sorted(n for n, i in got.items() if i.open_at(end))
-    assert open_at_end == sorted([still_open, spanning, during_open, during_fixed_later])
-    assert all(i.timeline for i in got.values())
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    spans=st.lists(
-        st.tuples(st.integers(0, 200), st.one_of(st.none(), st.integers(0, 200))),
-        max_size=25,
-    ),
-    window=st.tuples(st.integers(0, 220), st.integers(0, 60)),
-)
-def test_incidents_between_matches_the_plain_definition(
-    spans: list[tuple[int, int | None]], window: tuple[int, int]
-) -> None:
-    """For any incidents (hours from T0, fixed or not) and any period, the indexed query
-    returns exactly ``reported < end and (fixed is None or fixed >= start)``.
-    (In memory, so that hypothesis can run many examples quickly.)"""
-    with Store.open(":memory:") as mem:
-        for reported, repair in spans:
-            number = report(mem, T0 + timedelta(hours=reported)).number
-            if repair is not None:
-                mem.fix(number, "bob", None, T0 + timedelta(hours=reported + repair))
-        start = T0 + timedelta(hours=window[0])
-        end = start + timedelta(hours=window[1])
-        expected = [
-            i.number
-            for i in mem.list_incidents()
-            if i.reported_at < end and (i.fixed_at is None or i.fixed_at >= start)
-        ]
-        assert [i.number for i in mem.incidents_between(start, end)] == expected
-
-
-def test_incidents_between_searches_indexes_and_never_scans(store: Store) -> None:
-    """EXPLAIN QUERY PLAN: every access to incidents and their timelines is an index
-    search (USING INDEX / INTEGER PRIMARY KEY), no full table scan, so a day's digest
-    stays fast with a million incidents."""
+def test_timelines_are_read_through_their_index(store: Store) -> None:
+    """EXPLAIN QUERY PLAN: the timelines of listed incidents are an index search of
+    incident_events, never a scan, so listing stays fast with millions of events."""
     report(store, at(0))
-    store.fix(1, "pingou", None, at(90))
-    params = store._between_params(T0, T0 + timedelta(days=1))
-    plan = [
-        row[3] for row in store._db.execute("EXPLAIN QUERY PLAN " + _INCIDENTS_BETWEEN_SQL, params)
-    ]
-    searches = [line for line in plan if "incidents" in line]
-    assert len(searches) == 5, plan
-    assert not [line for line in plan if line.startswith("SCAN")], plan
-    assert all(line.startswith("SEARCH incidents USING") for line in searches), plan
-    assert sum("INDEX" in line for line in searches) == 4, plan
-
     timeline_plan = [
         row[3]
         for row in store._db.execute("EXPLAIN QUERY PLAN " + _TIMELINES_SQL, {"numbers": "[1]"})

@@ -110,7 +110,6 @@ ENVIRONMENTS = ("prod", "stg", "dev")
 DEFAULT_MAX_BYTES = 1_000_000
 #: Deepest nesting kept in a body (real messages nest fewer than ten levels).
 MAX_DEPTH = 64
-MAX_TOPIC_LENGTH = 255
 
 #: A signature check for fedmsg envelopes (e.g. ``fedmsg.crypto.validate`` bound to its
 #: config): given the envelope as received, True when the signature is good.

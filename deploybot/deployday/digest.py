@@ -28,7 +28,8 @@ Sections
 
 Which incidents count, and where
     The incidents considered are those reported before ``as_of`` and not fixed before
-    ``start`` (exactly what :meth:`Store.incidents_between` returns); others are ignored.
+    ``start`` (exactly what :meth:`Store.incident_summaries_between` returns); others are
+    ignored.
     That includes an incident still open from an earlier day, so a forgotten open incident
     keeps the digest coming every day, on purpose.
 
@@ -36,7 +37,7 @@ Which incidents count, and where
     * ``fixed``: fixed in the period, whenever reported.  An incident reported at 23:00
       and fixed at 01:00 is counted in the next day's ``fixed``, not in its ``reported``
       (and a fix at midnight exactly is the next day's).
-    * ``open``: still open at ``as_of`` (:meth:`Incident.open_at`), whenever reported,
+    * ``open``: not fixed by ``as_of``, whenever reported,
       with its current owner (the latest ``!take``; not replayed from the timeline).
     * Times to acknowledge and to repair (median, mean, and how many values they are
       over) belong to the day the incident was **reported**: they are computed over the

@@ -71,7 +71,6 @@ from deploybot.plans.yamlnodes import (
 __all__ = [
     "LoadResult",
     "dump_plan",
-    "load_directory",
     "load_paths",
     "load_plan",
     "load_text",
@@ -353,20 +352,13 @@ def load_plan(path: str | PathLike[str]) -> Plan:
     return load_text(text, file)
 
 
-def load_directory(path: str | PathLike[str]) -> LoadResult:
-    """Every ``*.yaml``/``*.yml`` plan in directory ``path``: good plans and all problems.
-
-    Files are read in name order; a plan whose id was already loaded from an earlier file
-    is reported (naming that file) and dropped.
-    """
-    if not Path(path).is_dir():
-        reason = "is not a directory" if Path(path).exists() else "no such directory"
-        return LoadResult(problems=(Problem(str(path), 0, "", reason),))
-    return load_paths([path])
-
-
 def load_paths(paths: Iterable[str | PathLike[str]]) -> LoadResult:
-    """Plans from files and directories (as :func:`load_directory`), e.g. for ``check``."""
+    """Plans from files and directories, e.g. for ``check``: good plans and all problems.
+
+    A directory gives its ``*.yaml``/``*.yml`` files in name order (:func:`plan_files`); a
+    plan whose id was already loaded from an earlier file is reported (naming that file)
+    and dropped.
+    """
     problems: list[Problem] = []
     files: list[Path] = []
     for entry in map(Path, paths):

@@ -48,29 +48,6 @@ _INCIDENT_COLUMNS = (
     "fixed_at, fixed_by"
 )
 
-# Incidents that were open at some moment of [:start, :end), or fixed in it:
-#   reported_at < :end AND (fixed_at IS NULL OR fixed_at >= :start)
-# written as a union of four index range searches so that it stays fast with millions of
-# incidents (an OR over two columns would scan).  The last part, incidents reported
-# before :start and fixed after :end, is bounded below by :span_start = :start minus the
-# longest repair time ever recorded (those incidents cannot have been reported earlier).
-_INCIDENTS_BETWEEN_SQL = f"""
-SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE number IN (
-    SELECT number FROM incidents INDEXED BY incidents_reported_at
-        WHERE reported_at >= :start AND reported_at < :end
-    UNION
-    SELECT number FROM incidents INDEXED BY incidents_fixed_at
-        WHERE fixed_at >= :start AND fixed_at < :end AND reported_at < :end
-    UNION
-    SELECT number FROM incidents INDEXED BY incidents_open
-        WHERE fixed_at IS NULL AND reported_at < :start
-    UNION
-    SELECT number FROM incidents INDEXED BY incidents_reported_at
-        WHERE reported_at >= :span_start AND reported_at < :start AND fixed_at >= :end
-)
-ORDER BY number
-"""
-
 _TIMELINES_SQL = """
 SELECT incident, at, nick, account, kind, text FROM incident_events
 WHERE incident IN (SELECT value FROM json_each(:numbers))
@@ -84,11 +61,15 @@ _SUMMARY_COLUMNS = (
     "number, service, deploy_id, text, reporter_nick, owner, reported_at, acknowledged_at, fixed_at"
 )
 
-# The incidents of _INCIDENTS_BETWEEN_SQL as three disjoint index range searches, so no
-# UNION de-duplication, no number lookup and no sort: reported in the period; reported
-# before it (but not before :span_start, see above) and fixed at or after :start; and
-# reported before it and still open.  The middle part replaces the search of fixed_at
-# there, which reads every incident fixed in the period to keep the few reported before.
+# Incidents that were open at some moment of [:start, :end), or fixed in it:
+#   reported_at < :end AND (fixed_at IS NULL OR fixed_at >= :start)
+# written as three disjoint index range searches so that it stays fast with millions of
+# incidents (an OR over two columns would scan), with no UNION de-duplication, no number
+# lookup and no sort: reported in the period; reported before it and fixed at or after
+# :start; and reported before it and still open.  The middle part is bounded below by
+# :span_start = :start minus the longest repair time ever recorded (those incidents
+# cannot have been reported earlier); a search of fixed_at instead would read every
+# incident fixed in the period to keep the few reported before.
 _SUMMARIES_BETWEEN_SQL = f"""
 SELECT {_SUMMARY_COLUMNS} FROM incidents INDEXED BY incidents_reported_at
     WHERE reported_at >= :start AND reported_at < :end
@@ -250,24 +231,6 @@ class IncidentTable(StoreBase):
         ).fetchone()
         return {"open": total - fixed, "fixed": fixed}
 
-    def incidents_between(self, start: datetime, end: datetime) -> tuple[Incident, ...]:
-        """Everything a digest of the period [start, end) needs, by number.
-
-        That is every incident that was open at some moment of the period or changed
-        state in it: reported in [start, end), or still open at ``start`` (reported
-        before, fixed at or after ``start`` or never), or fixed in [start, end).  In one
-        condition: ``reported_at < end and (fixed_at is None or fixed_at >= start)``.
-        Incidents reported after ``end`` are left out even if a digest is computed
-        later.  The digest decides from each incident's times what it was at ``end``:
-        :meth:`Incident.open_at` ``(end)`` is "still open at the end of the day", which
-        differs from :attr:`Incident.open` (open now) for a past day.
-
-        Each part of the query is an index range search (see ``_INCIDENTS_BETWEEN_SQL``),
-        so the cost follows the number of incidents returned, not the table size.
-        """
-        rows = self._db.execute(_INCIDENTS_BETWEEN_SQL, self._between_params(start, end))
-        return self._with_timelines(rows.fetchall())
-
     def _between_params(self, start: datetime, end: datetime) -> dict[str, str]:
         row = self._db.execute("SELECT max(repair_seconds) FROM incidents").fetchone()
         longest = max(int(row[0] or 0), 0)
@@ -283,8 +246,16 @@ class IncidentTable(StoreBase):
     def incident_summaries_between(
         self, start: datetime, end: datetime
     ) -> Iterator[IncidentSummary]:
-        """The incidents of :meth:`incidents_between` as :class:`IncidentSummary`, in no
-        particular order, read from the database as they are iterated.
+        """Everything a digest of the period [start, end) needs, as
+        :class:`IncidentSummary`, in no particular order, read from the database as they
+        are iterated.
+
+        That is every incident that was open at some moment of the period or changed
+        state in it: reported in [start, end), or still open at ``start`` (reported
+        before, fixed at or after ``start`` or never), or fixed in [start, end).  In one
+        condition: ``reported_at < end and (fixed_at is None or fixed_at >= start)``.
+        Incidents reported after ``end`` are left out even if a digest is computed
+        later.  The digest decides from each incident's times what it was at ``end``.
 
         For a day's digest: only the columns it needs and no timelines, so the cost is
         one index range search per part and a small tuple per incident, and nothing is

@@ -74,10 +74,6 @@ class Incident:
     def open(self) -> bool:
         return self.fixed_at is None
 
-    def open_at(self, moment: datetime) -> bool:
-        """Whether the incident was reported and not yet fixed at ``moment``."""
-        return self.reported_at <= moment and (self.fixed_at is None or moment < self.fixed_at)
-
     @property
     def time_to_acknowledge(self) -> timedelta | None:
         if self.acknowledged_at is None:
