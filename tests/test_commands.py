@@ -261,6 +261,8 @@ BAD_CALLS = [
     ("!ready", "say which plan"),
     ("!uses", "say which service"),
     ("!uses pkg$db what", "is not a service name"),
+    ("!uses --remove", "say which service after --remove"),
+    ("!uses --remove pkgdb2 fas", "one service only"),
     ("!consumers", "say which service"),
     ("!consumers pkgdb2 fas", "one service only"),
     ("!broke", "say what broke"),
@@ -430,6 +432,26 @@ async def test_uses_then_consumers(core: Core, registry: Registry) -> None:
         "rel-eng compose scripts (team rel-eng, contact dgilmore) — plan pkgdb2-2.0",
         "bob: the packager report (!uses, since 2026-11-27)",
     ]
+
+
+async def test_uses_remove_takes_back_only_your_own_registration(
+    core: Core, registry: Registry
+) -> None:
+    """!uses --remove SERVICE forgets the caller's registration (service in any case) and
+    says what it was; someone else's stays; a second removal says there was none."""
+    await say(core, registry, "!uses pkgdb2 the packager report", nick="bob")
+    await say(core, registry, "!uses pkgdb2", nick="carol")
+    assert await say(core, registry, "!uses --remove PKGDB2", nick="bob") == [
+        "bob: removed your registration as a consumer of pkgdb2 (the packager report)"
+    ]
+    assert [entry.nick for entry in core.store.consumers("pkgdb2")] == ["carol"]
+    assert await say(core, registry, "!uses --remove pkgdb2", nick="bob") == [
+        "bob: you were not registered as a consumer of pkgdb2 (!consumers pkgdb2 lists who is)"
+    ]
+    assert await say(core, registry, "!uses --remove pkgdb2", nick="carol") == [
+        "carol: removed your registration as a consumer of pkgdb2"
+    ]
+    assert core.store.consumers("pkgdb2") == ()
 
 
 async def test_consumers_empty_and_unplanned_service(core: Core, registry: Registry) -> None:

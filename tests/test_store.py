@@ -438,14 +438,17 @@ def test_uses_is_idempotent_per_service_and_nick(store: Store) -> None:
 
 
 def test_consumers_are_per_service_and_can_be_removed(store: Store) -> None:
-    """Each service has its own list (oldest first); removing says whether anything was."""
+    """Each service has its own list (oldest first); removing (any case) returns what was
+    removed, or None."""
     store.add_consumer("pkgdb2", "dgilmore", None, None, at(0))
     store.add_consumer("pkgdb2", "ralph", None, "fedmsg", at(1))
     store.add_consumer("fas", "ralph", None, None, at(2))
     assert [c.nick for c in store.consumers("pkgdb2")] == ["dgilmore", "ralph"]
     assert [c.nick for c in store.consumers("fas")] == ["ralph"]
-    assert store.remove_consumer("pkgdb2", "RALPH")
-    assert not store.remove_consumer("pkgdb2", "ralph")
+    removed = store.remove_consumer("PKGDB2", "RALPH")
+    assert removed is not None
+    assert (removed.service, removed.nick, removed.what) == ("pkgdb2", "ralph", "fedmsg")
+    assert store.remove_consumer("pkgdb2", "ralph") is None
     assert [c.nick for c in store.consumers("pkgdb2")] == ["dgilmore"]
     assert store.consumers("nothing") == ()
 

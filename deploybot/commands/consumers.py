@@ -1,4 +1,5 @@
-"""API consumers (SPEC §3): ``!uses SERVICE [what]`` and ``!consumers SERVICE``.
+"""API consumers (SPEC §3): ``!uses SERVICE [what]``, ``!uses --remove SERVICE`` and
+``!consumers SERVICE``.
 
 A service's consumers are those its plans list (``consumers:``) and the people who said
 ``!uses`` (kept in the store, paged on the service's deploy day).  Service names are
@@ -44,15 +45,24 @@ def planned_services(core: Core) -> list[str]:
     return list(dict.fromkeys(plan.service for plan in core.plans))
 
 
+#: ``!uses --remove SERVICE`` takes the requester's own registration back.
+REMOVE = "--remove"
+
+
 @command(
-    "!uses SERVICE [what]",
-    "register yourself as a user of SERVICE's API; you are paged on its deploy day",
+    f"!uses SERVICE [what] | !uses {REMOVE} SERVICE",
+    "register yourself as a user of SERVICE's API; you are paged on its deploy day; "
+    f"{REMOVE} takes your registration back",
     example(
         "!uses pkgdb2 the rel-eng compose scripts read /api/packager/acl",
         "alice: registered as a consumer of pkgdb2 (the rel-eng compose scripts read "
         "/api/packager/acl); you will be paged on its deploy day",
         "next: pkgdb2-2.0 — pkgdb2 2.0 'pkgdb2 replaces pkgdb1' Tue 2026-12-15 13:00 UTC "
         "(running: started 25m ago, ends 21:00 UTC) ⚠ 1 API break",
+    ),
+    example(
+        f"!uses {REMOVE} pkgdb2",
+        "alice: you were not registered as a consumer of pkgdb2 (!consumers pkgdb2 lists who is)",
     ),
 )
 async def uses(core: Core, request: Request) -> Reply:
@@ -61,6 +71,8 @@ async def uses(core: Core, request: Request) -> Reply:
     A service not planned nor registered yet is taken as typed, if it looks like a name.
     """
     word, _, what = request.args.strip().partition(" ")
+    if word == REMOVE:
+        return _remove(core, request, what.split())
     if not word:
         raise UsageError("say which service you use")
     service = known_service(core, word)
@@ -88,6 +100,24 @@ async def uses(core: Core, request: Request) -> Reply:
     else:
         lines.append(f"no deploy of {service} is planned yet")
     return Reply.say(*lines)
+
+
+def _remove(core: Core, request: Request, words: list[str]) -> Reply:
+    """``!uses --remove SERVICE``: forget the requester's own registration, and say what
+    it was or that there was none."""
+    if len(words) != 1:
+        raise UsageError(f"say which service after {REMOVE}" if not words else "one service only")
+    service = known_service(core, words[0]) or words[0]
+    removed = core.store.remove_consumer(service, request.nick)
+    if removed is None:
+        return Reply.say(
+            f"{request.nick}: you were not registered as a consumer of {service} "
+            f"(!consumers {service} lists who is)"
+        )
+    detail = f" ({removed.what})" if removed.what else ""
+    return Reply.say(
+        f"{request.nick}: removed your registration as a consumer of {removed.service}{detail}"
+    )
 
 
 @command(

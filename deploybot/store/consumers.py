@@ -37,13 +37,14 @@ class ConsumerTable(StoreBase):
             ).fetchone()
         return consumer_from_row(row)
 
-    def remove_consumer(self, service: str, nick: str) -> bool:
-        """Forget ``nick`` as a consumer of ``service``; False if it was not registered."""
+    def remove_consumer(self, service: str, nick: str) -> RegisteredConsumer | None:
+        """Forget ``nick`` as a consumer of ``service`` (both in any case): the registration
+        removed, or None if there was none."""
         with self._write() as db:
-            cursor = db.execute(
-                "DELETE FROM consumers WHERE service = ? AND nick = ?", (service, nick)
-            )
-        return cursor.rowcount > 0
+            row = db.execute(
+                "DELETE FROM consumers WHERE service = ? AND nick = ? RETURNING *", (service, nick)
+            ).fetchone()
+        return None if row is None else consumer_from_row(row)
 
     def consumers(self, service: str) -> tuple[RegisteredConsumer, ...]:
         """The registered consumers of ``service``, oldest registration first."""
