@@ -201,7 +201,7 @@ def test_highlights_are_split_into_lines_that_fit() -> None:
 def test_ack_stops_escalation(core: Core, fire: Firefight, outbox: RecordingOutbox) -> None:
     """An acknowledged page is not escalated; the others are."""
     fire.open(plan_of(core), WHEN, reason="scheduled")
-    acked = fire.pager.ack("dgilmore", "dgilmore", None, WHEN + timedelta(minutes=2))
+    acked = core.store.ack_pages("dgilmore", WHEN + timedelta(minutes=2), account="dgilmore")
     assert [p.target_nick for p in acked] == ["dgilmore"]
     outbox.clear()
     escalated = fire.pager.escalate_due(WHEN + timedelta(minutes=10))
@@ -216,8 +216,8 @@ def test_unacknowledged_page_escalates_exactly_once(
     the escalation list (a stored page that never escalates itself) and announced in
     the firefighting channel; later sweeps, even after a restart, do not repeat it."""
     fire.open(plan_of(core), WHEN, reason="scheduled")
-    fire.pager.ack("pingou", None, None, WHEN + timedelta(minutes=1))
-    fire.pager.ack("threebean", None, None, WHEN + timedelta(minutes=1))
+    core.store.ack_pages("pingou", WHEN + timedelta(minutes=1), account=None)
+    core.store.ack_pages("threebean", WHEN + timedelta(minutes=1), account=None)
     assert fire.pager.escalate_due(WHEN + timedelta(minutes=9)) == []
     outbox.clear()
     due = WHEN + timedelta(minutes=10)
@@ -417,7 +417,7 @@ def test_close_posts_summary_sets_topic_and_parts_once(
         )
     store.fix(1, "pingou", None, WHEN + timedelta(hours=1))
     store.take(2, "abadger1999", None, WHEN + timedelta(hours=5))
-    fire.pager.ack("pingou", None, None, WHEN + timedelta(minutes=3))
+    core.store.ack_pages("pingou", WHEN + timedelta(minutes=3), account=None)
     outbox.clear()
     assert fire.close(plan_of(core), END, reason="end of the deploy window") is True
     assert outbox.to(FIRE) == [
@@ -461,7 +461,7 @@ def test_sweep_opens_at_when_and_closes_at_the_end(
     assert outbox.calls == []
     assert fire.sweep(WHEN).opened == ("pkgdb2-2.0",)
     for nick in ("pingou", "dgilmore", "threebean"):
-        fire.pager.ack(nick, None, None, WHEN + timedelta(minutes=1))
+        core.store.ack_pages(nick, WHEN + timedelta(minutes=1), account=None)
     assert fire.due_actions(WHEN + timedelta(minutes=1)).open == ()
     assert fire.sweep(WHEN + timedelta(minutes=1)).opened == ()
     assert [p.id for p in fire.due_actions(END).close] == ["pkgdb2-2.0"]
@@ -552,7 +552,7 @@ async def test_escalation_date_jobs_for_pages_sent_now_and_pending_after_a_resta
     (job,) = [j for j in scheduler.get_jobs() if j.id.startswith(ESCALATION_JOB_PREFIX)]
     assert job.trigger.run_date == due + timedelta(seconds=1)
 
-    fire.pager.ack("pingou", None, None, WHEN + timedelta(minutes=1))
+    core.store.ack_pages("pingou", WHEN + timedelta(minutes=1), account=None)
     clock.now = due + timedelta(seconds=1)
     outbox.clear()
     await job.func()  # what the scheduler runs at that time

@@ -144,10 +144,7 @@ def register(registry: Registry) -> None:
         if len(words) > 1:
             raise UsageError(f"one page number at most, got {len(words)} words")
         number = page_number(words[0]) if words else None
-        if request.deploy_day is not None:
-            pages = request.deploy_day.pager.ack(request.nick, request.account, number, request.now)
-        else:
-            pages = core.store.ack_pages(request.nick, request.now, number, account=request.account)
+        pages = core.store.ack_pages(request.nick, request.now, number, account=request.account)
         return Reply.say(ack_text(request.nick, pages))
 
     @registry.command(

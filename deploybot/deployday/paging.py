@@ -16,8 +16,8 @@ Paging
     whose shift starts later in the window — by the sweep when their shift begins
     ("shift follow-up", :meth:`~deploybot.deployday.firefight.Firefight.follow_shifts`), which also
     refreshes the topic's "on shift" list.  ``!page`` (:meth:`Pager.page`) pages a nick
-    or the on-shift members of a team by hand; ``!ack`` (:meth:`Pager.ack`, reply
-    :func:`ack_text`) acknowledges.
+    or the on-shift members of a team by hand; ``!ack`` acknowledges (in the store,
+    :meth:`~deploybot.store.Store.ack_pages`; reply :func:`ack_text`), which stops escalation.
 
 Escalation (:meth:`Pager.escalate_due`)
     A page not acknowledged ``page_escalate_after`` (config) after it was sent is marked
@@ -265,16 +265,6 @@ class Pager:
             ", ".join(f"#{p.number} {p.target_nick}" for p in pages),
         )
         return pages
-
-    def ack(
-        self, nick: str, account: str | None, number: int | None, now: datetime
-    ) -> tuple[Page, ...]:
-        """``!ack [N]``: acknowledge ``nick``'s pending pages (all, or page N).
-
-        Store errors (no such page, someone else's, already acknowledged) propagate;
-        their text is for the user.  See :func:`ack_text` for the reply.
-        """
-        return self.core.store.ack_pages(nick, now, number, account=account)
 
     # -- escalation ----------------------------------------------------------------------
 
