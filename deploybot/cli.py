@@ -20,7 +20,7 @@ from deploybot import __version__
 from deploybot.announce import KINDS, announcement, default_kind
 from deploybot.config import Config, load_config
 from deploybot.deployday.digest import digest_for_day, full_lines
-from deploybot.deployday.firefight import channel_of
+from deploybot.deployday.roster import NoFirefightChannelError, firefight_channel
 from deploybot.durations import parse_day, plural
 from deploybot.errors import ConfigError, DateError, DeploybotError
 from deploybot.plans.files import load_paths
@@ -231,9 +231,10 @@ def run_announce(args: argparse.Namespace, out: TextIO) -> int:
         return 1
     kind = args.kind or default_kind(plan)
     try:
-        email = announcement(
-            plan, kind, tz=config.timezone, firefight_channel=channel_of(plan, config)
-        )
+        channel = firefight_channel(plan, config)
+        if channel is None:
+            raise NoFirefightChannelError(plan, config)
+        email = announcement(plan, kind, tz=config.timezone, firefight_channel=channel)
     except DeploybotError as error:
         print(f"deploybot: {error}", file=sys.stderr)
         return 1

@@ -160,6 +160,22 @@ def test_cli_prints_the_default_announcement_of_a_plan(tmp_path: Path) -> None:
     assert out.getvalue().splitlines()[1].startswith("Subject: [API BREAK] pkgdb2 2.0")
 
 
+def test_cli_a_plan_without_a_firefighting_channel_exits_1_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pattern makes no channel name of a service with a comma: the announcement,
+    which names the channel, is not written, and the error says how to give it one."""
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    plan = make_plan(service="pkg,db")
+    (plans / "pkgdb2.yaml").write_text(dump_plan(plan), encoding="utf-8")
+    out = io.StringIO()
+    ini = str(write_config(tmp_path, plans))
+    assert main(["announce", "pkgdb2-2.0", "--config", ini], out) == 1
+    assert out.getvalue() == ""
+    assert "pkgdb2-2.0 has no firefighting channel" in capsys.readouterr().err
+
+
 def test_cli_unknown_plan_and_impossible_kind_exit_1_with_the_reason(tmp_path: Path) -> None:
     """Run as a newcomer would: the installed ``deploybot`` on the repo's own plans."""
     ini = write_config(tmp_path, REPO / "deploy-plans")

@@ -8,6 +8,7 @@ core makes on the transport (the boundary of these tests).  Time is passed in.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from deploybot.commands.registry import build_registry
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
 from deploybot.deployday.day import DeployDay
+from deploybot.deployday.digestpost import DigestPoster
 from deploybot.deployday.firefight import JOB_PREFIX, TOPIC_LIMIT, Firefight, SweepReport
 from deploybot.deployday.paging import (
     BOT_SENDER,
@@ -28,11 +30,13 @@ from deploybot.deployday.paging import (
     NobodyOnShiftError,
     highlight_lines,
 )
+from deploybot.deployday.roster import NoFirefightChannelError
 from deploybot.errors import DeploybotError
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.plans.model import Plan, Roster, Shift
 from deploybot.store import Store
+from deploybot.web.api import plan_to_dict
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, make_shift, utc
 
@@ -177,7 +181,7 @@ def test_topic_shortens_the_on_shift_list_to_fit(tmp_path: Path, clock: Clock) -
     plan = make_plan(when=WHEN, roster=Roster(shifts=(Shift("infrastructure", people, WHEN, END),)))
     core = build_core(tmp_path, clock, [plan])
     try:
-        topic = Firefight(core, RecordingOutbox()).topic(plan_of(core), WHEN)
+        topic = DeployDay(core, RecordingOutbox()).firefight.topic(plan_of(core), WHEN)
         assert len(topic.encode()) <= TOPIC_LIMIT
         assert topic.endswith("more: !oncall")
         assert "sysadmin00" in topic
@@ -776,3 +780,59 @@ async def test_commands_without_a_connection(core: Core, clock: Clock) -> None:
     assert core.store.list_pages() == ()
     assert await say(core, registry, "!ack") == ["alice: you have no pending pages"]
     assert (await say(core, registry, "!oncall"))[0].startswith("pkgdb2-2.0")
+
+
+# --- one firefighting channel, wherever it is named --------------------------------------
+
+
+def channel_case(kind: str) -> Plan:
+    """The pkgdb2 plan with its own channel, with the config's pattern's, or with a
+    service of which the pattern makes no channel name."""
+    plan = make_plan(when=WHEN)
+    if kind == "own":
+        return replace(plan, roster=replace(plan.roster, channel="#own-fire"))
+    if kind == "none":
+        return replace(plan, service="pkg,db")
+    return plan
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"), [("own", "#own-fire"), ("pattern", FIRE), ("none", None)]
+)
+async def test_every_place_names_the_same_firefighting_channel(
+    tmp_path: Path, clock: Clock, kind: str, expected: str | None
+) -> None:
+    """The API, ``!roster``, ``!deploy``, ``!oncall``, the digest, ``!page`` and opening
+    agree on a plan's channel: its own, else the pattern's; a plan of whose service the
+    pattern makes no channel name has none anywhere (it is not opened, and the digest and
+    pages go to the admin channel only)."""
+    core = build_core(tmp_path, clock, [channel_case(kind)])
+    try:
+        plan = plan_of(core)
+        outbox = RecordingOutbox()
+        day = DeployDay(core, outbox)
+        clock.now = WHEN + timedelta(hours=1)
+        registry = build_registry()
+        shown = f" ({expected})" if expected else ""
+        api = plan_to_dict(plan, core, clock.now)["roster"]["channel"]
+        heading = (await say(core, registry, "!roster"))[0]
+        deploy = [t for t in await say(core, registry, "!deploy pkgdb2-2.0") if "roster" in t]
+        oncall = await say(core, registry, "!oncall")
+        digest = DigestPoster(core, outbox).channels_for(WHEN.date())
+        await say(day, registry, "!page dgilmore look")
+        (paged_in,) = {target for target, text in outbox.posts if target.startswith("#")}
+        assert api == expected
+        assert heading.startswith(f"pkgdb2-2.0 roster{shown}, ")
+        assert len(deploy) == 1 and deploy[0].startswith(f"roster ({expected or 'no channel'}):")
+        assert oncall[0].startswith(f"pkgdb2-2.0{shown}: ")
+        assert digest == [ADMIN, *([expected] if expected else [])]
+        assert paged_in == (expected or ADMIN)
+        if expected is None:
+            with pytest.raises(NoFirefightChannelError):
+                day.firefight.open(plan, clock.now, reason="test")
+            assert outbox.kinds("join") == []
+        else:
+            assert day.firefight.open(plan, clock.now, reason="test") is True
+            assert outbox.kinds("join") == [("join", expected)]
+    finally:
+        core.store.close()

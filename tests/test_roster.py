@@ -9,9 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from deploybot.config import config_from_mapping
 from deploybot.deployday.roster import (
     ON_SHIFT_MARK,
+    NoFirefightChannelError,
     OnShift,
+    firefight_channel,
     nick_key,
     on_shift,
     on_shift_nicks,
@@ -33,6 +36,22 @@ UTC = ZoneInfo("UTC")
 def store(tmp_path: Path) -> Iterator[Store]:
     with Store.open(tmp_path / "db.sqlite3") as opened:
         yield opened
+
+
+def test_firefight_channel_is_the_plans_own_else_the_configs_pattern() -> None:
+    """A plan's ``roster.channel`` wins; else the pattern is filled with its service and
+    id; a pattern that makes no channel name of them gives None (and the error that says
+    so names the plan and the fix)."""
+    config = config_from_mapping({"firefight_channel": "#{service}-{id}"})
+    own = make_plan(roster=Roster(channel="#own"))
+    assert firefight_channel(own, config) == "#own"
+    assert firefight_channel(make_plan(roster=Roster()), config) == "#pkgdb2-pkgdb2-2.0"
+    comma = make_plan(id="pkg-1", service="pkg,db", roster=Roster())
+    assert firefight_channel(comma, config) is None
+    assert str(NoFirefightChannelError(comma, config)) == (
+        "pkg-1 has no firefighting channel: the firefight_channel pattern '#{service}-{id}' "
+        "makes no channel name of service 'pkg,db'; give the plan a roster.channel"
+    )
 
 
 def test_on_shift_follows_the_shift_times() -> None:

@@ -39,6 +39,7 @@ from deploybot.bus.rules import (
     fact_text,
     interpret,
 )
+from deploybot.deployday.roster import firefight_channel
 
 if TYPE_CHECKING:
     from deploybot.core import Core
@@ -124,10 +125,14 @@ class BusReactor:
         text = fact_text(fact, config.timezone)
         targets = [config.admin_channel]
         if isinstance(fact, DeployStarted | DeployFinished):
-            if firefight is not None and firefight.is_open(fact.plan):
-                channel = firefight.channel_for(fact.plan)
-                if channel.lower() != config.admin_channel.lower():
-                    targets.append(channel)
+            channel = firefight_channel(fact.plan, config)
+            if (
+                firefight is not None
+                and firefight.is_open(fact.plan)
+                and channel is not None
+                and channel.lower() != config.admin_channel.lower()
+            ):
+                targets.append(channel)
         elif not isinstance(fact, UnplannedDeploy):
             return
         for target in targets:  # one refusing target does not silence the others

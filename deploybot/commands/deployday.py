@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 
 from deploybot.commands.base import Registry, Reply, Request, UsageError, number_argument
 from deploybot.commands.deploys import find_plan, no_arguments
-from deploybot.deployday.firefight import channel_of
 from deploybot.deployday.paging import ack_text
-from deploybot.deployday.roster import on_shift, roster_lines, teams_of
+from deploybot.deployday.roster import firefight_channel, on_shift, roster_lines, teams_of
 from deploybot.errors import DeploybotError
 from deploybot.plans.model import Plan
 from deploybot.plans.schedule import running, upcoming
@@ -34,13 +33,6 @@ NOT_CONNECTED = "the bot is not connected to IRC, so it cannot page or open chan
 
 # RFC 2812 nicks (letters, digits, []\`_^{|} and -, not starting with a digit or -).
 _NICK = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,31}")
-
-
-def _channel_or_none(core: Core, plan: Plan) -> str | None:
-    try:
-        return channel_of(plan, core.config)
-    except ValueError:
-        return None
 
 
 def page_number(word: str) -> int:
@@ -68,7 +60,7 @@ def oncall_lines(core: Core, request: Request) -> list[str]:
             by_team.setdefault(person.team, []).append(person.nick)
         if not by_team:
             continue
-        channel = _channel_or_none(core, plan)
+        channel = firefight_channel(plan, core.config)
         where = f" ({channel})" if channel else ""
         teams = "; ".join(f"{team}: {' '.join(nicks)}" for team, nicks in by_team.items())
         lines.append(f"{plan.id}{where}: {teams}")
@@ -96,7 +88,7 @@ def register(registry: Registry) -> None:
         if len(words) > 1:
             raise UsageError(f"one plan id only, got {len(words)} words")
         plan = find_plan(core, words[0]) if words else default_plan(core, request)
-        channel = _channel_or_none(core, plan)
+        channel = firefight_channel(plan, core.config)
         return Reply.say(*roster_lines(plan, request.now, core.config.timezone, channel))
 
     @registry.command(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from deploybot.commands.base import Registry, Reply, Request, UsageError
+from deploybot.deployday.roster import firefight_channel
 from deploybot.errors import DeploybotError
 from deploybot.plans.model import Plan
 from deploybot.plans.policy import Span, assess, format_readiness
@@ -154,12 +155,7 @@ def describe_plan(core: Core, plan: Plan, request: Request) -> list[str]:
 def roster_line(core: Core, plan: Plan) -> str:
     """``roster (#pkgdb2-firefight): infrastructure pingou 13:00–17:00 UTC; …``."""
     tz = core.config.timezone
-    channel = plan.roster.channel
-    if channel is None:
-        try:
-            channel = core.config.firefight_channel_for(plan.service, plan.id)
-        except ValueError:
-            channel = "no channel"
+    channel = firefight_channel(plan, core.config) or "no channel"
     shifts = []
     for shift in plan.roster.shifts:
         whole = shift.start <= plan.when and shift.end >= plan.end

@@ -34,12 +34,10 @@ class DeployDay:
     def __init__(self, core: Core, outbox: Outbox) -> None:
         self.core = core
         self.outbox = outbox
-        self.firefight = Firefight(core, outbox)
-
-    @property
-    def pager(self) -> Pager:
-        """Pages, ``!page`` and escalation (through the same outbox)."""
-        return self.firefight.pager
+        #: Pages, ``!page`` and escalation (through the same outbox).
+        self.pager = Pager(core, outbox)
+        #: The firefighting channels' life; it pages through :attr:`pager`.
+        self.firefight = Firefight(core, outbox, self.pager)
 
     def start(self, scheduler: BaseScheduler) -> None:
         """At start-up: escalate on time (date jobs for the pages already pending and the

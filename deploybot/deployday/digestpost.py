@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from deploybot.deployday.digest import Digest, digest_for_day, short_lines
+from deploybot.deployday.roster import firefight_channel
 from deploybot.plans.schedule import today
 
 if TYPE_CHECKING:
@@ -44,18 +45,14 @@ class DigestPoster:
         return datetime.combine(day, config.digest_time, tzinfo=config.timezone)
 
     def channels_for(self, day: date) -> list[str]:
-        """The admin channel and the firefighting channels of the day's deploys."""
+        """The admin channel and the firefighting channels of the day's deploys (those
+        that have one: :func:`~deploybot.deployday.roster.firefight_channel`)."""
         config = self.core.config
         noon = datetime.combine(day, config.digest_time, tzinfo=config.timezone)
         channels = [config.admin_channel]
-        firefight = self.firefight
         for plan in today(self.core.plans, noon, config.timezone):
-            channel = (
-                firefight.channel_for(plan)
-                if firefight is not None
-                else plan.roster.channel or config.firefight_channel_for(plan.service, plan.id)
-            )
-            if channel.lower() not in {c.lower() for c in channels}:
+            channel = firefight_channel(plan, config)
+            if channel is not None and channel.lower() not in {c.lower() for c in channels}:
                 channels.append(channel)
         return channels
 
@@ -117,8 +114,9 @@ class DigestPoster:
         firefight = self.firefight
         if firefight is not None:
             for plan in self.core.plans:
-                if firefight.is_open(plan):
-                    present.add(firefight.channel_for(plan).lower())
+                channel = firefight_channel(plan, config)
+                if channel is not None and firefight.is_open(plan):
+                    present.add(channel.lower())
         return present
 
     def lines(self, digest: Digest, now: datetime) -> list[str]:

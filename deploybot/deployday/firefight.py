@@ -3,9 +3,11 @@
 One :class:`Firefight` per running bot (``DeployDay.firefight``), holding the core, an
 :class:`~deploybot.outbox.Outbox` and the :class:`~deploybot.deployday.paging.Pager` that sends
 its pages (``Firefight.pager``: pages, ``!page``, ``!ack`` and escalation are described
-in :mod:`deploybot.deployday.paging`).  Everything that must survive a restart is in the store;
-the few in-memory sets only avoid redundant work within one process.  Time is always
-passed in (``now``, aware).
+in :mod:`deploybot.deployday.paging`).  A plan's channel is
+:func:`~deploybot.deployday.roster.firefight_channel`; a plan without one is never
+opened.  Everything that must survive a restart is in the store; the few in-memory sets
+only avoid redundant work within one process.  Time is always passed in (``now``,
+aware).
 
 Opening (:meth:`Firefight.open`) — "the deploy started"
     Called by the periodic :meth:`~Firefight.sweep` once ``when`` has come, by
@@ -47,7 +49,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from deploybot.deployday.paging import Pager
-from deploybot.deployday.roster import Pagee, on_shift, on_shift_nicks, pagees
+from deploybot.deployday.roster import (
+    NoFirefightChannelError,
+    Pagee,
+    firefight_channel,
+    on_shift,
+    on_shift_nicks,
+    pagees,
+)
 from deploybot.errors import DeploybotError
 from deploybot.jobs import add_date_job, remove_jobs
 from deploybot.lines import fits, one_line, shorten
@@ -59,7 +68,6 @@ from deploybot.texts import break_lines, clock_text, incident_line, named, plura
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
 
-    from deploybot.config import Config
     from deploybot.core import Core
     from deploybot.outbox import Outbox
 
@@ -70,7 +78,6 @@ __all__ = [
     "DueActions",
     "Firefight",
     "SweepReport",
-    "channel_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -108,23 +115,27 @@ class SweepReport:
 class Firefight:
     """The firefighting channels of one bot's deploys; see the module documentation."""
 
-    def __init__(self, core: Core, outbox: Outbox) -> None:
+    def __init__(self, core: Core, outbox: Outbox, pager: Pager) -> None:
         self.core = core
         self.outbox = outbox
+        # Pages, !page, !ack and escalation (through the same outbox).
+        self.pager = pager
         # Plan ids this process opened or rejoined (their channel is joined).
         self._active: set[str] = set()
         # Plan ids this process closed (or found closed): not opened again by a sweep.
         self._finished: set[str] = set()
         # The last topic set per plan id.
         self._topics: dict[str, str] = {}
-        # Pages, !page, !ack and escalation (through the same outbox).
-        self.pager = Pager(core, outbox, self.channel_for)
 
     # -- where ---------------------------------------------------------------------------
 
     def channel_for(self, plan: Plan) -> str:
-        """The plan's ``roster.channel``, or the config's ``firefight_channel`` pattern."""
-        return channel_of(plan, self.core.config)
+        """The plan's firefighting channel (:func:`~deploybot.deployday.roster.firefight_channel`);
+        :class:`~deploybot.deployday.roster.NoFirefightChannelError` when it has none."""
+        channel = firefight_channel(plan, self.core.config)
+        if channel is None:
+            raise NoFirefightChannelError(plan, self.core.config)
+        return channel
 
     def is_open(self, plan: Plan) -> bool:
         """Whether this process has the plan's firefighting channel open (joined)."""
@@ -260,8 +271,9 @@ class Firefight:
 
     def close(self, plan: Plan, now: datetime, reason: str) -> bool:
         """End firefighting once ever: summary, "closed" topic, leave; True if this call
-        closed it.  A plan never opened is only marked closed (and returns False)."""
-        channel = self.channel_for(plan)
+        closed it.  A plan never opened is only marked closed (and returns False), also
+        when it has no channel."""
+        channel = firefight_channel(plan, self.core.config)
         was_active = plan.id in self._active
         self._active.discard(plan.id)
         self._finished.add(plan.id)
@@ -271,7 +283,7 @@ class Firefight:
         never_opened = store.claim_once(f"firefight-open:{plan.id}", now)
         first = store.claim_once(f"firefight-close:{plan.id}", now)
         if never_opened or not first:
-            if was_active:
+            if was_active and channel is not None:
                 self._leave(plan, channel, reason)
             log.info(
                 "firefighting for %s %s",
@@ -279,6 +291,8 @@ class Firefight:
                 "never opened" if never_opened else "already closed",
             )
             return False
+        if channel is None:  # opened, then its plan was changed and lost its channel
+            raise NoFirefightChannelError(plan, self.core.config)
         if not was_active:
             self.outbox.join(channel)  # e.g. the window ended while the bot was down
         for line in self.summary(plan, now, reason):
@@ -293,7 +307,8 @@ class Firefight:
         """Part ``channel`` unless another open deploy uses it too."""
         for other_id in self._active:
             other = self.core.book.get(other_id)
-            if other is not None and self.channel_for(other).casefold() == channel.casefold():
+            theirs = firefight_channel(other, self.core.config) if other is not None else None
+            if theirs is not None and theirs.casefold() == channel.casefold():
                 return
         self.outbox.part(channel, f"{named(plan)} firefighting closed ({reason})")
 
@@ -420,9 +435,3 @@ class Firefight:
                 add_date_job(scheduler, self.sweep_job, at, f"{JOB_PREFIX}{plan.id}@{edge}")
                 count += 1
         return count
-
-
-def channel_of(plan: Plan, config: Config) -> str:
-    """The firefighting channel of ``plan``: its ``roster.channel``, or the config's
-    ``firefight_channel`` pattern (:class:`ValueError` if that makes no channel name)."""
-    return plan.roster.channel or config.firefight_channel_for(plan.service, plan.id)

@@ -1,9 +1,10 @@
 """Deploy day (SPEC §4): pages, acknowledgements and escalation.
 
-One :class:`Pager` per running bot, owned by the :class:`~deploybot.deployday.firefight.Firefight`
-(``DeployDay.pager``) and holding the core and an
-:class:`~deploybot.outbox.Outbox`; it asks the firefight which channel is a plan's
-firefighting channel.  Everything that must survive a restart is in the store; the
+One :class:`Pager` per running bot (``DeployDay.pager``, shared with the
+:class:`~deploybot.deployday.firefight.Firefight`), holding the core and an
+:class:`~deploybot.outbox.Outbox`; a plan's firefighting channel is
+:func:`~deploybot.deployday.roster.firefight_channel` (the admin channel stands in for a
+plan without one).  Everything that must survive a restart is in the store; the
 in-memory set of who was paged only avoids a ledger lookup per sweep.  Time is always
 passed in (``now``, aware).
 
@@ -39,11 +40,11 @@ Escalation (:meth:`Pager.escalate_due`)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from deploybot.deployday.roster import Pagee, nick_key, on_shift, teams_of
+from deploybot.deployday.roster import Pagee, firefight_channel, nick_key, on_shift, teams_of
 from deploybot.errors import DeploybotError
 from deploybot.jobs import add_date_job
 from deploybot.lines import fits, one_line, shorten
@@ -116,16 +117,11 @@ def ack_text(nick: str, pages: Sequence[Page]) -> str:
 
 
 class Pager:
-    """Pages, acknowledgements and escalation for one bot; see the module documentation.
+    """Pages, acknowledgements and escalation for one bot; see the module documentation."""
 
-    ``channel_for`` names a plan's firefighting channel (the firefight's
-    :meth:`~deploybot.deployday.firefight.Firefight.channel_for`).
-    """
-
-    def __init__(self, core: Core, outbox: Outbox, channel_for: Callable[[Plan], str]) -> None:
+    def __init__(self, core: Core, outbox: Outbox) -> None:
         self.core = core
         self.outbox = outbox
-        self.channel_for = channel_for
         # (plan id, nick key) already paged for this deploy: no ledger lookup per sweep.
         self._paged: set[tuple[str, str]] = set()
         # Where escalations are scheduled on time (see schedule_escalations); None: only
@@ -246,9 +242,10 @@ class Pager:
                 f"[page #{page.number} from {sender_nick}] {message} — reply !ack {page.number}",
             )
         self._escalate_at(escalate_at)
-        channels = _distinct(*(self.channel_for(plan) for plan in live)) or [
-            self.core.config.admin_channel
-        ]
+        config = self.core.config
+        channels = _distinct(
+            *(channel for plan in live if (channel := firefight_channel(plan, config)))
+        ) or [config.admin_channel]
         if team is None:
             (page,) = pages
             text = f"page #{page.number} from {sender_nick}: {message} — !ack {page.number}"
@@ -377,11 +374,10 @@ class Pager:
         else:
             outcome = "repeated; no escalation list (roster.escalation) to page"
         line = f"⚠ {word} {about} not acknowledged after {waited} — {outcome}"
+        channel = None
         if plan is not None and plan.running_at(now):
-            channel = self.channel_for(plan)
-        else:
-            channel = self.core.config.admin_channel
-        self.outbox.post(channel, line)
+            channel = firefight_channel(plan, self.core.config)
+        self.outbox.post(channel or self.core.config.admin_channel, line)
         log.warning("%s", line)
 
 

@@ -1,7 +1,9 @@
-"""Who is on the firefighting roster, who is on shift, and whom to page on deploy day.
+"""The firefighting roster: its channel, who is on shift, and whom to page on deploy day.
 
 Pure functions: the current time ``now`` (aware) and the display timezone ``tz`` are
 passed in; :func:`pagees` also reads the ``!uses`` registrations from the store.
+:func:`firefight_channel` is the one place that says which channel a plan's
+firefighting happens in.
 
 Nicks are compared ASCII-case-insensitively, like the store does (``Pingou`` is
 ``pingou``), and shown as they were first written.
@@ -13,14 +15,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from deploybot.config import Config
+from deploybot.errors import DeploybotError
 from deploybot.plans.model import Plan, Shift
 from deploybot.store import Store
 from deploybot.texts import when_text
 
 __all__ = [
     "ON_SHIFT_MARK",
+    "NoFirefightChannelError",
     "OnShift",
     "Pagee",
+    "firefight_channel",
     "nick_key",
     "on_shift",
     "on_shift_nicks",
@@ -40,6 +46,35 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 def nick_key(nick: str) -> str:
     """The key two nicks are the same person by: ASCII lower case (like the store)."""
     return nick.translate(_ASCII_LOWER)
+
+
+def firefight_channel(plan: Plan, config: Config) -> str | None:
+    """The firefighting channel of ``plan``: its ``roster.channel``, else the config's
+    ``firefight_channel`` pattern filled with the plan's service and id.
+
+    None when the pattern makes no channel name of them (a service with a comma, say):
+    such a plan has no firefighting channel.  It is shown without one (``!roster``,
+    ``!deploy``, ``!oncall``, the API's ``null``), it is never opened (the sweep and
+    ``!firefight open`` raise :class:`NoFirefightChannelError`), and what would go to its
+    channel goes to the admin channel only (the digest, ``!page``, escalations).
+    """
+    if plan.roster.channel:
+        return plan.roster.channel
+    try:
+        return config.firefight_channel_for(plan.service, plan.id)
+    except ValueError:
+        return None
+
+
+class NoFirefightChannelError(DeploybotError):
+    """A plan whose firefighting channel is needed has none (see :func:`firefight_channel`)."""
+
+    def __init__(self, plan: Plan, config: Config) -> None:
+        super().__init__(
+            f"{plan.id} has no firefighting channel: the firefight_channel pattern "
+            f"{config.firefight_channel!r} makes no channel name of service {plan.service!r}; "
+            "give the plan a roster.channel"
+        )
 
 
 @dataclass(frozen=True)

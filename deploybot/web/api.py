@@ -39,8 +39,9 @@ Version 1 shapes
                        "notice_days": int,
                        "checks": [{"rule", "title": str, "met": bool, "reason": str}]}}
 
-    ``roster.channel`` is the firefighting channel (the plan's own, else the config's
-    pattern; ``null`` if the pattern makes no channel name of this plan).  ``checks`` is
+    ``roster.channel`` is the firefighting channel
+    (:func:`~deploybot.deployday.roster.firefight_channel`: the plan's own, else the
+    config's pattern; ``null`` if the pattern makes no channel name of this plan).  ``checks`` is
     empty for an exempt plan, else the six rules of SPEC §2 in order.
 
     ``GET /api/v1/incidents?since=&service=&state=`` →
@@ -115,6 +116,7 @@ from typing import Any, get_args
 
 from deploybot.core import Core
 from deploybot.deployday.digest import digest_for_day, digest_to_dict
+from deploybot.deployday.roster import firefight_channel
 from deploybot.durations import DAY, FIRST_YEAR, LAST_YEAR, iso_utc, parse_day, whole_seconds
 from deploybot.errors import DateError, DeploybotError
 from deploybot.lines import one_line
@@ -210,15 +212,6 @@ def _status(plan: Plan, now: datetime) -> str:
     return "running" if now < plan.end else "finished"
 
 
-def _channel(plan: Plan, core: Core) -> str | None:
-    if plan.roster.channel:
-        return plan.roster.channel
-    try:
-        return core.config.firefight_channel_for(plan.service, plan.id)
-    except ValueError:
-        return None
-
-
 def plan_to_dict(plan: Plan, core: Core, now: datetime) -> dict[str, Any]:
     """One DEPLOYMENT (see the module documentation)."""
     readiness = assess(plan, core.config.notice_days)
@@ -267,7 +260,7 @@ def plan_to_dict(plan: Plan, core: Core, now: datetime) -> dict[str, Any]:
             for item in plan.announcements
         ],
         "roster": {
-            "channel": _channel(plan, core),
+            "channel": firefight_channel(plan, core.config),
             "shifts": [
                 {
                     "team": shift.team,
