@@ -28,7 +28,9 @@ from deploybot.deployday.paging import (
     BOT_SENDER,
     ESCALATION_JOB_PREFIX,
     NobodyOnShiftError,
+    Target,
     highlight_lines,
+    page_targets,
 )
 from deploybot.deployday.roster import NoFirefightChannelError
 from deploybot.errors import DeploybotError
@@ -294,6 +296,20 @@ def test_page_team_pages_only_members_on_shift(
         f"pingou: infrastructure paged by alice (#{n}): db is slow — !ack to acknowledge"
     ]
     assert outbox.to("abadger1999") == []
+
+
+def test_page_targets_are_each_team_member_on_shift_once_with_their_first_deploy() -> None:
+    """Someone on shift for the team in two running deploys is paged once, for the first;
+    members of other teams and off-shift members are not; a nick is paged for the deploy
+    that names them (else the first running one)."""
+    first = make_plan(when=WHEN)
+    second = make_plan(id="fas-3.0", service="fas", when=WHEN)
+    now = WHEN + timedelta(hours=1)
+    assert page_targets("infra", "infrastructure", (first, second), now) == [
+        Target("pingou", "infrastructure", first)
+    ]
+    assert page_targets("nirik", None, (second, first), now) == [Target("nirik", None, second)]
+    assert page_targets("kevin", None, (), now) == [Target("kevin", None, None)]
 
 
 def test_page_team_with_nobody_on_shift_is_an_error(core: Core, fire: Firefight) -> None:

@@ -22,6 +22,7 @@ from deploybot.deployday.roster import (
     roster_lines,
     shift_hours,
     team_members_on_shift,
+    team_named,
     teams_of,
 )
 from deploybot.plans.model import Consumer, Roster, Shift
@@ -88,12 +89,15 @@ def test_someone_in_two_teams_is_one_nick_on_shift() -> None:
 
 
 def test_teams_and_team_members_on_shift() -> None:
-    """Teams come from shifts, ``teams`` and consumers; members are those on shift now."""
+    """Teams come from shifts, ``teams`` and consumers; members are those on shift now; a
+    team is named in any case and shown as the plan spells it."""
     plan = make_plan(when=WHEN, teams=("rel-eng", "docs"))
     assert teams_of([plan]) == ("infrastructure", "rel-eng", "docs")
     later = WHEN + timedelta(hours=5)
     assert team_members_on_shift([plan], "Infrastructure", later) == ("abadger1999",)
     assert team_members_on_shift([plan], "docs", later) == ()
+    assert team_named([plan], "REL-ENG") == "rel-eng"
+    assert team_named([plan], "pingou") is None
 
 
 def test_roster_lines_mark_who_is_on_shift() -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from deploybot.commands.base import Registry, Reply, Request, UsageError, number_argument
 from deploybot.commands.deploys import find_plan, no_arguments
 from deploybot.deployday.paging import ack_text
-from deploybot.deployday.roster import firefight_channel, on_shift, roster_lines, teams_of
+from deploybot.deployday.roster import firefight_channel, on_shift, roster_lines, team_named
 from deploybot.errors import DeploybotError
 from deploybot.plans.model import Plan
 from deploybot.plans.schedule import running, upcoming
@@ -113,7 +113,7 @@ def register(registry: Registry) -> None:
         message = message.strip()
         if not message:
             raise UsageError(f"say what the page to {who} is about")
-        is_team = any(team.casefold() == who.casefold() for team in teams_of(core.plans))
+        is_team = team_named(core.plans, who) is not None
         if not is_team and not _NICK.fullmatch(who):
             raise UsageError(f"{who!r} is neither a team of a plan nor a nick")
         if request.deploy_day is None:

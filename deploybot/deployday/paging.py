@@ -41,10 +41,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from deploybot.deployday.roster import Pagee, firefight_channel, nick_key, on_shift, teams_of
+from deploybot.deployday.roster import (
+    Pagee,
+    firefight_channel,
+    nick_key,
+    team_members_on_shift,
+    team_named,
+)
 from deploybot.errors import DeploybotError
 from deploybot.jobs import add_date_job
 from deploybot.lines import fits, one_line, shorten
@@ -64,8 +71,11 @@ __all__ = [
     "ESCALATION_STALE_AFTER",
     "NobodyOnShiftError",
     "Pager",
+    "Target",
     "ack_text",
     "highlight_lines",
+    "page_line",
+    "page_targets",
 ]
 
 log = logging.getLogger(__name__)
@@ -107,6 +117,52 @@ def highlight_lines(nicks: Sequence[str], text: str, budget: int = HIGHLIGHT_BUD
     return lines
 
 
+@dataclass(frozen=True)
+class Target:
+    """Someone to page: their ``team`` (stored with the page) and the deploy the page
+    belongs to (if any)."""
+
+    nick: str
+    team: str | None
+    plan: Plan | None
+
+
+def page_targets(who: str, team: str | None, live: Sequence[Plan], now: datetime) -> list[Target]:
+    """Whom ``!page WHO`` pages among the running deploys ``live``.
+
+    A ``team`` (the one ``who`` names, or None): its members on shift at ``now``
+    (:func:`~deploybot.deployday.roster.team_members_on_shift`), each once, with the first
+    deploy they are on shift in; :class:`NobodyOnShiftError` when there are none.
+    Otherwise the nick ``who``, with the deploy whose roster, escalation list, owners or
+    consumer contacts name them (else the first running, else none).
+    """
+    if team is None:
+        return [Target(who, None, _plan_of(who, live))]
+    targets: dict[str, Target] = {}
+    for plan in live:
+        for nick in team_members_on_shift((plan,), team, now):
+            targets.setdefault(nick_key(nick), Target(nick, team, plan))
+    if not targets:
+        why = "" if live else " (no deploy is running)"
+        raise NobodyOnShiftError(
+            f"nobody of team {team} is on shift now{why}; page someone by nick: !page NICK message"
+        )
+    return list(targets.values())
+
+
+def page_line(sender_nick: str, team: str | None, message: str, pages: Sequence[Page]) -> str:
+    """The channel line of a ``!page`` (after the highlighted nicks)::
+
+    page #4 from alice: compose broken — !ack 4
+    rel-eng paged by alice (#5 #6): please look — !ack to acknowledge
+    """
+    if team is None:
+        (page,) = pages
+        return f"page #{page.number} from {sender_nick}: {message} — !ack {page.number}"
+    numbers = " ".join(f"#{page.number}" for page in pages)
+    return f"{team} paged by {sender_nick} ({numbers}): {message} — !ack to acknowledge"
+
+
 def ack_text(nick: str, pages: Sequence[Page]) -> str:
     """The reply to ``!ack``: which pages were acknowledged, or that none were pending."""
     if not pages:
@@ -145,39 +201,17 @@ class Pager:
         highlight: str,
     ) -> list[Page]:
         """Page each person once per deploy: stored page, private message, highlights."""
-        store = self.core.store
-        escalate_at = now + self.core.config.page_escalate_after
-        pages: list[Page] = []
-        for person in people:
-            key = nick_key(person.nick)
-            self._paged.add((plan.id, key))
-            if not store.claim_once(f"firefight-page:{plan.id}:{key}", now):
-                continue  # paged for this deploy already (e.g. by an earlier run)
-            page = store.create_page(
-                target_nick=person.nick,
-                team=person.team,
-                plan_id=plan.id,
-                message=message,
-                sender_nick=BOT_SENDER,
-                now=now,
-                escalate_at=escalate_at,
-            )
-            pages.append(page)
+        fresh = [person for person in people if self._first_page(plan, person.nick, now)]
+        targets = [Target(person.nick, person.team, plan) for person in fresh]
+        pages = self._record(targets, message, BOT_SENDER, now)
+        for person, page in zip(fresh, pages, strict=True):
             self.outbox.post(
                 person.nick,
                 f"[page #{page.number}] {message} ({person.why}); reply !ack {page.number}",
             )
         if pages:
-            self._escalate_at(escalate_at)
-            for target in _distinct(channel, self.core.config.admin_channel):
-                for line in highlight_lines([page.target_nick for page in pages], highlight):
-                    self.outbox.post(target, line)
-            log.info(
-                "paged %s for %s: %s",
-                len(pages),
-                plan.id,
-                ", ".join(f"#{page.number} {page.target_nick}" for page in pages),
-            )
+            self._highlight(_distinct(channel, self.core.config.admin_channel), pages, highlight)
+            log.info("paged %s for %s: %s", len(pages), plan.id, _pages_text(pages))
         return pages
 
     # -- pages by hand -------------------------------------------------------------------
@@ -192,76 +226,67 @@ class Pager:
     ) -> list[Page]:
         """``!page WHO message``: page a nick, or the on-shift members of a team.
 
-        ``who`` is a team when some plan in force names that team (any case; a team
-        wins over a nick of the same name): its members on shift at ``now`` in
-        ``plans_running`` are paged, or :class:`NobodyOnShiftError` if there are none.
-        Otherwise ``who`` is a nick.  Each person gets a stored page (escalated like
-        any other), a private message ``[page #N from alice] message — reply !ack N``,
-        and a line goes to the firefighting channel of each running deploy (the admin
-        channel when none is running).
+        ``who`` is a team when some plan in force names that team
+        (:func:`~deploybot.deployday.roster.team_named`; a team wins over a nick of the
+        same name), and the people paged are :func:`page_targets`.  Each gets a stored
+        page (escalated like any other) and a private message
+        ``[page #N from alice] message — reply !ack N``; a line (:func:`page_line`) goes to
+        the firefighting channel of each running deploy (the admin channel when none is
+        running, or none of them has a channel).
         """
         live = tuple(plans_running)
         message = one_line(message)
-        team = next(
-            (name for name in teams_of(self.core.plans) if name.casefold() == who.casefold()),
-            None,
-        )
-        targets: list[tuple[str, Plan | None]] = []
-        if team is not None:
-            seen: set[str] = set()
-            for plan in live:
-                for person in on_shift(plan, now):
-                    key = nick_key(person.nick)
-                    if person.team.casefold() == team.casefold() and key not in seen:
-                        seen.add(key)
-                        targets.append((person.nick, plan))
-            if not targets:
-                why = "" if live else " (no deploy is running)"
-                raise NobodyOnShiftError(
-                    f"nobody of team {team} is on shift now{why}; page someone by nick: "
-                    "!page NICK message"
-                )
-        else:
-            targets.append((who, _plan_of(who, live)))
-        store = self.core.store
+        team = team_named(self.core.plans, who)
+        pages = self._record(page_targets(who, team, live, now), message, sender_nick, now)
+        for page in pages:
+            self.outbox.post(
+                page.target_nick,
+                f"[page #{page.number} from {sender_nick}] {message} — reply !ack {page.number}",
+            )
+        config = self.core.config
+        channels = _distinct(
+            *(channel for plan in live if (channel := firefight_channel(plan, config)))
+        ) or [config.admin_channel]
+        self._highlight(channels, pages, page_line(sender_nick, team, message, pages))
+        log.info("%s paged %s: %s", sender_nick, who, _pages_text(pages))
+        return pages
+
+    # -- recording and highlighting -----------------------------------------------------
+
+    def _first_page(self, plan: Plan, nick: str, now: datetime) -> bool:
+        """Claim the one automatic page of ``nick`` for ``plan``; False if it was taken
+        (e.g. by an earlier run)."""
+        key = nick_key(nick)
+        self._paged.add((plan.id, key))
+        return self.core.store.claim_once(f"firefight-page:{plan.id}:{key}", now)
+
+    def _record(
+        self, targets: Sequence[Target], message: str, sender_nick: str, now: datetime
+    ) -> list[Page]:
+        """Store a page per target, escalating after ``page_escalate_after`` (on time)."""
         escalate_at = now + self.core.config.page_escalate_after
-        pages: list[Page] = []
-        for nick, target_plan in targets:
-            page = store.create_page(
-                target_nick=nick,
-                team=team,
-                plan_id=target_plan.id if target_plan is not None else None,
+        pages = [
+            self.core.store.create_page(
+                target_nick=target.nick,
+                team=target.team,
+                plan_id=target.plan.id if target.plan is not None else None,
                 message=message,
                 sender_nick=sender_nick,
                 now=now,
                 escalate_at=escalate_at,
             )
-            pages.append(page)
-            self.outbox.post(
-                nick,
-                f"[page #{page.number} from {sender_nick}] {message} — reply !ack {page.number}",
-            )
-        self._escalate_at(escalate_at)
-        config = self.core.config
-        channels = _distinct(
-            *(channel for plan in live if (channel := firefight_channel(plan, config)))
-        ) or [config.admin_channel]
-        if team is None:
-            (page,) = pages
-            text = f"page #{page.number} from {sender_nick}: {message} — !ack {page.number}"
-        else:
-            numbers = " ".join(f"#{page.number}" for page in pages)
-            text = f"{team} paged by {sender_nick} ({numbers}): {message} — !ack to acknowledge"
-        for channel in channels:
-            for line in highlight_lines([page.target_nick for page in pages], text):
-                self.outbox.post(channel, line)
-        log.info(
-            "%s paged %s: %s",
-            sender_nick,
-            who,
-            ", ".join(f"#{p.number} {p.target_nick}" for p in pages),
-        )
+            for target in targets
+        ]
+        if pages:
+            self._escalate_at(escalate_at)
         return pages
+
+    def _highlight(self, channels: Iterable[str], pages: Sequence[Page], text: str) -> None:
+        """``nick nick: text`` in each channel, naming everyone paged (:func:`highlight_lines`)."""
+        nicks = [page.target_nick for page in pages]
+        for channel in channels:
+            for line in highlight_lines(nicks, text):
+                self.outbox.post(channel, line)
 
     # -- escalation ----------------------------------------------------------------------
 
@@ -395,6 +420,11 @@ def _plan_of(nick: str, live: Sequence[Plan]) -> Plan | None:
         if any(nick_key(other) == key for other in named):
             return plan
     return live[0] if live else None
+
+
+def _pages_text(pages: Iterable[Page]) -> str:
+    """``#3 pingou, #4 dgilmore`` (for the log)."""
+    return ", ".join(f"#{page.number} {page.target_nick}" for page in pages)
 
 
 def _distinct(*channels: str) -> list[str]:

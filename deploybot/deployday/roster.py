@@ -34,6 +34,7 @@ __all__ = [
     "roster_lines",
     "shift_hours",
     "team_members_on_shift",
+    "team_named",
     "teams_of",
 ]
 
@@ -135,6 +136,13 @@ def teams_of(plans: Iterable[Plan]) -> tuple[str, ...]:
             if team:
                 names.setdefault(team.casefold(), team)
     return tuple(names.values())
+
+
+def team_named(plans: Iterable[Plan], name: str) -> str | None:
+    """The team of ``plans`` called ``name`` (any case), spelled as the plans write it;
+    None when no plan names such a team."""
+    folded = name.casefold()
+    return next((team for team in teams_of(plans) if team.casefold() == folded), None)
 
 
 def team_members_on_shift(plans: Iterable[Plan], team: str, now: datetime) -> tuple[str, ...]:
