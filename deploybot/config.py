@@ -487,6 +487,15 @@ def _amqp_url(text: str) -> str:
         )
     if any(c.isspace() for c in text):
         raise _Bad("the URL cannot contain spaces")
+    host_and_after = text.partition("://")[2]
+    authority = re.split(r"[/?#]", host_and_after, maxsplit=1)[0]
+    if "@" in host_and_after[len(authority) :]:
+        # The password holds a / ? or #: parsers end the host there, and the rest of the
+        # password would be read (and logged) as the path.  The value is not shown.
+        raise _Bad(
+            "an '@' after the host: percent-encode '/', '?', '#' and '@' in the user name "
+            "and password (%2F, %3F, %23, %40), e.g. amqps://user:pa%2Fss@host/vhost"
+        )
     return text
 
 
@@ -740,6 +749,19 @@ def bot_section(path: str | os.PathLike[str]) -> dict[str, str]:
         try:
             result[key] = parser.get("bot", key)
         except configparser.InterpolationError as error:
-            message = f"[bot] {key}: {error.message.splitlines()[0]}"
+            message = f"[bot] {key}: {_interpolation_problem(error)}"
             raise InvalidConfig([Problem(file, 0, "", message)], file) from None
     return result
+
+
+def _interpolation_problem(error: configparser.InterpolationError) -> str:
+    """What is wrong with a ``${…}`` in a ``[bot]`` value, without any of the value:
+    configparser's own messages quote it (``found: '$3xyz-secret'``, ``Raw value: …``),
+    and the value may be a password."""
+    if isinstance(error, configparser.InterpolationMissingOptionError):
+        problem = "a ${…} reference names no key of the file"
+    elif isinstance(error, configparser.InterpolationDepthError):
+        problem = "${…} references nest too deeply"
+    else:
+        problem = "a '$' that is neither '$$' nor a ${key} reference"
+    return f"{problem}; write $$ for a literal $ (the value is not shown: it may be secret)"

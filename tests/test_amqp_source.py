@@ -175,7 +175,16 @@ def test_redact_url_masks_the_password_and_keeps_the_rest() -> None:
     )
     assert redact_url("amqp://guest:p@ss:w@rd@localhost/") == "amqp://guest:***@localhost/"
     assert redact_url("amqp://localhost/") == "amqp://localhost/"
-    assert redact_url("amqp://[::1") == "<amqp url>"
+    assert redact_url("amqp://user@localhost/") == "amqp://user@localhost/"
+    assert redact_url("not a url: s3cret") == "<amqp url>"
+
+
+@pytest.mark.parametrize("password", ["s3/cret", "s3?cret", "s3#cret", "/s3cret", "s3c@r/et"])
+def test_redact_url_hides_a_password_with_unencoded_delimiters(password: str) -> None:
+    """A password with a / ? or # (which ends the URL parser's host) is hidden all the
+    same: everything between :// and the last @ goes, but the user name."""
+    shown = redact_url(f"amqps://fedora:{password}@rabbit.example.org:5671/%2Fv")
+    assert shown == "amqps://fedora:***@rabbit.example.org:5671/%2Fv"
 
 
 async def test_playbook_start_and_complete_reach_the_reactor_and_are_acknowledged(

@@ -453,6 +453,25 @@ def test_secrets_are_not_shown_in_repr_or_amqp_errors() -> None:
     assert "hunter2" not in str(caught.value)
 
 
+@pytest.mark.parametrize("password", ["pa/ss", "pa?ss", "pa#ss", "/x", "s3/cr?e#t@"])
+def test_an_amqp_url_with_an_unencoded_slash_question_mark_or_hash_is_refused(
+    password: str,
+) -> None:
+    """A password holding / ? or # ends the URL's host early, so the rest of it would be
+    read, and logged, as the path: refused with the hint to percent-encode, never shown."""
+    with pytest.raises(InvalidConfig) as caught:
+        config_from_mapping({"amqp_url": f"amqps://fedora:{password}@rabbit.example.org/%2Fv"})
+    assert caught.value.key == "amqp_url"
+    assert "percent-encode" in str(caught.value) and "%2F" in str(caught.value)
+    assert password not in str(caught.value)
+
+
+def test_an_amqp_url_with_percent_encoded_credentials_is_accepted() -> None:
+    """The same password percent-encoded (and an '@' in the query is no password) loads."""
+    url = "amqps://fedora:pa%2Fss%3F%23%40@rabbit.example.org:5671/%2Fpublic?cafile=/a/b"
+    assert config_from_mapping({"amqp_url": url}).amqp_url == url
+
+
 def test_validating_signatures_needs_a_ca_certificate() -> None:
     """fedmsg_validate_signatures = true without fedmsg_ca_cert is an error on the cert."""
     with pytest.raises(InvalidConfig) as caught:
@@ -638,6 +657,22 @@ def test_bot_section_missing_is_empty_and_bad_reference_is_an_error(tmp_path: Pa
     with pytest.raises(InvalidConfig) as caught:
         bot_section(path)
     assert str(caught.value).startswith(f"{path}: [bot] nick: ")
+
+
+@pytest.mark.parametrize(
+    "value", ["$3xyz-secret", "ab${nobody}-secret", "x${a:b:c}-secret", "${bot:sasl_password}"]
+)
+def test_a_bad_interpolation_in_bot_never_shows_the_value(tmp_path: Path, value: str) -> None:
+    """A '$' in a [bot] password is an interpolation error that names the key and says
+    to write $$, and shows no part of the value (configparser's message quotes it)."""
+    path = write_ini(tmp_path, f"[bot]\nsasl_password = {value}\n", name="bad.ini")
+    with pytest.raises(InvalidConfig) as caught:
+        bot_section(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: [bot] sasl_password: ")
+    assert "$$" in message
+    assert "secret" not in message.removesuffix("(the value is not shown: it may be secret)")
+    assert "xyz" not in message and "nobody" not in message
 
 
 def test_a_home_directory_that_does_not_exist_is_a_config_error(tmp_path: Path) -> None:

@@ -156,6 +156,38 @@ async def test_constructing_the_bot_leaves_logging_alone() -> None:
     await bot.stop()
 
 
+async def test_the_server_password_is_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """With ``password`` set the bot sends ``PASS <password>`` to the server, and the
+    debug log of sent lines shows ``PASS ****`` (a plain TCP listener records the wire)."""
+    received: list[bytes] = []
+    got_nick = asyncio.Event()
+
+    async def listener(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            received.append(line)
+            if line.startswith(b"NICK "):
+                got_nick.set()
+        writer.close()
+
+    server = await asyncio.start_server(listener, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    caplog.set_level(logging.DEBUG, logger="deploybot_plugins")
+    config = {"nick": "pw", "host": HOST, "port": str(port), "password": "hunter2-secret"}
+    bot = DeployIrcBot(config, loop=asyncio.get_running_loop())
+    try:
+        start = asyncio.ensure_future(bot.start())
+        await asyncio.wait_for(got_nick.wait(), 10)
+        assert b"PASS hunter2-secret\r\n" in received  # it was sent...
+        assert "hunter2" not in caplog.text  # ...and not logged
+        assert ">> PASS ****" in caplog.text
+    finally:
+        await bot.stop("test over")
+        start.cancel()
+        await asyncio.gather(start, return_exceptions=True)
+        server.close()
+        await server.wait_closed()
+
+
 # -- inspircd + atheme, bot on the stock port ---------------------------------------------------
 
 

@@ -49,7 +49,6 @@ import logging
 import uuid
 from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
@@ -83,20 +82,29 @@ SOURCE: Source = "fedora-messaging"
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``, safe to log.
+    """``url`` with everything between ``://`` and the last ``@`` (the credentials)
+    replaced by ``***`` but the user name, safe to log.
+
+    The last ``@``, not the URL parser's netloc: a password with an unencoded ``/``, ``?``
+    or ``#`` ends the netloc early, and the rest of the password would be logged as the
+    path (the config refuses such URLs; this stays safe for any string).
 
     >>> redact_url("amqps://fedora:s3cret@rabbitmq.example.org/%2Fpublic_pubsub")
     'amqps://fedora:***@rabbitmq.example.org/%2Fpublic_pubsub'
+    >>> redact_url("amqp://fedora:s3/cr?e#t@localhost/")
+    'amqp://fedora:***@localhost/'
     """
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        userinfo, _, hostinfo = parts.netloc.rpartition("@")
-        user = userinfo.partition(":")[0]
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
-    except ValueError:  # unparsable: show nothing that could be a secret
-        return "<amqp url>"
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return "<amqp url>"  # not a URL: show nothing that could be a secret
+    userinfo, at, hostinfo = rest.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    if not colon:
+        return url  # a user name only: no password to hide
+    shown = user if user and not set(user) & set("/?#") else "***"
+    return f"{scheme}://{shown}:***@{hostinfo}"
 
 
 def private_queue_name() -> str:

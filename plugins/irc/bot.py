@@ -125,6 +125,16 @@ def _flag(value: Any) -> bool:
     return bool(value)
 
 
+def _loggable(line: str) -> str:
+    """``line`` as the debug log shows it: the server password and SASL payloads masked."""
+    command, _, rest = line.partition(" ")
+    if command.upper() == "PASS":
+        return "PASS ****"
+    if command.upper() == "AUTHENTICATE" and rest not in ("PLAIN", "+", "*"):
+        return "AUTHENTICATE ****"
+    return line
+
+
 @dataclass
 class _Item:
     """One queued output: a message, a topic, a JOIN/PART, or a raw protocol line."""
@@ -550,12 +560,7 @@ class DeployIrcBot(irc3.IrcBot):
             return False
         sent = protocol.write(line)
         self._bucket.take(self.loop.time(), command_cost(sent, self._registered))
-        shown = (
-            "AUTHENTICATE ****"
-            if sent.startswith("AUTHENTICATE ") and sent != "AUTHENTICATE PLAIN"
-            else sent
-        )
-        log.debug(">> %s", shown)
+        log.debug(">> %s", _loggable(sent))
         self.dispatch(sent, iotype="out")
         return True
 
