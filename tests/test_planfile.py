@@ -541,6 +541,40 @@ def test_bad_channel_id_nick_and_url_are_refused() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "bad", ["+#pkgdb2", "%#pkgdb2", "@#pkgdb2", "#pkgdb2", "9lives", "-dash", "a.b", "é", "a" * 31]
+)
+@pytest.mark.parametrize(
+    ("where", "key"),
+    [
+        ("owners: [{nick}]", "owners[0]"),
+        ("roster: {{shifts: [{{team: infra, people: [{nick}]}}]}}", "roster.shifts[0].people[0]"),
+        ("roster: {{escalation: [{nick}]}}", "roster.escalation[0]"),
+        ("consumers: [{{name: fmn, contact: {nick}}}]", "consumers[0].contact"),
+    ],
+)
+def test_a_nick_outside_the_rfc_2812_grammar_is_refused(bad: str, where: str, key: str) -> None:
+    """Every nick of a plan is a nick by RFC 2812 (up to 30 characters): never a
+    status-message target such as ``+#chan``, which a page would send to a channel."""
+    quoted = '"' + bad + '"'
+    (found,) = problems(
+        "service: pkgdb2\nwhen: 2026-12-15T13:00:00Z\nduration: 8h\n" + where.format(nick=quoted)
+    )
+    assert (found.line, found.key) == (4, key)
+    assert found.message.startswith(f"{bad[:39]!r} is not a nick")
+
+
+def test_nicks_with_specials_and_thirty_characters_are_accepted() -> None:
+    """Specials anywhere, digits and '-' after the first character, 30 characters."""
+    nicks = ["[m]", "`x", "nirik_", "a-b9", "{}|^\\", "a" * 30]
+    quoted = ", ".join(f"'{nick}'" for nick in nicks)  # in single quotes \\ is literal
+    plan = load_text(
+        f"service: pkgdb2\nwhen: 2026-12-15T13:00:00Z\nduration: 8h\nowners: [{quoted}]\n",
+        "plan.yaml",
+    )
+    assert plan.owners == tuple(nicks)
+
+
 def test_file_name_that_cannot_be_an_id_needs_an_id() -> None:
     """Without ``id``, a file name that is not a valid id is an error on key ``id``."""
     (found,) = problems(
