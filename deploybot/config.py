@@ -90,6 +90,10 @@ _KEYS: dict[str, tuple[str, str]] = {
         "HH:MM or HH:MM:SS (in timezone) when the daily incident digest is posted",
     ),
     "page_escalate_after": ("10m", "an unacknowledged page is repeated and escalated after"),
+    "countdown_late_after": (
+        "1m",
+        "a countdown posted more than this after its time is marked late",
+    ),
     "admins": (
         "account:pingou mask:*!*@fedora/sysadmin/*",
         "space-separated account:NAME (services account) or mask:NICK!USER@HOST",
@@ -209,6 +213,7 @@ class Config:
     notice_days: int = 14
     digest_time: time = time(22, 0)
     page_escalate_after: timedelta = timedelta(minutes=10)
+    countdown_late_after: timedelta = timedelta(minutes=1)
     admins: tuple[AdminRule, ...] = (
         AdminRule("account", "pingou"),
         AdminRule("mask", "*!*@fedora/sysadmin/*"),
@@ -415,14 +420,20 @@ def _digest_time(text: str) -> time:
     return time(hour, minute, second)
 
 
-def _page_escalate_after(text: str) -> timedelta:
-    try:
-        delay = parse_duration(text)
-    except DurationError as error:
-        raise _Bad(f"expected a duration such as 10m or 1h: {error}") from None
-    if not delay:
-        raise _Bad(f"{text!r}: expected a duration longer than 0, such as 10m")
-    return delay
+def _positive_duration(examples: str) -> Callable[[str], timedelta]:
+    """A parser of a duration longer than 0 whose errors suggest `examples` ("10m or 1h")."""
+
+    def parse(text: str) -> timedelta:
+        try:
+            delay = parse_duration(text)
+        except DurationError as error:
+            raise _Bad(f"expected a duration such as {examples}: {error}") from None
+        if not delay:
+            first = examples.split()[0]
+            raise _Bad(f"{text!r}: expected a duration longer than 0, such as {first}")
+        return delay
+
+    return parse
 
 
 def _admins(text: str) -> tuple[AdminRule, ...]:
@@ -582,7 +593,8 @@ def config_from_mapping(
         countdowns=get("countdowns", _countdowns),
         notice_days=get("notice_days", _notice_days),
         digest_time=get("digest_time", _digest_time),
-        page_escalate_after=get("page_escalate_after", _page_escalate_after),
+        page_escalate_after=get("page_escalate_after", _positive_duration("10m or 1h")),
+        countdown_late_after=get("countdown_late_after", _positive_duration("1m or 30s")),
         admins=get("admins", _admins),
         fedmsg_endpoints=get("fedmsg_endpoints", _fedmsg_endpoints),
         fedmsg_topic_prefix=get("fedmsg_topic_prefix", lambda t: _token(t, "a topic prefix")),

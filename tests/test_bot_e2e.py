@@ -25,7 +25,6 @@ from deploybot.durations import format_duration
 from deploybot.lines import message_lines
 from deploybot.plans.files import dump_plan
 from deploybot.plans.model import ApiBreak, Consumer, Plan, Roster, Shift
-from deploybot.plans.schedule import DEFAULT_GRACE as LATE_GRACE  # later than this: "late"
 from deploybot.texts import break_line, plan_line
 from tests.botprocess import (
     BotProcess,
@@ -46,6 +45,7 @@ from tests.planfactory import make_plan
 pytestmark = pytest.mark.irc
 
 REPLY_TIMEOUT = 60.0  # the stock class sends ~1 line/s; replies are never older than 60 s
+LATE_AFTER = timedelta(seconds=3)  # `countdown_late_after` of the crash test: later is "late"
 
 
 def upcoming_plan(days: int = 30, **overrides: object) -> Plan:
@@ -331,7 +331,13 @@ async def test_a_sigkill_loses_nothing_and_a_countdown_missed_while_dead_is_post
     me = await joined(irc_client, net.relaxed_port, net.unique_name("ann"), [chan])
     plan, due, offset = plan_due_in(10)
     bot = await inspircd_bot(
-        net, make_account, bot_process, account, admin_channel=chan, countdowns=offset
+        net,
+        make_account,
+        bot_process,
+        account,
+        admin_channel=chan,
+        countdowns=offset,
+        deploybot_settings={"countdown_late_after": format_duration(LATE_AFTER)},
     )
     bot.write_plan(plan)
 
@@ -341,8 +347,8 @@ async def test_a_sigkill_loses_nothing_and_a_countdown_missed_while_dead_is_post
     if datetime.now(UTC) >= due:
         pytest.fail("the bot took too long to start: the countdown came due while it ran")
     assert not bot_lines(me, bot.nick)
-    # dead until the countdown is more than a minute overdue (so it must be marked late)
-    await asyncio.sleep((due + LATE_GRACE - datetime.now(UTC)).total_seconds() + 1.5)
+    # dead until the countdown is more than LATE_AFTER overdue (so it must be marked late)
+    await asyncio.sleep((due + LATE_AFTER - datetime.now(UTC)).total_seconds() + 1.5)
 
     # run 2: the missed countdown, late; three incidents, acknowledged, then SIGKILL
     await bot.start(me, chan)

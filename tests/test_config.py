@@ -85,6 +85,7 @@ def test_defaults_are_the_spec_values() -> None:
     assert config.notice_days == 14
     assert config.digest_time == time(22, 0)
     assert config.page_escalate_after == timedelta(minutes=10)
+    assert config.countdown_late_after == timedelta(minutes=1)
     assert config.admins == (
         AdminRule("account", "pingou"),
         AdminRule("mask", "*!*@fedora/sysadmin/*"),
@@ -126,6 +127,7 @@ def test_every_key_is_parsed(tmp_path: Path) -> None:
             notice_days="0",
             digest_time="7:05",
             page_escalate_after="1h30m",
+            countdown_late_after="5s",
             admins="account:nirik mask:kevin!*@fedora/* account:pingou",
             fedmsg_endpoints="tcp://hub.fedoraproject.org:9940 ipc:///tmp/bus inproc://x",
             fedmsg_topic_prefix="org.fedoraproject.stg",
@@ -152,6 +154,7 @@ def test_every_key_is_parsed(tmp_path: Path) -> None:
     assert config.notice_days == 0
     assert config.digest_time == time(7, 5)
     assert config.page_escalate_after == timedelta(minutes=90)
+    assert config.countdown_late_after == timedelta(seconds=5)
     assert config.admins == (
         AdminRule("account", "nirik"),
         AdminRule("mask", "kevin!*@fedora/*"),
@@ -388,6 +391,8 @@ BAD_VALUES = [
     ("digest_time", "10pm", "HH:MM"),
     ("page_escalate_after", "0", "longer than 0"),
     ("page_escalate_after", "soon", "'soon'"),
+    ("countdown_late_after", "0", "longer than 0"),
+    ("countdown_late_after", "a minute", "such as 1m or 30s"),
     ("admins", "nick:bob", "'nick:bob'"),
     ("admins", "account:", "'account:'"),
     ("admins", "pingou", "'pingou'"),

@@ -86,3 +86,22 @@ def test_reschedule_replaces_jobs_without_duplicates(core: Core) -> None:
     assert poster.reschedule(scheduler, now) == 3
     ids = sorted(job.id for job in scheduler.get_jobs())
     assert ids == [JOB_PREFIX + key for key in ("pkgdb2-2.0@0", "pkgdb2-2.0@1d", "pkgdb2-2.0@1h")]
+
+
+@pytest.mark.parametrize(
+    ("late_after", "late"), [(None, True), ("90s", False), ("1m30s", False), ("89s", True)]
+)
+def test_how_late_a_post_may_be_is_the_configured_countdown_late_after(
+    core: Core, late_after: str | None, late: bool
+) -> None:
+    """A post 90 s after its time is late under the default `countdown_late_after` (1m)
+    and on time when the key allows 90 s; one second less is late again."""
+    if late_after is not None:
+        core.config = config_from_mapping(
+            {"countdowns": "7d 1d 1h 0", "countdown_late_after": late_after}
+        )
+    outbox = RecordingOutbox()
+    assert CountdownPoster(core, outbox).post_due(WHEN - timedelta(hours=1, seconds=-90))
+    assert outbox.posts[0][1].startswith("(late: due") is late
+    (claim,) = (c for c in core.store.countdown_claims() if c.key == "pkgdb2-2.0@1h")
+    assert claim.late is late

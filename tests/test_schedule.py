@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from deploybot.config import Config
 from deploybot.durations import DEFAULT_COUNTDOWNS, parse_countdowns
 from deploybot.plans.model import Plan
 from deploybot.plans.schedule import (
@@ -30,6 +31,7 @@ PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
 OFFSETS = parse_countdowns(DEFAULT_COUNTDOWNS)
 WHEN = utc(2026, 12, 15, 13)  # the factory's default: 13:00–21:00 UTC
+GRACE = Config().countdown_late_after  # the default: 1 minute
 
 
 def d(text: str) -> timedelta:
@@ -192,7 +194,7 @@ def test_whole_day_offsets_keep_the_local_wall_time(when: datetime, days: int) -
 def test_due_post_on_time_is_not_late() -> None:
     """Just after the 7d time: post 7d (not late); the unsent 14d is superseded."""
     now = utc(2026, 12, 8, 13, 0, 30)
-    due = due_countdowns([make_plan()], OFFSETS, UTC, now, sent_keys=set())
+    due = due_countdowns([make_plan()], OFFSETS, UTC, now, sent_keys=set(), grace=GRACE)
     assert [(p.key, p.superseded, p.late) for p in due] == [
         ("pkgdb2-2.0@14d", True, True),
         ("pkgdb2-2.0@7d", False, False),
@@ -204,15 +206,15 @@ def test_sent_countdowns_are_not_due_again() -> None:
     """Keys already in the ledger are not returned: after a restart nothing is repeated."""
     now = utc(2026, 12, 8, 13, 0, 30)
     sent = {"pkgdb2-2.0@14d", "pkgdb2-2.0@7d"}
-    assert due_countdowns([make_plan()], OFFSETS, UTC, now, sent) == ()
-    due = due_countdowns([make_plan()], OFFSETS, UTC, now, {"pkgdb2-2.0@14d"})
+    assert due_countdowns([make_plan()], OFFSETS, UTC, now, sent, grace=GRACE) == ()
+    due = due_countdowns([make_plan()], OFFSETS, UTC, now, {"pkgdb2-2.0@14d"}, grace=GRACE)
     assert [(p.key, p.superseded) for p in due] == [("pkgdb2-2.0@7d", False)]
 
 
 def test_missed_posts_while_down_send_only_the_latest_marked_late() -> None:
     """Down since before 14d, back 2 days before: 3d is posted late, 14d and 7d superseded."""
     now = utc(2026, 12, 13, 13)
-    due = due_countdowns([make_plan()], OFFSETS, UTC, now, sent_keys=())
+    due = due_countdowns([make_plan()], OFFSETS, UTC, now, sent_keys=(), grace=GRACE)
     posts = [p for p in due if not p.superseded]
     assert [(p.key, p.late) for p in posts] == [("pkgdb2-2.0@3d", True)]
     assert [p.key for p in due if p.superseded] == ["pkgdb2-2.0@14d", "pkgdb2-2.0@7d"]
@@ -221,7 +223,9 @@ def test_missed_posts_while_down_send_only_the_latest_marked_late() -> None:
 def test_older_unsent_post_is_superseded_when_the_latest_was_sent() -> None:
     """If 3d was already posted, an unsent older 7d is only superseded, never posted."""
     now = utc(2026, 12, 13, 13)
-    due = due_countdowns([make_plan()], OFFSETS, UTC, now, {"pkgdb2-2.0@14d", "pkgdb2-2.0@3d"})
+    due = due_countdowns(
+        [make_plan()], OFFSETS, UTC, now, {"pkgdb2-2.0@14d", "pkgdb2-2.0@3d"}, grace=GRACE
+    )
     assert [(p.key, p.superseded) for p in due] == [("pkgdb2-2.0@7d", True)]
 
 
@@ -230,8 +234,8 @@ def test_late_means_more_than_the_grace_period() -> None:
     at = utc(2026, 12, 15, 12)  # the 1h countdown
     sent = {f"pkgdb2-2.0@{o}" for o in ("14d", "7d", "3d", "1d", "4h")}
 
-    def late(now: datetime, **kw: timedelta) -> bool:
-        (post,) = due_countdowns([make_plan()], OFFSETS, UTC, now, sent, **kw)
+    def late(now: datetime, grace: timedelta = GRACE) -> bool:
+        (post,) = due_countdowns([make_plan()], OFFSETS, UTC, now, sent, grace=grace)
         return post.late
 
     assert not late(at)
@@ -242,13 +246,13 @@ def test_late_means_more_than_the_grace_period() -> None:
 
 def test_nothing_is_due_before_the_first_countdown() -> None:
     """Before the 14d time nothing has passed."""
-    assert due_countdowns([make_plan()], OFFSETS, UTC, utc(2026, 11, 30), ()) == ()
+    assert due_countdowns([make_plan()], OFFSETS, UTC, utc(2026, 11, 30), (), grace=GRACE) == ()
 
 
 def test_zero_countdown_is_due_during_the_window() -> None:
     """Back during the window after being down: the `0` post is sent late, the rest superseded."""
     now = WHEN + timedelta(hours=2)
-    due = due_countdowns([make_plan()], OFFSETS, UTC, now, ())
+    due = due_countdowns([make_plan()], OFFSETS, UTC, now, (), grace=GRACE)
     posts = [p for p in due if not p.superseded]
     assert [(p.key, p.late) for p in posts] == [("pkgdb2-2.0@0", True)]
     assert len(due) == len(OFFSETS)
@@ -257,8 +261,13 @@ def test_zero_countdown_is_due_during_the_window() -> None:
 def test_nothing_is_due_after_the_window_ended() -> None:
     """Once the window is over (now >= end) no countdown of the plan is due, not even flagged."""
     end = WHEN + timedelta(hours=8)
-    assert due_countdowns([make_plan()], OFFSETS, UTC, end, ()) == ()
-    assert len(due_countdowns([make_plan()], OFFSETS, UTC, end - timedelta(seconds=1), ())) == 8
+    assert due_countdowns([make_plan()], OFFSETS, UTC, end, (), grace=GRACE) == ()
+    assert (
+        len(
+            due_countdowns([make_plan()], OFFSETS, UTC, end - timedelta(seconds=1), (), grace=GRACE)
+        )
+        == 8
+    )
 
 
 def test_due_posts_of_several_plans() -> None:
@@ -266,7 +275,7 @@ def test_due_posts_of_several_plans() -> None:
     a = make_plan(id="a", when=utc(2026, 12, 15, 13))
     b = make_plan(id="b", when=utc(2026, 12, 10, 13))
     now = utc(2026, 12, 9, 14)
-    due = due_countdowns([a, b], parse_countdowns("7d 1d"), UTC, now, ())
+    due = due_countdowns([a, b], parse_countdowns("7d 1d"), UTC, now, (), grace=GRACE)
     assert [(p.key, p.superseded, p.late) for p in due] == [
         ("b@7d", True, True),
         ("a@7d", False, True),
@@ -279,8 +288,10 @@ def test_due_uses_calendar_days_in_the_zone() -> None:
     when = datetime(2026, 3, 30, 13, 0, tzinfo=PARIS).astimezone(UTC)
     plan = make_plan(id="p", when=when)
     just_before = datetime(2026, 3, 29, 12, 59, tzinfo=PARIS)
-    assert due_countdowns([plan], [d("1d")], PARIS, just_before, ()) == ()
-    (post,) = due_countdowns([plan], [d("1d")], PARIS, just_before + timedelta(minutes=1), ())
+    assert due_countdowns([plan], [d("1d")], PARIS, just_before, (), grace=GRACE) == ()
+    (post,) = due_countdowns(
+        [plan], [d("1d")], PARIS, just_before + timedelta(minutes=1), (), grace=GRACE
+    )
     assert post.key == "p@1d"
     assert not post.late
 
@@ -292,7 +303,7 @@ def test_due_uses_calendar_days_in_the_zone() -> None:
 def test_due_property(now_minutes: int, sent: set[str]) -> None:
     """Property: due posts have passed and are unsent, at most one per plan is to be posted."""
     now = WHEN + timedelta(minutes=now_minutes)
-    due = due_countdowns([make_plan()], OFFSETS, UTC, now, sent)
+    due = due_countdowns([make_plan()], OFFSETS, UTC, now, sent, grace=GRACE)
     assert all(p.countdown.at <= now and p.key not in sent for p in due)
     posts = [p for p in due if not p.superseded]
     assert len(posts) <= 1

@@ -50,6 +50,7 @@ class CountdownPoster:
             config.timezone,
             now,
             store.sent_countdown_keys(),
+            grace=config.countdown_late_after,
         ):
             if due.superseded:
                 store.claim_countdown(due.key, now, skipped=True)

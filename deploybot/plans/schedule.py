@@ -21,7 +21,8 @@ Due posts (:func:`due_countdowns`)
     ``superseded=False`` — post it; every older unsent one with ``superseded=True`` — record
     it as skipped in the ledger without posting.  If the most recent passed countdown was
     already sent, the older unsent ones are all superseded (never post "7 days to go"
-    after "3 days to go").  ``late`` is set when ``at`` is more than ``grace`` before now.
+    after "3 days to go").  ``late`` is set when ``at`` is more than ``grace`` before now
+    (config ``countdown_late_after``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from deploybot.durations import format_duration, plural
 from deploybot.plans.model import Plan
-
-DEFAULT_GRACE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,8 @@ def due_countdowns(
     tz: tzinfo,
     now: datetime,
     sent_keys: Iterable[str],
-    grace: timedelta = DEFAULT_GRACE,
+    *,
+    grace: timedelta,
 ) -> tuple[DuePost, ...]:
     """Passed, unsent countdowns of plans whose window has not ended; see the module doc.
 
