@@ -6,6 +6,10 @@ import asyncio
 import contextlib
 import statistics
 import time
+from collections.abc import Callable
+
+#: Seconds a JOIN or a command's answer may take (TimeoutError after that).
+ANSWER_TIMEOUT = 3.0
 
 
 class RawClient:
@@ -21,30 +25,31 @@ class RawClient:
         client = cls(reader, writer)
         client.send(f"NICK {nick}")
         client.send(f"USER {nick} 0 * :bench")
-        await client.until(lambda line: " 001 " in line, timeout=15)
+        async with asyncio.timeout(15):
+            await client.until(lambda line: " 001 " in line)
         return client
 
     def send(self, line: str) -> None:
         self.writer.write(line.encode() + b"\r\n")
 
-    async def until(self, predicate, timeout: float = 3.0) -> str:  # type: ignore[no-untyped-def]
-        async def read() -> str:
-            while True:
-                raw = await self.reader.readline()
-                if not raw:
-                    raise ConnectionError("server closed the connection")
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if line.startswith("PING"):
-                    self.send("PONG" + line[4:])
-                    continue
-                if predicate(line):
-                    return line
-
-        return await asyncio.wait_for(read(), timeout)
+    async def until(self, predicate: Callable[[str], bool]) -> str:
+        """The next line ``predicate`` accepts (answering PINGs meanwhile); no deadline of
+        its own: callers wrap it in ``asyncio.timeout``."""
+        while True:
+            raw = await self.reader.readline()
+            if not raw:
+                raise ConnectionError("server closed the connection")
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if line.startswith("PING"):
+                self.send("PONG" + line[4:])
+                continue
+            if predicate(line):
+                return line
 
     async def join(self, channel: str, wait_for_nick: str | None = None) -> None:
         self.send(f"JOIN {channel}")
-        await self.until(lambda line: " JOIN " in line and channel in line)
+        async with asyncio.timeout(ANSWER_TIMEOUT):
+            await self.until(lambda line: " JOIN " in line and channel in line)
 
     async def round_trips(
         self, target: str, texts: list[str], answer: str, from_nick: str
@@ -54,13 +59,14 @@ class RawClient:
         for text in texts:
             start = time.perf_counter()
             self.send(f"PRIVMSG {target} :{text}")
-            await self.until(
-                lambda line: (
-                    line.startswith(f":{from_nick}!")
-                    and (" PRIVMSG " in line or " NOTICE " in line)
-                    and answer in line
+            async with asyncio.timeout(ANSWER_TIMEOUT):
+                await self.until(
+                    lambda line: (
+                        line.startswith(f":{from_nick}!")
+                        and (" PRIVMSG " in line or " NOTICE " in line)
+                        and answer in line
+                    )
                 )
-            )
             times.append((time.perf_counter() - start) * 1000)
         return times
 
@@ -69,6 +75,11 @@ class RawClient:
         self.writer.close()
         with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
+
+
+def containing(text: str) -> Callable[[str], bool]:
+    """A :meth:`RawClient.until` predicate: the line contains ``text``."""
+    return lambda line: text in line
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

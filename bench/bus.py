@@ -32,7 +32,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,8 +43,8 @@ from typing import Any
 import zmq
 from deploybot_plugins.bus.fedmsg_source import FedmsgSource, fedmsg_frames, make_envelope
 
-from bench._irc import RawClient, percentiles, row
-from bench.commands import measure, write_bot_config
+from bench._irc import RawClient, containing, percentiles, row
+from bench.commands import measure, start_deploybot, write_bot_config
 from deploybot.bus.events import BadMessage, BusEvent, from_fedmsg_frames
 from deploybot.bus.rules import BusStats
 from deploybot.plans.files import dump_plan
@@ -180,6 +179,7 @@ class CountingSink:
         self.stats = BusStats()
         self.count = count
         self.events = 0
+        self.started = asyncio.Event()  # set by the first event
         self.first = 0.0
         self.last = 0.0
         self.done = done
@@ -188,6 +188,7 @@ class CountingSink:
         self.events += 1
         if self.events == 1:
             self.first = time.perf_counter()
+            self.started.set()
         if self.events >= self.count:
             self.last = time.perf_counter()
             if not self.done.done():
@@ -237,8 +238,7 @@ async def source_loop(count: int, mode: str, prefixes: list[str]) -> tuple[float
     sink = CountingSink(wanted, done)
     source = FedmsgSource([endpoint], prefixes, sink)
     task = asyncio.create_task(source.run())
-    while sink.events == 0:
-        await asyncio.sleep(0.0005)
+    await sink.started.wait()
     cpu_before = time.process_time()
     await done
     elapsed = sink.last - sink.first
@@ -284,11 +284,7 @@ async def irc_under_load(rtt_count: int, rate: int, mixes: list[int]) -> list[di
             (workdir / "plans" / "benchsvc.yaml").write_text(dump_plan(plan), encoding="utf-8")
             with ini.open("a") as file:
                 file.write(f"fedmsg_endpoints = {endpoint}\n")
-            deploy = subprocess.Popen(
-                [str(REPO / ".venv/bin/deploybot"), "run", str(ini)],
-                stdout=subprocess.DEVNULL,
-                stderr=open(workdir / "bot.log", "w"),  # noqa: SIM115
-            )
+            deploy = await asyncio.to_thread(start_deploybot, ini, workdir / "bot.log")
             seed = await RawClient.connect("127.0.0.1", port, "seeder")
             await seed.join("#bench")
             for _ in range(20):
@@ -317,9 +313,8 @@ async def irc_under_load(rtt_count: int, rate: int, mixes: list[int]) -> list[di
                     name = f"sentinel{n}"
                     control.put(("sentinel", name))
                     sent, elapsed, matching, sent_at = await asyncio.to_thread(report.get, True, 30)
-                    await seed.until(
-                        lambda line, name=name: f"started by {name}" in line, timeout=60
-                    )
+                    async with asyncio.timeout(60):
+                        await seed.until(containing(f"started by {name}"))
                     phase |= {
                         "rate": sent / elapsed,
                         "matching": matching / elapsed,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import statistics
 import subprocess
@@ -49,6 +48,16 @@ BARE_BOT = textwrap.dedent(
     asyncio.run(main())
     """
 )
+
+
+def start_deploybot(ini: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``deploybot run ini`` from the repository's venv, its stderr written to ``log``."""
+    with log.open("w") as stderr:
+        return subprocess.Popen(
+            [str(REPO / ".venv/bin/deploybot"), "run", str(ini)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
 
 
 def write_bot_config(workdir: Path, port: int) -> Path:
@@ -108,17 +117,13 @@ async def main(count: int, rounds: int) -> int:
         ours: list[list[float]] = []
         try:
             port = server.relaxed_port
-            bare = subprocess.Popen(
-                [sys.executable, "-c", BARE_BOT, str(port)], stderr=subprocess.DEVNULL
+            bare = await asyncio.to_thread(
+                subprocess.Popen,
+                [sys.executable, "-c", BARE_BOT, str(port)],
+                stderr=subprocess.DEVNULL,
             )
             ini = write_bot_config(workdir, port)
-            env = dict(os.environ)
-            deploy = subprocess.Popen(
-                [str(REPO / ".venv/bin/deploybot"), "run", str(ini)],
-                stdout=subprocess.DEVNULL,
-                stderr=open(workdir / "bot.log", "w"),  # noqa: SIM115
-                env=env,
-            )
+            deploy = await asyncio.to_thread(start_deploybot, ini, workdir / "bot.log")
             seed = await RawClient.connect("127.0.0.1", port, "seeder")
             await seed.join("#bench")
             for _ in range(20):

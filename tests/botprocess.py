@@ -96,7 +96,7 @@ async def wait_said(
     *,
     target: str | None = None,
     since: int = 0,
-    timeout: float = 20.0,
+    timeout: float = 20.0,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
 ) -> Message:
     """The first PRIVMSG from `nick` (to `target`) containing `text`, received since `since`.
 
@@ -254,7 +254,7 @@ class BotProcess:
         """The log of the latest start only."""
         return self.log_text()[self._log_offset :]
 
-    async def wait_log(self, text: str, *, since: int = 0, timeout: float = 20.0) -> str:
+    async def wait_log(self, text: str, *, since: int = 0, timeout: float = 20.0) -> str:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
         """Wait until the log (from offset `since`) contains `text`; return the line."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -307,7 +307,11 @@ class BotProcess:
             )
 
     async def start(
-        self, watcher: IrcClient, channel: str | None = None, *, timeout: float = 30.0
+        self,
+        watcher: IrcClient,
+        channel: str | None = None,
+        *,
+        timeout: float = 30.0,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
     ) -> None:
         """Spawn the bot and return once `watcher` (already in `channel`, default the admin
         channel) sees it join; fails with the bot's log if it exits or takes too long."""
@@ -317,7 +321,12 @@ class BotProcess:
         await self.wait_joined(watcher, channel, since=since, timeout=timeout)
 
     async def wait_joined(
-        self, watcher: IrcClient, channel: str, *, since: int = 0, timeout: float = 30.0
+        self,
+        watcher: IrcClient,
+        channel: str,
+        *,
+        since: int = 0,
+        timeout: float = 30.0,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
     ) -> Message:
         """Wait until `watcher` sees the bot join `channel` (from message index `since`)."""
         loop = asyncio.get_running_loop()
@@ -342,7 +351,7 @@ class BotProcess:
                         f"{timeout}s\n--- bot log:\n{self.log_tail()}\n{watcher.summary()}"
                     ) from None
 
-    async def wait_exit(self, timeout: float = 20.0) -> int:
+    async def wait_exit(self, timeout: float = 20.0) -> int:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
         """Wait for the process to end; return its exit status (fails after `timeout`)."""
         proc = self._proc
         assert proc is not None, "the bot was never started"
@@ -356,7 +365,7 @@ class BotProcess:
         self._proc = None
         return status
 
-    async def stop(self, watcher: IrcClient | None = None, *, timeout: float = 20.0) -> None:
+    async def stop(self, watcher: IrcClient | None = None, *, timeout: float = 20.0) -> None:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
         """SIGTERM; assert exit status 0 and, with a `watcher` sharing a channel with the
         bot, that the watcher saw the bot QUIT."""
         proc = self._proc

@@ -134,7 +134,7 @@ async def sources(rabbitmq: RabbitmqServer, reactor: RecordingReactor) -> AsyncI
         await factory.close_all()
 
 
-async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
+async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not predicate():

@@ -76,7 +76,11 @@ def incident_numbers(client: IrcClient, bot: str, since: int = 0) -> set[int]:
 
 
 async def wait_incident_numbers(
-    client: IrcClient, bot: str, wanted: set[int], since: int, timeout: float = REPLY_TIMEOUT
+    client: IrcClient,
+    bot: str,
+    wanted: set[int],
+    since: int,
+    timeout: float = REPLY_TIMEOUT,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
 ) -> None:
     """Wait until the bot's replies acknowledged every incident number in `wanted`."""
     loop = asyncio.get_running_loop()
@@ -695,13 +699,15 @@ async def test_sigterm_quits_irc_closes_the_store_and_exits_0(
     mark = me.mark()
     await me.send_many(f"PRIVMSG {chan} :!broke pkgdb2 problem {n}" for n in (1, 2))
     await wait_incident_numbers(me, bot.nick, {1, 2}, since=mark)
-    assert Path(f"{bot.database}-wal").exists()  # open: the write-ahead log is in use
+    # open: the write-ahead log is in use
+    assert Path(f"{bot.database}-wal").exists()  # noqa: ASYNC240 (one stat of a local file)
 
     await bot.stop(me)  # asserts exit status 0 and that `me` saw the QUIT
     assert [m.text for m in quits_of(me, bot.nick)] == ["Quit: deploybot shutting down"]
     log = bot.current_run_log()
     assert log.rstrip().endswith("stopped"), log
     assert "Traceback" not in log and "ERROR" not in log, log
-    assert not Path(f"{bot.database}-wal").exists()  # closed: checkpointed and removed
+    # closed: checkpointed and removed
+    assert not Path(f"{bot.database}-wal").exists()  # noqa: ASYNC240 (one stat of a local file)
     rows = bot.read_db("SELECT number, text FROM incidents ORDER BY number")
     assert rows == [(1, "problem 1"), (2, "problem 2")]

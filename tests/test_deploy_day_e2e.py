@@ -162,7 +162,11 @@ def highlights(m: Message, nick: str) -> bool:
 
 
 async def wait_highlight(
-    client: IrcClient, bot: str, channel: str, text: str, timeout: float = PACE_TIMEOUT
+    client: IrcClient,
+    bot: str,
+    channel: str,
+    text: str,
+    timeout: float = PACE_TIMEOUT,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
 ) -> Message:
     """A line from the bot in `channel` containing `text` that highlights `client`."""
     for m in bot_lines(client, bot, channel):
@@ -182,7 +186,13 @@ async def wait_highlight(
 
 
 async def wait_bot_event(
-    client: IrcClient, bot: str, command: str, channel: str, *, since: int = 0, timeout: float
+    client: IrcClient,
+    bot: str,
+    command: str,
+    channel: str,
+    *,
+    since: int = 0,
+    timeout: float,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
 ) -> Message:
     """The bot's next TOPIC or PART (`command`) in `channel` as seen by `client`."""
     return await client.wait_for(

@@ -92,7 +92,7 @@ def failed_results() -> dict[str, Any]:
     }
 
 
-async def until(check: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
+async def until(check: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
     """Wait (without blocking the loop) until ``check()`` is true; fail after ``timeout``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -107,7 +107,7 @@ async def publish_until(
     frames: Callable[[], list[bytes]],
     check: Callable[[], object],
     what: str,
-    timeout: float = TIMEOUT,
+    timeout: float = TIMEOUT,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
 ) -> int:
     """Publish ``frames()`` every 20 ms until ``check()`` (PUB/SUB drops what is sent while
     the subscriber connects); the number of sends."""
@@ -196,7 +196,7 @@ async def running() -> AsyncIterator[Callable[[FedmsgSource], asyncio.Task[None]
         source.close()
 
 
-async def subscribed(xpub: zmq.Socket[bytes], timeout: float = TIMEOUT) -> bytes:
+async def subscribed(xpub: zmq.Socket[bytes], timeout: float = TIMEOUT) -> bytes:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
     """The next subscription message the XPUB receives (``\\x01`` + prefix)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

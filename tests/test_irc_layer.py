@@ -63,7 +63,7 @@ async def make_bot() -> AsyncIterator[BotFactory]:
             await bot.stop("test over")
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+async def eventually(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
     """Wait until ``predicate()`` is true (polling), or fail after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

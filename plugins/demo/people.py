@@ -97,7 +97,7 @@ class IrcPerson:
         port: int,
         nick: str,
         on_line: Callable[[IrcPerson, Line], None] | None = None,
-        timeout: float = START_TIMEOUT,
+        timeout: float = START_TIMEOUT,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
     ) -> IrcPerson:
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
@@ -111,7 +111,7 @@ class IrcPerson:
             raise
         return person
 
-    async def _register(self, timeout: float) -> None:
+    async def _register(self, timeout: float) -> None:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
         wanted = self.nick
         self.send(f"NICK {wanted}")
         self.send(f"USER {self.nick} 0 * :deploybot demo ({self.nick})")
@@ -165,7 +165,11 @@ class IrcPerson:
         return len(self.lines)
 
     async def wait_for(
-        self, test: Callable[[Line], bool], timeout: float, what: str, since: int = 0
+        self,
+        test: Callable[[Line], bool],
+        timeout: float,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
+        what: str,
+        since: int = 0,
     ) -> Line:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

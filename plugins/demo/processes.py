@@ -67,7 +67,7 @@ class Bus:
         self.endpoint = f"tcp://{HOST}:{port}"
         self.subscribed = False
 
-    async def wait_subscribed(self, timeout: float, alive: Callable[[], None]) -> None:
+    async def wait_subscribed(self, timeout: float, alive: Callable[[], None]) -> None:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
         """Until the bot's SUB socket has subscribed (``alive`` raises if the bot died)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -162,7 +162,11 @@ class Script:
         return await self._bot_says(channel, answer, since)
 
     async def _bot_says(
-        self, channel: str, pattern: str, since: int, timeout: float = STEP_TIMEOUT
+        self,
+        channel: str,
+        pattern: str,
+        since: int,
+        timeout: float = STEP_TIMEOUT,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
     ) -> re.Match[str]:
         regex = re.compile(pattern)
         line = await self.until_bot(
@@ -181,7 +185,11 @@ class Script:
         return match
 
     async def until_bot(
-        self, test: Callable[[Line], bool], what: str, since: int, timeout: float
+        self,
+        test: Callable[[Line], bool],
+        what: str,
+        since: int,
+        timeout: float,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
     ) -> Line:
         """The observer's first line (from ``since``) passing ``test``; fails early if the
         bot process exits."""

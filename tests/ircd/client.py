@@ -174,7 +174,7 @@ class IrcClient:
         sasl: tuple[str, str] | None = None,
         user: str | None = None,
         realname: str = "deploybot test client",
-        timeout: float = 10.0,
+        timeout: float = 10.0,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
     ) -> IrcClient:
         """Connect, negotiate `caps` (those offered), log in with SASL PLAIN if `sasl` is
         `(account, password)`, register as `nick` and wait for the end of the MOTD.
@@ -197,7 +197,7 @@ class IrcClient:
         sasl: tuple[str, str] | None,
         user: str,
         realname: str,
-        timeout: float,
+        timeout: float,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
     ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -262,7 +262,7 @@ class IrcClient:
                 f"registration as {self.nick!r} failed: {message.raw}\n{self.summary()}"
             )
 
-    async def _sasl_plain(self, account: str, password: str, *, timeout: float) -> None:
+    async def _sasl_plain(self, account: str, password: str, *, timeout: float) -> None:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
         await self.send("AUTHENTICATE PLAIN")
         await self.wait_for(
             lambda m: m.command == "AUTHENTICATE" or m.command in SASL_FAILURE,
@@ -324,7 +324,7 @@ class IrcClient:
     async def wait_for(
         self,
         predicate: Callable[[Message], bool],
-        timeout: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
         *,
         what: str | None = None,
         since: int = 0,
@@ -379,7 +379,7 @@ class IrcClient:
         from_nick: str | None = None,
         target: str | None = None,
         contains: str | None = None,
-        timeout: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
         *,
         command: str = "PRIVMSG",
         since: int = 0,
@@ -404,7 +404,7 @@ class IrcClient:
             matches, timeout, what=f"{command} ({filters or 'any'})", since=since
         )
 
-    async def wait_closed(self, timeout: float = 5.0) -> str:
+    async def wait_closed(self, timeout: float = 5.0) -> str:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
         """Wait until the server closes the connection; returns why (e.g. its ERROR line)."""
         try:
             await asyncio.wait_for(self._closed.wait(), timeout)
@@ -458,7 +458,7 @@ class IrcClient:
         """Send `NOTICE target :text`."""
         await self.send(f"NOTICE {target} :{text}")
 
-    async def join(self, channel: str, timeout: float = 5.0) -> None:
+    async def join(self, channel: str, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
         """Join `channel` and wait for our own JOIN echo and the end of the NAMES list."""
         since = self.mark()
         await self.send(f"JOIN {channel}")
@@ -480,7 +480,7 @@ class IrcClient:
             since=since,
         )
 
-    async def register_account(self, password: str, email: str, timeout: float = 10.0) -> None:
+    async def register_account(self, password: str, email: str, timeout: float = 10.0) -> None:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
         """Register the current nick as a NickServ account (atheme) and wait for the success
         notice; the client is logged in to the account afterwards. Fails on any other reply."""
         since = self.mark()
@@ -496,7 +496,7 @@ class IrcClient:
 
     # -- closing ----------------------------------------------------------------------------
 
-    async def quit(self, message: str = "bye", timeout: float = 5.0) -> None:
+    async def quit(self, message: str = "bye", timeout: float = 5.0) -> None:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
         """Send QUIT, wait (up to `timeout`) for the server to close, then close our side.
         Safe to call twice or after the server dropped us."""
         if not self.closed and not self._writer.is_closing():

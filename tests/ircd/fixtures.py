@@ -165,7 +165,7 @@ class IrcClientFactory:
         host: str = HOST,
         caps: tuple[str, ...] = DEFAULT_CAPS,
         sasl: tuple[str, str] | None = None,
-        timeout: float = 10.0,
+        timeout: float = 10.0,  # noqa: ASYNC109 (the deadline's failure says what was awaited)
     ) -> IrcClient:
         """Connect and register (see `IrcClient.connect`); `nick` defaults to `clientN`."""
         if nick is None:
