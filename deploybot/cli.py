@@ -18,7 +18,7 @@ from typing import TextIO
 
 from deploybot import __version__
 from deploybot.announce import KINDS, announcement, default_kind
-from deploybot.config import Config, load_config
+from deploybot.config import Config, load_bot_section, load_config
 from deploybot.deployday.digest import digest_for_day, full_lines
 from deploybot.deployday.roster import NoFirefightChannelError, firefight_channel
 from deploybot.durations import parse_day, plural
@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="plan files or directories (default: plans_dir from the config, deploy-plans/)",
     )
-    _config_option(check, "whose [deploybot] section gives notice_days and timezone")
+    _config_option(
+        check, "whose [deploybot] section gives notice_days and timezone ([bot] is checked too)"
+    )
     check.set_defaults(run=run_check)
 
     digest = commands.add_parser(
@@ -242,16 +244,20 @@ def run_announce(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _config(path: Path | None) -> Config:
-    if path is not None:
-        return load_config(path)
-    if DEFAULT_CONFIG.is_file():
-        return load_config(DEFAULT_CONFIG)
-    return Config.defaults()
+def _config(path: Path | None, *, check_bot: bool = False) -> Config:
+    """``[deploybot]`` of ``path`` (default: ./bot.ini if it exists, else the defaults);
+    with ``check_bot``, the file's ``[bot]`` is checked too (an error: InvalidConfig)."""
+    if path is None and not DEFAULT_CONFIG.is_file():
+        return Config.defaults()
+    file = path if path is not None else DEFAULT_CONFIG
+    config = load_config(file)
+    if check_bot:
+        load_bot_section(file)
+    return config
 
 
 def run_check(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args.config)
+    config = _config(args.config, check_bot=True)
     paths = args.paths or [config.plans_dir]
     result = load_paths(paths)
     for plan in result.plans:

@@ -33,7 +33,18 @@ Reading rules for ``[deploybot]``:
 Keys beyond SPEC §7: ``fedmsg_crl`` (the certificate revocation list used with
 ``fedmsg_ca_cert`` when validating signatures; SPEC mentions it in a comment).
 
-``[bot]`` is not validated here; :func:`bot_section` returns it as irc3 would read it.
+``[bot]`` belongs to irc3, which reads it as an unvalidated dict, but deploybot reads it too
+(README, ``deploybot run``) and adds keys of its own: :func:`bot_section` returns it as irc3
+would read it, and :func:`load_bot_section` also checks it like ``[deploybot]``, every problem
+as ``FILE:LINE: [bot] KEY: message``:
+
+* deploybot's own keys (:data:`BOT_KEYS`): the numbers (:data:`BOT_NUMBERS`) must be
+  positive, at most one of the SASL secret's sources may be set;
+* irc3's ``port`` must be a TCP port and ``ssl`` a yes/no value (``ssl = ture`` would
+  otherwise be a silent "no");
+* any other key goes to irc3 and its plugins, unchecked, unless it looks like a misspelt
+  deploybot or irc3 key (``throttle_brust``, ``autojoin``) or starts like deploybot's own
+  (``throttle_…``, ``sasl_…``, ``reconnect_…``): that is an error with a suggestion.
 """
 
 from __future__ import annotations
@@ -48,14 +59,18 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from deploybot.durations import DEFAULT_COUNTDOWNS, parse_countdowns, parse_duration
 from deploybot.errors import ConfigError, DurationError, Problem
 
 __all__ = [
+    "BOT_KEYS",
+    "BOT_NUMBERS",
+    "BOT_SECRET_KEYS",
     "DEFAULTS",
+    "IRC3_KEYS",
     "KEY_HELP",
     "SECTION",
     "VALID_KEYS",
@@ -63,8 +78,13 @@ __all__ = [
     "Config",
     "InvalidConfig",
     "bot_section",
+    "check_bot_section",
     "config_from_mapping",
+    "load_bot_section",
     "load_config",
+    "parse_flag",
+    "positive_number",
+    "tcp_port",
 ]
 
 SECTION = "deploybot"
@@ -138,34 +158,92 @@ _PLACEHOLDERS = ("service", "id")
 # irc3.utils.parse_config's DEFAULT section (see bot_section).
 _IRC3_DEFAULTS_KEYS = ("here", "hash", "#", "##")
 
+#: deploybot's numbers in ``[bot]`` (README, ``deploybot run``) and their defaults: output
+#: pacing (lines at once, lines per second) and seconds.
+BOT_NUMBERS: Mapping[str, float] = MappingProxyType(
+    {
+        "throttle_burst": 4.0,
+        "throttle_rate": 1.0,
+        "ping_interval": 30.0,
+        "hang_timeout": 90.0,
+        "reconnect_delay": 1.0,
+        "reconnect_max_delay": 60.0,
+        "reconnect_reset_after": 60.0,
+        "reply_ttl": 60.0,
+        "join_timeout": 15.0,
+        "quit_timeout": 3.0,
+        "connect_timeout": 30.0,
+    }
+)
+#: Where the SASL secret is: at most one of them (``sasl_password`` inline is discouraged).
+BOT_SECRET_KEYS = ("sasl_password", "sasl_password_file", "sasl_password_env")
+#: Every ``[bot]`` key deploybot itself reads.
+BOT_KEYS: tuple[str, ...] = ("sasl_username", *BOT_SECRET_KEYS, *BOT_NUMBERS)
+#: irc3's own ``[bot]`` keys (irc3/base.py and irc3/__init__.py defaults, and what its
+#: core reads); they go to irc3 (only ``port`` and ``ssl`` are checked here).
+IRC3_KEYS = (
+    "nick",
+    "host",
+    "port",
+    "ssl",
+    "ssl_verify",
+    "autojoins",
+    "includes",
+    "username",
+    "realname",
+    "password",
+    "passwords",
+    "vhost",
+    "mode",
+    "encoding",
+    "timeout",
+    "max_lag",
+    "max_length",
+    "flood_burst",
+    "flood_rate",
+    "flood_rate_delay",
+    "ctcp",
+    "url",
+    "verbose",
+    "debug",
+    "level",
+    "autojoin_delay",
+    "storage",
+)
+# A key starting so is deploybot's, never irc3's: if it is not one of BOT_KEYS, it is a typo.
+_BOT_PREFIXES = ("sasl_", "throttle_", "reconnect_")
+
 
 class InvalidConfig(ConfigError):
-    """Every problem found in one configuration, reported together.
+    """Every problem found in one section of a configuration, reported together.
 
     ``.problems`` holds each as an :class:`~deploybot.errors.Problem` (``key`` is the
-    bare ``[deploybot]`` key, empty for a problem with the file as a whole; ``line`` is 0
+    bare key of ``.section``, empty for a problem with the file as a whole; ``line`` is 0
     when unknown).  ``.key``, ``.message`` and ``.file`` are the first problem's.  The text
-    has one line per problem: ``FILE:LINE: [deploybot] KEY: message``.
+    has one line per problem: ``FILE:LINE: [SECTION] KEY: message``.
     """
 
-    def __init__(self, problems: Sequence[Problem], file: str | None = None) -> None:
+    def __init__(
+        self, problems: Sequence[Problem], file: str | None = None, *, section: str = SECTION
+    ) -> None:
         if not problems:
             raise ValueError("InvalidConfig needs at least one problem")
         self.problems = tuple(problems)
+        self.section = section
         first = self.problems[0]
         super().__init__(first.key, first.message, file)
-        self.args = ("\n".join(_describe(p, file) for p in self.problems),)
+        self.args = ("\n".join(_describe(p, file, section) for p in self.problems),)
 
     def __str__(self) -> str:
         return str(self.args[0])
 
 
-def _describe(problem: Problem, file: str | None) -> str:
+def _describe(problem: Problem, file: str | None, section: str) -> str:
     if file:
         where = f"{file}:{problem.line}: " if problem.line else f"{file}: "
     else:
         where = f"line {problem.line}: " if problem.line else ""
-    what = f"[{SECTION}] {problem.key}: " if problem.key else ""
+    what = f"[{section}] {problem.key}: " if problem.key else ""
     return f"{where}{what}{problem.message}"
 
 
@@ -480,12 +558,68 @@ def _environment(text: str) -> _Environment:
     raise _Bad(f"{text!r} is not an environment: expected one of {', '.join(_ENVIRONMENTS)}")
 
 
-def _boolean(text: str) -> bool:
-    if text.lower() in _TRUE:
+def parse_flag(value: object) -> bool:
+    """A yes/no value: ``true/yes/on/1`` or ``false/no/off/0`` (any case), or a bool.
+
+    >>> parse_flag("Yes"), parse_flag("off"), parse_flag(True)
+    (True, False, True)
+    >>> parse_flag("ture")
+    Traceback (most recent call last):
+    ValueError: 'ture' is not a yes/no value: expected true or false (or yes/no, on/off, 1/0)
+    """
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
         return True
-    if text.lower() in _FALSE:
+    if text in _FALSE:
         return False
-    raise _Bad(f"{text!r} is not a yes/no value: expected true or false (or yes/no, on/off, 1/0)")
+    raise ValueError(
+        f"{value!r} is not a yes/no value: expected true or false (or yes/no, on/off, 1/0)"
+    )
+
+
+def positive_number(value: str | float) -> float:
+    """A number above 0 (``[bot]``'s pacing and seconds), from text or a number.
+
+    >>> positive_number("1.5"), positive_number(4)
+    (1.5, 4.0)
+    >>> positive_number("0")
+    Traceback (most recent call last):
+    ValueError: must be positive, not '0'
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number of seconds/lines, not {value!r}") from None
+    if not number > 0:
+        raise ValueError(f"must be positive, not {value!r}")
+    return number
+
+
+def tcp_port(value: str | int) -> int:
+    """A TCP port, 1 to 65535, from text or a number.
+
+    >>> tcp_port("6697")
+    6697
+    >>> tcp_port("66970")
+    Traceback (most recent call last):
+    ValueError: expected a TCP port number, not '66970'
+    """
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        port = 0
+    if not 0 < port < 65536:
+        raise ValueError(f"expected a TCP port number, not {value!r}")
+    return port
+
+
+def _boolean(text: str) -> bool:
+    try:
+        return parse_flag(text)
+    except ValueError as error:
+        raise _Bad(str(error)) from None
 
 
 def _amqp_url(text: str) -> str:
@@ -685,8 +819,10 @@ _OPTION = re.compile(r"(?P<key>[^=:\s;#][^=:]*?)\s*[=:]")
 _SWALLOWED = re.compile(r"#[^\s=:;]+(?:\s+[#&][^\s=:;]+)*")
 
 
-def _scan_section(text: str) -> tuple[dict[str, int], list[tuple[str, int, str]]]:
-    """Line numbers of the ``[deploybot]`` keys, and indented ``#channel`` lines that
+def _scan_section(
+    text: str, name: str = SECTION
+) -> tuple[dict[str, int], list[tuple[str, int, str]]]:
+    """Line numbers of the keys of section ``name``, and indented ``#channel`` lines that
     configparser would drop as comments (key, line, text)."""
     lines: dict[str, int] = {}
     swallowed: list[tuple[str, int, str]] = []
@@ -698,7 +834,7 @@ def _scan_section(text: str) -> tuple[dict[str, int], list[tuple[str, int, str]]
         if header and not line[:1].isspace():
             section, key = header["name"].strip(), None
             continue
-        if section != SECTION or not stripped:
+        if section != name or not stripped:
             continue
         if not line[:1].isspace():
             option = _OPTION.match(line)
@@ -748,13 +884,17 @@ def bot_section(path: str | os.PathLike[str]) -> dict[str, str]:
     ``[bot]`` section gives ``{}``.  Raises :class:`InvalidConfig` for a missing or
     malformed file or a bad ``${…}`` reference.
     """
-    file = os.fspath(path)
+    return _bot_section(os.fspath(path))[0]
+
+
+def _bot_section(file: str) -> tuple[dict[str, str], str]:
+    """:func:`bot_section`'s result, and the file's text."""
     here = os.path.dirname(os.path.abspath(file))
     defaults = {"here": here, "hash": "#", "#": "#", "##": "##"}
     parser = configparser.ConfigParser(defaults, interpolation=configparser.ExtendedInterpolation())
-    _read_ini(file, parser)
+    text = _read_ini(file, parser)
     if not parser.has_section("bot"):
-        return {}
+        return {}, text
     own = [key for key in parser["bot"] if key not in _IRC3_DEFAULTS_KEYS]
     result: dict[str, str] = {}
     for key in own:
@@ -763,7 +903,7 @@ def bot_section(path: str | os.PathLike[str]) -> dict[str, str]:
         except configparser.InterpolationError as error:
             message = f"[bot] {key}: {_interpolation_problem(error)}"
             raise InvalidConfig([Problem(file, 0, "", message)], file) from None
-    return result
+    return result, text
 
 
 def _interpolation_problem(error: configparser.InterpolationError) -> str:
@@ -777,3 +917,63 @@ def _interpolation_problem(error: configparser.InterpolationError) -> str:
     else:
         problem = "a '$' that is neither '$$' nor a ${key} reference"
     return f"{problem}; write $$ for a literal $ (the value is not shown: it may be secret)"
+
+
+def load_bot_section(path: str | os.PathLike[str]) -> dict[str, str]:
+    """:func:`bot_section`, checked by :func:`check_bot_section` (with line numbers)."""
+    file = os.fspath(path)
+    section, text = _bot_section(file)
+    check_bot_section(section, file, lines=_scan_section(text, "bot")[0])
+    return section
+
+
+def check_bot_section(
+    section: Mapping[str, object],
+    file: str | None = None,
+    *,
+    lines: Mapping[str, int] | None = None,
+) -> None:
+    """Check the ``[bot]`` keys deploybot reads or could mistake (see the module doc);
+    raise :class:`InvalidConfig` (section ``bot``) listing every problem.
+
+    >>> check_bot_section({"nick": "deploybot", "ssl": "yes", "my_plugin_key": "on"})
+    >>> try:
+    ...     check_bot_section({"port": "66970", "throttle_brust": "8"}, lines={"port": 4})
+    ... except InvalidConfig as error:
+    ...     for problem in error.problems:
+    ...         print(problem.line, problem.key, problem.message.split(";")[0])
+    0 throttle_brust unknown key (did you mean throttle_burst?)
+    4 port expected a TCP port number, not '66970'
+    """
+    lines = lines or {}
+    problems: list[Problem] = []
+
+    def bad(key: str, message: str) -> None:
+        problems.append(Problem(file or "", lines.get(key, 0), key, message))
+
+    checks: dict[str, Callable[[Any], object]] = {
+        **dict.fromkeys(BOT_NUMBERS, positive_number),
+        "port": tcp_port,
+        "ssl": parse_flag,
+    }
+    for key, value in section.items():
+        if key in checks:
+            try:
+                checks[key](value)
+            except ValueError as error:
+                bad(key, str(error))
+        elif key not in BOT_KEYS and key not in IRC3_KEYS:
+            close = difflib.get_close_matches(key, (*BOT_KEYS, *IRC3_KEYS), n=1, cutoff=0.8)
+            if close or key.startswith(_BOT_PREFIXES):
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                bad(
+                    key,
+                    f"unknown key{hint}; deploybot's keys in [bot]: {', '.join(BOT_KEYS)}; "
+                    f"irc3's: {', '.join(IRC3_KEYS)}",
+                )
+    given = [key for key in BOT_SECRET_KEYS if str(section.get(key) or "").strip()]
+    if len(given) > 1:
+        bad(given[1], f"set only one of {', '.join(given)}")
+    if problems:
+        problems.sort(key=lambda problem: problem.line)
+        raise InvalidConfig(problems, file, section="bot")

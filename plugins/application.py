@@ -23,7 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from deploybot.bus.reactor import BAD_MESSAGE_LOG_INTERVAL, BusReactor
 from deploybot.commands.admin import problem_line
-from deploybot.config import Config, bot_section, load_config
+from deploybot.config import Config, load_bot_section, load_config
 from deploybot.core import Core, utc_now
 from deploybot.deployday.countdowns import CountdownPoster
 from deploybot.deployday.day import DeployDay
@@ -49,7 +49,7 @@ class Application:
         self.clock = clock
         # Read and validated before anything connects: a bad config fails here.
         self.config: Config = load_config(ini)
-        self.bot_config: dict[str, Any] = dict(bot_section(ini))
+        self.bot_config: dict[str, Any] = dict(load_bot_section(ini))
         self.sasl_password = resolve_sasl_password(self.bot_config, os.environ)
         # fedmsg signature checks: refused here (exit 1) if fedmsg cannot do them.
         self.fedmsg_validator = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -92,6 +93,76 @@ def test_bad_config_exits_1_naming_the_key(
     status, _ = run("check", str(tmp_path), "--config", str(ini))
     assert status == 1
     assert "notice_days" in capsys.readouterr().err
+
+
+def run_bot(tmp_path: Path, bot_lines: str) -> subprocess.CompletedProcess[str]:
+    """`deploybot run` with `bot_lines` in [bot] (after nick, host and port: line 4 on),
+    pointed at a listening socket that must never see a connection; its result."""
+    with socket.socket() as irc:
+        irc.bind(("127.0.0.1", 0))
+        irc.listen(5)
+        irc.setblocking(False)
+        (tmp_path / "plans").mkdir()
+        ini = write(
+            tmp_path,
+            "bot.ini",
+            f"[bot]\nnick = deploybot\nhost = 127.0.0.1\n{bot_lines}"
+            f"port = {irc.getsockname()[1]}\n\n[deploybot]\nplans_dir = plans\nweb_port = 0\n",
+        )
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("deploybot")), "run", str(ini)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        with pytest.raises(BlockingIOError):
+            irc.accept()
+    assert not (tmp_path / "deploybot.sqlite3").exists()  # nothing was opened either
+    assert "Traceback" not in done.stderr
+    return done
+
+
+def test_run_refuses_a_bad_ssl_flag_before_connecting(tmp_path: Path) -> None:
+    """`ssl = ture` in [bot] is no silent "no": `deploybot run` exits 1 with
+    `bot.ini:LINE: [bot] ssl: ...` before connecting or opening anything."""
+    done = run_bot(tmp_path, "ssl = ture\n")
+    assert done.returncode == 1, done
+    assert done.stderr == (
+        f"deploybot: {tmp_path / 'bot.ini'}:4: [bot] ssl: 'ture' is not a yes/no value: "
+        "expected true or false (or yes/no, on/off, 1/0)\n"
+    )
+
+
+def test_run_suggests_the_key_for_a_misspelt_bot_key(tmp_path: Path) -> None:
+    """A misspelt deploybot key in [bot] is an error with a suggestion (one line each),
+    a bad number names its key; irc3's own keys and unknown plugin keys pass."""
+    done = run_bot(
+        tmp_path,
+        "throttle_brust = 8\nping_interval = soon\nautojoins = ${#}ops\nmy_plugin = x\n",
+    )
+    assert done.returncode == 1, done
+    ini = tmp_path / "bot.ini"
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith(
+        f"deploybot: {ini}:4: [bot] throttle_brust: unknown key (did you mean throttle_burst?);"
+    ), done.stderr
+    assert lines[1] == (
+        f"{ini}:5: [bot] ping_interval: expected a number of seconds/lines, not 'soon'"
+    ), done.stderr
+    assert len(lines) == 2, done.stderr
+
+
+def test_check_with_config_reports_bot_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`deploybot check --config` checks [bot] as `deploybot run` does: exit 1, the line."""
+    ini = write(tmp_path, "bot.ini", "[bot]\nnick = deploybot\nport = 66970\n")
+    status, _ = run("check", str(REPO / "deploy-plans"), "--config", str(ini))
+    assert status == 1
+    assert capsys.readouterr().err == (
+        f"deploybot: {ini}:3: [bot] port: expected a TCP port number, not '66970'\n"
+    )
 
 
 def test_notice_days_from_config_changes_the_verdict(tmp_path: Path) -> None:

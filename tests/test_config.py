@@ -19,7 +19,9 @@ from deploybot.config import (
     Config,
     InvalidConfig,
     bot_section,
+    check_bot_section,
     config_from_mapping,
+    load_bot_section,
     load_config,
 )
 from deploybot.durations import format_duration
@@ -678,6 +680,60 @@ def test_a_bad_interpolation_in_bot_never_shows_the_value(tmp_path: Path, value:
     assert "$$" in message
     assert "secret" not in message.removesuffix("(the value is not shown: it may be secret)")
     assert "xyz" not in message and "nobody" not in message
+
+
+def test_repository_bot_ini_passes_the_bot_section_check() -> None:
+    """The example [bot] is accepted as it is (load_bot_section returns bot_section's dict)."""
+    assert load_bot_section(REPO / "bot.ini") == bot_section(REPO / "bot.ini")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("ssl = ture", "ssl: 'ture' is not a yes/no value: expected true or false"),
+        ("port = 0", "port: expected a TCP port number, not '0'"),
+        ("throttle_rate = -1", "throttle_rate: must be positive, not '-1'"),
+        ("reply_ttl = 1m", "reply_ttl: expected a number of seconds/lines, not '1m'"),
+        ("throttle_brust = 8", "throttle_brust: unknown key (did you mean throttle_burst?); "),
+        ("autojoin = #ops", "autojoin: unknown key (did you mean autojoins?); "),
+        (
+            "sasl_mechanism = EXTERNAL",
+            "sasl_mechanism: unknown key; deploybot's keys in [bot]: sasl_username, ",
+        ),
+        (
+            "sasl_password = x\nsasl_password_env = PW",
+            "sasl_password_env: set only one of sasl_password, sasl_password_env",
+        ),
+    ],
+)
+def test_bot_section_problems_name_file_line_and_key(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    """A bad [bot] value or a misspelt key is an error `FILE:LINE: [bot] KEY: message`."""
+    path = write_ini(tmp_path, f"[bot]\nnick = deploybot\n{line}\n")
+    with pytest.raises(InvalidConfig) as caught:
+        load_bot_section(path)
+    assert str(caught.value).startswith(f"{path}:{2 + line.count(chr(10)) + 1}: [bot] {message}")
+
+
+def test_bot_section_check_leaves_irc3_and_plugin_keys_alone() -> None:
+    """irc3's keys (checked: only port and ssl) and keys like no known one are irc3's."""
+    check_bot_section(
+        {
+            "nick": "deploybot",
+            "autojoins": "\n#fedora-admin",
+            "includes": "irc3.plugins.log",
+            "ssl": "yes",
+            "ssl_verify": "CERT_NONE",
+            "port": 6697,
+            "flood_burst": "9",
+            "passwords": "",
+            "vhost": "192.0.2.7",
+            "log": "/tmp/bot.log",
+            "storage": "json://db.json",
+            "throttle_burst": "100",
+        }
+    )
 
 
 def test_a_home_directory_that_does_not_exist_is_a_config_error(tmp_path: Path) -> None:

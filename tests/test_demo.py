@@ -27,7 +27,7 @@ import pytest
 from deploybot_plugins.demo.day import Timeline, bot_ini, demo_plan, demo_timezone
 from deploybot_plugins.demo.ircd import MAX_LINE, DemoIrcServer
 
-from deploybot.config import load_config
+from deploybot.config import load_bot_section, load_config
 from deploybot.plans.files import dump_plan, load_paths
 from deploybot.plans.policy import assess
 from tests.botprocess import deploybot_executable
@@ -228,6 +228,7 @@ def test_the_generated_config_and_plan_load_and_the_plan_is_ready(
         )
     )
     config = load_config(ini)
+    assert load_bot_section(ini)["throttle_burst"] == "20"  # [bot] passes the check too
     assert config.countdowns == (Timeline.countdown_offset(step), timedelta(0))
     assert config.digest_time == timeline.digest_at.time()
     assert config.fedmsg_endpoints == ("tcp://127.0.0.1:9940",)

@@ -37,25 +37,21 @@ import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import irc3
 from irc3.plugins.core import Core
 
+from deploybot.config import BOT_NUMBERS, parse_flag, positive_number, tcp_port
 from deploybot.lines import MAX_LINE_BYTES, fit, message_lines, one_line
 
 from .accounts import irc_lower as _lower
 from .capabilities import SECRET_KEYS, BotConfigError, IrcLoginError, resolve_sasl_password
-from .throttle import (
-    DEFAULT_CAPACITY,
-    DEFAULT_RATE,
-    TokenBucket,
-    backoff_delay,
-    command_cost,
-)
+from .throttle import TokenBucket, backoff_delay, command_cost
 
 __all__ = ["BotConfigError", "DeployIrcBot", "IrcLoginError", "IrcOutbox", "resolve_sasl_password"]
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Lines that go out at once (registration, liveness, leaving); they still use tokens.
 IMMEDIATE = frozenset({"CAP", "AUTHENTICATE", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"})
@@ -76,53 +72,21 @@ OWN_PLUGINS = (
     "deploybot_plugins.irc.accounts",
 )
 REPLACED_PLUGINS = ("irc3.plugins.autojoins", "irc3.plugins.sasl")
-NUMBERS = {
-    "throttle_burst": DEFAULT_CAPACITY,
-    "throttle_rate": DEFAULT_RATE,
-    "ping_interval": 30.0,
-    "hang_timeout": 90.0,
-    "reconnect_delay": 1.0,
-    "reconnect_max_delay": 60.0,
-    "reconnect_reset_after": 60.0,
-    "reply_ttl": 60.0,
-    "join_timeout": 15.0,
-    "quit_timeout": 3.0,
-    "connect_timeout": 30.0,
-}
 MAX_BUFFER = 1 << 16
 
 
-def _number(config: dict[str, Any], key: str, default: float) -> float:
-    raw = config.pop(key, default)
+def _checked(key: str, parse: Callable[[Any], _T], value: Any) -> _T:
+    """``parse(value)`` (a :mod:`deploybot.config` check); its complaint as a BotConfigError."""
     try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise BotConfigError(key, f"expected a number of seconds/lines, not {raw!r}") from None
-    if value <= 0:
-        raise BotConfigError(key, f"must be positive, not {raw!r}")
-    return value
-
-
-def _port(value: Any) -> int:
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        port = 0
-    if not 0 < port < 65536:
-        raise BotConfigError("port", f"expected a TCP port number, not {value!r}")
-    return port
+        return parse(value)
+    except ValueError as error:
+        raise BotConfigError(key, str(error)) from None
 
 
 def _names(value: Any) -> list[str]:
     if isinstance(value, str):
         return value.replace(",", " ").split()
     return [str(v) for v in value or ()]
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "yes", "on", "1")
-    return bool(value)
 
 
 def _loggable(line: str) -> str:
@@ -246,7 +210,10 @@ class DeployIrcBot(irc3.IrcBot):
         cfg: dict[str, Any] = dict(config or {}, **overrides)
         for key in SECRET_KEYS:
             cfg.pop(key, None)  # the secret never sits in irc3's config
-        settings = {key: _number(cfg, key, default) for key, default in NUMBERS.items()}
+        settings = {
+            key: _checked(key, positive_number, cfg.pop(key, default))
+            for key, default in BOT_NUMBERS.items()
+        }
         self.settings = settings
         self.sasl_password = sasl_password
         nick = str(cfg.get("nick") or "deploybot")
@@ -268,8 +235,8 @@ class DeployIrcBot(irc3.IrcBot):
             nick=nick,
             username=str(cfg.get("username") or "deploybot"),
             realname=str(cfg.get("realname") or "deploybot (deploy planning)"),
-            port=_port(cfg.get("port", 6667)),
-            ssl=_flag(cfg.get("ssl", False)),
+            port=_checked("port", tcp_port, cfg.get("port", 6667)),
+            ssl=_checked("ssl", parse_flag, cfg.get("ssl", False)),
             asynchronous=False,  # no irc3 send queue: ours replaces it
             timeout=86400,  # irc3 Core's ping timeout: the watchdog below does this job
             includes=[*OWN_PLUGINS, *includes],

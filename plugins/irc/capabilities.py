@@ -30,6 +30,7 @@ from typing import Any
 
 import irc3
 
+from deploybot.config import BOT_SECRET_KEYS
 from deploybot.errors import ConfigError, DeploybotError
 
 from .port import IrcBotPort
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 WANTED = ("account-tag", "account-notify", "extended-join")
 SASL_FAILURES = {"902", "904", "905", "906", "908"}
 CHUNK = 400
-SECRET_KEYS = ("sasl_password", "sasl_password_file", "sasl_password_env")
+SECRET_KEYS = BOT_SECRET_KEYS
 
 
 class BotConfigError(ConfigError):

@@ -19,8 +19,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-DEFAULT_CAPACITY = 4.0
-DEFAULT_RATE = 1.0  # tokens (≈ commands) per second
+from deploybot.config import BOT_NUMBERS
+
+# deploybot's defaults for [bot] throttle_burst and throttle_rate (tokens ≈ commands per second)
+DEFAULT_CAPACITY = BOT_NUMBERS["throttle_burst"]
+DEFAULT_RATE = BOT_NUMBERS["throttle_rate"]
 
 # InspIRCd 3.15 ``Command::Penalty`` values above the default of 1 (src/coremods, src/modules);
 # a NICK change after registration costs 4 (cmd_nick.cpp), the first NICK nothing.
