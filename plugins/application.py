@@ -22,7 +22,6 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from deploybot.bus.reactor import BAD_MESSAGE_LOG_INTERVAL, BusReactor
-from deploybot.commands.admin import problem_line
 from deploybot.config import Config, load_bot_section, load_config
 from deploybot.core import Core, utc_now
 from deploybot.deployday.countdowns import CountdownPoster
@@ -286,13 +285,12 @@ class Application:
     def _report_problems(self, report: ReloadReport) -> None:
         if not report.problems:
             return
+        for problem in report.problems:
+            log.warning("plan problem: %s", problem)
         admin = self.config.admin_channel
         self.bot.outbox.post(admin, f"plan problems: {report.summary()}")
-        for problem in report.problems[:5]:
-            log.warning("plan problem: %s", problem)
-            self.bot.outbox.post(admin, problem_line(problem, self.core.book.directory))
-        if len(report.problems) > 5:
-            self.bot.outbox.post(admin, f"… and {len(report.problems) - 5} more: deploybot check")
+        for line in report.problem_lines(self.core.book.directory):
+            self.bot.outbox.post(admin, line)
 
 
 def run(ini: Path) -> int:

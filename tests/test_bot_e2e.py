@@ -282,7 +282,7 @@ async def test_the_bot_logs_in_and_only_an_admin_account_may_reload_plans(
     mark = admin.mark()
     await admin.privmsg(chan, "!plans reload")
     reply = await wait_said(admin, bot.nick, "plans reloaded", since=mark, timeout=REPLY_TIMEOUT)
-    assert reply.text == "plans reloaded: 1 plans in force"
+    assert reply.text == "plans reloaded: 1 plan in force"
     assert log_count(bot, "plans reloaded by") == 1
     assert f"({boss.name}):" in await bot.wait_log("plans reloaded by")
     await bot.stop(admin)
@@ -574,8 +574,8 @@ async def test_no_input_path_gets_a_raw_protocol_line_out_of_the_bot(
 
     # (1) refused plan files, reported in the admin channel at start-up...
     summary = await wait_said(admin, bot.nick, "plan problems: ", target=admin_chan)
-    assert summary.text.startswith("plan problems: 1 plans in force")
-    assert summary.text.endswith("; 1 problems")
+    assert summary.text.startswith("plan problems: 1 plan in force")
+    assert summary.text.endswith("; 1 problem")
     for name, (_, key) in at_start.items():
         assert_problem_line(
             await wait_said(admin, bot.nick, f"{name}:", target=admin_chan), name, key
@@ -596,7 +596,7 @@ async def test_no_input_path_gets_a_raw_protocol_line_out_of_the_bot(
 
     # (1) ...and after the watcher's reload, with the name holding CR LF on one line
     summary = await wait_said(admin, bot.nick, "; 5 problems", target=admin_chan, timeout=30)
-    assert summary.text.startswith("plan problems: 1 plans in force")
+    assert summary.text.startswith("plan problems: 1 plan in force")
     for name, (_, key) in at_runtime.items():
         shown = " ".join(name.split())  # what is left of CR LF on one line: a space
         problem = await wait_said(admin, bot.nick, f"{shown}:", target=admin_chan, timeout=30)

@@ -661,7 +661,7 @@ async def test_plans_reload_keeps_last_good_version(core: Core, registry: Regist
     line_no = text.splitlines().index("duration: eight hours") + 1
     lines = await say(core, registry, "!plans reload")
     assert lines[0] == (
-        "plans reloaded: 2 plans in force; kept at last good version: pkgdb2-2.0; 1 problems"
+        "plans reloaded: 2 plans in force; kept at last good version: pkgdb2-2.0; 1 problem"
     )
     assert lines[1].startswith(f"pkgdb2-2.0.yaml:{line_no}: duration: ")
     assert title_in_force(core) == "pkgdb2 replaces pkgdb1"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from deploybot.plans.book import PlanBook
+from deploybot.errors import Problem
+from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.files import dump_plan
 from tests.planfactory import make_plan
 
@@ -61,3 +62,29 @@ def test_fingerprint_changes_when_a_file_changes(tmp_path: Path) -> None:
     assert one != empty
     (tmp_path / "a.yaml").write_text(dump_plan(make_plan(id="a", release="3.0-longer")))
     assert book.fingerprint() != one
+
+
+def test_report_summary_counts_in_words() -> None:
+    """The summary says "1 plan" and "1 problem", "2 plans" and "6 problems"."""
+    one = ReloadReport(loaded=("a",), problems=(Problem("x.yaml", 1, "when", "bad"),))
+    assert one.summary() == "1 plan in force; 1 problem"
+    many = ReloadReport(
+        loaded=("a", "b"), added=("b",), problems=(Problem("x.yaml", 1, "", "bad"),) * 6
+    )
+    assert many.summary() == "2 plans in force; added: b; 6 problems"
+
+
+def test_problem_lines_name_files_in_the_plans_directory_and_count_the_rest(
+    tmp_path: Path,
+) -> None:
+    """The first five problems, files relative to the plans directory (others as they
+    are), then how many more: one list for !plans reload and the admin channel."""
+    inside = Problem(str(tmp_path / "pkgdb2.yaml"), 7, "when", "not a date and time")
+    outside = Problem("/elsewhere/fas.yaml", 0, "", "no such file")
+    assert ReloadReport(problems=(inside, outside)).problem_lines(tmp_path) == [
+        "pkgdb2.yaml:7: when: not a date and time",
+        "/elsewhere/fas.yaml:0: -: no such file",
+    ]
+    six = ReloadReport(problems=(inside,) * 6).problem_lines(tmp_path)
+    assert six[:5] == ["pkgdb2.yaml:7: when: not a date and time"] * 5
+    assert six[5:] == ["… and 1 more problem; `deploybot check` lists them all"]

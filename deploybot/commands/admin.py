@@ -8,28 +8,14 @@ nothing.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploybot.commands.base import Reply, Request, UsageError, command, example
-from deploybot.errors import Problem
 
 if TYPE_CHECKING:
     from deploybot.core import Core
 
 log = logging.getLogger(__name__)
-
-#: ``!plans reload`` shows at most this many problems, then says how many more.
-MAX_PROBLEMS_SHOWN = 5
-
-
-def problem_line(problem: Problem, plans_dir: Path) -> str:
-    """``pkgdb2.yaml:7: when: …`` — the file named relative to the plans directory."""
-    try:
-        file = str(Path(problem.file).relative_to(plans_dir))
-    except ValueError:
-        file = problem.file
-    return str(Problem(file, problem.line, problem.key, problem.message))
 
 
 @command(
@@ -46,13 +32,9 @@ async def plans(core: Core, request: Request) -> Reply:
         raise UsageError(f"the only action is reload{got}")
     report = core.reload_plans()
     log.info("plans reloaded by %s (%s): %s", request.mask, request.account, report.summary())
-    lines = [f"plans reloaded: {report.summary()}"]
-    shown = report.problems[:MAX_PROBLEMS_SHOWN]
-    lines += [problem_line(problem, core.book.directory) for problem in shown]
-    more = len(report.problems) - len(shown)
-    if more:
-        lines.append(f"… and {more} more problems; `deploybot check` lists them all")
-    return Reply.say(*lines)
+    return Reply.say(
+        f"plans reloaded: {report.summary()}", *report.problem_lines(core.book.directory)
+    )
 
 
 #: The commands of this module, in the order ``!help`` lists them.

@@ -10,9 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploybot.durations import plural
 from deploybot.errors import PlanError, Problem
 from deploybot.plans.files import load_plan, plan_files
 from deploybot.plans.model import Plan
+
+#: A reload report names at most this many problems, then says how many more there are.
+MAX_PROBLEMS_SHOWN = 5
+
+
+def problem_line(problem: Problem, plans_dir: Path) -> str:
+    """``pkgdb2.yaml:7: when: …`` — the file named relative to the plans directory."""
+    try:
+        file = str(Path(problem.file).relative_to(plans_dir))
+    except ValueError:
+        file = problem.file
+    return str(Problem(file, problem.line, problem.key, problem.message))
 
 
 @dataclass(frozen=True)
@@ -25,7 +38,7 @@ class ReloadReport:
     problems: tuple[Problem, ...] = ()
 
     def summary(self) -> str:
-        parts = [f"{len(self.loaded)} plans in force"]
+        parts = [f"{plural(len(self.loaded), 'plan')} in force"]
         for label, ids in (
             ("added", self.added),
             ("changed", self.changed),
@@ -35,8 +48,19 @@ class ReloadReport:
             if ids:
                 parts.append(f"{label}: {', '.join(ids)}")
         if self.problems:
-            parts.append(f"{len(self.problems)} problems")
+            parts.append(plural(len(self.problems), "problem"))
         return "; ".join(parts)
+
+    def problem_lines(self, plans_dir: Path) -> list[str]:
+        """The first :data:`MAX_PROBLEMS_SHOWN` problems, files named relative to
+        ``plans_dir``, then how many more there are (what ``!plans reload`` and the
+        admin channel show)."""
+        shown = self.problems[:MAX_PROBLEMS_SHOWN]
+        lines = [problem_line(problem, plans_dir) for problem in shown]
+        more = len(self.problems) - len(shown)
+        if more:
+            lines.append(f"… and {plural(more, 'more problem')}; `deploybot check` lists them all")
+        return lines
 
 
 @dataclass
