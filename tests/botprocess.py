@@ -28,6 +28,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -59,6 +60,32 @@ def deploybot_executable() -> str:
 
 
 _RFC1459 = str.maketrans("[]\\~", "{}|^")
+
+
+def run_refused(
+    write_ini: Callable[[int], Path], *, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`deploybot run` of the bot.ini `write_ini(port)` writes, `port` being a listening
+    socket that must never see a connection: the run is refused at start. Asserts exit
+    status 1, no connection and no traceback; returns the finished process."""
+    with socket.socket() as irc:
+        irc.bind((HOST, 0))
+        irc.listen(5)
+        irc.setblocking(False)
+        ini = write_ini(irc.getsockname()[1])
+        done = subprocess.run(
+            [deploybot_executable(), "run", str(ini)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ini.parent,
+            env=env,
+        )
+        with pytest.raises(BlockingIOError):
+            irc.accept()
+    assert done.returncode == 1, done
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
 
 
 def nick_eq(a: str | None, b: str | None) -> bool:

@@ -12,8 +12,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
-import subprocess
 import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -47,7 +45,7 @@ from deploybot.errors import ConfigError
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.store import Store
-from tests.botprocess import deploybot_executable
+from tests.botprocess import run_refused
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
 
@@ -674,36 +672,25 @@ def test_deploybot_run_refuses_to_start_before_connecting(tmp_path: Path) -> Non
     reason and the fix on stderr, and never connects to the IRC server."""
     if not _validator_is_stub():
         pytest.skip("fedmsg can check signatures in this venv: nothing to refuse")
-    with socket.socket() as irc:
-        irc.bind(("127.0.0.1", 0))
-        irc.listen(5)
-        irc.setblocking(False)
-        ca = tmp_path / "ca.crt"
-        ca.write_text("x\n")
-        (tmp_path / "plans").mkdir()
-        ini = tmp_path / "bot.ini"
+    ca = tmp_path / "ca.crt"
+    ca.write_text("x\n")
+    (tmp_path / "plans").mkdir()
+    ini = tmp_path / "bot.ini"
+
+    def write_ini(port: int) -> Path:
         ini.write_text(
             "[bot]\nnick = deploybot\nhost = 127.0.0.1\n"
-            f"port = {irc.getsockname()[1]}\n\n[deploybot]\nplans_dir = plans\n"
+            f"port = {port}\n\n[deploybot]\nplans_dir = plans\n"
             "fedmsg_endpoints = tcp://127.0.0.1:9\nfedmsg_validate_signatures = true\n"
             f"fedmsg_ca_cert = {ca}\nweb_port = 0\n"
         )
-        done = subprocess.run(
-            [deploybot_executable(), "run", str(ini)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )
-        with pytest.raises(BlockingIOError):
-            irc.accept()
-    assert done.returncode == 1, done
+        return ini
+
+    done = run_refused(write_ini, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert done.stderr.startswith(
         f"deploybot: {ini}: [deploybot] fedmsg_validate_signatures = true, but fedmsg"
     ), done.stderr
     assert "pip install 'deploybot[fedmsg-signatures]'" in done.stderr
-    assert "Traceback" not in done.stderr
     assert not (tmp_path / "deploybot.sqlite3").exists()  # nothing was opened either
 
 

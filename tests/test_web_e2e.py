@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,8 @@ from tests.botprocess import (
     BotProcess,
     BotProcesses,
     bot_process_fixture,  # noqa: F401  (the bot_process fixture)
-    deploybot_executable,
     joined,
+    run_refused,
     wait_said,
 )
 from tests.ircd.client import IrcClient
@@ -125,29 +124,20 @@ async def test_healthz_and_a_signed_webhook_event_reach_irc(
 def test_a_web_port_in_use_stops_the_bot_at_start_naming_it(tmp_path: Path) -> None:
     """`deploybot run` whose web_port is taken exits 1 with one line naming
     web_host:web_port, no traceback, and never connects to the IRC server."""
-    with socket.socket() as irc, socket.socket() as taken:
-        irc.bind(("127.0.0.1", 0))
-        irc.listen(5)
-        irc.setblocking(False)
+    ini = tmp_path / "bot.ini"
+    (tmp_path / "plans").mkdir()
+
+    def write_ini(port: int) -> Path:
+        ini.write_text(
+            "[bot]\nnick = deploybot\nhost = 127.0.0.1\n"
+            f"port = {port}\n\n[deploybot]\nplans_dir = plans\n"
+            f"web_host = 127.0.0.1\nweb_port = {web_port}\n"
+        )
+        return ini
+
+    with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(5)
         web_port = taken.getsockname()[1]
-        (tmp_path / "plans").mkdir()
-        ini = tmp_path / "bot.ini"
-        ini.write_text(
-            "[bot]\nnick = deploybot\nhost = 127.0.0.1\n"
-            f"port = {irc.getsockname()[1]}\n\n[deploybot]\nplans_dir = plans\n"
-            f"web_host = 127.0.0.1\nweb_port = {web_port}\n"
-        )
-        done = subprocess.run(
-            [deploybot_executable(), "run", str(ini)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-        )
-        with pytest.raises(BlockingIOError):
-            irc.accept()
-    assert done.returncode == 1, done
+        done = run_refused(write_ini)
     assert f"cannot listen on web_host:web_port 127.0.0.1:{web_port}:" in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr
