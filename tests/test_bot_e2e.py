@@ -156,7 +156,8 @@ async def test_every_command_answers_end_to_end_and_a_bad_call_gets_its_usage(
     assert "pkgdb2-2.0: READY (6/6)" in private
     assert "✔ roster-coverage" in private
     assert "owners: pingou; playbooks: groups/pkgdb.yml" in private
-    assert "roster (#pkgdb2-firefight): infrastructure pingou" in private
+    assert "pkgdb2-2.0 roster (#pkgdb2-firefight), deploy starts " in private
+    assert "| rel-eng: dgilmore whole window" in private
     assert "READY (6/6) — !ready pkgdb2-2.0 for the checklist" in private
     # !help COMMAND, and usage lines for wrong calls
     assert "usage: !broke [SERVICE] what broke — record an incident" in in_channel

@@ -389,7 +389,10 @@ async def test_deploy_long_output_goes_privately(core: Core, registry: Registry)
     assert texts[0].startswith("pkgdb2-2.0 — pkgdb2 2.0")
     assert any(t.startswith("⚠ API BREAK: /api/packager/acl") for t in texts)
     assert any(
-        "roster (#pkgdb2-firefight): infrastructure pingou 13:00–17:00 UTC" in t for t in texts
+        "pkgdb2-2.0 roster (#pkgdb2-firefight), deploy starts Tue 2026-12-15 13:00 UTC: "
+        "infrastructure: pingou 13:00–17:00 UTC; abadger1999 17:00–21:00 UTC | "
+        "rel-eng: dgilmore whole window | escalation: nirik" in t
+        for t in texts
     )
     assert texts[-1] == "pkgdb2-2.0: READY (6/6) — !ready pkgdb2-2.0 for the checklist"
 

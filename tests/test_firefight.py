@@ -830,6 +830,7 @@ async def test_every_place_names_the_same_firefighting_channel(
         clock.now = WHEN + timedelta(hours=1)
         registry = build_registry()
         shown = f" ({expected})" if expected else ""
+        named = f" ({expected or 'no channel'})"
         api = plan_to_dict(plan, core, clock.now)["roster"]["channel"]
         heading = (await say(core, registry, "!roster"))[0]
         deploy = [t for t in await say(core, registry, "!deploy pkgdb2-2.0") if "roster" in t]
@@ -838,8 +839,8 @@ async def test_every_place_names_the_same_firefighting_channel(
         await say(day, registry, "!page dgilmore look")
         (paged_in,) = {target for target, text in outbox.posts if target.startswith("#")}
         assert api == expected
-        assert heading.startswith(f"pkgdb2-2.0 roster{shown}, ")
-        assert len(deploy) == 1 and deploy[0].startswith(f"roster ({expected or 'no channel'}):")
+        assert heading.startswith(f"pkgdb2-2.0 roster{named}, ")
+        assert len(deploy) == 1 and deploy[0].startswith(f"pkgdb2-2.0 roster{named}, ")
         assert oncall[0].startswith(f"pkgdb2-2.0{shown}: ")
         assert digest == [ADMIN, *([expected] if expected else [])]
         assert paged_in == (expected or ADMIN)

@@ -19,6 +19,7 @@ from deploybot.deployday.roster import (
     on_shift,
     on_shift_nicks,
     pagees,
+    roster_line,
     roster_lines,
     shift_hours,
     team_members_on_shift,
@@ -31,6 +32,7 @@ from tests.planfactory import make_plan, make_shift, utc
 
 WHEN = utc(2026, 12, 15, 13)
 UTC = ZoneInfo("UTC")
+CONFIG = config_from_mapping({})
 
 
 @pytest.fixture
@@ -104,7 +106,7 @@ def test_roster_lines_mark_who_is_on_shift() -> None:
     """``!roster`` lists each team with its shifts' hours (untimed: whole window) and
     marks those on shift now with ●; the escalation list closes it."""
     plan = make_plan(when=WHEN)
-    lines = roster_lines(plan, WHEN + timedelta(hours=1), UTC, channel="#pkgdb2-firefight")
+    lines = roster_lines(plan, WHEN + timedelta(hours=1), CONFIG)
     assert lines == [
         f"pkgdb2-2.0 roster (#pkgdb2-firefight), {ON_SHIFT_MARK} = on shift now:",
         "infrastructure: ●pingou 13:00–17:00 UTC; abadger1999 17:00–21:00 UTC",
@@ -117,19 +119,45 @@ def test_roster_lines_before_the_deploy_and_in_another_timezone() -> None:
     """Before the window the heading says when it starts and nobody is marked; hours
     are shown in the display timezone; after the window the heading says it ended."""
     plan = make_plan(when=WHEN)
-    lines = roster_lines(plan, WHEN - timedelta(days=1), ZoneInfo("Europe/Paris"))
-    assert lines[0] == "pkgdb2-2.0 roster, deploy starts Tue 2026-12-15 14:00 CET:"
+    paris = config_from_mapping({"timezone": "Europe/Paris"})
+    lines = roster_lines(plan, WHEN - timedelta(days=1), paris)
+    assert (
+        lines[0] == "pkgdb2-2.0 roster (#pkgdb2-firefight), deploy starts Tue 2026-12-15 14:00 CET:"
+    )
     assert lines[1] == "infrastructure: pingou 14:00–18:00 CET; abadger1999 18:00–22:00 CET"
     assert ON_SHIFT_MARK not in "".join(lines)
-    after = roster_lines(plan, WHEN + timedelta(days=1), UTC)
-    assert after[0] == "pkgdb2-2.0 roster, deploy ended Tue 2026-12-15 21:00 UTC:"
+    after = roster_lines(plan, WHEN + timedelta(days=1), CONFIG)
+    assert (
+        after[0] == "pkgdb2-2.0 roster (#pkgdb2-firefight), deploy ended Tue 2026-12-15 21:00 UTC:"
+    )
     assert ON_SHIFT_MARK not in "".join(after)
 
 
-def test_roster_lines_without_shifts() -> None:
-    """A plan without a roster says so plainly."""
-    plan = make_plan(when=WHEN, roster=Roster())
-    assert roster_lines(plan, WHEN, UTC) == ["pkgdb2-2.0 roster: nobody yet"]
+def test_roster_lines_without_shifts_or_channel() -> None:
+    """A plan without a roster says so plainly, and one without a firefighting channel
+    says that."""
+    plan = make_plan(when=WHEN, roster=Roster(channel="#own"))
+    assert roster_lines(plan, WHEN, CONFIG) == ["pkgdb2-2.0 roster (#own): nobody yet"]
+    nowhere = make_plan(when=WHEN, service="pkg,db", roster=Roster(escalation=("nirik",)))
+    assert roster_lines(nowhere, WHEN, CONFIG) == [
+        "pkgdb2-2.0 roster (no channel): nobody yet",
+        "escalation: nirik",
+    ]
+    assert roster_line(nowhere, WHEN, CONFIG) == (
+        "pkgdb2-2.0 roster (no channel): nobody yet | escalation: nirik"
+    )
+
+
+def test_roster_line_is_the_roster_lines_in_one_line() -> None:
+    """``!deploy`` shows the roster by the same rules as ``!roster`` (heading, teams with
+    ● and their hours, escalation), joined into one line."""
+    plan = make_plan(when=WHEN)
+    now = WHEN + timedelta(hours=1)
+    assert roster_line(plan, now, CONFIG) == (
+        f"pkgdb2-2.0 roster (#pkgdb2-firefight), {ON_SHIFT_MARK} = on shift now: "
+        "infrastructure: ●pingou 13:00–17:00 UTC; abadger1999 17:00–21:00 UTC | "
+        "rel-eng: ●dgilmore whole window | escalation: nirik"
+    )
 
 
 def test_shift_hours_across_midnight() -> None:

@@ -88,8 +88,7 @@ def register(registry: Registry) -> None:
         if len(words) > 1:
             raise UsageError(f"one plan id only, got {len(words)} words")
         plan = find_plan(core, words[0]) if words else default_plan(core, request)
-        channel = firefight_channel(plan, core.config)
-        return Reply.say(*roster_lines(plan, request.now, core.config.timezone, channel))
+        return Reply.say(*roster_lines(plan, request.now, core.config))
 
     @registry.command(
         "!oncall",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from deploybot.commands.base import Registry, Reply, Request, UsageError
-from deploybot.deployday.roster import firefight_channel
+from deploybot.deployday.roster import roster_line
 from deploybot.errors import DeploybotError
 from deploybot.plans.model import Plan
-from deploybot.plans.policy import Span, assess, format_readiness
+from deploybot.plans.policy import assess, format_readiness
 from deploybot.plans.schedule import describe_countdown, running, upcoming
 from deploybot.texts import break_lines, plan_line, when_text
 
@@ -136,7 +136,7 @@ def describe_plan(core: Core, plan: Plan, request: Request) -> list[str]:
     lines.append(staging)
     if plan.teams:
         lines.append(f"teams to be ready: {', '.join(plan.teams)}")
-    lines.append(roster_line(core, plan))
+    lines.append(roster_line(plan, request.now, core.config))
     if plan.consumers:
         consumers = ", ".join(
             f"{c.name} ({c.contact})" if c.contact else f"{c.name} (no contact)"
@@ -150,18 +150,3 @@ def describe_plan(core: Core, plan: Plan, request: Request) -> list[str]:
         verdict += f": missing {missing}"
     lines.append(f"{verdict} — !ready {plan.id} for the checklist")
     return lines
-
-
-def roster_line(core: Core, plan: Plan) -> str:
-    """``roster (#pkgdb2-firefight): infrastructure pingou 13:00–17:00 UTC; …``."""
-    tz = core.config.timezone
-    channel = firefight_channel(plan, core.config) or "no channel"
-    shifts = []
-    for shift in plan.roster.shifts:
-        whole = shift.start <= plan.when and shift.end >= plan.end
-        hours = "whole window" if whole else Span(shift.start, shift.end).render(tz)
-        shifts.append(f"{shift.team} {', '.join(shift.people) or 'nobody'} {hours}")
-    text = f"roster ({channel}): {'; '.join(shifts) or 'nobody yet'}"
-    if plan.roster.escalation:
-        text += f"; escalation: {', '.join(plan.roster.escalation)}"
-    return text

@@ -31,6 +31,7 @@ __all__ = [
     "on_shift",
     "on_shift_nicks",
     "pagees",
+    "roster_line",
     "roster_lines",
     "shift_hours",
     "team_members_on_shift",
@@ -201,20 +202,24 @@ def shift_hours(shift: Shift, tz: tzinfo) -> str:
     return f"{start:%H:%M}–{end_text} {start.tzname() or ''}".rstrip()
 
 
-def roster_lines(plan: Plan, now: datetime, tz: tzinfo, channel: str | None = None) -> list[str]:
-    """The lines of ``!roster``: a heading, then one line per team, then escalation.
+def roster_lines(plan: Plan, now: datetime, config: Config) -> list[str]:
+    """The roster as ``!roster`` shows it: a heading, one line per team, then escalation.
 
-    The heading says when the deploy starts (before it), that it ended (after it), or
-    what ● means (during it).  For example, during the deploy (``channel`` defaults to
-    the plan's own ``roster.channel``)::
+    The one rendering of a roster (``!deploy`` shows the same in one line,
+    :func:`roster_line`).  Its rules: the heading names the plan and its firefighting
+    channel (:func:`firefight_channel`; ``no channel`` when it has none) and says when
+    the deploy starts (before it), that it ended (after it), or what ● means (during it);
+    a team's shifts share its line, in roster order, each with its people (● on shift
+    now; ``nobody`` for none) and :func:`shift_hours` in the config's timezone; a roster
+    without shifts is ``nobody yet``.  For example, during the deploy::
 
         pkgdb2-2.0 roster (#pkgdb2-firefight), ● = on shift now:
         infrastructure: ●pingou 13:00–17:00 UTC; abadger1999 17:00–21:00 UTC
         rel-eng: ●dgilmore whole window
         escalation: nirik
     """
-    channel = channel or plan.roster.channel
-    where = f" ({channel})" if channel else ""
+    tz = config.timezone
+    where = f" ({firefight_channel(plan, config) or 'no channel'})"
     if not plan.roster.shifts:
         lines = [f"{plan.id} roster{where}: nobody yet"]
     else:
@@ -237,6 +242,19 @@ def roster_lines(plan: Plan, now: datetime, tz: tzinfo, channel: str | None = No
     if plan.roster.escalation:
         lines.append(f"escalation: {', '.join(plan.roster.escalation)}")
     return lines
+
+
+def roster_line(plan: Plan, now: datetime, config: Config) -> str:
+    """:func:`roster_lines` in one line, its parts joined by `` | ``::
+
+        pkgdb2-2.0 roster (#pkgdb2-firefight), deploy starts Tue 2026-12-15 13:00 UTC: \
+infrastructure: pingou 13:00–17:00 UTC; abadger1999 17:00–21:00 UTC | rel-eng: dgilmore \
+whole window | escalation: nirik
+    """
+    heading, *parts = roster_lines(plan, now, config)
+    if not parts:
+        return heading
+    return f"{heading}{' ' if heading.endswith(':') else ' | '}{' | '.join(parts)}"
 
 
 def _unique(nicks: Iterable[str]) -> tuple[str, ...]:
