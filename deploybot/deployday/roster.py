@@ -245,12 +245,10 @@ def roster_lines(plan: Plan, now: datetime, config: Config) -> list[str]:
 
 
 def roster_line(plan: Plan, now: datetime, config: Config) -> str:
-    """:func:`roster_lines` in one line, its parts joined by `` | ``::
-
-        pkgdb2-2.0 roster (#pkgdb2-firefight), deploy starts Tue 2026-12-15 13:00 UTC: \
-infrastructure: pingou 13:00–17:00 UTC; abadger1999 17:00–21:00 UTC | rel-eng: dgilmore \
-whole window | escalation: nirik
-    """
+    """:func:`roster_lines` in one line (for ``!deploy``): the heading, then the other
+    lines joined by `` | ``, e.g. ``pkgdb2-2.0 roster (#pkgdb2-firefight), ● = on shift
+    now: infrastructure: ●pingou 13:00–17:00 UTC; abadger1999 17:00–21:00 UTC | rel-eng:
+    ●dgilmore whole window | escalation: nirik``."""
     heading, *parts = roster_lines(plan, now, config)
     if not parts:
         return heading
