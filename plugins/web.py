@@ -3,19 +3,16 @@ pages, the calendar feed, ``/healthz`` and ``/metrics``.
 
 :func:`make_app` builds the :class:`aiohttp.web.Application`; :class:`WebServer` runs it on
 the bot's loop (``AppRunner`` + ``TCPSite``) with :meth:`~WebServer.start` and
-:meth:`~WebServer.stop`.  The documents themselves, their shapes and error codes are in
-:mod:`deploybot.web.api`; this module only routes, checks the webhook signature and turns
+:meth:`~WebServer.stop`.  The documents themselves, their shapes, error codes and the
+webhook's acceptance rules are in :mod:`deploybot.web.api`, the pages and what they show
+in :mod:`deploybot.web.pages`; this module only routes, reads requests and turns
 :class:`~deploybot.web.api.ApiError` and aiohttp's own errors into the JSON error envelope
 ``{"error": {"code", "message"}}`` for everything under ``/api/``.
 
 The webhook (``POST /api/v1/events``)
-    Off (403 ``webhook-disabled``) while ``webhook_secret`` is empty.  The body is read
-    up to :data:`MAX_BODY` bytes (413 ``too-large`` beyond), its ``X-Deploybot-Signature``
-    checked (401 ``missing-signature`` / ``bad-signature``) before anything parses it;
-    then :func:`deploybot.bus.events.from_webhook` decodes it and the application's one
-    :class:`~deploybot.bus.reactor.BusReactor` acts on it (202), or rejects it (counted and
-    logged like a bad bus message; 400 with the :class:`~deploybot.bus.events.BadMessage`
-    kind as code).
+    Its rules are the core's (:func:`deploybot.web.api.webhook_precheck` before the body
+    is read, :func:`deploybot.web.api.webhook_document` after); here the body is read, up
+    to :data:`MAX_BODY` bytes (aiohttp's 413 beyond), and the answer is sent with 202.
 
 Unexpected errors are logged with a traceback and a reference; the client gets a 500 with
 that reference only.
@@ -35,22 +32,16 @@ from typing import Any
 
 from aiohttp import web
 
-from deploybot.bus.events import BadMessage, from_webhook
 from deploybot.bus.reactor import BusReactor
 from deploybot.core import Core
-from deploybot.deployday.digest import digest_for_day
-from deploybot.lines import one_line
-from deploybot.plans.schedule import day_bounds
 from deploybot.web import api
 from deploybot.web.calendarfeed import calendar_feed
-from deploybot.web.pages import digest_page, index_page
+from deploybot.web.pages import digest_page_of, front_page
 
 log = logging.getLogger(__name__)
 
 #: Largest request body accepted (the webhook's; the API takes no other body).
-MAX_BODY = 1_000_000
-#: Incidents shown on the front page at most (the newest of the day).
-MAX_PAGE_INCIDENTS = 500
+MAX_BODY = api.MAX_BODY
 SHUTDOWN_TIMEOUT = 5.0
 JSON_TYPE = "application/json"
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -192,61 +183,13 @@ async def _digest(request: web.Request) -> web.Response:
 
 async def _event(request: web.Request) -> web.Response:
     state = _state(request)
-    config = state.core.config
-    if not config.webhook_secret:
-        raise api.ApiError(
-            403,
-            "webhook-disabled",
-            "the webhook is off: set webhook_secret in the [deploybot] section to turn it on",
-        )
-    header = request.headers.get(api.SIGNATURE_HEADER)
-    if header is None:
-        raise api.ApiError(
-            401,
-            "missing-signature",
-            f"no {api.SIGNATURE_HEADER} header: send sha256=<hex HMAC-SHA256 of the body>",
-        )
-    length = request.content_length
-    if length is not None and length > state.max_body:
-        raise api.ApiError(
-            413, "too-large", f"the body is {length} bytes, more than {state.max_body}"
-        )
+    signature = request.headers.get(api.SIGNATURE_HEADER)
+    header = api.webhook_precheck(state.core, signature, request.content_length, state.max_body)
     body = await request.read()  # 413 from aiohttp beyond client_max_size
-    if not api.signature_ok(config.webhook_secret, body, header):
-        log.warning("webhook: refused a request from %s with a bad signature", request.remote)
-        raise api.ApiError(
-            401,
-            "bad-signature",
-            f"{api.SIGNATURE_HEADER} is not the HMAC-SHA256 of the body with the secret",
-        )
-    reactor = state.reactor
-    reactor.stats.count_received("webhook")
-    try:
-        event = from_webhook(body, prefix=config.fedmsg_topic_prefix, max_bytes=state.max_body)
-    except BadMessage as error:
-        reactor.reject(error, f"webhook {request.remote or ''}")
-        status = 413 if error.kind == "too-large" else 400
-        raise api.ApiError(status, error.kind, error.detail) from None
-    before = reactor.duplicates
-    facts = reactor.handle(event)
-    duplicate = reactor.duplicates > before
-    log.info(
-        "webhook: %s %s from %s: %s",
-        one_line(event.topic),
-        one_line(event.id) or "(no id)",
-        request.remote,
-        ", ".join(type(fact).__name__ for fact in facts) or ("repeat" if duplicate else "no fact"),
+    document = api.webhook_document(
+        state.core, state.reactor, body, header, request.remote or "", state.max_body
     )
-    return _json(
-        {
-            "accepted": True,
-            "id": event.id,
-            "topic": event.topic,
-            "duplicate": duplicate,
-            "facts": [type(fact).__name__ for fact in facts],
-        },
-        status=202,
-    )
+    return _json(document, status=202)
 
 
 # -- health, metrics, pages ---------------------------------------------------------------
@@ -275,24 +218,7 @@ def _html(text: str) -> web.Response:
 
 
 async def _index(request: web.Request) -> web.Response:
-    core = _state(request).core
-    now = core.now()
-    tz = core.config.timezone
-    start, _ = day_bounds(now, tz)
-    # Today's incidents, and the ones still open from earlier days (not fixed is news).
-    store = core.store
-    today = store.list_incidents(since=start, limit=MAX_PAGE_INCIDENTS, newest_first=True)
-    still_open = store.list_incidents(state="open", limit=MAX_PAGE_INCIDENTS, newest_first=True)
-    shown = {incident.number: incident for incident in (*today, *still_open)}
-    numbers = sorted(shown)[-MAX_PAGE_INCIDENTS:]
-    page = index_page(
-        core.plans,
-        tuple(shown[number] for number in numbers),
-        now=now,
-        tz=tz,
-        notice_days=core.config.notice_days,
-    )
-    return _html(page)
+    return _html(front_page(_state(request).core))
 
 
 def _page_day(text: str) -> date:
@@ -303,11 +229,8 @@ def _page_day(text: str) -> date:
 
 
 async def _digest_page(request: web.Request) -> web.Response:
-    core = _state(request).core
     day = _page_day(request.match_info["date"])
-    tz = core.config.timezone
-    digest = digest_for_day(core.store, core.plans, day, tz, as_of=core.now())
-    return _html(digest_page(digest, tz=tz))
+    return _html(digest_page_of(_state(request).core, day))
 
 
 async def _calendar(request: web.Request) -> web.Response:

@@ -8,12 +8,14 @@ import hmac
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from deploybot.bus.reactor import BusReactor
 from deploybot.bus.rules import BusStats
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
@@ -35,7 +37,10 @@ from deploybot.web.api import (
     metrics_text,
     signature,
     signature_ok,
+    webhook_document,
+    webhook_precheck,
 )
+from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
 
 WHEN = utc(2026, 12, 15, 13)
@@ -512,3 +517,82 @@ def test_a_signature_with_another_secret_or_body_is_refused_and_no_secret_refuse
     assert not signature_ok("other", body, signature("s3cret", body))
     assert not signature_ok("s3cret", b"{} ", signature("s3cret", body))
     assert not signature_ok("", body, signature("", body))
+
+
+# -- the webhook's acceptance rules ---------------------------------------------------------
+
+WEBHOOK_SECRET = "s3cret webhook key"
+PKGDB_PLAYBOOK = "/srv/web/infra/ansible/playbooks/groups/pkgdb.yml"
+
+
+def webhook_on(core: Core) -> BusReactor:
+    """Turn the webhook on (``webhook_secret``) and give it a reactor posting nowhere."""
+    core.config = replace(core.config, webhook_secret=WEBHOOK_SECRET)
+    return BusReactor(core, RecordingOutbox())
+
+
+def start_event(event_id: str = "2026-abc-1") -> bytes:
+    body = {"playbook": PKGDB_PLAYBOOK, "userid": "pingou", "playbook_start": "now"}
+    topic = "org.fedoraproject.prod.ansible.playbook.start"
+    return json.dumps({"topic": topic, "body": body, "id": event_id}).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("secret", "header", "length", "status", "code"),
+    [
+        ("", "sha256=00", 10, 403, "webhook-disabled"),
+        (WEBHOOK_SECRET, None, 10, 401, "missing-signature"),
+        (WEBHOOK_SECRET, "sha256=00", 1001, 413, "too-large"),
+    ],
+)
+def test_webhook_precheck_refuses_before_the_body_is_read(
+    core: Core, secret: str, header: str | None, length: int, status: int, code: str
+) -> None:
+    """Off without a secret (403), no signature (401), an announced body over the limit
+    (413): each refused before anything reads the body."""
+    core.config = replace(core.config, webhook_secret=secret)
+    error = api_error(webhook_precheck, core, header, length, 1000)
+    assert (error.status, error.code) == (status, code)
+
+
+def test_webhook_precheck_passes_the_signature_on(core: Core) -> None:
+    """A signed request of unknown or allowed length goes on to the body."""
+    webhook_on(core)
+    assert webhook_precheck(core, "sha256=00", None, 1000) == "sha256=00"
+    assert webhook_precheck(core, "sha256=00", 1000, 1000) == "sha256=00"
+
+
+def test_webhook_document_checks_the_signature_before_parsing(core: Core) -> None:
+    """A bad signature is 401 ``bad-signature`` even for garbage, and counts nothing."""
+    reactor = webhook_on(core)
+    error = api_error(webhook_document, core, reactor, b"{not json", "sha256=00", "", 1000)
+    assert (error.status, error.code) == (401, "bad-signature")
+    assert reactor.stats.as_dict()["received_total"] == 0
+
+
+def test_webhook_document_rejects_a_bad_event_with_its_kind(core: Core) -> None:
+    """A signed body that is not an event is 400 with the BadMessage kind, counted."""
+    reactor = webhook_on(core)
+    body = b"{not json"
+    header = signature(WEBHOOK_SECRET, body)
+    error = api_error(webhook_document, core, reactor, body, header, "", 1000)
+    assert (error.status, error.code) == (400, "not-json")
+    assert reactor.stats.dropped["not-json"] == 1
+
+
+def test_webhook_document_acts_once_and_says_a_repeat_is_a_duplicate(core: Core) -> None:
+    """A signed playbook start is acted on (202 document with its facts); the same id
+    again is a duplicate with no facts."""
+    reactor = webhook_on(core)
+    body = start_event()
+    header = signature(WEBHOOK_SECRET, body)
+    first = webhook_document(core, reactor, body, header, "192.0.2.1", 10_000)
+    assert first == {
+        "accepted": True,
+        "id": "2026-abc-1",
+        "topic": "org.fedoraproject.prod.ansible.playbook.start",
+        "duplicate": False,
+        "facts": ["OpenFirefighting", "DeployStarted"],
+    }
+    again = webhook_document(core, reactor, body, header, "192.0.2.1", 10_000)
+    assert (again["duplicate"], again["facts"]) == (True, [])

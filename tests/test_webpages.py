@@ -9,13 +9,15 @@ from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from deploybot.deployday.digest import Digest, build_digest, full_lines
 from deploybot.plans.model import ApiBreak, Plan
-from deploybot.store import Incident
-from deploybot.web.pages import digest_page, index_page
+from deploybot.store import Incident, Store
+from deploybot.web import pages
+from deploybot.web.pages import digest_page, front_page_incidents, index_page
 from tests.planfactory import DEFAULT_WHEN, make_plan
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -315,3 +317,40 @@ def test_digest_page_escapes_incident_values() -> None:
     document = parse(page)
     assert "script" not in document.tags
     assert EVIL in document.all_text
+
+
+# -- what the front page shows --------------------------------------------------------------
+
+
+def test_front_page_shows_todays_incidents_and_older_open_ones_newest_capped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Today's incidents (in the display timezone), fixed or not, and the ones still open
+    from earlier days; an older fixed one is not news.  At most MAX_PAGE_INCIDENTS, the
+    newest, by number."""
+    now = datetime(2026, 12, 15, 12, tzinfo=UTC)
+    midnight_paris = datetime(2026, 12, 14, 23, tzinfo=UTC)
+    with Store.open(":memory:") as store:
+
+        def report(at: datetime, fixed: bool = False) -> int:
+            number = store.report_incident(
+                service="pkgdb2",
+                text="x",
+                reporter_nick="alice",
+                reporter_account=None,
+                channel="#c",
+                now=at,
+            ).number
+            if fixed:
+                store.fix(number, "bob", None, at + timedelta(minutes=1))
+            return number
+
+        old_open = report(midnight_paris - timedelta(days=3))
+        report(midnight_paris - timedelta(hours=2), fixed=True)  # yesterday, fixed: left out
+        today_fixed = report(midnight_paris + timedelta(minutes=5), fixed=True)
+        today_open = report(now - timedelta(hours=1))
+        shown = front_page_incidents(store, now, PARIS)
+        assert [i.number for i in shown] == [old_open, today_fixed, today_open]
+        monkeypatch.setattr(pages, "MAX_PAGE_INCIDENTS", 2)
+        capped = front_page_incidents(store, now, PARIS)
+        assert [i.number for i in capped] == [today_fixed, today_open]

@@ -95,6 +95,16 @@ Webhook signatures (:func:`signature`, :func:`signature_ok`)
     ``X-Deploybot-Signature: sha256=<hex>`` where ``<hex>`` is the HMAC-SHA256 of the raw
     request body keyed with ``webhook_secret`` (UTF-8), compared in constant time.
 
+Webhook acceptance (:func:`webhook_precheck`, then :func:`webhook_document`)
+    Off (403 ``webhook-disabled``) while ``webhook_secret`` is empty; no signature header
+    is 401 ``missing-signature``; a declared length over :data:`MAX_BODY` is 413
+    ``too-large`` — all before the body is read.  Then the signature is checked (401
+    ``bad-signature``) before anything parses the body;
+    :func:`deploybot.bus.events.from_webhook` decodes it and the application's one
+    :class:`~deploybot.bus.reactor.BusReactor` acts on it (202), or rejects it (counted
+    and logged like a bad bus message; 400, or 413 for ``too-large``, with the
+    :class:`~deploybot.bus.events.BadMessage` kind as code).
+
 Metrics (:func:`metrics_text`)
     Prometheus text format 0.0.4, every family with ``# HELP`` and ``# TYPE``:
     ``deploybot_bus_received_total{source}``, ``deploybot_bus_decoded_total``,
@@ -108,12 +118,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, get_args
 
+from deploybot.bus.events import BadMessage, from_webhook
+from deploybot.bus.reactor import BusReactor
 from deploybot.core import Core
 from deploybot.deployday.digest import digest_for_day, digest_to_dict
 from deploybot.deployday.roster import firefight_channel
@@ -133,6 +146,7 @@ from deploybot.store import (
 __all__ = [
     "API_VERSION",
     "INCIDENT_STATES",
+    "MAX_BODY",
     "MAX_INCIDENTS",
     "SIGNATURE_HEADER",
     "ApiError",
@@ -151,13 +165,19 @@ __all__ = [
     "plan_to_dict",
     "signature",
     "signature_ok",
+    "webhook_document",
+    "webhook_precheck",
 ]
+
+log = logging.getLogger(__name__)
 
 API_VERSION = 1
 #: The incident states a ``state=`` query may name (those of :mod:`deploybot.store`).
 INCIDENT_STATES: tuple[str, ...] = get_args(IncidentState)
 #: At most this many incidents in one ``/api/v1/incidents`` answer.
 MAX_INCIDENTS = 1000
+#: Largest webhook body accepted (the API takes no other body).
+MAX_BODY = 1_000_000
 SIGNATURE_HEADER = "X-Deploybot-Signature"
 SIGNATURE_PREFIX = "sha256="
 
@@ -648,3 +668,70 @@ def signature_ok(secret: str, body: bytes, header: str) -> bool:
     expected = signature(secret, body)[len(SIGNATURE_PREFIX) :].encode("ascii")
     offered = given[len(SIGNATURE_PREFIX) :].strip().lower().encode("utf-8", "replace")
     return hmac.compare_digest(expected, offered)
+
+
+# -- the webhook ------------------------------------------------------------------------
+
+
+def webhook_precheck(core: Core, header: str | None, length: int | None, max_body: int) -> str:
+    """``POST /api/v1/events`` before its body is read: the webhook is on, the request
+    carries a signature and does not announce a body over ``max_body`` bytes.  Returns
+    the signature header; :class:`ApiError` 403, 401 or 413 otherwise."""
+    if not core.config.webhook_secret:
+        raise ApiError(
+            403,
+            "webhook-disabled",
+            "the webhook is off: set webhook_secret in the [deploybot] section to turn it on",
+        )
+    if header is None:
+        raise ApiError(
+            401,
+            "missing-signature",
+            f"no {SIGNATURE_HEADER} header: send sha256=<hex HMAC-SHA256 of the body>",
+        )
+    if length is not None and length > max_body:
+        raise ApiError(413, "too-large", f"the body is {length} bytes, more than {max_body}")
+    return header
+
+
+def webhook_document(
+    core: Core, reactor: BusReactor, body: bytes, header: str, remote: str, max_body: int
+) -> dict[str, Any]:
+    """``POST /api/v1/events`` once its body is read (after :func:`webhook_precheck`):
+    the signature, then the event, acted on by ``reactor``; the 202 document, or
+    :class:`ApiError` 401 ``bad-signature`` / 400 or 413 with the
+    :class:`~deploybot.bus.events.BadMessage` kind.  ``remote`` (the client's address)
+    is only logged."""
+    config = core.config
+    if not signature_ok(config.webhook_secret, body, header):
+        log.warning("webhook: refused a request from %s with a bad signature", remote)
+        raise ApiError(
+            401,
+            "bad-signature",
+            f"{SIGNATURE_HEADER} is not the HMAC-SHA256 of the body with the secret",
+        )
+    reactor.stats.count_received("webhook")
+    try:
+        event = from_webhook(body, prefix=config.fedmsg_topic_prefix, max_bytes=max_body)
+    except BadMessage as error:
+        reactor.reject(error, f"webhook {remote}")
+        status = 413 if error.kind == "too-large" else 400
+        raise ApiError(status, error.kind, error.detail) from None
+    before = reactor.duplicates
+    facts = reactor.handle(event)
+    duplicate = reactor.duplicates > before
+    names = [type(fact).__name__ for fact in facts]
+    log.info(
+        "webhook: %s %s from %s: %s",
+        one_line(event.topic),
+        one_line(event.id) or "(no id)",
+        remote,
+        ", ".join(names) or ("repeat" if duplicate else "no fact"),
+    )
+    return {
+        "accepted": True,
+        "id": event.id,
+        "topic": event.topic,
+        "duplicate": duplicate,
+        "facts": names,
+    }

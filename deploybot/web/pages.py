@@ -5,37 +5,51 @@
 * :func:`digest_page` — ``/digest/{date}``: a day's incident digest, a table per section,
   and the plain text of :func:`deploybot.deployday.digest.full_lines`.
 
-Pure functions of their arguments (``now`` and the display timezone ``tz`` are passed
-in); each returns a whole HTML5 document for the HTTP layer to serve as ``text/html;
-charset=utf-8``.  Every value that does not come from this module (plan files,
-incidents, nicks) goes through :func:`html.escape`; nothing from outside is ever put in
-an attribute or in the style sheet.  Links are relative (``digest/…``, ``calendar.ics``,
-``../``), so the pages work behind a path prefix too.  Times are shown in ``tz``, as on IRC
-(:mod:`deploybot.texts`).
+:func:`front_page` and :func:`digest_page_of` are those pages for a
+:class:`~deploybot.core.Core` as of now: they decide what is shown (which incidents,
+which day).  The rest are pure functions of their arguments (``now`` and the display
+timezone ``tz`` are passed in).  Each returns a whole HTML5 document for the HTTP layer
+to serve as ``text/html; charset=utf-8``.  Every value that does not come from this
+module (plan files, incidents, nicks) goes through :func:`html.escape`; nothing from
+outside is ever put in an attribute or in the style sheet.  Links are relative
+(``digest/…``, ``calendar.ics``, ``../``), so the pages work behind a path prefix too.
+Times are shown in ``tz``, as on IRC (:mod:`deploybot.texts`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from html import escape
 
+from deploybot.core import Core
 from deploybot.deployday.digest import (
     Digest,
     IncidentFacts,
     Section,
     by_number,
+    digest_for_day,
     full_lines,
     slowest_text,
 )
 from deploybot.durations import format_duration
 from deploybot.plans.model import Plan
 from deploybot.plans.policy import DEFAULT_NOTICE_DAYS, Readiness, assess
-from deploybot.plans.schedule import describe_countdown, running, upcoming
-from deploybot.store import Incident
+from deploybot.plans.schedule import day_bounds, describe_countdown, running, upcoming
+from deploybot.store import Incident, Store
 from deploybot.texts import clock_text, deploy_link, elapsed_text, when_text
 
-__all__ = ["digest_page", "index_page"]
+__all__ = [
+    "MAX_PAGE_INCIDENTS",
+    "digest_page",
+    "digest_page_of",
+    "front_page",
+    "front_page_incidents",
+    "index_page",
+]
+
+#: Incidents shown on the front page at most (the newest).
+MAX_PAGE_INCIDENTS = 500
 
 _CSS = """\
 body { font: 15px/1.45 system-ui, sans-serif; color: #222; max-width: 72em;
@@ -303,3 +317,37 @@ def _open_row(incident: IncidentFacts, digest: Digest, tz: tzinfo) -> list[str]:
         f"{_e(incident.reporter_nick)} {_e(reported)}",
         _e(incident.deploy_id or "—"),
     ]
+
+
+# -- the pages of a core, as of now ---------------------------------------------------
+
+
+def front_page_incidents(store: Store, now: datetime, tz: tzinfo) -> tuple[Incident, ...]:
+    """The front page's incidents: today's (in ``tz``), and the ones still open from
+    earlier days (not fixed is news); the newest :data:`MAX_PAGE_INCIDENTS`, by number."""
+    start, _ = day_bounds(now, tz)
+    today = store.list_incidents(since=start, limit=MAX_PAGE_INCIDENTS, newest_first=True)
+    still_open = store.list_incidents(state="open", limit=MAX_PAGE_INCIDENTS, newest_first=True)
+    shown = {incident.number: incident for incident in (*today, *still_open)}
+    return tuple(shown[number] for number in sorted(shown)[-MAX_PAGE_INCIDENTS:])
+
+
+def front_page(core: Core) -> str:
+    """``/`` as of now: :func:`index_page` of the plans in force and
+    :func:`front_page_incidents`, in the configured timezone and notice."""
+    now = core.now()
+    tz = core.config.timezone
+    return index_page(
+        core.plans,
+        front_page_incidents(core.store, now, tz),
+        now=now,
+        tz=tz,
+        notice_days=core.config.notice_days,
+    )
+
+
+def digest_page_of(core: Core, day: date) -> str:
+    """``/digest/{date}``: :func:`digest_page` of ``day`` in the configured timezone, as of
+    now (a past day is complete, a future one is empty)."""
+    tz = core.config.timezone
+    return digest_page(digest_for_day(core.store, core.plans, day, tz, as_of=core.now()), tz=tz)
