@@ -57,7 +57,8 @@ def record(
     ack: tuple[str, timedelta] | None = None,
     fix: tuple[str, timedelta] | None = None,
 ) -> int:
-    """Report an incident through the store, then take / ack / fix it ``(nick, after)``."""
+    """Report an incident through the store, then take / ack (a note) / fix it
+    ``(nick, after)``."""
     number = store.report_incident(
         service=service,
         text=text,
@@ -70,7 +71,7 @@ def record(
     if take is not None:
         store.take(number, take[0], take[0], reported + take[1])
     if ack is not None:
-        store.acknowledge(number, ack[0], ack[0], reported + ack[1])
+        store.add_note(number, ack[0], ack[0], "looking", reported + ack[1])  # acks, no owner
     if fix is not None:
         store.fix(number, fix[0], fix[0], reported + fix[1])
     return number

@@ -307,15 +307,6 @@ def test_taking_an_incident_you_own_changes_nothing(store: Store) -> None:
     assert again == first
 
 
-def test_acknowledge_records_an_ack_without_taking(store: Store) -> None:
-    """An explicit ack sets the acknowledgement time but no owner."""
-    report(store, at(0))
-    incident = store.acknowledge(1, "nirik", "kevin", at(4), "looking")
-    assert incident.acknowledged_at == at(4)
-    assert incident.owner is None
-    assert incident.timeline[-1].kind == "ack"
-
-
 def test_fixing_by_someone_else_counts_as_acknowledgement(store: Store) -> None:
     """An incident fixed straight away by a responder has its ack time; by the reporter, not."""
     report(store, at(0))
@@ -337,19 +328,17 @@ def test_fixing_twice_is_an_error_naming_when(store: Store) -> None:
 
 
 def test_a_fixed_incident_cannot_be_taken_but_can_get_notes(store: Store) -> None:
-    """Take/ack after the fix are errors; notes (follow-ups) are fine and are no ack."""
+    """Take after the fix is an error; notes (follow-ups) are fine and are no ack."""
     report(store, at(0))
     store.fix(1, "alice", "alice", at(5))
     with pytest.raises(AlreadyFixedError):
         store.take(1, "pingou", None, at(6))
-    with pytest.raises(AlreadyFixedError):
-        store.acknowledge(1, "pingou", None, at(6))
     incident = store.add_note(1, "pingou", None, "post-mortem: wiki/pkgdb2", at(7))
     assert incident.timeline[-1].kind == "note"
     assert incident.acknowledged_at is None
 
 
-@pytest.mark.parametrize("action", ["get", "take", "note", "fix", "ack"])
+@pytest.mark.parametrize("action", ["get", "take", "note", "fix"])
 def test_unknown_incident_number_is_an_error(store: Store, action: str) -> None:
     """Every operation on a number that does not exist says "no incident 42"."""
     report(store, at(0))
@@ -358,7 +347,6 @@ def test_unknown_incident_number_is_an_error(store: Store, action: str) -> None:
         "take": lambda: store.take(42, "bob", None, at(1)),
         "note": lambda: store.add_note(42, "bob", None, "x", at(1)),
         "fix": lambda: store.fix(42, "bob", None, at(1)),
-        "ack": lambda: store.acknowledge(42, "bob", None, at(1)),
     }
     with pytest.raises(UnknownIncidentError, match=r"^no incident 42$"):
         calls[action]()

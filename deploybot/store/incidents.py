@@ -1,5 +1,6 @@
-"""The incidents part of :class:`~deploybot.store.Store`: report, take, acknowledge, note
-and fix an incident, each step recorded in its timeline, and the queries that list them
+"""The incidents part of :class:`~deploybot.store.Store`: report, take, note and fix an
+incident (the first of those by someone else acknowledges it, as acknowledging a page
+about it does), each step recorded in its timeline, and the queries that list them
 (by filter, by period for the digests, counts by state).
 
 :class:`IncidentTable` is a mixin; the helpers that read and change one incident inside
@@ -148,17 +149,6 @@ class IncidentTable(StoreBase):
             db.execute("UPDATE incidents SET owner = ? WHERE number = ?", (nick, number))
             text = f"from {owner}" if owner is not None else ""
             add_event(db, number, at, nick, account, "taken", text)
-        return self.get(number)
-
-    def acknowledge(
-        self, number: int, nick: str, account: str | None, now: datetime, text: str = ""
-    ) -> Incident:
-        """Record that ``nick`` has seen the open incident (without taking it)."""
-        at = db_time(now)
-        with self._write() as db:
-            row = _open_incident_row(db, number)
-            ack_if_first(db, row, nick, account, at)
-            add_event(db, number, at, nick, account, "ack", text)
         return self.get(number)
 
     def add_note(
