@@ -135,7 +135,7 @@ def _call_for_testing(plan: Plan, tz: tzinfo) -> Email:
     if plan.api_breaks:
         body += [
             "",
-            f"⚠ This release BREAKS the API ({len(plan.api_breaks)} changes):",
+            f"⚠ This release BREAKS the API ({plural(len(plan.api_breaks), 'change')}):",
             "",
             *_break_lines(plan),
         ]

@@ -66,6 +66,7 @@ def test_every_call_for_testing_of_a_breaking_release_says_so_first() -> None:
     breaking = text_of("call-for-testing")
     assert breaking.splitlines()[1].startswith("Subject: [API BREAK] Call for testing: pkgdb2 2.0")
     assert breaking.index("⚠ This release BREAKS the API") < breaking.index("Known consumers")
+    assert "⚠ This release BREAKS the API (1 change):" in breaking
     quiet = text_of("call-for-testing", api_breaks=())
     assert "API BREAK" not in quiet and "BREAKS" not in quiet
     assert "is in staging: https://" in quiet
@@ -92,6 +93,7 @@ def test_the_outage_notice_follows_fedoras_template_in_utc() -> None:
         (timedelta(minutes=90), "90 minutes"),
         (timedelta(hours=1), "1 hour"),
         (timedelta(days=2), "2 days"),
+        (timedelta(minutes=1), "1 minute"),
     ],
 )
 def test_the_window_is_said_in_words(duration: timedelta, words: str) -> None:
