@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from deploybot.commands.base import Registry, Reply, Request, UsageError
+from deploybot.commands.base import Reply, Request, UsageError, command, example
 from deploybot.deployday.roster import roster_line
 from deploybot.errors import DeploybotError
 from deploybot.plans.model import Plan
@@ -53,70 +53,114 @@ def no_arguments(request: Request) -> None:
         raise UsageError(f"!{request.name} takes no arguments, got {request.args.strip()!r}")
 
 
-def register(registry: Registry) -> None:
-    """Add the deploy commands to ``registry``."""
-
-    @registry.command(
+@command(
+    "!deploys",
+    "running and upcoming deploys with their countdown; ⚠ marks API breaks",
+    example(
         "!deploys",
-        "running and upcoming deploys with their countdown; ⚠ marks API breaks",
-        "!deploys",
-    )
-    async def deploys(core: Core, request: Request) -> Reply:
-        no_arguments(request)
-        tz = core.config.timezone
-        now = request.now
-        now_running = running(core.plans, now)
-        coming = upcoming(core.plans, now)
-        if not now_running and not coming:
-            return Reply.say("no deploys running or planned")
-        lines = [plan_line(plan, now, tz) for plan in now_running]
-        lines += [plan_line(plan, now, tz) for plan in coming[:MAX_UPCOMING]]
-        if len(coming) > MAX_UPCOMING:
-            lines.append(f"… and {len(coming) - MAX_UPCOMING} more upcoming deploys")
-        return Reply.say(*lines)
+        "pkgdb2-2.0 — pkgdb2 2.0 'pkgdb2 replaces pkgdb1' Tue 2026-12-15 13:00 UTC "
+        "(running: started 25m ago, ends 21:00 UTC) ⚠ 1 API break",
+        "fas-3.0 — fas 3.0 'FAS 3' Sun 2026-12-20 09:00 UTC (in 4 days 20h)",
+    ),
+)
+async def deploys(core: Core, request: Request) -> Reply:
+    """Running deploys first, then at most :data:`MAX_UPCOMING` upcoming ones."""
+    no_arguments(request)
+    tz = core.config.timezone
+    now = request.now
+    now_running = running(core.plans, now)
+    coming = upcoming(core.plans, now)
+    if not now_running and not coming:
+        return Reply.say("no deploys running or planned")
+    lines = [plan_line(plan, now, tz) for plan in now_running]
+    lines += [plan_line(plan, now, tz) for plan in coming[:MAX_UPCOMING]]
+    if len(coming) > MAX_UPCOMING:
+        lines.append(f"… and {len(coming) - MAX_UPCOMING} more upcoming deploys")
+    return Reply.say(*lines)
 
-    @registry.command(
-        "!deploy ID",
-        "one plan: when, what breaks, staging, teams, roster and readiness",
+
+@command(
+    "!deploy ID",
+    "one plan: when, what breaks, staging, teams, roster and readiness",
+    example(
         "!deploy pkgdb2-2.0",
-    )
-    async def deploy(core: Core, request: Request) -> Reply:
-        plan = find_plan(core, one_plan_id(request))
-        return Reply.say(*describe_plan(core, plan, request))
+        "pkgdb2-2.0 — pkgdb2 2.0 'pkgdb2 replaces pkgdb1' Tue 2026-12-15 13:00 UTC "
+        "(running: started 25m ago, ends 21:00 UTC) ⚠ 1 API break",
+        "owners: pingou; playbooks: groups/pkgdb.yml",
+        "⚠ API BREAK: /api/packager/acl — returns null instead of [] when the packager has "
+        "no ACLs — migration: treat null as an empty list",
+        "staging: https://admin.stg.fedoraproject.org/pkgdb (call for testing 2026-11-17); "
+        "production: https://admin.fedoraproject.org/pkgdb",
+        "teams to be ready: rel-eng",
+        "pkgdb2-2.0 roster (#pkgdb2-firefight), ● = on shift now: infrastructure: ●pingou "
+        "13:00–17:00 UTC; abadger1999 17:00–21:00 UTC | rel-eng: ●dgilmore whole window | "
+        "escalation: nirik",
+        "consumers: rel-eng compose scripts (dgilmore)",
+        "pkgdb2-2.0: READY (6/6) — !ready pkgdb2-2.0 for the checklist",
+    ),
+)
+async def deploy(core: Core, request: Request) -> Reply:
+    """The lines of :func:`describe_plan`."""
+    plan = find_plan(core, one_plan_id(request))
+    return Reply.say(*describe_plan(core, plan, request))
 
-    @registry.command(
-        "!breaks [ID]",
-        "API breaks of running and upcoming deploys (or of plan ID), with migration notes",
+
+@command(
+    "!breaks [ID]",
+    "API breaks of running and upcoming deploys (or of plan ID), with migration notes",
+    example(
         "!breaks",
+        "pkgdb2-2.0 (Tue 2026-12-15 13:00 UTC, started 25m ago):",
+        "⚠ API BREAK: /api/packager/acl — returns null instead of [] when the packager has "
+        "no ACLs — migration: treat null as an empty list",
+    ),
+    example(
         "!breaks pkgdb2-2.0",
-    )
-    async def breaks(core: Core, request: Request) -> Reply:
-        tz = core.config.timezone
-        now = request.now
-        if request.args.strip():
-            plan = find_plan(core, one_plan_id(request))
-            if not plan.api_breaks:
-                return Reply.say(f"{plan.id} has no API breaks")
-            return Reply.say(f"{plan.id} ({when_text(plan.when, tz)}):", *break_lines(plan))
-        plans = [p for p in (*running(core.plans, now), *upcoming(core.plans, now)) if p.api_breaks]
-        if not plans:
-            return Reply.say("no API breaks in running or upcoming deploys")
-        lines: list[str] = []
-        for plan in plans:
-            countdown = describe_countdown(plan.when - now)
-            lines.append(f"{plan.id} ({when_text(plan.when, tz)}, {countdown}):")
-            lines += break_lines(plan)
-        return Reply.say(*lines)
-
-    @registry.command(
-        "!ready ID",
-        "the deployment policy checklist of a plan (SPEC §2): each rule met or missing",
-        "!ready pkgdb2-2.0",
-    )
-    async def ready(core: Core, request: Request) -> Reply:
+        "pkgdb2-2.0 (Tue 2026-12-15 13:00 UTC):",
+        "⚠ API BREAK: /api/packager/acl — returns null instead of [] when the packager has "
+        "no ACLs — migration: treat null as an empty list",
+    ),
+)
+async def breaks(core: Core, request: Request) -> Reply:
+    """Per plan with API breaks (running, then upcoming, or the one named), its breaks."""
+    tz = core.config.timezone
+    now = request.now
+    if request.args.strip():
         plan = find_plan(core, one_plan_id(request))
-        readiness = assess(plan, core.config.notice_days)
-        return Reply.say(*format_readiness(readiness, core.config.timezone))
+        if not plan.api_breaks:
+            return Reply.say(f"{plan.id} has no API breaks")
+        return Reply.say(f"{plan.id} ({when_text(plan.when, tz)}):", *break_lines(plan))
+    plans = [p for p in (*running(core.plans, now), *upcoming(core.plans, now)) if p.api_breaks]
+    if not plans:
+        return Reply.say("no API breaks in running or upcoming deploys")
+    lines: list[str] = []
+    for plan in plans:
+        countdown = describe_countdown(plan.when - now)
+        lines.append(f"{plan.id} ({when_text(plan.when, tz)}, {countdown}):")
+        lines += break_lines(plan)
+    return Reply.say(*lines)
+
+
+@command(
+    "!ready ID",
+    "the deployment policy checklist of a plan (SPEC §2): each rule met or missing",
+    example(
+        "!ready pkgdb2-2.0",
+        "pkgdb2-2.0: READY (6/6)",
+        "  ✔ api-break-announcement: announced to infrastructure on 2026-11-20 (25 days ahead)",
+        "  ✔ devel-announcement: announced to devel on 2026-11-22 (23 days ahead)",
+        "  ✔ meeting: discussed at the weekly meeting on 2026-12-02",
+        "  ✔ staging-call: call for testing in staging sent on 2026-11-17 (28 days ahead)",
+        "  ✔ roster-coverage: window 13:00–21:00 UTC covered by 3 people; "
+        "every team present (rel-eng)",
+        "  ✔ consumer-contacts: the consumer has a contact",
+    ),
+)
+async def ready(core: Core, request: Request) -> Reply:
+    """The lines of :func:`~deploybot.plans.policy.format_readiness`."""
+    plan = find_plan(core, one_plan_id(request))
+    readiness = assess(plan, core.config.notice_days)
+    return Reply.say(*format_readiness(readiness, core.config.timezone))
 
 
 def describe_plan(core: Core, plan: Plan, request: Request) -> list[str]:
@@ -150,3 +194,7 @@ def describe_plan(core: Core, plan: Plan, request: Request) -> list[str]:
         verdict += f": missing {missing}"
     lines.append(f"{verdict} — !ready {plan.id} for the checklist")
     return lines
+
+
+#: The commands of this module, in the order ``!help`` lists them.
+COMMANDS = (deploys, deploy, breaks, ready)
