@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from deploybot.commands.base import Registry, Reply, Request
+from deploybot.commands.base import Registry, Request
 from deploybot.commands.deployday import NOT_CONNECTED
 from deploybot.commands.dispatch import dispatch
 from deploybot.commands.registry import build_registry
@@ -625,32 +625,6 @@ async def say(
         deploy_day=day,
     )
     return [message.text for message in await dispatch(core, registry, typed)]
-
-
-DEPLOY_DAY_COMMANDS = ("roster", "oncall", "page", "ack", "firefight")
-
-
-@pytest.mark.parametrize(
-    "example",
-    [
-        example.line
-        for name in DEPLOY_DAY_COMMANDS
-        for example in (build_registry().get(name) or pytest.fail(name)).examples
-    ],
-)
-async def test_examples_run_with_the_bot_connected(
-    core: Core, day: DeployDay, clock: Clock, example: str
-) -> None:
-    """Each deploy-day example succeeds during the deploy with the bot connected."""
-    clock.now = WHEN + timedelta(hours=1)
-    registry = build_registry()
-    command = registry.get(example.split()[0][1:])
-    assert command is not None
-    name, _, args = example[1:].partition(" ")
-    typed = Request("alice", "alice!alice@users.test", "alice", ADMIN, name, args, clock.now, day)
-    reply = await command.handler(core, typed)
-    assert isinstance(reply, Reply) and reply.lines
-    assert not any("usage:" in line or NOT_CONNECTED in line for line in reply.lines)
 
 
 #: The rows tests/test_commands.py's BAD_CALLS table needs for these commands.

@@ -103,12 +103,10 @@ class Example:
     """
 
     line: str
-    reply: tuple[str | re.Pattern[str], ...] | None  # None: not declared yet (deploys, deployday)
+    reply: tuple[str | re.Pattern[str], ...]
 
     def matches(self, lines: Sequence[str]) -> bool:
         """Whether ``lines`` are the reply this example expects."""
-        if self.reply is None:
-            return True
         return len(lines) == len(self.reply) and all(
             expected == line if isinstance(expected, str) else expected.fullmatch(line)
             for expected, line in zip(self.reply, lines, strict=True)
@@ -169,20 +167,6 @@ class Registry:
             if new.name in self.commands:
                 raise ValueError(f"command {new.name!r} registered twice")
             self.commands[new.name] = new
-
-    def command(
-        self, usage: str, help: str, *examples: str | Example, admin: bool = False
-    ) -> Callable[[Handler], Handler]:
-        """Register a handler, for the modules that still have ``register(registry)``."""
-
-        def register(handler: Handler) -> Handler:
-            declared = tuple(
-                shown if isinstance(shown, Example) else Example(shown, None) for shown in examples
-            )
-            self.add(Command(usage, help, handler, declared, admin))
-            return handler
-
-        return register
 
     def get(self, name: str) -> Command | None:
         return self.commands.get(name.lower())

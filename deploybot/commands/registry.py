@@ -23,7 +23,7 @@ def build_registry() -> Registry:
     """A registry holding every IRC-free command of SPEC §3, in the order ``!help``
     lists them; ``!help`` last, answering about this registry."""
     registry = Registry()
-    registry.add(*deploys.COMMANDS, *consumers.COMMANDS, *incidents.COMMANDS)
-    deployday.register(registry)
-    registry.add(*digest.COMMANDS, *admin.COMMANDS, help_command(registry))
+    for module in (deploys, consumers, incidents, deployday, digest, admin):
+        registry.add(*module.COMMANDS)
+    registry.add(help_command(registry))
     return registry
