@@ -14,7 +14,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import irc3
 import pytest
@@ -32,26 +32,34 @@ from tests.ircd.client import Message
 from tests.ircd.fixtures import IrcClientFactory
 from tests.ircd.servers import HOST, InspircdWithServices, NgircdServer
 
-BotFactory = Callable[..., DeployIrcBot]
+
+class RecordingBot(DeployIrcBot):
+    """A DeployIrcBot whose ``sent`` lists every line it sent, as sent."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent: list[str] = []
+        self.attach_events(
+            irc3.event(r"^(?P<line>.*)$", lambda line, **_: self.sent.append(line), iotype="out")
+        )
+
+
+BotFactory = Callable[..., RecordingBot]
+_Bot = TypeVar("_Bot", bound=DeployIrcBot)
 
 
 @pytest.fixture
 async def make_bot() -> AsyncIterator[BotFactory]:
-    """``make_bot(port, nick, channels, sasl_password=None, **settings)``: a DeployIrcBot on
-    the running loop that records every line it sends (``bot.sent``); all stopped at teardown."""
+    """``make_bot(port, nick, channels, sasl_password=None, **settings)``: a RecordingBot on
+    the running loop; all stopped at teardown."""
     bots: list[DeployIrcBot] = []
 
     def make(
         port: int, nick: str, channels: list[str], sasl_password: str | None = None, **extra: Any
-    ) -> DeployIrcBot:
+    ) -> RecordingBot:
         config = {"nick": nick, "host": HOST, "port": str(port), "autojoins": " ".join(channels)}
-        bot = DeployIrcBot(
+        bot = RecordingBot(
             config, loop=asyncio.get_running_loop(), sasl_password=sasl_password, **extra
-        )
-        sent: list[str] = []
-        bot.sent = sent  # type: ignore[attr-defined]
-        bot.attach_events(
-            irc3.event(r"^(?P<line>.*)$", lambda line, **_: sent.append(line), iotype="out")
         )
         bots.append(bot)
         return bot
@@ -77,7 +85,7 @@ def log_lines(caplog: pytest.LogCaptureFixture, prefix: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith(prefix)]
 
 
-async def started(bot: DeployIrcBot) -> DeployIrcBot:
+async def started(bot: _Bot) -> _Bot:
     await asyncio.wait_for(bot.start(), 15)
     await eventually(lambda: bot.ready, 15, "bot back in its channels")
     return bot
@@ -298,7 +306,7 @@ async def test_cr_lf_and_nul_in_text_never_start_a_new_protocol_line(
     assert all(t.endswith(f"PRIVMSG {chan_x} :pwned") for t in texts)
     await watch_x.wait_for(lambda m: m.command == "PRIVMSG" and m.text == "sentinel", 20)
     assert not [m for m in watch_x.messages if "pwned" in m.raw]
-    assert not [line for line in bot.sent if set(line) & {"\r", "\n", "\0"}]  # type: ignore[attr-defined]
+    assert not [line for line in bot.sent if set(line) & {"\r", "\n", "\0"}]
 
 
 @pytest.mark.irc
@@ -330,7 +338,7 @@ async def test_a_long_multibyte_text_arrives_whole_in_lines_of_at_most_512_bytes
         untagged = message.raw.split(" ", 1)[1] if message.raw.startswith("@") else message.raw
         assert len(untagged.encode()) + 2 <= 512
         assert "\ufffd" not in message.text
-    assert all(len(line.encode()) + 2 <= 512 for line in bot.sent)  # type: ignore[attr-defined]
+    assert all(len(line.encode()) + 2 <= 512 for line in bot.sent)
 
 
 @pytest.mark.irc
@@ -424,13 +432,13 @@ async def test_a_post_made_while_the_server_is_down_arrives_after_the_bot_rejoin
     bot.outbox.join(later)
     await early.wait_for(lambda m: m.command == "JOIN" and m.nick == "deploybot", 10)
     bot.outbox.join("#gone")
-    await eventually(lambda: "JOIN #gone" in bot.sent, 10)  # type: ignore[attr-defined]
+    await eventually(lambda: "JOIN #gone" in bot.sent, 10)
     bot.outbox.part("#gone", "not needed")
-    await eventually(lambda: "PART #gone :not needed" in bot.sent, 10)  # type: ignore[attr-defined]
+    await eventually(lambda: "PART #gone :not needed" in bot.sent, 10)
     assert bot.channels == [boot, later]
 
     await ngircd_server.akill()
-    sent_before = len(bot.sent)  # type: ignore[attr-defined]
+    sent_before = len(bot.sent)
     await eventually(lambda: bot.protocol is None, 10, "bot notices the server is gone")
     bot.outbox.post(boot, "queued while down (boot)")
     bot.outbox.post(later, "queued while down (later)")
@@ -446,7 +454,7 @@ async def test_a_post_made_while_the_server_is_down_arrives_after_the_bot_rejoin
         post = await watcher.wait_for(from_bot(bot, channel), 15)
         assert post.text == f"queued while down ({channel[1:]})"
         assert watcher.messages.index(join) < watcher.messages.index(post)
-    joins = [line for line in bot.sent[sent_before:] if line.startswith("JOIN")]  # type: ignore[attr-defined]
+    joins = [line for line in bot.sent[sent_before:] if line.startswith("JOIN")]
     assert joins == [f"JOIN {boot},{later}"]
 
 
@@ -481,7 +489,7 @@ async def test_a_hung_server_is_noticed_within_the_hang_timeout_and_the_bot_come
         await eventually(lambda: bot.protocol is None, 5, "bot drops the hung connection")
         noticed_after = loop.time() - stopped_at
         assert any("no data from the server" in m for m in log_lines(caplog, "IRC connection lost"))
-        assert any(line.startswith("PING ") for line in bot.sent)  # type: ignore[attr-defined]
+        assert any(line.startswith("PING ") for line in bot.sent)
     finally:
         os.kill(ngircd_server.pid, signal.SIGCONT)
     assert noticed_after <= 2.0 + 0.5

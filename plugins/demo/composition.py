@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import shutil
 import signal
 import sys
@@ -298,6 +299,7 @@ def main(args: argparse.Namespace, out: TextIO) -> int:
     options = Options(
         server=args.server, port=args.port, keep=args.keep, step=args.seconds_per_step
     )
-    with contextlib.suppress(AttributeError, ValueError):
-        out.reconfigure(errors="replace")  # type: ignore[attr-defined]
+    if isinstance(out, io.TextIOWrapper):  # sys.stdout: never fail on a character
+        with contextlib.suppress(ValueError):
+            out.reconfigure(errors="replace")
     return asyncio.run(run(options, out))
