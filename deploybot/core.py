@@ -40,9 +40,10 @@ class Core:
     def now(self) -> datetime:
         return self.clock()
 
-    def reload_plans(self) -> ReloadReport:
-        """Reload the plan files and tell every listener what changed."""
-        report = self.book.reload()
+    async def reload_plans(self) -> ReloadReport:
+        """Reload the plan files (read in a worker thread: the loop goes on meanwhile) and
+        tell every listener what changed."""
+        report = await self.book.reload_in_worker()
         for listener in self.plan_listeners:
             listener(report)
         return report

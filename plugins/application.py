@@ -92,7 +92,7 @@ class Application:
         try:
             book = PlanBook(config.plans_dir)
             self.core = Core(config=config, store=store, book=book, clock=self.clock)
-            report = book.reload()
+            report = await book.reload_in_worker()
             self._fingerprint = book.fingerprint()
             self.bot = self._make_bot(loop)
             self.bot.report_channel = config.admin_channel
@@ -273,7 +273,7 @@ class Application:
         fingerprint = self.core.book.fingerprint()
         if fingerprint != self._fingerprint:
             log.info("plan files changed on disk; reloading")
-            self._report_problems(self.core.reload_plans())
+            self._report_problems(await self.core.reload_plans())
 
     def _plans_reloaded(self, report: ReloadReport) -> None:
         self._fingerprint = self.core.book.fingerprint()

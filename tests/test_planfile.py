@@ -12,13 +12,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deploybot.errors import PlanError, Problem
+from deploybot.plans import files
 from deploybot.plans.files import (
     API_BREAK,
+    MAX_PLAN_BYTES,
+    MAX_PLAN_DEPTH,
     PLAN,
     ROSTER,
     SHIFT,
     STAGING,
     dump_plan,
+    flow_depth_exceeded,
     load_paths,
     load_plan,
     load_text,
@@ -873,3 +877,112 @@ def test_any_yaml_mapping_gives_a_plan_or_problems_on_real_keys(data: dict[str, 
     except PlanError as error:
         assert error.problems
         assert all(0 <= p.line <= text.count("\n") + 1 for p in error.problems)
+
+
+# --- limits: size and depth, before the YAML parser sees the file --------------------------
+
+HEAD = "service: pkgdb2\nwhen: 2026-12-15T13:00:00Z\nduration: 8h\n"
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    """A plan file over 256 KiB is a problem on line 0 before anything is parsed; one
+    just under it is read (its problems are its own)."""
+    path = tmp_path / "big.yaml"
+    path.write_text(HEAD + "#" * MAX_PLAN_BYTES, encoding="utf-8")
+    with pytest.raises(PlanError) as caught:
+        load_plan(path)
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.line, problem.key) == (str(path), 0, "")
+    assert problem.message.startswith("the file is larger than 256 KiB: not read")
+    path.write_text(HEAD + "#" * (MAX_PLAN_BYTES - len(HEAD) - 1) + "\n", encoding="utf-8")
+    assert load_plan(path).service == "pkgdb2"
+
+
+@pytest.mark.parametrize(
+    ("nesting", "line"),
+    [
+        ("owners: " + "[" * 21 + "]" * 21, 4),  # flow: found by the scan of the text
+        ("owners: {a: " * 21 + "}" * 21, 4),
+        ("owners:\n" + "".join("  " * i + "-\n" for i in range(1, 25)), 24),  # block
+        ("owners:\n" + "- " * 5000 + "x", 5),  # compact block sequences on one line
+    ],
+)
+def test_nesting_deeper_than_the_limit_is_a_problem_on_its_line(nesting: str, line: int) -> None:
+    """More than 20 nested lists or mappings, flow or block, is one problem on the line
+    where the limit is passed."""
+    (problem,) = problems(HEAD + nesting + "\n")
+    assert (problem.line, problem.key) == (line, "")
+    assert problem.message == (
+        f"lists and mappings nested more than {MAX_PLAN_DEPTH} deep: not read "
+        "(a plan nests 5 deep at most)"
+    )
+
+
+def test_brackets_in_quoted_values_and_comments_do_not_count() -> None:
+    """The depth scan skips quoted scalars (with escaped quotes) and comments."""
+    text = HEAD + 'title: "[[[[[[[[[[[[[[[[[[[[[[\\"[[["\n'
+    text += "release: '[[[[[[[[[[[[[[[[[[[[[[''[['  # [[[[[[[[[[[[[[[[[[[[[[[[\n"
+    text += "owners: [alice, bob] # {{{{{{{{{{{{{{{{{{{{{{{{{{{{\n"
+    plan = load_text(text, "plan.yaml")
+    assert plan.title.startswith("[[[") and plan.owners == ("alice", "bob")
+    assert flow_depth_exceeded(text, 1) is None
+
+
+_flow_items = st.recursive(
+    st.text(alphabet=st.sampled_from("ab '\"#[]{},:-\\"), max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text("ab", max_size=2), children, max_size=2)
+    ),
+    max_leaves=12,
+)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+@given(_flow_items)
+def test_the_depth_scan_counts_flow_nesting_exactly(value: object) -> None:
+    """For any flow YAML the dumper writes (strings full of brackets, quotes and '#'),
+    the scan finds exactly the nesting of the value."""
+    text = yaml.safe_dump({"owners": value}, default_flow_style=True, width=1_000_000)
+    depth = 1 + _depth(value)  # the top mapping is a flow mapping too
+    assert flow_depth_exceeded(text, depth) is None
+    assert flow_depth_exceeded(text, depth - 1) == 1
+
+
+def test_the_c_loader_gives_the_same_problems_and_lines_as_the_python_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """libyaml (used when PyYAML has it) keeps every node's line: a plan with problems
+    on several lines reports the same file:line:key: message either way."""
+    text = dedent(
+        """\
+        service: pkgdb2
+        when: 2026-12-15T13:00
+        duration: 8 hours
+        owners: [pingou, "+#pkgdb2"]
+        roster:
+          shifts:
+            - {team: infra, people: [nirik], from: "25:00"}
+          escalation: nope
+        bogus: 1
+        """
+    )
+    assert files._FAST_LOADER is yaml.CSafeLoader  # this PyYAML was built with libyaml
+    fast = problems(text)
+    monkeypatch.setattr(files, "_FAST_LOADER", None)
+    assert problems(text) == fast
+    assert [(p.line, p.key) for p in fast] == [
+        (2, "when"),
+        (3, "duration"),
+        (4, "owners[1]"),
+        (7, "roster.shifts[0].from"),
+        (8, "roster.escalation"),
+        (9, "bogus"),
+    ]

@@ -30,7 +30,7 @@ async def plans(core: Core, request: Request) -> Reply:
     if words != ["reload"]:
         got = f", got {request.args.strip()!r}" if words else ""
         raise UsageError(f"the only action is reload{got}")
-    report = core.reload_plans()
+    report = await core.reload_plans()
     log.info("plans reloaded by %s (%s): %s", request.mask, request.account, report.summary())
     return Reply.say(
         f"plans reloaded: {report.summary()}", *report.problem_lines(core.book.directory)

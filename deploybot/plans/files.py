@@ -19,6 +19,7 @@ shifts on its first day; untimed shifts still cover it all.)
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
@@ -78,6 +79,17 @@ __all__ = [
 ]
 
 PLAN_SUFFIXES = (".yaml", ".yml")
+
+#: A plan file larger than this is refused before it is parsed (the shipped plans are
+#: under 3 KiB; PyYAML's pure-Python parser needs about a second for 256 KiB).
+MAX_PLAN_BYTES = 256 * 1024
+#: Lists and mappings nested deeper than this are refused (a plan nests 5 deep:
+#: roster, shifts, a shift, people); PyYAML's parser slows down with every level.
+MAX_PLAN_DEPTH = 20
+
+#: libyaml's loader when PyYAML was built with it, else the pure-Python one.  Both give
+#: the same nodes, tags, marks (line and character index) and error messages.
+_FAST_LOADER: type[yaml.CSafeLoader] | None = getattr(yaml, "CSafeLoader", None)
 
 
 @dataclass(frozen=True)
@@ -329,7 +341,7 @@ def load_text(text: str, file: str = "<string>") -> Plan:
     extension).
     """
     reader = NodeReader(file)
-    node = _compose(reader, text)
+    node = _compose(reader, text) if _within_limits(reader, text) else None
     if node is not None:
         try:
             plan: Plan = read_mapping(reader, node, "", PLAN)
@@ -346,7 +358,11 @@ def load_plan(path: str | PathLike[str]) -> Plan:
     """The plan in the file at ``path``; raise :class:`PlanError` with every problem."""
     file = str(path)
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_PLAN_BYTES + 1)  # no more than the limit in memory
+        if len(data) > MAX_PLAN_BYTES:
+            raise PlanError([_too_large(file)])
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise PlanError([Problem(file, 0, "", _unreadable(error))]) from None
     return load_text(text, file)
@@ -424,16 +440,112 @@ def _unreadable(error: OSError | UnicodeDecodeError) -> str:
     return f"cannot be read: {error.strerror or error}"
 
 
+def _too_large(file: str) -> Problem:
+    return Problem(
+        file,
+        0,
+        "",
+        f"the file is larger than {MAX_PLAN_BYTES // 1024} KiB: not read (a plan "
+        "needs a few KiB; split it or remove what is not part of the plan)",
+    )
+
+
+def _too_deep() -> str:
+    return (
+        f"lists and mappings nested more than {MAX_PLAN_DEPTH} deep: not read "
+        "(a plan nests 5 deep at most)"
+    )
+
+
+def _within_limits(reader: NodeReader, text: str) -> bool:
+    """Whether ``text`` is within the size and flow-nesting limits, before any parsing:
+    a problem is recorded when it is not."""
+    if len(text) > MAX_PLAN_BYTES or len(text.encode("utf-8")) > MAX_PLAN_BYTES:
+        reader.problems.append(_too_large(reader.file))
+        return False
+    line = flow_depth_exceeded(text, MAX_PLAN_DEPTH)
+    if line is not None:
+        reader.fail(line, "", _too_deep())
+        return False
+    return True
+
+
+# The flow-depth scan's tokens: a run of characters that mean nothing to it, or one that may.
+_SCAN_TOKEN = re.compile(r"""[^\s#'"\[\]{},:?-]+|.""", re.DOTALL)
+_DOUBLE_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
+_SINGLE_QUOTED = re.compile(r"'(?:[^']|'')*'?")
+_BLANK = ("", " ", "\t", "\r", "\n")  # what follows an indicator: a blank or the end
+
+
+def flow_depth_exceeded(text: str, limit: int) -> int | None:
+    """The 1-based line where ``[`` and ``{`` nest deeper than ``limit``, or None.
+
+    A cheap scan of the text, no YAML parsing: brackets inside quoted scalars, plain
+    scalars and comments do not count.  Where a block scalar (``|``, ``>``) holds a line
+    starting with ``[`` it may count one too many, which takes more than ``limit`` such
+    lines to matter.  Block nesting is checked while parsing (:func:`_compose`).
+    """
+    depth, line, position = 0, 1, 0
+    value_start = True  # where a scalar or a collection may begin
+    after_space = True  # where a '#' begins a comment
+    while position < len(text):
+        quoted = None
+        if value_start and text[position] in "'\"":
+            pattern = _DOUBLE_QUOTED if text[position] == '"' else _SINGLE_QUOTED
+            quoted = pattern.match(text, position)
+        if quoted is not None:
+            line += quoted.group().count("\n")
+            position, value_start, after_space = quoted.end(), False, False
+            continue
+        token = _SCAN_TOKEN.match(text, position)
+        assert token is not None  # "." matches any character
+        position, char = token.end(), token.group()
+        following = text[position : position + 1]
+        if char == "\n":
+            line += 1
+            value_start = value_start or depth == 0
+            after_space = True
+        elif char in " \t\r":
+            after_space = True
+        elif char == "#" and after_space:
+            end = text.find("\n", position)
+            position = len(text) if end < 0 else end
+        elif char in "[{" and (value_start or depth):
+            depth += 1
+            if depth > limit:
+                return line
+            value_start, after_space = True, True
+        elif char in "]}" and depth:
+            depth -= 1
+            value_start = after_space = False
+        elif char == "," and depth:
+            value_start, after_space = True, False
+        elif char in ":?-" and (following in _BLANK or (depth and char == ":")):
+            value_start = value_start or char == ":"  # '- ' and '? ' keep a line's start
+            after_space = False
+        else:
+            value_start = after_space = False
+    return None
+
+
 def _line(event: yaml.Event) -> int:
     return 0 if event.start_mark is None else event.start_mark.line + 1
 
 
 def _compose(reader: NodeReader, text: str) -> yaml.Node | None:
     """The single YAML document of ``text`` as a mapping node, or None (problem recorded)."""
+    loader = _FAST_LOADER or yaml.SafeLoader
     try:
-        documents = 0
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.DocumentStartEvent):
+        documents = depth = 0
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_PLAN_DEPTH:  # block nesting too (the scan saw only flow)
+                    reader.fail(_line(event), "", _too_deep())
+                    return None
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            elif isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
                     reader.fail(
@@ -449,7 +561,7 @@ def _compose(reader: NodeReader, text: str) -> yaml.Node | None:
                     "YAML aliases (*name) are not supported in plan files; write the value out",
                 )
                 return None
-        node = yaml.compose(text, Loader=yaml.SafeLoader) if documents else None
+        node = yaml.compose(text, Loader=loader) if documents else None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         context = f" ({error.context})" if error.context else ""
