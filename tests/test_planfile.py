@@ -986,3 +986,12 @@ def test_the_c_loader_gives_the_same_problems_and_lines_as_the_python_one(
         (8, "roster.escalation"),
         (9, "bogus"),
     ]
+
+
+@pytest.mark.parametrize("odd_break", ["\x85", "\u2028", "\u2029", "\r"])
+def test_lines_are_counted_as_an_editor_counts_them(odd_break: str) -> None:
+    """YAML 1.1 also breaks lines at NEL, U+2028, U+2029 and a lone CR; editors do not,
+    so problems after one keep the line an editor shows (hypothesis found line 6 of 5)."""
+    text = f"title: 'a{odd_break}  b'\n" + HEAD + "bogus: 1\n"
+    found = problems(text)
+    assert [(p.line, p.key) for p in found][-1] == (5, "bogus")

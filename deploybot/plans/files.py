@@ -340,7 +340,7 @@ def load_text(text: str, file: str = "<string>") -> Plan:
     ``file`` names the text in problems, and gives the default id (its name without
     extension).
     """
-    reader = NodeReader(file)
+    reader = NodeReader(file, text)
     node = _compose(reader, text) if _within_limits(reader, text) else None
     if node is not None:
         try:
@@ -528,8 +528,8 @@ def flow_depth_exceeded(text: str, limit: int) -> int | None:
     return None
 
 
-def _line(event: yaml.Event) -> int:
-    return 0 if event.start_mark is None else event.start_mark.line + 1
+def _line(reader: NodeReader, event: yaml.Event) -> int:
+    return 0 if event.start_mark is None else reader.line(event.start_mark)
 
 
 def _compose(reader: NodeReader, text: str) -> yaml.Node | None:
@@ -541,7 +541,7 @@ def _compose(reader: NodeReader, text: str) -> yaml.Node | None:
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_PLAN_DEPTH:  # block nesting too (the scan saw only flow)
-                    reader.fail(_line(event), "", _too_deep())
+                    reader.fail(_line(reader, event), "", _too_deep())
                     return None
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
@@ -549,14 +549,14 @@ def _compose(reader: NodeReader, text: str) -> yaml.Node | None:
                 documents += 1
                 if documents > 1:
                     reader.fail(
-                        _line(event),
+                        _line(reader, event),
                         "",
                         "a second YAML document (---): a plan file holds exactly one plan",
                     )
                     return None
             elif isinstance(event, yaml.AliasEvent):
                 reader.fail(
-                    _line(event),
+                    _line(reader, event),
                     "",
                     "YAML aliases (*name) are not supported in plan files; write the value out",
                 )
@@ -565,7 +565,7 @@ def _compose(reader: NodeReader, text: str) -> yaml.Node | None:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         context = f" ({error.context})" if error.context else ""
-        line = mark.line + 1 if mark is not None else 0
+        line = reader.line(mark) if mark is not None else 0
         reader.fail(line, "", f"YAML syntax error: {error.problem}{context}")
         return None
     except yaml.reader.ReaderError as error:

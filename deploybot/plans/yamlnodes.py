@@ -14,12 +14,13 @@ records a :class:`~deploybot.errors.Problem` on the reader and raises :class:`In
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import yaml
 
@@ -38,6 +39,14 @@ _SCALAR_TAGS |= {TIMESTAMP: "a date", NULL: "nothing"}
 
 # Characters that would end an IRC line or a log line: refused with their own message.
 _LINE_BREAKS = frozenset("\r\n\0\x85\u2028\u2029")
+_OTHER_BREAKS = re.compile("[\x85\u2028\u2029]|\r(?!\n)")
+
+
+class Mark(Protocol):
+    """Where a node or event starts: PyYAML's marks, from either parser."""
+
+    line: int  # 0-based, counting YAML 1.1's line breaks
+    index: int  # characters from the start of the text
 
 
 class Invalid(Exception):
@@ -47,14 +56,27 @@ class Invalid(Exception):
 class NodeReader:
     """Collects the problems and the key lines of one file while converters read it."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, text: str = "") -> None:
         self.file = file
         self.problems: list[Problem] = []
         self.lines: dict[str, int] = {}  # dotted key -> 1-based line
+        # YAML 1.1 also breaks lines at NEL, U+2028, U+2029 and a lone CR, where editors
+        # do not: with one of them in the text, lines are counted from the LFs.
+        self._line_ends = (
+            [index for index, char in enumerate(text) if char == "\n"]
+            if _OTHER_BREAKS.search(text)
+            else None
+        )
+
+    def line(self, mark: Mark) -> int:
+        """The 1-based line of ``mark``, as an editor numbers it (by LFs)."""
+        if self._line_ends is None:
+            return mark.line + 1
+        return bisect.bisect_left(self._line_ends, mark.index) + 1
 
     def fail(self, where: yaml.Node | int, key: str, message: str) -> Invalid:
         """Record a problem at a node (or a line number); return the exception to raise."""
-        line = where if isinstance(where, int) else where.start_mark.line + 1
+        line = where if isinstance(where, int) else self.line(where.start_mark)
         self.problems.append(Problem(self.file, line, key, message))
         return Invalid(message)
 
@@ -273,7 +295,7 @@ def list_of(item: Converter[T], *, what: str, non_empty: bool = False) -> Conver
         ok = True
         for index, child in enumerate(node.value):
             child_key = f"{key}[{index}]"
-            reader.lines.setdefault(child_key, child.start_mark.line + 1)
+            reader.lines.setdefault(child_key, reader.line(child.start_mark))
             try:
                 values.append(item(reader, child, child_key))
             except Invalid:
@@ -359,7 +381,7 @@ def read_mapping(reader: NodeReader, node: yaml.Node, key: str, schema: Schema) 
             ok = False
         else:
             entries[key_node.value] = value_node
-            reader.lines[path] = key_node.start_mark.line + 1
+            reader.lines[path] = reader.line(key_node.start_mark)
     values: dict[str, Any] = {}
     for field_key, field in schema.fields.items():
         path = join(key, field_key)
