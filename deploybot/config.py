@@ -62,6 +62,8 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from deploybot.casemapping import DEFAULT as DEFAULT_CASEMAPPING
+from deploybot.casemapping import irc_equal, irc_fold
 from deploybot.durations import DEFAULT_COUNTDOWNS, parse_countdowns, parse_duration
 from deploybot.errors import ConfigError, DurationError, Problem
 
@@ -252,7 +254,9 @@ class AdminRule:
     """Who is an admin: a services ``account`` name or a hostmask ``mask``.
 
     Masks use IRC wildcards only: ``*`` (any run of characters) and ``?`` (one
-    character); matching ignores case.
+    character).  Case is ignored the way the server ignores it (its CASEMAPPING,
+    :mod:`deploybot.casemapping`), never with Unicode folding: ``mask:pingou!*@*`` does
+    not cover ``pıngou`` (dotless ı), ``account:strasse`` is not ``straße``.
     """
 
     kind: Literal["account", "mask"]
@@ -261,17 +265,22 @@ class AdminRule:
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"
 
-    def matches(self, account: str | None, hostmask: str) -> bool:
+    def matches(
+        self, account: str | None, hostmask: str, casemapping: str = DEFAULT_CASEMAPPING
+    ) -> bool:
         """Whether a user logged in as ``account`` (None: not logged in) with
-        ``hostmask`` (``nick!user@host``) is covered by this rule."""
+        ``hostmask`` (``nick!user@host``) is covered by this rule, on a server with
+        ``casemapping``."""
         if self.kind == "account":
-            return account is not None and account.casefold() == self.value.casefold()
-        return _mask_regex(self.value).fullmatch(hostmask) is not None
+            return account is not None and irc_equal(account, self.value, casemapping)
+        pattern = _mask_regex(irc_fold(self.value, casemapping))
+        return pattern.fullmatch(irc_fold(hostmask, casemapping)) is not None
 
 
 def _mask_regex(mask: str) -> re.Pattern[str]:
+    """The wildcards of an (already folded) mask as a case-sensitive pattern."""
     pattern = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in mask)
-    return re.compile(pattern, re.IGNORECASE | re.DOTALL)
+    return re.compile(pattern, re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -330,9 +339,12 @@ class Config:
             raise ValueError(f"{name!r} is not a channel name: {problem}")
         return name
 
-    def is_admin(self, account: str | None, hostmask: str) -> bool:
-        """Whether a user (services ``account`` or None, ``nick!user@host``) is an admin."""
-        return any(rule.matches(account, hostmask) for rule in self.admins)
+    def is_admin(
+        self, account: str | None, hostmask: str, casemapping: str = DEFAULT_CASEMAPPING
+    ) -> bool:
+        """Whether a user (services ``account`` or None, ``nick!user@host``) is an admin,
+        names compared with the server's ``casemapping`` (:class:`AdminRule`)."""
+        return any(rule.matches(account, hostmask, casemapping) for rule in self.admins)
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from deploybot.casemapping import DEFAULT
 from deploybot.config import Config
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.model import Plan
@@ -48,6 +49,7 @@ class Core:
             listener(report)
         return report
 
-    def is_admin(self, account: str | None, mask: str) -> bool:
-        """Admins are services accounts or host masks from the config, never bare nicks."""
-        return self.config.is_admin(account, mask)
+    def is_admin(self, account: str | None, mask: str, casemapping: str = DEFAULT) -> bool:
+        """Admins are services accounts or host masks from the config, never bare nicks;
+        names compare with the server's ``casemapping`` (:mod:`deploybot.casemapping`)."""
+        return self.config.is_admin(account, mask, casemapping)

@@ -298,6 +298,40 @@ def test_admin_rules_match_accounts_and_masks() -> None:
     assert str(config.admins[1]) == "mask:[kev]?!*@fedora/*"
 
 
+def test_admin_accounts_are_not_unicode_folded() -> None:
+    """account:strasse is not the account straße (casefold makes them equal), and
+    account:kevin is not a Kelvin-sign (U+212A) 'Kevin'; ASCII case still folds."""
+    config = config_from_mapping({"admins": "account:strasse account:kevin"})
+    assert not config.is_admin("straße", "x!u@example.org")
+    assert not config.is_admin("\u212aevin", "x!u@example.org")
+    assert config.is_admin("STRASSE", "x!u@example.org")
+    assert config.is_admin("Kevin", "x!u@example.org")
+
+
+def test_admin_masks_are_not_unicode_folded() -> None:
+    """mask:pingou!*@* does not cover a dotless-ı 'pıngou' or 'PİNGOU' (İ, U+0130), nor a
+    Kelvin-sign nick for mask:kevin!*@* (re.IGNORECASE matched all three)."""
+    config = config_from_mapping({"admins": "mask:pingou!*@* mask:kevin!*@*"})
+    assert not config.is_admin(None, "p\u0131ngou!u@example.org")
+    assert not config.is_admin(None, "P\u0130NGOU!u@example.org")
+    assert not config.is_admin(None, "\u212aevin!u@example.org")
+    assert config.is_admin(None, "PINGOU!u@example.org")
+    assert config.is_admin(None, "KeViN!u@example.org")
+
+
+def test_admin_rules_follow_the_server_casemapping() -> None:
+    """rfc1459 (the default) folds [ ] \\ ~ into { } | ^; ascii does not, and an unknown
+    mapping folds like ascii (never more than the server might)."""
+    config = config_from_mapping({"admins": "mask:{kev}!*@* account:foo|bar"})
+    assert config.is_admin(None, "[KEV]!u@h")
+    assert config.is_admin(None, "[KEV]!u@h", "rfc1459")
+    assert not config.is_admin(None, "[KEV]!u@h", "ascii")
+    assert not config.is_admin(None, "[KEV]!u@h", "rfc7613")
+    assert config.is_admin("FOO\\BAR", "x!u@h", "strict-rfc1459")
+    assert not config.is_admin("FOO\\BAR", "x!u@h", "ascii")
+    assert config.is_admin(None, "{kev}!u@h", "ascii")
+
+
 # --- paths ----------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ RANKS: Mapping[str, int] = {
     # foundation: no deploybot imports but each other
     "deploybot": 0,
     "deploybot.errors": 0,
+    "deploybot.casemapping": 0,
     "deploybot.lines": 0,
     "deploybot.durations": 0,
     "deploybot.jobs": 0,
@@ -50,7 +51,12 @@ RANKS: Mapping[str, int] = {
     "deploybot_plugins.demo": 12,
 }
 #: Within the foundation, these are the only imports allowed (its own little order).
-FOUNDATION_ORDER = ("deploybot.errors", "deploybot.durations", "deploybot.config")
+FOUNDATION_ORDER = (
+    "deploybot.errors",
+    "deploybot.casemapping",
+    "deploybot.durations",
+    "deploybot.config",
+)
 
 
 def module_files() -> dict[str, Path]:

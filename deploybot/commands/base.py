@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from deploybot.casemapping import DEFAULT as DEFAULT_CASEMAPPING
 from deploybot.errors import DeploybotError
 
 if TYPE_CHECKING:
@@ -37,6 +38,9 @@ class Request:
     args: str
     now: datetime
     deploy_day: DeployDay | None = None
+    #: How the server compares nicks and accounts (ISUPPORT CASEMAPPING; see
+    #: :mod:`deploybot.casemapping`).
+    casemapping: str = DEFAULT_CASEMAPPING
 
     @property
     def reply_target(self) -> str:

@@ -43,7 +43,7 @@ async def dispatch(core: Core, registry: Registry, request: Request) -> list[Out
             return [Outgoing(request.nick, f"unknown command !{request.name}; try !help")]
         return []  # in a channel, another bot may own that command
     try:
-        if command.admin and not core.is_admin(request.account, request.mask):
+        if command.admin and not core.is_admin(request.account, request.mask, request.casemapping):
             raise NotAllowed(
                 f"not allowed: !{command.name} is for admins "
                 "(a services account or host mask named in the bot's config)"

@@ -13,7 +13,9 @@ Sources, most authoritative first:
 
 A nick is forgotten when it quits or no longer shares a channel with the bot; a nick change
 carries the account over (services accounts survive nick changes).  Everything is cleared
-on a new connection.  irc3's command guard never sees message tags, hence this plugin.
+on a new connection.  Nicks are compared with the server's CASEMAPPING (ISUPPORT; rfc1459
+when it announces none), never with Unicode folding.  irc3's command guard never sees
+message tags, hence this plugin.
 """
 
 from __future__ import annotations
@@ -24,17 +26,19 @@ from typing import Any
 import irc3
 from irc3 import tags as irc3_tags
 
+from deploybot.casemapping import RFC1459, irc_fold, known
+
 from .port import IrcBotPort
 
 log = logging.getLogger(__name__)
 
 WHOX_TOKEN = "42"
-_RFC1459 = str.maketrans("[]\\~", "{}|^")
 
 
 def irc_lower(name: str) -> str:
-    """``name`` folded with the rfc1459 casemapping (what InspIRCd and ngircd use)."""
-    return name.lower().translate(_RFC1459)
+    """``name`` folded with the rfc1459 casemapping (what InspIRCd and ngircd use): ASCII
+    letters and ``[]\\~`` only, never Unicode folding."""
+    return irc_fold(name, RFC1459)
 
 
 def account_from_tags(tags: str | None) -> str | None:
@@ -63,9 +67,14 @@ class Accounts:
         self._members: dict[str, set[str]] = {}
 
     # --- public API -------------------------------------------------------------------------
+    @property
+    def casemapping(self) -> str:
+        """How this server compares nicks (its ISUPPORT CASEMAPPING; rfc1459 if none)."""
+        return known(self.bot.server_config.get("CASEMAPPING"))
+
     def account_of(self, nick: str) -> str | None:
         """The services account ``nick`` is logged in to, or None if not (or not known)."""
-        return self._accounts.get(irc_lower(nick))
+        return self._accounts.get(self._fold(nick))
 
     # --- irc3 notify hooks ------------------------------------------------------------------
     def connection_made(self) -> None:
@@ -76,18 +85,21 @@ class Accounts:
         self.connection_made()
 
     # --- helpers ------------------------------------------------------------------------------
+    def _fold(self, name: str) -> str:
+        return irc_fold(name, self.casemapping)
+
     def _is_me(self, nick: str) -> bool:
-        return irc_lower(nick) == irc_lower(self.bot.nick)
+        return self._fold(nick) == self._fold(self.bot.nick)
 
     def _set(self, nick: str, account: str | None) -> None:
-        self._accounts[irc_lower(nick)] = account if account not in (None, "*", "0") else None
+        self._accounts[self._fold(nick)] = account if account not in (None, "*", "0") else None
 
     def _forget_if_unseen(self, lnick: str) -> None:
         if not any(lnick in members for members in self._members.values()):
             self._accounts.pop(lnick, None)
 
     def _left(self, lnick: str, channel: str) -> None:
-        lchan = irc_lower(channel)
+        lchan = self._fold(channel)
         if self._is_me(lnick):
             for other in self._members.pop(lchan, set()):
                 self._forget_if_unseen(other)
@@ -114,7 +126,7 @@ class Accounts:
         self, mask: str = "", channel: str = "", account: str | None = None, **_: Any
     ) -> None:
         nick = _nick(mask)
-        lnick, lchan = irc_lower(nick), irc_lower(channel)
+        lnick, lchan = self._fold(nick), self._fold(channel)
         if self._is_me(nick):
             self._members[lchan] = {lnick}
             if "WHOX" in self.bot.server_config:
@@ -126,16 +138,16 @@ class Accounts:
 
     @irc3.event(r"^(@\S+ )?:(?P<srv>\S+) 353 \S+ \S+ (?P<channel>\S+) :(?P<names>.*)$")
     def on_names(self, channel: str = "", names: str = "", **_: Any) -> None:
-        members = self._members.setdefault(irc_lower(channel), set())
+        members = self._members.setdefault(self._fold(channel), set())
         for name in names.split():
-            members.add(irc_lower(_nick(name.lstrip("~&@%+!"))))
+            members.add(self._fold(_nick(name.lstrip("~&@%+!"))))
 
     @irc3.event(
         r"^(@\S+ )?:\S+ 354 \S+ " + WHOX_TOKEN + r" (?P<channel>\S+) \S+ \S+ "
         r"(?P<nick>\S+) \S+ :?(?P<account>\S+)$"
     )
     def on_whox(self, channel: str = "", nick: str = "", account: str = "", **_: Any) -> None:
-        self._members.setdefault(irc_lower(channel), set()).add(irc_lower(nick))
+        self._members.setdefault(self._fold(channel), set()).add(self._fold(nick))
         self._set(nick, account)
 
     @irc3.event(r"^(@\S+ )?:(?P<mask>\S+) ACCOUNT :?(?P<account>\S+)")
@@ -144,22 +156,22 @@ class Accounts:
 
     @irc3.event(r"^(@\S+ )?:(?P<mask>\S+) PART (?P<channel>\S+)")
     def on_part(self, mask: str = "", channel: str = "", **_: Any) -> None:
-        self._left(irc_lower(_nick(mask)), channel)
+        self._left(self._fold(_nick(mask)), channel)
 
     @irc3.event(r"^(@\S+ )?:\S+ KICK (?P<channel>\S+) (?P<target>\S+)")
     def on_kick(self, channel: str = "", target: str = "", **_: Any) -> None:
-        self._left(irc_lower(target), channel)
+        self._left(self._fold(target), channel)
 
     @irc3.event(r"^(@\S+ )?:(?P<mask>\S+) QUIT( |$)")
     def on_quit(self, mask: str = "", **_: Any) -> None:
-        lnick = irc_lower(_nick(mask))
+        lnick = self._fold(_nick(mask))
         for members in self._members.values():
             members.discard(lnick)
         self._accounts.pop(lnick, None)
 
     @irc3.event(r"^(@\S+ )?:(?P<mask>\S+) NICK :?(?P<new>\S+)")
     def on_nick(self, mask: str = "", new: str = "", **_: Any) -> None:
-        old, lnew = irc_lower(_nick(mask)), irc_lower(new)
+        old, lnew = self._fold(_nick(mask)), self._fold(new)
         for members in self._members.values():
             if old in members:
                 members.discard(old)

@@ -304,6 +304,12 @@ class DeployIrcBot(irc3.IrcBot):
         result: str | None = self._accounts.account_of(nick)
         return result
 
+    @property
+    def casemapping(self) -> str:
+        """How the server compares nicks and accounts (its ISUPPORT CASEMAPPING)."""
+        result: str = self._accounts.casemapping
+        return result
+
     def queued(self) -> int:
         """Lines and items waiting to be sent."""
         return len(self._queue) + len(self._current) + len(self._priority)

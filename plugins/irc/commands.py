@@ -4,6 +4,8 @@ go back through the bot's outbox.  All the logic is in :mod:`deploybot.commands`
 The sender's services account comes from the ``account`` message tag of the very line
 (cap ``account-tag``), falling back to the account tracking of
 :mod:`deploybot_plugins.irc.accounts` (extended-join, account-notify, WHOX); never the nick.
+The request carries the server's CASEMAPPING, so that admin rules compare names as the
+server does.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Commands:
             args=args,
             now=app.core.now(),
             deploy_day=app.deploy_day,
+            casemapping=self.bot.casemapping,
         )
         app.spawn(self._answer(app, request), f"command !{name} from {nick}")
 
