@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from tests.rabbitmq import (
     queue_counts,
     sample,
 )
+from tests.waiting import eventually
 
 ADMIN = "#admin"
 START = "org.fedoraproject.prod.ansible.playbook.start"
@@ -134,15 +135,6 @@ async def sources(rabbitmq: RabbitmqServer, reactor: RecordingReactor) -> AsyncI
         await factory.close_all()
 
 
-async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.02)
-
-
 def start_message(**kwargs: Any) -> aio_pika.Message:
     """A fedora-messaging ansible.playbook.start of the sample's playbook by dudemcpants."""
     body = {
@@ -201,7 +193,7 @@ async def test_playbook_start_and_complete_reach_the_reactor_and_are_acknowledge
     complete = complete_message()
     await publish(rabbitmq.url, START, start)
     await publish(rabbitmq.url, COMPLETE, complete)
-    await wait_until(lambda: len(reactor.posts) >= 2, "two posts")
+    await eventually(lambda: len(reactor.posts) >= 2, "two posts", TIMEOUT)
     assert reactor.posts == [
         (ADMIN, f"deploy of pkgdb2 started by dudemcpants ({SHOWN})"),
         (ADMIN, f"deploy of pkgdb2 finished ok ({SHOWN})"),
@@ -244,9 +236,9 @@ async def test_bindings_choose_which_topics_the_broker_sends(
     for topic, _ in published:
         await publish(rabbitmq.url, topic, start_message())
     wanted = [topic for topic, bound in published if bound]
-    await wait_until(lambda: len(reactor.events) >= len(wanted), f"{wanted}")
+    await eventually(lambda: len(reactor.events) >= len(wanted), f"{wanted}", TIMEOUT)
     await publish(rabbitmq.url, START, start_message(message_id="barrier"))
-    await wait_until(lambda: "barrier" in reactor.ids, "the barrier message")
+    await eventually(lambda: "barrier" in reactor.ids, "the barrier message", TIMEOUT)
     assert [event.topic for event in reactor.events] == [*wanted, START]
 
 
@@ -284,8 +276,8 @@ async def test_bad_messages_are_dropped_counted_and_rejected_without_requeue(
         first = start_message()
         last = start_message()
         await publish(rabbitmq.url, START, first, *bad.values(), last)
-        await wait_until(lambda: last.message_id in reactor.ids, "the last good message")
-        await wait_until(lambda: len(dead) >= 3, "three dead-lettered messages")
+        await eventually(lambda: last.message_id in reactor.ids, "the last good message", TIMEOUT)
+        await eventually(lambda: len(dead) >= 3, "three dead-lettered messages", TIMEOUT)
         await asyncio.sleep(0.5)  # time for a redelivery or a fourth dead letter, if any
 
     assert reactor.ids == [first.message_id, last.message_id]
@@ -324,7 +316,7 @@ async def test_a_repeated_message_id_is_acknowledged_but_announced_once(
     once = start_message(message_id="same-id")
     await publish(rabbitmq.url, START, once, start_message(message_id="same-id"))
     await publish(rabbitmq.url, START, start_message(message_id="barrier"))
-    await wait_until(lambda: "barrier" in reactor.ids, "the barrier message")
+    await eventually(lambda: "barrier" in reactor.ids, "the barrier message", TIMEOUT)
     assert reactor.ids == ["same-id", "same-id", "barrier"]
     assert reactor.duplicates == 1
     assert reactor.stats.received["fedora-messaging"] == 3
@@ -343,7 +335,7 @@ async def test_a_private_queue_comes_back_after_a_broker_crash(
     messages arrive — the run task never ends in between."""
     source = await sources()
     await publish(rabbitmq.url, START, start_message(message_id="before"))
-    await wait_until(lambda: "before" in reactor.ids, "the message before the crash")
+    await eventually(lambda: "before" in reactor.ids, "the message before the crash", TIMEOUT)
     task = sources.running[-1][1]
 
     await rabbitmq.akill()
@@ -360,7 +352,7 @@ async def test_a_private_queue_comes_back_after_a_broker_crash(
         await publish(rabbitmq.url, START, start_message(message_id=f"after-{n}"))
         await asyncio.sleep(0.2)
     await publish(rabbitmq.url, START, start_message(message_id="later"))
-    await wait_until(lambda: "later" in reactor.ids, "a later message")
+    await eventually(lambda: "later" in reactor.ids, "a later message", TIMEOUT)
     assert not task.done()
     assert source.consuming.is_set()
     assert reactor.ids[0] == "before" and reactor.ids[-1] == "later"
@@ -376,7 +368,7 @@ async def test_a_durable_queue_keeps_messages_while_the_consumer_is_away(
     queue = f"deploybot-test-{uuid.uuid4()}"
     source = await sources(queue)
     await publish(rabbitmq.url, START, start_message(message_id="m0"))
-    await wait_until(lambda: "m0" in reactor.ids, "m0")
+    await eventually(lambda: "m0" in reactor.ids, "m0", TIMEOUT)
 
     await rabbitmq.astop()
     assert not rabbitmq.processes(), "the broker left processes behind"
@@ -387,7 +379,7 @@ async def test_a_durable_queue_keeps_messages_while_the_consumer_is_away(
         assert loop.time() < deadline, "the source did not resubscribe"
         await asyncio.sleep(0.1)
     await publish(rabbitmq.url, START, start_message(message_id="m1"))
-    await wait_until(lambda: "m1" in reactor.ids, "m1, after the broker restart")
+    await eventually(lambda: "m1" in reactor.ids, "m1, after the broker restart", TIMEOUT)
 
     await sources.stop(source)  # the consumer goes away
     await publish(rabbitmq.url, START, *(start_message(message_id=i) for i in ("m2", "m3")))
@@ -395,7 +387,7 @@ async def test_a_durable_queue_keeps_messages_while_the_consumer_is_away(
     await rabbitmq.arestart()  # persistent messages in a durable queue survive it
     assert await queue_counts(rabbitmq.url, queue) == (2, 0)
     await sources(queue)
-    await wait_until(lambda: "m3" in reactor.ids, "m2 and m3")
+    await eventually(lambda: "m3" in reactor.ids, "m2 and m3", TIMEOUT)
     assert reactor.ids == ["m0", "m1", "m2", "m3"]
     await sources.close_all()
     await delete_queue(rabbitmq.url, queue)

@@ -48,6 +48,7 @@ from deploybot.store import Store
 from tests.botprocess import run_refused
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
+from tests.waiting import eventually
 
 with warnings.catch_warnings():
     # The test extra installs fedmsg (its own publisher and encoder are the reference);
@@ -88,16 +89,6 @@ def failed_results() -> dict[str, Any]:
         "pkgdb01.phx2.fedoraproject.org": ok,
         "pkgdb02.phx2.fedoraproject.org": {**ok, "failures": 2},
     }
-
-
-async def until(check: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
-    """Wait (without blocking the loop) until ``check()`` is true; fail after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 async def publish_until(
@@ -361,7 +352,7 @@ async def test_events_from_a_real_publisher_reach_the_reactor_once_each(
         pub.send_multipart(fedmsg_frames(complete))
     last = make_envelope(COMPLETE, ansible_msg("complete"), timestamp=NOW)  # ok this time
     pub.send_multipart(fedmsg_frames(last))
-    await until(lambda: said("finished ok"), "the last message")
+    await eventually(lambda: said("finished ok"), "the last message")
 
     plan = core.plans[0]
     assert day.firefight.is_open(plan)
@@ -409,7 +400,7 @@ async def test_only_the_subscribed_prefix_ever_reaches_python(
             envelope = make_envelope(others[n % len(others)], {"n": n}, msg_id=f"other-{n}")
         xpub.send_multipart(fedmsg_frames(envelope))
     xpub.send_multipart(fedmsg_frames(make_envelope(COMPLETE, {}, msg_id="sentinel")))
-    await until(lambda: "sentinel" in sink.ids(), "the sentinel")
+    await eventually(lambda: "sentinel" in sink.ids(), "the sentinel")
     assert sink.ids() == [*wanted, "sentinel"]
     assert len(wanted) == 10
     assert sink.stats.received["fedmsg"] == 11
@@ -480,9 +471,9 @@ async def test_messages_queued_when_the_publisher_leaves_are_all_read(
     for n in range(count):
         xpub.send_multipart(fedmsg_frames(make_envelope(START, {"n": n}, msg_id=str(n))))
     xpub.close(linger=10_000)  # flushes, then the connection is gone
-    await until(lambda: len(sink.events) == count, f"{count} events", timeout=30)
+    await eventually(lambda: len(sink.events) == count, f"{count} events", timeout=30)
     assert [event.body["n"] for event in sink.events] == list(range(count))
-    await until(lambda: "fedmsg: disconnected from" in caplog.text, "the disconnection")
+    await eventually(lambda: "fedmsg: disconnected from" in caplog.text, "the disconnection")
     assert "gave up" not in caplog.text
 
 
@@ -517,7 +508,7 @@ async def test_garbage_is_counted_and_dropped_and_the_loop_goes_on(
     for frames in garbage:
         xpub.send_multipart(frames)
     xpub.send_multipart(fedmsg_frames(make_envelope(START, {}, msg_id="good-1")))
-    await until(lambda: sink.ids() == ["good-1"], "the good message")
+    await eventually(lambda: sink.ids() == ["good-1"], "the good message")
     dropped = sink.stats.as_dict()["dropped"]
     assert isinstance(dropped, dict)
     assert {kind: count for kind, count in dropped.items() if count} == {
@@ -537,7 +528,7 @@ async def test_garbage_is_counted_and_dropped_and_the_loop_goes_on(
     xpub.send_multipart([topic, b"x" * (MAXMSGSIZE_FACTOR * max_bytes + 1)])
     assert await subscribed(xpub) == b"\x01" + SUBSCRIBED.encode()  # after the reconnect
     xpub.send_multipart(fedmsg_frames(make_envelope(START, {}, msg_id="good-2")))
-    await until(lambda: sink.ids() == ["good-1", "good-2"], "a message after the cut")
+    await eventually(lambda: sink.ids() == ["good-1", "good-2"], "a message after the cut")
     assert sink.stats.received["fedmsg"] == len(garbage) + 2  # the huge one never came
     assert f"fedmsg: disconnected from {endpoint}" in caplog.text
     assert f"fedmsg: ZeroMQ gave up on {endpoint} (a protocol error); connecting again" in (
@@ -566,7 +557,7 @@ async def test_an_exception_in_the_reactor_is_logged_and_the_next_message_read(
     await subscribed(xpub)
     for msg_id in ("boom", "next"):
         xpub.send_multipart(fedmsg_frames(make_envelope(START, {}, msg_id=msg_id)))
-    await until(lambda: sink.ids() == ["boom", "next"], "the message after the failure")
+    await eventually(lambda: sink.ids() == ["boom", "next"], "the message after the failure")
     failure = next(r for r in caplog.records if "handling boom" in r.getMessage())
     assert failure.levelno == logging.ERROR and failure.exc_info is not None
     assert "RuntimeError: reactor bug" in caplog.text
@@ -808,7 +799,7 @@ async def test_signed_messages_are_checked_with_fedmsgs_own_x509_code(
     await subscribed(xpub)
     for envelope in messages:
         xpub.send_multipart(fedmsg_frames(envelope))
-    await until(lambda: "good-2" in sink.ids(), "the last signed message")
+    await eventually(lambda: "good-2" in sink.ids(), "the last signed message")
     assert sink.ids() == ["good-1", "good-2"]
     assert [error.kind for error, _ in sink.rejected] == ["bad-signature"] * 4
     assert sink.events[0].body["userid"] == "ralph"

@@ -31,6 +31,7 @@ from deploybot.outbox import Outbox
 from tests.ircd.client import Message
 from tests.ircd.fixtures import IrcClientFactory
 from tests.ircd.servers import HOST, InspircdWithServices, NgircdServer
+from tests.waiting import eventually
 
 
 class RecordingBot(DeployIrcBot):
@@ -71,23 +72,13 @@ async def make_bot() -> AsyncIterator[BotFactory]:
             await bot.stop("test over")
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
-    """Wait until ``predicate()`` is true (polling), or fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what or predicate}")
-        await asyncio.sleep(0.02)
-
-
 def log_lines(caplog: pytest.LogCaptureFixture, prefix: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith(prefix)]
 
 
 async def started(bot: _Bot) -> _Bot:
     await asyncio.wait_for(bot.start(), 15)
-    await eventually(lambda: bot.ready, 15, "bot back in its channels")
+    await eventually(lambda: bot.ready, "bot back in its channels", 15)
     return bot
 
 
@@ -259,26 +250,26 @@ async def test_account_of_tracks_logged_in_users_and_gives_impostors_none(
     bob_client = await irc_client(net.relaxed_port, bob.name, sasl=(bob.name, bob.password))
     await bob_client.join(channel)
     bot = await started(make_bot(net.stock_port, net.unique_name("bot"), [channel]))
-    await eventually(lambda: bot.account_of(bob.name) == bob.name, 10, "WHOX for bob")
+    await eventually(lambda: bot.account_of(bob.name) == bob.name, "WHOX for bob", 10)
 
     alice_client = await irc_client(net.relaxed_port, alice.name, sasl=(alice.name, alice.password))
     await alice_client.join(channel)
-    await eventually(lambda: bot.account_of(alice.name) == alice.name, 10, "extended-join")
+    await eventually(lambda: bot.account_of(alice.name) == alice.name, "extended-join", 10)
     seen: list[str] = []
     bot.attach_events(
         irc3.event(r"^.* PRIVMSG \S+ :(?P<text>.*)$", lambda text, **_: seen.append(text))
     )
     await alice_client.privmsg(channel, "it is me")
-    await eventually(lambda: "it is me" in seen, 10)
+    await eventually(lambda: "it is me" in seen, "the bot sees the message", 10)
     assert bot.account_of(alice.name) == alice.name
     assert bot.account_of(alice.name.upper()) == alice.name  # nicks are case-insensitive
 
     await alice_client.quit()
-    await eventually(lambda: bot.account_of(alice.name) is None, 10, "forgotten after QUIT")
+    await eventually(lambda: bot.account_of(alice.name) is None, "forgotten after QUIT", 10)
     impostor = await irc_client(net.relaxed_port, alice.name)
     await impostor.join(channel)
     await impostor.privmsg(channel, "it is me, honest")
-    await eventually(lambda: "it is me, honest" in seen, 10)
+    await eventually(lambda: "it is me, honest" in seen, "the bot sees the message", 10)
     assert bot.account_of(alice.name) is None
     assert bot.account_of("nobody-here") is None
 
@@ -390,7 +381,7 @@ async def test_without_the_throttle_the_stock_class_does_kill_the_bot(
     await started(bot)
     for i in range(60):
         bot.outbox.post(channel, f"line {i:02d} " + "deploy-step " * 28)
-    await eventually(lambda: bot.protocol is None, 10, "the server drops the flooding bot")
+    await eventually(lambda: bot.protocol is None, "the server drops the flooding bot", 10)
     assert log_lines(caplog, "IRC connection lost")
 
 
@@ -432,19 +423,21 @@ async def test_a_post_made_while_the_server_is_down_arrives_after_the_bot_rejoin
     bot.outbox.join(later)
     await early.wait_for(lambda m: m.command == "JOIN" and m.nick == "deploybot", 10)
     bot.outbox.join("#gone")
-    await eventually(lambda: "JOIN #gone" in bot.sent, 10)
+    await eventually(lambda: "JOIN #gone" in bot.sent, "JOIN #gone sent", 10)
     bot.outbox.part("#gone", "not needed")
-    await eventually(lambda: "PART #gone :not needed" in bot.sent, 10)
+    await eventually(lambda: "PART #gone :not needed" in bot.sent, "PART #gone sent", 10)
     assert bot.channels == [boot, later]
 
     await ngircd_server.akill()
     sent_before = len(bot.sent)
-    await eventually(lambda: bot.protocol is None, 10, "bot notices the server is gone")
+    await eventually(lambda: bot.protocol is None, "bot notices the server is gone", 10)
     bot.outbox.post(boot, "queued while down (boot)")
     bot.outbox.post(later, "queued while down (later)")
     # Two failed attempts (~0.5 s and ~1 s apart); the next one is >= 1.6 s away: enough
     # for the watchers to be back in the channels before the bot.
-    await eventually(lambda: len(log_lines(caplog, "cannot connect")) >= 2, 10)
+    await eventually(
+        lambda: len(log_lines(caplog, "cannot connect")) >= 2, "two failed attempts", 10
+    )
     await ngircd_server.astart()
     watch_boot, watch_later = await asyncio.gather(irc_client(port), irc_client(port))
     await asyncio.gather(watch_boot.join(boot), watch_later.join(later))
@@ -486,14 +479,14 @@ async def test_a_hung_server_is_noticed_within_the_hang_timeout_and_the_bot_come
     os.kill(ngircd_server.pid, signal.SIGSTOP)
     try:
         stopped_at = loop.time()
-        await eventually(lambda: bot.protocol is None, 5, "bot drops the hung connection")
+        await eventually(lambda: bot.protocol is None, "bot drops the hung connection", 5)
         noticed_after = loop.time() - stopped_at
         assert any("no data from the server" in m for m in log_lines(caplog, "IRC connection lost"))
         assert any(line.startswith("PING ") for line in bot.sent)
     finally:
         os.kill(ngircd_server.pid, signal.SIGCONT)
     assert noticed_after <= 2.0 + 0.5
-    await eventually(lambda: bot.ready, 15, "bot reconnected and rejoined")
+    await eventually(lambda: bot.ready, "bot reconnected and rejoined", 15)
     bot.outbox.post(channel, "back again")
     message = await watcher.wait_for(from_bot(bot, channel), 15)
     assert message.text == "back again"
