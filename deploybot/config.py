@@ -39,7 +39,8 @@ would read it, and :func:`load_bot_section` also checks it like ``[deploybot]``,
 as ``FILE:LINE: [bot] KEY: message``:
 
 * deploybot's own keys (:data:`BOT_KEYS`): the numbers (:data:`BOT_NUMBERS`) must be
-  positive, at most one of the SASL secret's sources may be set;
+  positive, at most one of the SASL secret's sources may be set, and a SASL secret needs
+  ``ssl = true`` unless ``host`` is loopback or ``allow_plaintext_sasl = true``;
 * irc3's ``port`` must be a TCP port and ``ssl`` a yes/no value (``ssl = ture`` would
   otherwise be a silent "no");
 * any other key goes to irc3 and its plugins, unchecked, unless it looks like a misspelt
@@ -51,6 +52,7 @@ from __future__ import annotations
 
 import configparser
 import difflib
+import ipaddress
 import os
 import re
 import string
@@ -180,7 +182,12 @@ BOT_NUMBERS: Mapping[str, float] = MappingProxyType(
 #: Where the SASL secret is: at most one of them (``sasl_password`` inline is discouraged).
 BOT_SECRET_KEYS = ("sasl_password", "sasl_password_file", "sasl_password_env")
 #: Every ``[bot]`` key deploybot itself reads.
-BOT_KEYS: tuple[str, ...] = ("sasl_username", *BOT_SECRET_KEYS, *BOT_NUMBERS)
+BOT_KEYS: tuple[str, ...] = (
+    "sasl_username",
+    *BOT_SECRET_KEYS,
+    "allow_plaintext_sasl",
+    *BOT_NUMBERS,
+)
 #: irc3's own ``[bot]`` keys (irc3/base.py and irc3/__init__.py defaults, and what its
 #: core reads); they go to irc3 (only ``port`` and ``ssl`` are checked here).
 IRC3_KEYS = (
@@ -967,6 +974,7 @@ def check_bot_section(
         **dict.fromkeys(BOT_NUMBERS, positive_number),
         "port": tcp_port,
         "ssl": parse_flag,
+        "allow_plaintext_sasl": parse_flag,
     }
     for key, value in section.items():
         if key in checks:
@@ -986,6 +994,46 @@ def check_bot_section(
     given = [key for key in BOT_SECRET_KEYS if str(section.get(key) or "").strip()]
     if len(given) > 1:
         bad(given[1], f"set only one of {', '.join(given)}")
+    if given and (problem := _plaintext_sasl_problem(section)):
+        bad(given[0], problem)
     if problems:
         problems.sort(key=lambda problem: problem.line)
         raise InvalidConfig(problems, file, section="bot")
+
+
+def _plaintext_sasl_problem(section: Mapping[str, object]) -> str | None:
+    """Why a SASL password must not be sent with this ``[bot]`` section, or None: without
+    ``ssl`` it crosses the network in clear, which is refused unless ``host`` is a
+    loopback address (irc3's default ``localhost`` is) or ``allow_plaintext_sasl`` is
+    true.  A malformed ``ssl`` or ``allow_plaintext_sasl`` is reported on its own."""
+    try:
+        if parse_flag(section.get("ssl", False)) or parse_flag(
+            section.get("allow_plaintext_sasl", False)
+        ):
+            return None
+    except ValueError:
+        return None
+    host = str(section.get("host") or "localhost").strip()
+    if _is_loopback(host):
+        return None
+    return (
+        f"SASL over plaintext refused: with ssl = false the password would cross the network "
+        f"to {host} in clear; set ssl = true (and the server's TLS port, usually 6697), or "
+        "allow_plaintext_sasl = true if you accept that (only a loopback host is allowed "
+        "without TLS)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP address (127.0.0.0/8, ::1); no name is resolved.
+
+    >>> _is_loopback("127.0.0.1"), _is_loopback("[::1]"), _is_loopback("irc.libera.chat")
+    (True, True, False)
+    """
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 import sys
@@ -137,6 +138,30 @@ def test_run_suggests_the_key_for_a_misspelt_bot_key(tmp_path: Path) -> None:
         f"{ini}:5: [bot] ping_interval: expected a number of seconds/lines, not 'soon'"
     ), done.stderr
     assert len(lines) == 2, done.stderr
+
+
+def test_run_refuses_sasl_over_plaintext_to_a_remote_host(tmp_path: Path) -> None:
+    """A SASL secret with ssl = false and a host that is not loopback: `deploybot run`
+    exits 1 before connecting, naming the secret's line and the ways out."""
+    (tmp_path / "plans").mkdir()
+    ini = tmp_path / "bot.ini"
+    done = run_refused(
+        lambda port: write(
+            tmp_path,
+            "bot.ini",
+            f"[bot]\nnick = deploybot\nhost = 192.0.2.1\nport = {port}\nssl = false\n"
+            "sasl_password_env = DEPLOYBOT_TEST_SASL\n\n"
+            "[deploybot]\nplans_dir = plans\nweb_port = 0\n",
+        ),
+        env={**os.environ, "DEPLOYBOT_TEST_SASL": "hunter2"},
+    )
+    assert done.stderr == (
+        f"deploybot: {ini}:6: [bot] sasl_password_env: SASL over plaintext refused: with "
+        "ssl = false the password would cross the network to 192.0.2.1 in clear; set "
+        "ssl = true (and the server's TLS port, usually 6697), or allow_plaintext_sasl = "
+        "true if you accept that (only a loopback host is allowed without TLS)\n"
+    )
+    assert "hunter2" not in done.stderr + done.stdout
 
 
 def test_check_with_config_reports_bot_problems(

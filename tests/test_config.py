@@ -776,3 +776,31 @@ def test_a_home_directory_that_does_not_exist_is_a_config_error(tmp_path: Path) 
     ini.write_text("[deploybot]\nplans_dir = ~no-such-user-x/plans\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"plans_dir: '~no-such-user-x/plans': no user"):
         load_config(ini)
+
+
+def sasl_problems(**bot: str) -> list[str]:
+    """The [bot] problems of a section with a SASL secret and ``bot``."""
+    try:
+        check_bot_section({"nick": "deploybot", "sasl_password_env": "PW", **bot})
+    except InvalidConfig as error:
+        return [f"{problem.key}: {problem.message}" for problem in error.problems]
+    return []
+
+
+def test_sasl_without_tls_is_refused_unless_loopback_or_allowed() -> None:
+    """A SASL secret needs ssl = true, a loopback host (no name resolved) or
+    allow_plaintext_sasl = true; without a secret, plaintext is nobody's business."""
+    (problem,) = sasl_problems(host="irc.libera.chat", ssl="false")
+    assert problem.startswith("sasl_password_env: SASL over plaintext refused:")
+    assert "allow_plaintext_sasl = true" in problem
+    assert sasl_problems(host="irc.libera.chat")  # irc3's ssl default is false
+    assert sasl_problems(host="127.0.0.1.example.org")
+    assert sasl_problems(host="0.0.0.0")
+    for host in ("localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]", "LocalHost."):
+        assert sasl_problems(host=host) == [], host
+    assert sasl_problems() == []  # irc3's default host is localhost
+    assert sasl_problems(host="irc.libera.chat", ssl="true") == []
+    assert sasl_problems(host="irc.libera.chat", allow_plaintext_sasl="yes") == []
+    check_bot_section({"host": "irc.libera.chat", "ssl": "false"})  # no SASL: fine
+    (bad,) = sasl_problems(host="irc.libera.chat", ssl="true", allow_plaintext_sasl="maybe")
+    assert bad.startswith("allow_plaintext_sasl: 'maybe' is not a yes/no value")
