@@ -7,6 +7,7 @@ core makes on the transport (the boundary of these tests).  Time is passed in.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -168,6 +169,38 @@ def test_opening_again_after_a_restart_rejoins_without_paging(
     again, outbox = restart(core, tmp_path)
     assert again.open(plan_of(core), WHEN + timedelta(minutes=30), reason="scheduled") is False
     assert [call[0] for call in outbox.calls] == ["join", "topic"]
+    assert len(core.store.list_pages()) == 3
+
+
+def test_a_page_that_cannot_be_stored_is_not_claimed_and_is_sent_at_the_next_sweep(
+    core: Core, fire: Firefight, outbox: RecordingOutbox, tmp_path: Path
+) -> None:
+    """The once-per-deploy claim and the page are one transaction: when the database
+    refuses threebean's page (a trigger, set from a second connection, raises on that
+    INSERT), the others are still paged, threebean's claim is not used up and nothing is
+    sent to them; once the database works again, the next sweep pages threebean (a
+    consumer, not on any shift) exactly once, and nobody else again."""
+    other = sqlite3.connect(tmp_path / "db.sqlite3")
+    other.execute(
+        "CREATE TRIGGER refuse_threebean BEFORE INSERT ON pages"
+        " WHEN NEW.target_nick = 'threebean'"
+        " BEGIN SELECT RAISE(ABORT, 'simulated database failure'); END"
+    )
+    other.commit()
+    assert fire.open(plan_of(core), WHEN, reason="scheduled") is True
+    assert [p.target_nick for p in core.store.list_pages()] == ["pingou", "dgilmore"]
+    assert not core.store.claimed("firefight-page:pkgdb2-2.0:threebean")
+    assert outbox.to("threebean") == []
+
+    other.execute("DROP TRIGGER refuse_threebean")
+    other.commit()
+    other.close()
+    report = fire.sweep(WHEN + timedelta(minutes=1))
+    assert [p.target_nick for p in report.shift_pages] == ["threebean"]
+    assert [p.target_nick for p in core.store.list_pages()] == ["pingou", "dgilmore", "threebean"]
+    (private,) = outbox.to("threebean")
+    assert private.startswith("[page #3] deploy of pkgdb2 2.0 started")
+    fire.sweep(WHEN + timedelta(minutes=2))
     assert len(core.store.list_pages()) == 3
 
 

@@ -20,6 +20,7 @@ from deploybot.store import (
     SCHEMA_VERSION,
     AlreadyFixedError,
     Incident,
+    Page,
     PageAlreadyAckedError,
     PageNotYoursError,
     Store,
@@ -507,6 +508,28 @@ def page(store: Store, nick: str, now: datetime, *, escalate: float | None = 10)
         now=now,
         escalate_at=None if escalate is None else now + timedelta(minutes=escalate),
     ).number
+
+
+def test_create_page_once_claims_and_pages_together(store: Store) -> None:
+    """The first call claims the key and stores the page; later calls store nothing."""
+
+    def once(now: datetime) -> Page | None:
+        return store.create_page_once(
+            "firefight-page:x:pingou",
+            target_nick="pingou",
+            team=None,
+            plan_id="pkgdb2-2.0",
+            message="deploy started",
+            sender_nick="deploybot",
+            now=now,
+            escalate_at=None,
+        )
+
+    first = once(at(0))
+    assert first is not None and first.number == 1
+    assert store.claimed("firefight-page:x:pingou")
+    assert once(at(1)) is None
+    assert len(store.list_pages()) == 1
 
 
 def test_ack_acknowledges_all_of_my_pending_pages(store: Store) -> None:

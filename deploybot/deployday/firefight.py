@@ -375,7 +375,8 @@ class Firefight:
 
     def sweep(self, now: datetime | None = None) -> SweepReport:
         """Everything due at ``now``: close ended deploys, open started ones (or rejoin
-        after a restart), page people whose shift began, escalate unacknowledged pages.
+        after a restart), page people whose shift began (and again those whose automatic
+        page could not be stored), escalate unacknowledged pages.
 
         Run it at start-up and periodically.  A failure with one plan is logged with
         its traceback and does not stop the others.
@@ -404,6 +405,7 @@ class Firefight:
                     shift_pages += self.follow_shifts(plan, now)
                 except Exception:
                     log.exception("paging the shifts of %s failed", plan.id)
+        shift_pages += self.pager.retry_unpaged(now)  # it logs its own failures
         escalated: list[Page] = []
         try:
             escalated = self.pager.escalate_due(now)

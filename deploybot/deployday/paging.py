@@ -13,7 +13,8 @@ Paging
     message ``[page #N] …; reply !ack N``, and a highlight in the firefighting and admin
     channels; highlights of several people are coalesced into as few lines as fit.  Each
     deploy pages a person at most once automatically (ledger key
-    ``firefight-page:ID:nick``, :meth:`Pager.page_people`): at opening, or — for someone
+    ``firefight-page:ID:nick``, claimed in the page's own transaction,
+    :meth:`Pager.page_people`): at opening, or — for someone
     whose shift starts later in the window — by the sweep when their shift begins
     ("shift follow-up", :meth:`~deploybot.deployday.firefight.Firefight.follow_shifts`), which also
     refreshes the topic's "on shift" list.  ``!page`` (:meth:`Pager.page`) pages a nick
@@ -172,6 +173,17 @@ def ack_text(nick: str, pages: Sequence[Page]) -> str:
     return f"{nick}: acknowledged {word} {numbers}"
 
 
+@dataclass(frozen=True)
+class _Unpaged:
+    """An automatic page that could not be stored, to try again (:meth:`Pager.retry_unpaged`)."""
+
+    plan: Plan
+    channel: str
+    person: Pagee
+    message: str
+    highlight: str
+
+
 class Pager:
     """Pages, acknowledgements and escalation for one bot; see the module documentation."""
 
@@ -180,6 +192,8 @@ class Pager:
         self.outbox = outbox
         # (plan id, nick key) already paged for this deploy: no ledger lookup per sweep.
         self._paged: set[tuple[str, str]] = set()
+        # Automatic pages that could not be stored, by (plan id, nick key): retried.
+        self._unpaged: dict[tuple[str, str], _Unpaged] = {}
         # Where escalations are scheduled on time (see schedule_escalations); None: only
         # the periodic sweep escalates.
         self._scheduler: BaseScheduler | None = None
@@ -200,18 +214,64 @@ class Pager:
         message: str,
         highlight: str,
     ) -> list[Page]:
-        """Page each person once per deploy: stored page, private message, highlights."""
-        fresh = [person for person in people if self._first_page(plan, person.nick, now)]
-        targets = [Target(person.nick, person.team, plan) for person in fresh]
-        pages = self._record(targets, message, BOT_SENDER, now)
-        for person, page in zip(fresh, pages, strict=True):
+        """Page each person once per deploy: stored page, private message, highlights.
+
+        The once-per-deploy claim and the page are one transaction
+        (:meth:`~deploybot.store.Store.create_page_once`): when a page cannot be stored (a
+        database error), the claim is not used up either; the error is logged, the others
+        are still paged, and :meth:`retry_unpaged` (each sweep) tries that person again
+        while the deploy runs.
+        """
+        escalate_at = now + self.core.config.page_escalate_after
+        pages: list[Page] = []
+        for person in people:
+            key = (plan.id, nick_key(person.nick))
+            try:
+                page = self.core.store.create_page_once(
+                    f"firefight-page:{plan.id}:{key[1]}",
+                    target_nick=person.nick,
+                    team=person.team,
+                    plan_id=plan.id,
+                    message=message,
+                    sender_nick=BOT_SENDER,
+                    now=now,
+                    escalate_at=escalate_at,
+                )
+            except Exception:
+                log.exception("paging %s for %s failed; trying again later", person.nick, plan.id)
+                self._unpaged[key] = _Unpaged(plan, channel, person, message, highlight)
+                continue
+            self._paged.add(key)
+            self._unpaged.pop(key, None)
+            if page is None:
+                continue  # paged already (e.g. by an earlier run)
             self.outbox.post(
                 person.nick,
                 f"[page #{page.number}] {message} ({person.why}); reply !ack {page.number}",
             )
+            pages.append(page)
         if pages:
+            self._escalate_at(escalate_at)
             self._highlight(_distinct(channel, self.core.config.admin_channel), pages, highlight)
             log.info("paged %s for %s: %s", len(pages), plan.id, _pages_text(pages))
+        return pages
+
+    def retry_unpaged(self, now: datetime) -> list[Page]:
+        """Page the people whose automatic page could not be stored (:meth:`page_people`),
+        while their deploy runs; return the pages sent."""
+        groups: dict[tuple[str, str, str, str], list[_Unpaged]] = {}
+        for key, item in list(self._unpaged.items()):
+            if item.plan.running_at(now):
+                group = (item.plan.id, item.channel, item.message, item.highlight)
+                groups.setdefault(group, []).append(item)
+            else:
+                del self._unpaged[key]
+        pages: list[Page] = []
+        for (_, channel, message, highlight), items in groups.items():
+            people = [item.person for item in items]
+            pages += self.page_people(
+                items[0].plan, channel, people, now, message=message, highlight=highlight
+            )
         return pages
 
     # -- pages by hand -------------------------------------------------------------------
@@ -252,13 +312,6 @@ class Pager:
         return pages
 
     # -- recording and highlighting -----------------------------------------------------
-
-    def _first_page(self, plan: Plan, nick: str, now: datetime) -> bool:
-        """Claim the one automatic page of ``nick`` for ``plan``; False if it was taken
-        (e.g. by an earlier run)."""
-        key = nick_key(nick)
-        self._paged.add((plan.id, key))
-        return self.core.store.claim_once(f"firefight-page:{plan.id}:{key}", now)
 
     def _record(
         self, targets: Sequence[Target], message: str, sender_nick: str, now: datetime

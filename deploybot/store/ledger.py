@@ -4,12 +4,22 @@ across restarts."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 
 from deploybot.store.base import StoreBase, db_time, from_db
 from deploybot.store.records import CountdownClaim
 
-__all__ = ["LedgerTable"]
+__all__ = ["LedgerTable", "claim"]
+
+
+def claim(db: sqlite3.Connection, key: str, now: datetime) -> bool:
+    """Claim ``key`` in ``once_claims`` inside the caller's transaction; False if it was
+    already claimed.  A rollback of that transaction releases the claim."""
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO once_claims (key, claimed_at) VALUES (?, ?)", (key, db_time(now))
+    )
+    return cursor.rowcount == 1
 
 
 class LedgerTable(StoreBase):
@@ -64,8 +74,4 @@ class LedgerTable(StoreBase):
         ``digest:2026-11-27``.
         """
         with self._write() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO once_claims (key, claimed_at) VALUES (?, ?)",
-                (key, db_time(now)),
-            )
-        return cursor.rowcount == 1
+            return claim(db, key, now)

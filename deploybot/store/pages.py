@@ -1,5 +1,6 @@
-"""The pages part of :class:`~deploybot.store.Store`: create, acknowledge (which also
-acknowledges the incident paged about), escalate and list pages."""
+"""The pages part of :class:`~deploybot.store.Store`: create (also together with a
+once-ever claim), acknowledge (which also acknowledges the incident paged about),
+escalate and list pages."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import datetime
 from deploybot.store.base import StoreBase, Where, db_time, from_db, same_nick, select_sql
 from deploybot.store.errors import PageAlreadyAckedError, PageNotYoursError, UnknownPageError
 from deploybot.store.incidents import ack_if_first, add_event, incident_row
+from deploybot.store.ledger import claim
 from deploybot.store.records import Page, page_from_row
 
 __all__ = ["PageTable"]
@@ -38,23 +40,31 @@ class PageTable(StoreBase):
         with self._write() as db:
             if incident is not None:
                 incident_row(db, incident)
-            cursor = db.execute(
-                "INSERT INTO pages (target_nick, team, plan_id, incident, message,"
-                " sender_nick, created_at, escalate_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    target_nick,
-                    team,
-                    plan_id,
-                    incident,
-                    message,
-                    sender_nick,
-                    db_time(now),
-                    None if escalate_at is None else db_time(escalate_at),
-                ),
+            return _insert_page(
+                db, target_nick, team, plan_id, incident, message, sender_nick, now, escalate_at
             )
-            number = cursor.lastrowid
-            assert number is not None
-            return page_from_row(_page_row(db, number))
+
+    def create_page_once(
+        self,
+        key: str,
+        *,
+        target_nick: str,
+        team: str | None,
+        plan_id: str | None,
+        message: str,
+        sender_nick: str,
+        now: datetime,
+        escalate_at: datetime | None,
+    ) -> Page | None:
+        """Claim ``key`` (as :meth:`~deploybot.store.Store.claim_once` does) and record the
+        page in the same transaction; None (nothing recorded) when ``key`` was already
+        claimed.  A failure leaves neither, so the page can be tried again."""
+        with self._write() as db:
+            if not claim(db, key, now):
+                return None
+            return _insert_page(
+                db, target_nick, team, plan_id, None, message, sender_nick, now, escalate_at
+            )
 
     def get_page(self, number: int) -> Page:
         """The page ``number``; :class:`UnknownPageError` if there is none."""
@@ -152,6 +162,36 @@ class PageTable(StoreBase):
         where.between("created_at", since, until)
         sql, values = select_sql(_PAGE_COLUMNS, "pages", where, "number", limit)
         return tuple(page_from_row(row) for row in self._db.execute(sql, values))
+
+
+def _insert_page(
+    db: sqlite3.Connection,
+    target_nick: str,
+    team: str | None,
+    plan_id: str | None,
+    incident: int | None,
+    message: str,
+    sender_nick: str,
+    now: datetime,
+    escalate_at: datetime | None,
+) -> Page:
+    cursor = db.execute(
+        "INSERT INTO pages (target_nick, team, plan_id, incident, message,"
+        " sender_nick, created_at, escalate_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            target_nick,
+            team,
+            plan_id,
+            incident,
+            message,
+            sender_nick,
+            db_time(now),
+            None if escalate_at is None else db_time(escalate_at),
+        ),
+    )
+    number = cursor.lastrowid
+    assert number is not None
+    return page_from_row(_page_row(db, number))
 
 
 def _page_row(db: sqlite3.Connection, number: int) -> sqlite3.Row:
