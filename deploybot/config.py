@@ -118,6 +118,10 @@ _KEYS: dict[str, tuple[str, str]] = {
         "1m",
         "a countdown posted more than this after its time is marked late",
     ),
+    "max_notes_per_incident": (
+        "200",
+        "!note is refused on an incident that has this many notes (1 to 100000)",
+    ),
     "admins": (
         "account:pingou mask:*!*@fedora/sysadmin/*",
         "space-separated account:NAME (services account) or mask:NICK!USER@HOST",
@@ -308,6 +312,7 @@ class Config:
     digest_time: time = time(22, 0)
     page_escalate_after: timedelta = timedelta(minutes=10)
     countdown_late_after: timedelta = timedelta(minutes=1)
+    max_notes_per_incident: int = 200
     admins: tuple[AdminRule, ...] = (
         AdminRule("account", "pingou"),
         AdminRule("mask", "*!*@fedora/sysadmin/*"),
@@ -505,6 +510,13 @@ def _notice_days(text: str) -> int:
     if days > 3650:
         raise _Bad(f"{text!r}: expected at most 3650 days")
     return days
+
+
+def _max_notes(text: str) -> int:
+    notes = _whole_number(text, "a number of notes")
+    if not 1 <= notes <= 100_000:
+        raise _Bad(f"{text!r}: expected 1 to 100000 notes")
+    return notes
 
 
 def _digest_time(text: str) -> time:
@@ -748,6 +760,7 @@ def config_from_mapping(
         digest_time=get("digest_time", _digest_time),
         page_escalate_after=get("page_escalate_after", _positive_duration("10m or 1h")),
         countdown_late_after=get("countdown_late_after", _positive_duration("1m or 30s")),
+        max_notes_per_incident=get("max_notes_per_incident", _max_notes),
         admins=get("admins", _admins),
         fedmsg_endpoints=get("fedmsg_endpoints", _fedmsg_endpoints),
         fedmsg_topic_prefix=get("fedmsg_topic_prefix", lambda t: _token(t, "a topic prefix")),

@@ -11,6 +11,7 @@ import logging
 import pkgutil
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -344,6 +345,30 @@ async def test_incident_and_page_numbers_are_read_alike(
     stored one is simply unknown, never a database error."""
     lines = await say(core, registry, line)
     assert lines == [says] or (len(lines) == 1 and lines[0].startswith(says + " ")), lines
+
+
+async def test_notes_beyond_max_notes_per_incident_are_refused_and_said_so(
+    core: Core, registry: Registry, clock: Clock
+) -> None:
+    """With max_notes_per_incident = 3, the fourth !note on an incident is refused with
+    a reply that says why and what to do; nothing is added; other incidents still take
+    notes."""
+    core.config = replace(core.config, max_notes_per_incident=3)
+    await say(core, registry, "!broke pkgdb2 acl page 500")
+    await say(core, registry, "!broke pkgdb2 login loops")
+    for n in range(3):
+        assert await say(core, registry, f"!note 1 finding {n}") == [
+            "noted on incident #1 (pkgdb2)"
+        ]
+    (refused,) = await say(core, registry, "!note 1 one more")
+    assert refused == (
+        "not noted: incident 1 already has 3 notes, the most one incident may have "
+        "(max_notes_per_incident); put further findings in a document and link it from "
+        "a new incident, or ask an admin to raise the limit"
+    )
+    notes = [e for e in core.store.get(1).timeline if e.kind == "note"]
+    assert [e.text for e in notes] == ["finding 0", "finding 1", "finding 2"]
+    assert await say(core, registry, "!note 2 fine") == ["noted on incident #2 (pkgdb2)"]
 
 
 async def test_unknown_plan_lists_known_ids(core: Core, registry: Registry) -> None:

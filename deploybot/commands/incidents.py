@@ -173,9 +173,17 @@ async def take(core: Core, request: Request) -> Reply:
     ),
 )
 async def note(core: Core, request: Request) -> Reply:
-    """Add the note with the requester's nick and account."""
+    """Add the note with the requester's nick and account; refused (and said so) once
+    the incident has ``max_notes_per_incident`` notes."""
     number, text = split_number(request, needs_text="say what to note after the number")
-    incident = core.store.add_note(number, request.nick, request.account, text, request.now)
+    incident = core.store.add_note(
+        number,
+        request.nick,
+        request.account,
+        text,
+        request.now,
+        max_notes=core.config.max_notes_per_incident,
+    )
     return Reply.say(f"noted on incident #{number} ({incident.service})")
 
 

@@ -51,6 +51,7 @@ from deploybot.store.errors import (
     PageAlreadyAckedError,
     PageNotYoursError,
     StoreOpenError,
+    TooManyNotesError,
     UnknownIncidentError,
     UnknownPageError,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "StoreOpenError",
     "TimelineEntry",
     "TimelineKind",
+    "TooManyNotesError",
     "UnknownIncidentError",
     "UnknownPageError",
 ]

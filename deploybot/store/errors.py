@@ -13,6 +13,7 @@ __all__ = [
     "PageAlreadyAckedError",
     "PageNotYoursError",
     "StoreOpenError",
+    "TooManyNotesError",
     "UnknownIncidentError",
     "UnknownPageError",
 ]
@@ -35,6 +36,19 @@ class AlreadyFixedError(DeploybotError):
         self.fixed_by = fixed_by
         super().__init__(
             f"incident {number} is already fixed (at {db_time(fixed_at)} by {fixed_by})"
+        )
+
+
+class TooManyNotesError(DeploybotError):
+    """The incident has as many notes as one incident may have; nothing was added."""
+
+    def __init__(self, number: int, limit: int) -> None:
+        self.number = number
+        self.limit = limit
+        super().__init__(
+            f"not noted: incident {number} already has {limit} notes, the most one incident "
+            "may have (max_notes_per_incident); put further findings in a document and "
+            "link it from a new incident, or ask an admin to raise the limit"
         )
 
 

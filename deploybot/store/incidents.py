@@ -25,7 +25,7 @@ from deploybot.store.base import (
     same_person,
     select_sql,
 )
-from deploybot.store.errors import AlreadyFixedError, UnknownIncidentError
+from deploybot.store.errors import AlreadyFixedError, TooManyNotesError, UnknownIncidentError
 from deploybot.store.records import (
     Incident,
     IncidentState,
@@ -152,12 +152,30 @@ class IncidentTable(StoreBase):
         return self.get(number)
 
     def add_note(
-        self, number: int, nick: str, account: str | None, text: str, now: datetime
+        self,
+        number: int,
+        nick: str,
+        account: str | None,
+        text: str,
+        now: datetime,
+        *,
+        max_notes: int | None = None,
     ) -> Incident:
-        """Add a note; allowed on fixed incidents too (follow-ups, post-mortem links)."""
+        """Add a note; allowed on fixed incidents too (follow-ups, post-mortem links).
+
+        :class:`TooManyNotesError` (nothing added) when the incident already has
+        ``max_notes`` notes (None: no limit).
+        """
         at = db_time(now)
         with self._write() as db:
             row = incident_row(db, number)
+            if max_notes is not None:
+                (notes,) = db.execute(
+                    "SELECT count(*) FROM incident_events WHERE incident = ? AND kind = 'note'",
+                    (number,),
+                ).fetchone()
+                if notes >= max_notes:
+                    raise TooManyNotesError(number, max_notes)
             ack_if_first(db, row, nick, account, at)
             add_event(db, number, at, nick, account, "note", text)
         return self.get(number)
