@@ -298,7 +298,60 @@ def test_incident_document_has_every_field_and_its_timeline(core: Core) -> None:
                 "text": "restarted",
             },
         ],
+        "timeline_total": 3,
+        "timeline_truncated": False,
     }
+
+
+def test_a_long_timeline_is_served_in_pages(core: Core) -> None:
+    """250 entries: /incidents/{n} serves 100 by default with a next link, pages with
+    timeline_offset/timeline_limit (an offset past the end is an empty page, never
+    null), and /incidents holds the first 100 of each timeline; both say the total
+    and whether the timeline shown is truncated."""
+    number = report(core, 10)
+    for n in range(249):
+        core.store.add_note(number, "bob", None, f"note {n}", WHEN + timedelta(minutes=11))
+    document = incident_document(core, str(number))
+    incident = document["incident"]
+    assert len(incident["timeline"]) == 100
+    assert (incident["timeline_total"], incident["timeline_truncated"]) == (250, True)
+    assert document["timeline_page"] == {
+        "offset": 0,
+        "limit": 100,
+        "total": 250,
+        "next": f"/api/v1/incidents/{number}?timeline_offset=100&timeline_limit=100",
+    }
+    last = incident_document(
+        core, str(number), [("timeline_offset", "200"), ("timeline_limit", "100")]
+    )
+    assert [e["text"] for e in last["incident"]["timeline"]] == [
+        f"note {n}" for n in range(199, 249)
+    ]
+    assert last["timeline_page"]["next"] is None
+    past = incident_document(core, str(number), [("timeline_offset", "900")])
+    assert past["incident"]["timeline"] == [] and past["timeline_page"]["next"] is None
+    assert past["incident"]["timeline_total"] == 250
+    (listed,) = incidents_document(core)["incidents"]
+    assert len(listed["timeline"]) == 100 and listed["timeline_truncated"] is True
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        [("timeline_limit", "0")],
+        [("timeline_limit", "1001")],
+        [("timeline_offset", "-1")],
+        [("timeline_offset", "x")],
+        [("timeline_offset", "1"), ("timeline_offset", "2")],
+        [("since", "2026-12-15")],
+    ],
+)
+def test_bad_timeline_queries_are_400(core: Core, query: list[tuple[str, str]]) -> None:
+    """A limit outside 1..1000, a negative or non-numeric offset, a repeated or unknown
+    key: 400 bad-query."""
+    number = report(core, 10)
+    error = api_error(incident_document, core, str(number), query)
+    assert (error.status, error.code) == (400, "bad-query")
 
 
 @pytest.mark.parametrize(

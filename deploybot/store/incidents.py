@@ -55,6 +55,23 @@ WHERE incident IN (SELECT value FROM json_each(:numbers))
 ORDER BY incident, id
 """
 
+# Part of each timeline: its entries at positions [:offset, :offset + :limit) (0 first).
+_TIMELINE_PARTS_SQL = """
+SELECT incident, at, nick, account, kind, text FROM (
+    SELECT incident, at, nick, account, kind, text, id,
+           row_number() OVER (PARTITION BY incident ORDER BY id) - 1 AS position
+    FROM incident_events WHERE incident IN (SELECT value FROM json_each(:numbers))
+)
+WHERE position >= :offset AND position < :offset + :limit
+ORDER BY incident, id
+"""
+
+_TIMELINE_TOTALS_SQL = """
+SELECT incident, count(*) FROM incident_events
+WHERE incident IN (SELECT value FROM json_each(:numbers))
+GROUP BY incident
+"""
+
 
 # -- lean reads for the digest (added for deploybot.deployday.digest) -----------------------------
 
@@ -127,14 +144,21 @@ class IncidentTable(StoreBase):
             add_event(db, number, at, reporter_nick, reporter_account, "reported", text)
         return self.get(number)
 
-    def get(self, number: int) -> Incident:
-        """The incident ``number``; :class:`UnknownIncidentError` if there is none."""
+    def get(
+        self, number: int, *, timeline_offset: int = 0, timeline_limit: int | None = None
+    ) -> Incident:
+        """The incident ``number``; :class:`UnknownIncidentError` if there is none.
+
+        With ``timeline_limit`` (or an offset), its timeline holds only the entries from
+        position ``timeline_offset`` (0: the first), at most ``timeline_limit`` of them,
+        and ``timeline_total`` says how many there are in all.
+        """
         row = self._db.execute(
             f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE number = ?", (number,)
         ).fetchone()
         if row is None:
             raise UnknownIncidentError(number)
-        return self._with_timelines([row])[0]
+        return self._with_timelines([row], timeline_offset, timeline_limit)[0]
 
     def take(self, number: int, nick: str, account: str | None, now: datetime) -> Incident:
         """Make ``nick`` the owner of an open incident (taking it over from someone else
@@ -215,11 +239,14 @@ class IncidentTable(StoreBase):
         until: datetime | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        timeline_limit: int | None = None,
     ) -> tuple[Incident, ...]:
         """Incidents by number (descending if ``newest_first``), filtered.
 
         ``since``/``until`` bound ``reported_at`` as [since, until).  ``limit`` keeps the
         first ``limit`` in that order (with ``newest_first``: the latest ones).
+        ``timeline_limit``: each timeline holds at most its first ``timeline_limit``
+        entries (see :meth:`get`).
         """
         if state not in (None, "open", "fixed"):
             raise ValueError(f"state must be 'open', 'fixed' or None, not {state!r}")
@@ -230,7 +257,8 @@ class IncidentTable(StoreBase):
         where.between("reported_at", since, until)
         order = "number DESC" if newest_first else "number"
         sql, values = select_sql(_INCIDENT_COLUMNS, "incidents", where, order, limit)
-        return self._with_timelines(self._db.execute(sql, values).fetchall())
+        rows = self._db.execute(sql, values).fetchall()
+        return self._with_timelines(rows, 0, timeline_limit)
 
     def incident_counts(self) -> dict[str, int]:
         """``{"open": n, "fixed": m}``: every incident ever recorded, by state (one query)."""
@@ -278,12 +306,26 @@ class IncidentTable(StoreBase):
 
     # -- end of the lean reads --------------------------------------------------------
 
-    def _with_timelines(self, rows: Sequence[sqlite3.Row]) -> tuple[Incident, ...]:
+    def _with_timelines(
+        self, rows: Sequence[sqlite3.Row], offset: int = 0, limit: int | None = None
+    ) -> tuple[Incident, ...]:
+        """The incidents of ``rows`` with their timelines (entries [offset, offset +
+        limit) and the totals, when a part is asked for)."""
         if not rows:
             return ()
         numbers = [int(row["number"]) for row in rows]
         entries: dict[int, list[TimelineEntry]] = {number: [] for number in numbers}
-        for event in self._db.execute(_TIMELINES_SQL, {"numbers": json.dumps(numbers)}):
+        totals: dict[int, int] | None = None
+        params: dict[str, object] = {"numbers": json.dumps(numbers)}
+        sql = _TIMELINES_SQL
+        if offset or limit is not None:
+            whole = 2**62 if limit is None else max(limit, 0)  # no limit: to the end
+            params |= {"offset": max(offset, 0), "limit": whole}
+            sql = _TIMELINE_PARTS_SQL
+            totals = dict.fromkeys(numbers, 0)
+            for incident, count in self._db.execute(_TIMELINE_TOTALS_SQL, params):
+                totals[incident] = count
+        for event in self._db.execute(sql, params):
             entries[event["incident"]].append(
                 TimelineEntry(
                     at=from_db(event["at"]),
@@ -293,7 +335,14 @@ class IncidentTable(StoreBase):
                     account=event["account"],
                 )
             )
-        return tuple(incident_from_row(row, tuple(entries[row["number"]])) for row in rows)
+        return tuple(
+            incident_from_row(
+                row,
+                tuple(entries[row["number"]]),
+                None if totals is None else totals[row["number"]],
+            )
+            for row in rows
+        )
 
 
 # -- one incident inside a write transaction ---------------------------------------------

@@ -69,6 +69,14 @@ class Incident:
     fixed_at: datetime | None
     fixed_by: str | None
     timeline: tuple[TimelineEntry, ...]
+    #: How many entries the whole timeline has, when ``timeline`` is only a part of it
+    #: (read with a ``timeline_limit``); None: ``timeline`` is all of it.
+    timeline_total: int | None = None
+
+    @property
+    def timeline_count(self) -> int:
+        """How many entries the whole timeline has."""
+        return len(self.timeline) if self.timeline_total is None else self.timeline_total
 
     @property
     def open(self) -> bool:
@@ -155,7 +163,9 @@ class Page:
 # -- rows to records --------------------------------------------------------------------
 
 
-def incident_from_row(row: sqlite3.Row, timeline: tuple[TimelineEntry, ...]) -> Incident:
+def incident_from_row(
+    row: sqlite3.Row, timeline: tuple[TimelineEntry, ...], total: int | None = None
+) -> Incident:
     return Incident(
         number=row["number"],
         service=row["service"],
@@ -172,6 +182,7 @@ def incident_from_row(row: sqlite3.Row, timeline: tuple[TimelineEntry, ...]) -> 
         fixed_at=from_db_or_none(row["fixed_at"]),
         fixed_by=row["fixed_by"],
         timeline=timeline,
+        timeline_total=total,
     )
 
 

@@ -54,7 +54,15 @@ Version 1 shapes
     matched ASCII-case-insensitively; ``state`` is one of :data:`INCIDENT_STATES`.  Any
     other query key, a key given twice or a bad value is a 400 ``bad-query``.
 
-    ``GET /api/v1/incidents/{n}`` → ``{"incident": INCIDENT}``. INCIDENT::
+    ``GET /api/v1/incidents/{n}?timeline_offset=&timeline_limit=`` → ``{"incident":
+    INCIDENT, "timeline_page": {"offset", "limit", "total": int, "next": str | null}}``:
+    the incident with the part of its timeline from position ``timeline_offset``
+    (default 0, the first entry), at most ``timeline_limit`` entries (default
+    :data:`TIMELINE_PAGE`, 1 to :data:`MAX_TIMELINE_PAGE`); ``next`` is the path of the
+    following page, ``null`` on the last.  In ``/api/v1/incidents`` each INCIDENT holds
+    the first :data:`TIMELINE_PAGE` entries of its timeline.  In both,
+    ``timeline_total`` is how many entries the whole timeline has and
+    ``timeline_truncated`` whether ``timeline`` holds fewer.  INCIDENT::
 
         {"number": int, "service", "text", "channel", "reporter": str,
          "reporter_account": str | null, "state": "open" | "fixed",
@@ -64,7 +72,8 @@ Version 1 shapes
          "time_to_acknowledge_seconds": int | null, "time_to_repair_seconds": int | null,
          "timeline": [{"at": time, "nick": str, "account": str | null,
                        "kind": "reported" | "taken" | "note" | "fixed" | "ack",
-                       "text": str}]}
+                       "text": str}],
+         "timeline_total": int, "timeline_truncated": bool}
 
     ``GET /api/v1/digests/{date}`` → ``{"digest": …}``, the day's digest as
     :func:`deploybot.deployday.digest.digest_to_dict` documents it (as of now for today, complete
@@ -181,7 +190,14 @@ MAX_BODY = 1_000_000
 SIGNATURE_HEADER = "X-Deploybot-Signature"
 SIGNATURE_PREFIX = "sha256="
 
+#: Timeline entries of each incident in ``/api/v1/incidents``, and the default
+#: ``timeline_limit`` of ``/api/v1/incidents/{n}``.
+TIMELINE_PAGE = 100
+#: The largest ``timeline_limit``.
+MAX_TIMELINE_PAGE = 1000
+
 _INCIDENT_QUERY_KEYS = ("since", "service", "state")
+_TIMELINE_QUERY_KEYS = ("timeline_offset", "timeline_limit")
 _NUMBER = re.compile(r"[0-9]{1,18}")
 _SHOWN = 60
 _MAX_SERVICE = 100
@@ -468,6 +484,8 @@ def incident_to_dict(incident: Incident) -> dict[str, Any]:
         "time_to_acknowledge_seconds": whole_seconds(incident.time_to_acknowledge),
         "time_to_repair_seconds": whole_seconds(incident.time_to_repair),
         "timeline": [_entry_dict(entry) for entry in incident.timeline],
+        "timeline_total": incident.timeline_count,
+        "timeline_truncated": len(incident.timeline) < incident.timeline_count,
     }
 
 
@@ -475,7 +493,11 @@ def incidents_document(core: Core, query: Sequence[tuple[str, str]] = ()) -> dic
     """``GET /api/v1/incidents``; 400 ``bad-query`` for a bad query."""
     wanted = parse_incident_query(core, query)
     found = core.store.list_incidents(
-        state=wanted.state, service=wanted.service, since=wanted.since, limit=MAX_INCIDENTS + 1
+        state=wanted.state,
+        service=wanted.service,
+        since=wanted.since,
+        limit=MAX_INCIDENTS + 1,
+        timeline_limit=TIMELINE_PAGE,
     )
     return {
         "query": wanted.to_dict(),
@@ -485,17 +507,46 @@ def incidents_document(core: Core, query: Sequence[tuple[str, str]] = ()) -> dic
 
 
 def incident_document(
-    core: Core, number: str, query: Iterable[tuple[str, str]] = ()
+    core: Core, number: str, query: Sequence[tuple[str, str]] = ()
 ) -> dict[str, Any]:
-    """``GET /api/v1/incidents/{n}``: 400 when ``n`` is not a number, 404 when unknown."""
-    _no_query(query)
+    """``GET /api/v1/incidents/{n}?timeline_offset=&timeline_limit=``: 400 when ``n`` is
+    not a number or the query is bad, 404 when unknown; one page of the timeline."""
+    values = _single(query, _TIMELINE_QUERY_KEYS)
+    offset = _whole_query(values, "timeline_offset", 0, 0, 2**62)
+    limit = _whole_query(values, "timeline_limit", TIMELINE_PAGE, 1, MAX_TIMELINE_PAGE)
     if not _NUMBER.fullmatch(number):
         raise ApiError(400, "bad-request", f"{_shown(number)} is not an incident number (1, 2, 3…)")
     try:
-        incident = core.store.get(int(number))
+        incident = core.store.get(int(number), timeline_offset=offset, timeline_limit=limit)
     except UnknownIncidentError:
         raise ApiError(404, "not-found", f"no incident {int(number)}") from None
-    return {"incident": incident_to_dict(incident)}
+    after = offset + len(incident.timeline)
+    following = (
+        f"/api/v1/incidents/{incident.number}?timeline_offset={after}&timeline_limit={limit}"
+    )
+    return {
+        "incident": incident_to_dict(incident),
+        "timeline_page": {
+            "offset": offset,
+            "limit": limit,
+            "total": incident.timeline_count,
+            "next": following if after < incident.timeline_count else None,
+        },
+    }
+
+
+def _whole_query(values: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
+    """The whole number ``key`` of a query (``default`` when absent), in [low, high]."""
+    if key not in values:
+        return default
+    text = values[key].strip()
+    if not (text.isascii() and text.isdecimal() and low <= int(text) <= high):
+        raise ApiError(
+            400,
+            "bad-query",
+            f"{key}={_shown(values[key])}: expected a whole number {low} to {high}",
+        )
+    return int(text)
 
 
 # -- digests ----------------------------------------------------------------------------
