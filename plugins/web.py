@@ -12,7 +12,9 @@ in :mod:`deploybot.web.pages`; this module only routes, reads requests and turns
 The webhook (``POST /api/v1/events``)
     Its rules are the core's (:func:`deploybot.web.api.webhook_precheck` before the body
     is read, :func:`deploybot.web.api.webhook_document` after); here the body is read, up
-    to :data:`MAX_BODY` bytes (aiohttp's 413 beyond), and the answer is sent with 202.
+    to :data:`MAX_BODY` bytes (aiohttp's 413 beyond), and the answer is sent with its
+    status (202, 200 for a duplicate) or :class:`~deploybot.web.api.ApiError`'s, with its
+    headers (``Retry-After`` on a 503).
 
 Unexpected errors are logged with a traceback and a reference; the client gets a 500 with
 that reference only.
@@ -56,6 +58,7 @@ _STATUS_CODES = {
     413: "too-large",
     415: "unsupported-media-type",
     500: "internal-error",
+    503: "unavailable",
 }
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -117,7 +120,7 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
         try:
             response = await handler(request)
         except api.ApiError as error:
-            response = _json(error.document(), error.status)
+            response = _json(error.document(), error.status, error.headers or None)
         except web.HTTPException as error:
             if not is_api or error.status < 400:
                 status = error.status
@@ -183,13 +186,18 @@ async def _digest(request: web.Request) -> web.Response:
 
 async def _event(request: web.Request) -> web.Response:
     state = _state(request)
-    signature = request.headers.get(api.SIGNATURE_HEADER)
-    header = api.webhook_precheck(state.core, signature, request.content_length, state.max_body)
-    body = await request.read()  # 413 from aiohttp beyond client_max_size
-    document = api.webhook_document(
-        state.core, state.reactor, body, header, request.remote or "", state.max_body
+    signed = api.webhook_precheck(
+        state.core,
+        request.headers.get(api.SIGNATURE_HEADER),
+        request.headers.get(api.TIMESTAMP_HEADER),
+        request.content_length,
+        state.max_body,
     )
-    return _json(document, status=202)
+    body = await request.read()  # 413 from aiohttp beyond client_max_size
+    status, document = api.webhook_document(
+        state.core, state.reactor, body, signed, request.remote or "", state.max_body
+    )
+    return _json(document, status=status)
 
 
 # -- health, metrics, pages ---------------------------------------------------------------

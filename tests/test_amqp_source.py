@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from deploybot.bus.reactor import BusReactor
 from deploybot.bus.rules import DeployFact
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
+from deploybot.deployday.day import DeployDay
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.store import Store
@@ -78,7 +80,7 @@ def reactor(tmp_path: Path) -> Iterator[RecordingReactor]:
     (plans / "pkgdb2.yaml").write_text(dump_plan(plan), encoding="utf-8")
     book = PlanBook(plans)
     assert not book.reload().problems
-    store = Store.open(tmp_path / "db.sqlite3")
+    store = Store.open(tmp_path / "db.sqlite3", busy_timeout=0.2)
     core = Core(config=config_from_mapping({"admin_channel": ADMIN}), store=store, book=book)
     try:
         yield RecordingReactor(core, RecordingOutbox())
@@ -324,6 +326,34 @@ async def test_a_repeated_message_id_is_acknowledged_but_announced_once(
     assert len(started) == 2, reactor.posts  # "same-id" once, and the barrier
     await sources.close_all()
     assert await queue_counts(rabbitmq.url, queue) == (0, 0)  # all three acknowledged
+    await delete_queue(rabbitmq.url, queue)
+
+
+async def test_a_message_the_locked_store_could_not_record_is_requeued_until_it_can(
+    sources: Sources, reactor: RecordingReactor, rabbitmq: RabbitmqServer
+) -> None:
+    """Another connection holds the database's write lock: opening firefighting fails,
+    so the start is not acknowledged but requeued (and delivered again, announced by
+    nobody) until the lock is gone; then it is acted on in full, once, and acknowledged."""
+    reactor.deploy_day = DeployDay(reactor.core, reactor.recording)
+    queue = f"deploybot-test-{uuid.uuid4()}"
+    await sources(queue, requeue_delay=0.1)
+    start = start_message(message_id="locked-start")
+    with sqlite3.connect(reactor.core.store.path, isolation_level=None) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        await publish(rabbitmq.url, START, start)
+        await eventually(
+            lambda: reactor.ids.count("locked-start") >= 3, "two redeliveries", TIMEOUT
+        )
+        assert reactor.posts == []
+        other.execute("ROLLBACK")
+    started = (ADMIN, f"deploy of pkgdb2 started by dudemcpants ({SHOWN})")
+    await eventually(lambda: started in reactor.posts, "the start announced", TIMEOUT)
+    plan = reactor.core.book.get("pkgdb2-2.0")
+    assert plan is not None and reactor.deploy_day.firefight.is_open(plan)
+    await sources.close_all()
+    assert reactor.posts.count(started) == 1 and reactor.duplicates == 0
+    assert await queue_counts(rabbitmq.url, queue) == (0, 0)  # acknowledged in the end
     await delete_queue(rabbitmq.url, queue)
 
 

@@ -27,6 +27,7 @@ from deploybot.web.api import (
     INCIDENT_STATES,
     MAX_INCIDENTS,
     ApiError,
+    SignedRequest,
     deployment_document,
     deployments_document,
     digest_document,
@@ -485,6 +486,7 @@ def test_health_says_ok_with_the_plan_count_and_503_when_the_store_is_gone(core:
         "ok": True,
         "irc_connected": True,
         "plans": 2,
+        "store_error": None,
         "as_of": "2026-12-15T14:00:00Z",
     }
     assert health_document(core, None)[1]["irc_connected"] is None
@@ -549,12 +551,14 @@ def test_metrics_are_prometheus_text_with_every_family(core: Core) -> None:
 # -- signatures -----------------------------------------------------------------------------
 
 
-def test_signature_is_hmac_sha256_of_the_body_with_the_secret() -> None:
+def test_signature_is_hmac_sha256_of_the_timestamp_a_dot_and_the_body() -> None:
     body = b'{"topic": "x"}'
-    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    assert signature("s3cret", body) == f"sha256={expected}"
-    assert signature_ok("s3cret", body, f"sha256={expected}")
-    assert signature_ok("s3cret", body, f"SHA256={expected.upper()} ")
+    expected = hmac.new(b"s3cret", b"1765803000." + body, hashlib.sha256).hexdigest()
+    assert signature("s3cret", "1765803000", body) == f"sha256={expected}"
+    assert signature_ok("s3cret", "1765803000", body, f"sha256={expected}")
+    assert signature_ok("s3cret", "1765803000", body, f"SHA256={expected.upper()} ")
+    body_only = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert not signature_ok("s3cret", "1765803000", body, f"sha256={body_only}")
 
 
 @pytest.mark.parametrize(
@@ -562,20 +566,25 @@ def test_signature_is_hmac_sha256_of_the_body_with_the_secret() -> None:
     ["", "sha256=", "sha1=abc", "deadbeef", "sha256=ünïcode", "sha256=" + "0" * 64],
 )
 def test_wrong_or_malformed_signatures_are_refused(header: str) -> None:
-    assert not signature_ok("s3cret", b"{}", header)
+    assert not signature_ok("s3cret", "1", b"{}", header)
 
 
-def test_a_signature_with_another_secret_or_body_is_refused_and_no_secret_refuses_all() -> None:
+def test_a_signature_with_another_secret_body_or_time_is_refused_and_no_secret_refuses_all() -> (
+    None
+):
     body = b"{}"
-    assert not signature_ok("other", body, signature("s3cret", body))
-    assert not signature_ok("s3cret", b"{} ", signature("s3cret", body))
-    assert not signature_ok("", body, signature("", body))
+    good = signature("s3cret", "100", body)
+    assert not signature_ok("other", "100", body, good)
+    assert not signature_ok("s3cret", "100", b"{} ", good)
+    assert not signature_ok("s3cret", "101", body, good)
+    assert not signature_ok("", "100", body, signature("", "100", body))
 
 
 # -- the webhook's acceptance rules ---------------------------------------------------------
 
-WEBHOOK_SECRET = "s3cret webhook key"
+WEBHOOK_SECRET = "a webhook secret of 32 bytes or more"
 PKGDB_PLAYBOOK = "/srv/web/infra/ansible/playbooks/groups/pkgdb.yml"
+STAMP = str(int(NOW.timestamp()))
 
 
 def webhook_on(core: Core) -> BusReactor:
@@ -590,35 +599,54 @@ def start_event(event_id: str = "2026-abc-1") -> bytes:
     return json.dumps({"topic": topic, "body": body, "id": event_id}).encode("utf-8")
 
 
+def signed(body: bytes, stamp: str = STAMP) -> SignedRequest:
+    return SignedRequest(signature(WEBHOOK_SECRET, stamp, body), stamp)
+
+
 @pytest.mark.parametrize(
-    ("secret", "header", "length", "status", "code"),
+    ("secret", "header", "stamp", "length", "status", "code"),
     [
-        ("", "sha256=00", 10, 403, "webhook-disabled"),
-        (WEBHOOK_SECRET, None, 10, 401, "missing-signature"),
-        (WEBHOOK_SECRET, "sha256=00", 1001, 413, "too-large"),
+        ("", "sha256=00", STAMP, 10, 403, "webhook-disabled"),
+        (WEBHOOK_SECRET, None, STAMP, 10, 401, "missing-signature"),
+        (WEBHOOK_SECRET, "sha256=00", None, 10, 401, "missing-timestamp"),
+        (WEBHOOK_SECRET, "sha256=00", "2026-12-15T14:00:00Z", 10, 401, "bad-timestamp"),
+        (WEBHOOK_SECRET, "sha256=00", "-1", 10, 401, "bad-timestamp"),
+        (WEBHOOK_SECRET, "sha256=00", str(int(STAMP) - 301), 10, 401, "stale-timestamp"),
+        (WEBHOOK_SECRET, "sha256=00", str(int(STAMP) + 301), 10, 401, "stale-timestamp"),
+        (WEBHOOK_SECRET, "sha256=00", STAMP, 1001, 413, "too-large"),
     ],
 )
 def test_webhook_precheck_refuses_before_the_body_is_read(
-    core: Core, secret: str, header: str | None, length: int, status: int, code: str
+    core: Core,
+    secret: str,
+    header: str | None,
+    stamp: str | None,
+    length: int,
+    status: int,
+    code: str,
 ) -> None:
-    """Off without a secret (403), no signature (401), an announced body over the limit
-    (413): each refused before anything reads the body."""
+    """Off without a secret (403), no signature or timestamp, a timestamp that is not
+    unix seconds or more than five minutes from the clock (401), an announced body over
+    the limit (413): each refused before anything reads the body."""
     core.config = replace(core.config, webhook_secret=secret)
-    error = api_error(webhook_precheck, core, header, length, 1000)
+    error = api_error(webhook_precheck, core, header, stamp, length, 1000)
     assert (error.status, error.code) == (status, code)
 
 
-def test_webhook_precheck_passes_the_signature_on(core: Core) -> None:
-    """A signed request of unknown or allowed length goes on to the body."""
+def test_webhook_precheck_passes_the_signature_and_timestamp_on(core: Core) -> None:
+    """A signed request within five minutes of the clock, of unknown or allowed length,
+    goes on to the body."""
     webhook_on(core)
-    assert webhook_precheck(core, "sha256=00", None, 1000) == "sha256=00"
-    assert webhook_precheck(core, "sha256=00", 1000, 1000) == "sha256=00"
+    edge = str(int(STAMP) - 300)
+    assert webhook_precheck(core, "sha256=00", edge, None, 1000) == SignedRequest("sha256=00", edge)
+    assert webhook_precheck(core, "sha256=00", STAMP, 1000, 1000).timestamp == STAMP
 
 
 def test_webhook_document_checks_the_signature_before_parsing(core: Core) -> None:
     """A bad signature is 401 ``bad-signature`` even for garbage, and counts nothing."""
     reactor = webhook_on(core)
-    error = api_error(webhook_document, core, reactor, b"{not json", "sha256=00", "", 1000)
+    bad = SignedRequest("sha256=00", STAMP)
+    error = api_error(webhook_document, core, reactor, b"{not json", bad, "", 1000)
     assert (error.status, error.code) == (401, "bad-signature")
     assert reactor.stats.as_dict()["received_total"] == 0
 
@@ -627,25 +655,26 @@ def test_webhook_document_rejects_a_bad_event_with_its_kind(core: Core) -> None:
     """A signed body that is not an event is 400 with the BadMessage kind, counted."""
     reactor = webhook_on(core)
     body = b"{not json"
-    header = signature(WEBHOOK_SECRET, body)
-    error = api_error(webhook_document, core, reactor, body, header, "", 1000)
+    error = api_error(webhook_document, core, reactor, body, signed(body), "", 1000)
     assert (error.status, error.code) == (400, "not-json")
     assert reactor.stats.dropped["not-json"] == 1
 
 
 def test_webhook_document_acts_once_and_says_a_repeat_is_a_duplicate(core: Core) -> None:
     """A signed playbook start is acted on (202 document with its facts); the same id
-    again is a duplicate with no facts."""
+    again is a 200 duplicate with no facts."""
     reactor = webhook_on(core)
     body = start_event()
-    header = signature(WEBHOOK_SECRET, body)
-    first = webhook_document(core, reactor, body, header, "192.0.2.1", 10_000)
-    assert first == {
-        "accepted": True,
-        "id": "2026-abc-1",
-        "topic": "org.fedoraproject.prod.ansible.playbook.start",
-        "duplicate": False,
-        "facts": ["OpenFirefighting", "DeployStarted"],
-    }
-    again = webhook_document(core, reactor, body, header, "192.0.2.1", 10_000)
-    assert (again["duplicate"], again["facts"]) == (True, [])
+    first = webhook_document(core, reactor, body, signed(body), "192.0.2.1", 10_000)
+    assert first == (
+        202,
+        {
+            "accepted": True,
+            "id": "2026-abc-1",
+            "topic": "org.fedoraproject.prod.ansible.playbook.start",
+            "duplicate": False,
+            "facts": ["OpenFirefighting", "DeployStarted"],
+        },
+    )
+    status, again = webhook_document(core, reactor, body, signed(body), "192.0.2.1", 10_000)
+    assert (status, again["duplicate"], again["facts"]) == (200, True, [])

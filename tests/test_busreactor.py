@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -36,7 +37,7 @@ from deploybot.deployday.firefight import Firefight
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.plans.model import Plan
-from deploybot.store import Store
+from deploybot.store import Store, StoreBusyError
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
 
@@ -235,8 +236,8 @@ def test_an_id_is_remembered_for_RECENT_IDS_events(reactor: BusReactor) -> None:
 
 
 def test_the_oldest_id_is_forgotten_first(reactor: BusReactor, outbox: RecordingOutbox) -> None:
-    """After RECENT_IDS other ids the first one is forgotten and acted on again; the ids
-    after it are forgotten in the order they came."""
+    """After RECENT_IDS other ids the first one leaves the memory, and the ids after it
+    leave in the order they came; the first one, acted on, is still known to the store."""
     done = ansible("complete", "2026-done")
     filler = unrelated("filler")
     reactor.handle(done)
@@ -245,13 +246,14 @@ def test_the_oldest_id_is_forgotten_first(reactor: BusReactor, outbox: Recording
     assert reactor.duplicates == 0
     # filler-0 is now the oldest id remembered (its repeat does not evict anything) …
     assert not acted_on(reactor, dataclasses.replace(filler, id="filler-0"))
-    # … while the first id was forgotten: acted on (and posted) again, evicting filler-1,
-    assert acted_on(reactor, done)
-    assert outbox.posts == [(ADMIN, FINISHED_OK)] * 2
+    # … while the first id left the memory, but the store knows it: not posted again,
+    # and it comes back into the memory, evicting filler-1,
+    assert not acted_on(reactor, done)
+    assert outbox.posts == [(ADMIN, FINISHED_OK)]
     # … which is therefore new again, while filler-2 is still remembered.
     assert acted_on(reactor, dataclasses.replace(filler, id="filler-1"))
     assert not acted_on(reactor, dataclasses.replace(filler, id="filler-3"))
-    assert reactor.duplicates == 2
+    assert reactor.duplicates == 3
 
 
 def test_a_repeat_makes_an_id_recent_again(reactor: BusReactor, outbox: RecordingOutbox) -> None:
@@ -269,6 +271,45 @@ def test_a_repeat_makes_an_id_recent_again(reactor: BusReactor, outbox: Recordin
     assert acted_on(reactor, dataclasses.replace(filler, id="filler-0"))  # forgotten
     assert outbox.posts == [(ADMIN, FINISHED_OK)]
     assert reactor.duplicates == 2
+
+
+def test_an_event_acted_on_is_known_after_a_restart_for_a_day(
+    core: Core, outbox: RecordingOutbox
+) -> None:
+    """The id of an event that meant facts is kept in the store: a new reactor (the bot
+    restarted) drops its repeat; a day later it is forgotten.  Unrelated traffic is not
+    written to the store."""
+    done = ansible("complete", "2026-done")
+    assert kinds(BusReactor(core, outbox).handle(done)) == ["DeployFinished"]
+    BusReactor(core, outbox).handle(unrelated("nagios-1"))
+    restarted = BusReactor(core, outbox)
+    assert not acted_on(restarted, done)
+    assert acted_on(restarted, unrelated("nagios-1"))  # no facts: never in the store
+    assert outbox.posts == [(ADMIN, FINISHED_OK)]
+    assert not core.store.event_seen("nagios-1", NOW - timedelta(days=1))
+    later = BusReactor(core, outbox)
+    assert kinds(later.handle(done, now=NOW + timedelta(days=1, seconds=1))) == ["DeployFinished"]
+
+
+def test_an_event_whose_action_the_locked_store_refused_is_not_remembered(
+    core: Core, outbox: RecordingOutbox, reactor: BusReactor, fire: Firefight
+) -> None:
+    """Another connection holds the write lock: opening firefighting fails, handle raises
+    StoreBusyError, the start is not posted and its id is not remembered; once the lock
+    is gone the same event does the whole of it."""
+    core.store._db.execute("PRAGMA busy_timeout = 50")
+    start = ansible("start", "2026-start")
+    with sqlite3.connect(core.store.path, isolation_level=None) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreBusyError, match="nothing was changed"):
+            reactor.handle(start)
+        other.execute("ROLLBACK")
+    assert outbox.posts == [] and sum(reactor.stats.facts.values()) == 0
+    assert not core.store.event_seen(start.id, NOW - timedelta(days=1))
+    assert kinds(reactor.handle(start)) == ["OpenFirefighting", "DeployStarted"]
+    assert fire.is_open(badges(core))
+    assert STARTED in outbox.to(ADMIN)
+    assert reactor.duplicates == 0
 
 
 # --- acting on facts ---------------------------------------------------------------------

@@ -263,7 +263,7 @@ def test_control_characters_are_kept_in_the_body() -> None:
 def test_lone_surrogates_are_replaced() -> None:
     r"""``"\ud800"`` is valid JSON but not encodable as UTF-8: it becomes ``?`` so nothing
     downstream (IRC, SQLite, logs) fails to encode the body."""
-    body = b'{"topic": "org.fedoraproject.prod.a.b", "body": {"u\\ud800": "x\\udfff"}}'
+    body = b'{"topic": "org.fedoraproject.prod.a.b", "id": "1", "body": {"u\\ud800": "x\\udfff"}}'
     event = from_webhook(body, prefix=PREFIX)
     assert thaw(event.body) == {"u?": "x?"}
 
@@ -426,11 +426,16 @@ def test_fedora_messaging_headers_and_ids() -> None:
         ({"topic": T, "body": {}, "headers": {"sent-at": "?"}}, "wrong-type"),
         ({"topic": "ansible.playbook.start", "body": {}}, "bad-topic"),
         ({"topic": None, "body": {}}, "bad-topic"),
+        ({"topic": T, "body": {}}, "missing-field"),
+        ({"topic": T, "body": {}, "id": None}, "wrong-type"),
+        ({"topic": T, "body": {}, "id": ""}, "wrong-type"),
+        ({"topic": T, "body": {}, "id": "x" * 201}, "wrong-type"),
     ],
 )
 def test_webhook_refusals(payload: dict[str, Any], kind: str) -> None:
     """Malformed webhook payloads are refused with their kind; unknown keys are refused so
-    the sender learns the format."""
+    the sender learns the format; an event without an id (or an empty or over-long one)
+    is refused: a replay could not be told from a new event."""
     assert kind_of(from_webhook, json.dumps(payload).encode(), prefix=PREFIX) == kind
 
 
@@ -543,8 +548,8 @@ def test_random_nesting(depth: int, opener: str) -> None:
     """Nesting of any depth, shallow or bomb, in a body: event, ``too-deep`` or ``not-json``."""
     closer = "]" if opener == "[" else "}"
     body = opener * depth + "1" + closer * depth
-    data = ('{"topic": "org.fedoraproject.prod.a.b", "body": {"x": ' + body + "}}").encode()
-    event = decodes_or_refuses(from_webhook, data, prefix=PREFIX)
+    text = '{"topic": "org.fedoraproject.prod.a.b", "id": "1", "body": {"x": ' + body + "}}"
+    event = decodes_or_refuses(from_webhook, text.encode(), prefix=PREFIX)
     # The body is level 0, so the innermost container is at level ``depth``.
     assert (event is not None) == (depth < MAX_DEPTH)
 
@@ -553,7 +558,7 @@ def test_random_nesting(depth: int, opener: str) -> None:
 def test_depth_limit_boundary(depth: int) -> None:
     """Containers down to level MAX_DEPTH - 1 under the body are kept; one more is
     ``too-deep``."""
-    data = HEAD + b'"body": {"x": ' + b"[" * depth + b"]" * depth + b"}}"
+    data = HEAD + b'"id": "1", "body": {"x": ' + b"[" * depth + b"]" * depth + b"}}"
     event = decodes_or_refuses(from_webhook, data, prefix=PREFIX)
     assert (event is not None) == (depth < MAX_DEPTH)
 

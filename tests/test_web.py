@@ -5,12 +5,15 @@ text, the pages and the calendar feed."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import re
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +24,10 @@ from deploybot_plugins.web import MAX_BODY, WebServer, WebStartError
 from deploybot.bus.reactor import BusReactor
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
+from deploybot.deployday.day import DeployDay
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
-from deploybot.store import Store
+from deploybot.store import Store, StoreBusyError
 from deploybot.web.api import signature
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
@@ -31,7 +35,8 @@ from tests.planfactory import make_plan, utc
 WHEN = utc(2026, 12, 15, 13)
 NOW = utc(2026, 12, 15, 13, 10)  # ten minutes into the pkgdb2 window
 ADMIN = "#ops"
-SECRET = "s3cret webhook key"
+BUSY_TIMEOUT = 0.2
+SECRET = "a webhook secret of 32 bytes or more"
 START = "org.fedoraproject.prod.ansible.playbook.start"
 PLAYBOOK = "/srv/web/infra/ansible/playbooks/groups/pkgdb.yml"
 SAMPLES_DIR = Path(__file__).parent / "data" / "bus-samples"
@@ -67,13 +72,20 @@ class Served:
             return response.status, await _body(response), response
 
     async def post_event(
-        self, payload: bytes, *, sign: str | None = SECRET, header: str | None = None
+        self,
+        payload: bytes,
+        *,
+        sign: str | None = SECRET,
+        header: str | None = None,
+        at: datetime = NOW,
     ) -> tuple[int, Any, aiohttp.ClientResponse]:
-        headers = {"Content-Type": "application/json"}
+        """POST ``payload`` signed with ``sign`` at ``at`` (or with the ``header`` given)."""
+        stamp = str(int(at.timestamp()))
+        headers = {"Content-Type": "application/json", "X-Deploybot-Timestamp": stamp}
         if header is not None:
             headers["X-Deploybot-Signature"] = header
         elif sign is not None:
-            headers["X-Deploybot-Signature"] = signature(sign, payload)
+            headers["X-Deploybot-Signature"] = signature(sign, stamp, payload)
         return await self.request("POST", "/api/v1/events", data=payload, headers=headers)
 
 
@@ -90,16 +102,18 @@ Serve = Callable[..., Awaitable[Served]]
 @pytest.fixture
 def core_factory(tmp_path: Path) -> Iterator[Callable[..., Core]]:
     """`core_factory(webhook_secret=…)`: a real core on a tmp SQLite file with the pkgdb2
-    plan (13:00-21:00 UTC on 2026-12-15, playbook groups/pkgdb.yml), clock at NOW."""
+    plan (13:00-21:00 UTC on 2026-12-15, playbook groups/pkgdb.yml), clock at NOW; a
+    write waits at most BUSY_TIMEOUT for a locked database.  `core_factory(database=…)`
+    opens that database file instead of a new one (the bot restarted)."""
     stores: list[Store] = []
 
-    def make(**config: str) -> Core:
+    def make(database: Path | None = None, **config: str) -> Core:
         directory = tmp_path / f"core{len(stores)}"
         plans = directory / "plans"
         plans.mkdir(parents=True)
         (plans / "pkgdb2.yaml").write_text(dump_plan(make_plan(when=WHEN)), encoding="utf-8")
         settings = {"admin_channel": ADMIN, "countdowns": "0", **config}
-        store = Store.open(directory / "db.sqlite3")
+        store = Store.open(database or directory / "db.sqlite3", busy_timeout=BUSY_TIMEOUT)
         stores.append(store)
         book = PlanBook(plans)
         book.reload()
@@ -115,8 +129,8 @@ async def serve(core_factory: Callable[..., Core]) -> AsyncIterator[Serve]:
     """`await serve(webhook_secret=…)`: the real server on 127.0.0.1 at a free port."""
     running: list[Served] = []
 
-    async def start(**config: str) -> Served:
-        core = core_factory(**config)
+    async def start(database: Path | None = None, **config: str) -> Served:
+        core = core_factory(database, **config)
         outbox = RecordingOutbox()
         reactor = BusReactor(core, outbox)
         server = WebServer(core, reactor, host="127.0.0.1", port=0, irc_connected=lambda: True)
@@ -279,7 +293,7 @@ async def test_an_unexpected_error_is_500_with_a_reference_and_no_traceback(
 async def test_a_signed_playbook_start_is_acted_on_and_said_once(web: Served) -> None:
     """A correctly signed start of pkgdb's playbook: 202 with the facts it meant, and
     "deploy of pkgdb2 started by pingou" is posted to the admin channel; the same id
-    again is accepted as a duplicate and said no more."""
+    again is a 200 duplicate and said no more."""
     payload = encoded(start_payload())
     status, body, _ = await web.post_event(payload)
     assert status == 202, body
@@ -292,9 +306,87 @@ async def test_a_signed_playbook_start_is_acted_on_and_said_once(web: Served) ->
     }
     assert web.outbox.to(ADMIN) == ["deploy of pkgdb2 started by pingou (groups/pkgdb.yml)"]
     status, body, _ = await web.post_event(payload)
-    assert status == 202 and body["duplicate"] is True and body["facts"] == []
+    assert status == 200 and body["duplicate"] is True and body["facts"] == []
     assert len(web.outbox.posts) == 1
     assert web.reactor.stats.received["webhook"] == 2
+
+
+async def test_a_replay_after_a_restart_is_a_200_duplicate_and_does_nothing(
+    web: Served, serve: Serve
+) -> None:
+    """The same signed request sent to the bot restarted on the same database (within the
+    five minutes its timestamp allows) answers 200 duplicate, and nothing is said again."""
+    payload = encoded(start_payload())
+    status, _, _ = await web.post_event(payload)
+    assert status == 202
+    await web.server.stop()
+    restarted = await serve(database=Path(web.core.store.path), webhook_secret=SECRET)
+    status, body, _ = await restarted.post_event(payload, at=NOW - timedelta(minutes=4))
+    assert status == 200, body
+    assert (body["duplicate"], body["facts"]) == (True, [])
+    assert restarted.outbox.calls == []
+
+
+@pytest.mark.parametrize("minutes", [-6, 6])
+async def test_a_request_signed_more_than_five_minutes_away_is_401_stale_timestamp(
+    web: Served, minutes: int
+) -> None:
+    """A correctly signed request whose timestamp is six minutes behind (a captured
+    request replayed) or ahead of the clock is refused; nothing is acted on."""
+    payload = encoded(start_payload())
+    status, body, _ = await web.post_event(payload, at=NOW + timedelta(minutes=minutes))
+    message = assert_error(status, body, 401, "stale-timestamp")
+    assert "360 seconds" in message
+    assert web.outbox.calls == [] and web.reactor.stats.as_dict()["received_total"] == 0
+
+
+async def test_the_timestamp_is_signed_with_the_body(web: Served) -> None:
+    """The old body-only signature is refused (401 bad-signature), and so is a good
+    signature sent with another timestamp; a missing timestamp is 401 missing-timestamp."""
+    payload = encoded(start_payload())
+    body_only = "sha256=" + hmac.new(SECRET.encode(), payload, hashlib.sha256).hexdigest()
+    status, body, _ = await web.post_event(payload, header=body_only)
+    assert_error(status, body, 401, "bad-signature")
+    earlier = str(int(NOW.timestamp()) - 60)
+    status, body, _ = await web.post_event(payload, header=signature(SECRET, earlier, payload))
+    assert_error(status, body, 401, "bad-signature")
+    headers = {"X-Deploybot-Signature": signature(SECRET, earlier, payload)}
+    status, body, _ = await web.request("POST", "/api/v1/events", data=payload, headers=headers)
+    assert_error(status, body, 401, "missing-timestamp")
+    assert web.outbox.calls == []
+
+
+async def test_an_event_without_an_id_is_refused(web: Served) -> None:
+    """Without an id a replay could not be recognised: 400 missing-field, nothing done."""
+    document = start_payload()
+    del document["id"]
+    status, body, _ = await web.post_event(encoded(document))
+    message = assert_error(status, body, 400, "missing-field")
+    assert "'id'" in message
+    assert web.outbox.calls == []
+
+
+async def test_a_locked_database_is_503_and_the_retry_does_all_of_it(web: Served) -> None:
+    """Another connection holds the database's write lock: opening firefighting fails, so
+    the webhook answers 503 store-unavailable with Retry-After, says nothing and keeps no
+    id; the retry once the lock is gone opens firefighting and says the start (202, not a
+    duplicate)."""
+    web.reactor.deploy_day = DeployDay(web.core, web.outbox)
+    payload = encoded(start_payload())
+    with sqlite3.connect(web.core.store.path, isolation_level=None) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        status, body, response = await web.post_event(payload)
+        other.execute("ROLLBACK")
+    message = assert_error(status, body, 503, "store-unavailable")
+    assert "busy" in message and "send it again" in message
+    assert response.headers["Retry-After"] == "5"
+    assert web.outbox.posts == []
+    status, body, _ = await web.post_event(payload)
+    assert status == 202, body
+    assert (body["duplicate"], body["facts"]) == (False, ["OpenFirefighting", "DeployStarted"])
+    plan = web.core.book.get("pkgdb2-2.0")
+    assert plan is not None and web.reactor.deploy_day.firefight.is_open(plan)
+    assert "deploy of pkgdb2 started by pingou (groups/pkgdb.yml)" in web.outbox.to(ADMIN)
 
 
 @pytest.mark.parametrize(
@@ -323,7 +415,8 @@ async def test_a_signature_made_with_another_secret_or_for_another_body_is_refus
     status, body, _ = await web.post_event(payload, sign="not the secret")
     assert_error(status, body, 401, "bad-signature")
     tampered = encoded(start_payload(userid="mallory"))
-    status, body, _ = await web.post_event(tampered, header=signature(SECRET, payload))
+    stamp = str(int(NOW.timestamp()))
+    status, body, _ = await web.post_event(tampered, header=signature(SECRET, stamp, payload))
     assert_error(status, body, 401, "bad-signature")
     # checked before parsing: garbage with a wrong signature is a 401, not a 400 not-json
     status, body, _ = await web.post_event(b"{not json", sign="not the secret")
@@ -385,7 +478,11 @@ async def test_a_body_over_the_limit_is_413(web: Served) -> None:
         for start in range(0, len(big), 65536):
             yield big[start : start + 65536]
 
-    headers = {"X-Deploybot-Signature": signature(SECRET, big)}
+    stamp = str(int(NOW.timestamp()))
+    headers = {
+        "X-Deploybot-Timestamp": stamp,
+        "X-Deploybot-Signature": signature(SECRET, stamp, big),
+    }
     status, body, _ = await web.request("POST", "/api/v1/events", data=chunks(), headers=headers)
     assert_error(status, body, 413, "too-large")
     assert web.outbox.calls == []
@@ -397,7 +494,42 @@ async def test_a_body_over_the_limit_is_413(web: Served) -> None:
 async def test_healthz(web: Served) -> None:
     status, body, response = await web.get("/healthz")
     assert status == 200 and response.content_type == "application/json"
-    assert body == {"ok": True, "irc_connected": True, "plans": 1, "as_of": "2026-12-15T13:10:00Z"}
+    assert body == {
+        "ok": True,
+        "irc_connected": True,
+        "plans": 1,
+        "store_error": None,
+        "as_of": "2026-12-15T13:10:00Z",
+    }
+
+
+async def test_healthz_is_503_while_the_database_cannot_be_written(web: Served) -> None:
+    """Another connection holds the write lock (reads still work, so a SELECT probe would
+    say ok): /healthz answers 503 with ok false and store_error saying the database is
+    busy; once the lock is gone it is ok again."""
+    with sqlite3.connect(web.core.store.path, isolation_level=None) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        status, body, _ = await web.get("/healthz")
+        other.execute("ROLLBACK")
+    assert status == 503 and body["ok"] is False
+    assert "busy" in body["store_error"]
+    status, body, _ = await web.get("/healthz")
+    assert (status, body["ok"], body["store_error"]) == (200, True, None)
+
+
+async def test_healthz_reports_the_last_failed_write_until_one_succeeds(web: Served) -> None:
+    """A write that failed (here: refused for the lock) is reported by /healthz even once
+    the lock is gone, until a write succeeds again."""
+    with sqlite3.connect(web.core.store.path, isolation_level=None) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreBusyError):
+            report(web.core, 1)
+        other.execute("ROLLBACK")
+    status, body, _ = await web.get("/healthz")
+    assert status == 503 and "busy" in body["store_error"]
+    report(web.core, 2)
+    status, body, _ = await web.get("/healthz")
+    assert (status, body["store_error"]) == (200, None)
 
 
 async def test_metrics_parse_as_prometheus_text_and_count_what_happened(web: Served) -> None:

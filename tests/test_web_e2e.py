@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ SAMPLES_DIR = Path(__file__).parent / "data" / "bus-samples"
 START = "org.fedoraproject.prod.ansible.playbook.start"
 PLAYBOOK = "/srv/web/infra/ansible/playbooks/groups/pkgdb.yml"
 ADMIN = "#ops"
-SECRET = "e2e webhook secret"
+SECRET = "an e2e webhook secret of 32 bytes or more"
 TIMEOUT = 30.0
 
 
@@ -99,7 +100,11 @@ async def test_healthz_and_a_signed_webhook_event_reach_irc(
         async with session.post(f"{base}/api/v1/events", data=payload) as response:
             assert response.status == 401
             assert (await response.json())["error"]["code"] == "missing-signature"
-        headers = {"X-Deploybot-Signature": signature(SECRET, payload)}
+        stamp = str(int(time.time()))
+        headers = {
+            "X-Deploybot-Timestamp": stamp,
+            "X-Deploybot-Signature": signature(SECRET, stamp, payload),
+        }
         async with session.post(f"{base}/api/v1/events", data=payload, headers=headers) as response:
             assert response.status == 202, await response.text()
             accepted = await response.json()

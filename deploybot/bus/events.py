@@ -26,10 +26,12 @@ The wire formats
     old ``msg``.
 
     **Webhook** (``POST /api/v1/events``): the body is one JSON object in the
-    fedora-messaging shape, ``{"topic": str, "body": object, "id"?: str,
+    fedora-messaging shape, ``{"topic": str, "body": object, "id": str,
     "headers"?: object}``; any other top-level key is refused (``unknown-field``), so a
     sender that posts a fedmsg envelope (``msg`` instead of ``body``) is told so.  The
-    HTTP layer checks the HMAC signature before calling :func:`from_webhook`.
+    ``id`` is required (``missing-field``; 1 to :data:`MAX_WEBHOOK_ID` characters, else
+    ``wrong-type``): it is what makes a replayed request recognisable.  The HTTP layer
+    checks the HMAC signature before calling :func:`from_webhook`.
 
 Topics
     ``PREFIX.ENV.SHORT`` e.g. ``org.fedoraproject.prod.ansible.playbook.start``; see
@@ -73,6 +75,7 @@ __all__ = [
     "ENVIRONMENTS",
     "KINDS",
     "MAX_DEPTH",
+    "MAX_WEBHOOK_ID",
     "BadKind",
     "BadMessage",
     "BusEvent",
@@ -108,6 +111,8 @@ Source = Literal["fedmsg", "fedora-messaging", "webhook"]
 ENVIRONMENTS = ("prod", "stg", "dev")
 
 DEFAULT_MAX_BYTES = 1_000_000
+#: Longest ``id`` a webhook event may have.
+MAX_WEBHOOK_ID = 200
 #: Deepest nesting kept in a body (real messages nest fewer than ten levels).
 MAX_DEPTH = 64
 
@@ -553,10 +558,11 @@ _WEBHOOK_KEYS = ("topic", "body", "id", "headers")
 
 
 def from_webhook(payload: bytes, *, prefix: str, max_bytes: int = DEFAULT_MAX_BYTES) -> BusEvent:
-    """The event POSTed to the webhook: ``{"topic", "body", "id"?, "headers"?}`` as JSON.
+    """The event POSTed to the webhook: ``{"topic", "body", "id", "headers"?}`` as JSON.
 
     The same shape and rules as a fedora-messaging message (``headers.sent-at`` is the
-    sending time); unknown top-level keys are refused as ``unknown-field``.
+    sending time), but the ``id`` is required (1 to :data:`MAX_WEBHOOK_ID` characters);
+    unknown top-level keys are refused as ``unknown-field``.
     """
     document = _load_frozen(payload, max_bytes, "the webhook payload")
     unknown = sorted(key for key in document if key not in _WEBHOOK_KEYS)
@@ -576,7 +582,7 @@ def from_webhook(payload: bytes, *, prefix: str, max_bytes: int = DEFAULT_MAX_BY
     if headers is not None and not isinstance(headers, Mapping):
         _bad("wrong-type", f"headers must be an object, not {_type_name(headers)}")
     sent_at = _iso_time(headers.get("sent-at")) if headers is not None else None
-    return _event(
+    event = _event(
         document["topic"],
         body,
         _optional_str(document, "id", "payload"),
@@ -584,3 +590,10 @@ def from_webhook(payload: bytes, *, prefix: str, max_bytes: int = DEFAULT_MAX_BY
         "webhook",
         prefix,
     )
+    if "id" not in document:
+        _bad(
+            "missing-field", "the webhook payload has no 'id' (one per event; repeats are dropped)"
+        )
+    if not 0 < len(event.id) <= MAX_WEBHOOK_ID:
+        _bad("wrong-type", f"id must be 1 to {MAX_WEBHOOK_ID} characters, not {len(event.id)}")
+    return event

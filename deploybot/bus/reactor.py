@@ -11,12 +11,20 @@ it into deploy facts (:func:`~deploybot.bus.rules.interpret`) and acts on them (
   the admin channel.
 
 :meth:`BusReactor.reject` counts and logs (rate-limited) a message that did not decode.
-Neither ever raises: a bad message never stops the bot.
+Nothing a message holds makes either raise: a bad message never stops the bot.  The one
+exception :meth:`BusReactor.handle` lets out is
+:class:`~deploybot.store.StoreUnavailableError`: an action could not be recorded (the
+database is locked, the disk is full), the facts after it were not acted on, and the event
+is **not** remembered, so that the source can have it sent again (the webhook answers 503,
+AMQP requeues it) and the retry does the whole of it.
 
 The same message twice (the same non-empty :attr:`~deploybot.bus.events.BusEvent.id`, from
-any source: a publisher retrying, a redelivery after a reconnect, the fedmsg and AMQP
-copies of one bridged message) is acted on once: the ids of the last :data:`RECENT_IDS`
-events are remembered, and a repeat is only counted (:attr:`BusReactor.duplicates`).
+any source: a publisher retrying, a redelivery after a reconnect or a restart, the fedmsg
+and AMQP copies of one bridged message, a replayed webhook) is acted on once.  An event is
+remembered only once its actions are done: in memory (the ids of the last
+:data:`RECENT_IDS` events handled), and, when it meant facts, in the store for
+:data:`SEEN_IDS_KEPT` (a day), so a repeat after a restart is recognised too.  A repeat is
+only counted (:attr:`BusReactor.duplicates`).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from deploybot.bus.events import BadMessage, BusEvent
@@ -40,6 +48,7 @@ from deploybot.bus.rules import (
     interpret,
 )
 from deploybot.deployday.roster import firefight_channel
+from deploybot.store import StoreUnavailableError
 
 if TYPE_CHECKING:
     from deploybot.core import Core
@@ -51,6 +60,8 @@ log = logging.getLogger(__name__)
 BAD_MESSAGE_LOG_INTERVAL = 60.0
 #: How many recent event ids are remembered to drop repeats of a message.
 RECENT_IDS = 4096
+#: How long the store remembers the id of an event that was acted on.
+SEEN_IDS_KEPT = timedelta(days=1)
 
 
 class BusReactor:
@@ -80,13 +91,14 @@ class BusReactor:
 
     def handle(self, event: BusEvent, now: datetime | None = None) -> list[DeployFact]:
         """Act on ``event``; return the facts it meant (empty for unrelated traffic, and for
-        a repeat of a recent event id)."""
+        a repeat of an event already acted on).
+
+        Raises :class:`~deploybot.store.StoreUnavailableError` when an action could not be
+        recorded: the event is then not remembered (see the module documentation)."""
         now = now or self.core.now()
         self.stats.count_decoded()
-        if self._seen(event.id):
-            self.duplicates += 1
-            log.debug("bus event %s (%s) seen before: ignored", event.id, event.topic)
-            return []
+        if self._recently_seen(event.id):
+            return self._repeat(event)
         config = self.core.config
         try:
             facts = list(
@@ -95,25 +107,50 @@ class BusReactor:
         except Exception:
             log.exception("bus event %s (%s) could not be interpreted", event.id, event.topic)
             return []
-        self.stats.count_facts(facts)
+        store = self.core.store
+        if facts and event.id and store.event_seen(event.id, now - SEEN_IDS_KEPT):
+            self._remember_recent(event.id)
+            return self._repeat(event)
         for fact in facts:
             try:
                 self._act(fact, now)
+            except StoreUnavailableError as error:
+                log.warning(
+                    "bus event %s (%s): %s failed (%s); not remembered, so a redelivery acts "
+                    "on it again",
+                    event.id or "(no id)",
+                    event.topic,
+                    type(fact).__name__,
+                    error,
+                )
+                raise
             except Exception:
                 log.exception("acting on %r failed", type(fact).__name__)
+        if facts and event.id:
+            store.remember_event(event.id, now, forget_before=now - SEEN_IDS_KEPT)
+        self._remember_recent(event.id)
+        self.stats.count_facts(facts)
         return facts
 
-    def _seen(self, event_id: str) -> bool:
-        """Whether ``event_id`` is among the recent ids (and remember it); never for ``""``."""
-        if not event_id:
-            return False
-        if event_id in self._recent:
+    def _repeat(self, event: BusEvent) -> list[DeployFact]:
+        self.duplicates += 1
+        log.debug("bus event %s (%s) seen before: ignored", event.id, event.topic)
+        return []
+
+    def _recently_seen(self, event_id: str) -> bool:
+        """Whether ``event_id`` is among the recent ids (made most recent); never ``""``."""
+        if event_id and event_id in self._recent:
             self._recent.move_to_end(event_id)
             return True
+        return False
+
+    def _remember_recent(self, event_id: str) -> None:
+        if not event_id:
+            return
         self._recent[event_id] = None
+        self._recent.move_to_end(event_id)
         if len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
-        return False
 
     def _act(self, fact: DeployFact, now: datetime) -> None:
         config = self.core.config

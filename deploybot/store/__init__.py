@@ -1,4 +1,5 @@
-"""The bot's embedded SQLite database: incidents, ``!uses`` consumers, ledgers, pages.
+"""The bot's embedded SQLite database: incidents, ``!uses`` consumers, ledgers, pages, and
+the ids of the bus events acted on.
 
 The package owns every line of SQL; it may import only :mod:`deploybot.errors` (no plans,
 no clock, no core).
@@ -7,8 +8,13 @@ One :class:`Store` wraps one :mod:`sqlite3` connection and is used from the asyn
 thread only (the connection is opened with ``check_same_thread`` on, so use from another
 thread fails loudly).  Every operation is a few indexed statements on a local file, so
 the bot calls them directly from its handlers, without an executor.  A write that finds
-the database locked by another process (e.g. ``deploybot digest``) waits up to the busy
-timeout (5 s by default) and blocks the loop meanwhile.
+the database locked by another process waits up to the busy timeout and blocks the loop
+meanwhile: the bot opens it with ``database_busy_timeout`` (0.5 s by default, SPEC §7), the
+command-line tools with :data:`DEFAULT_BUSY_TIMEOUT`.  A write that still cannot be made
+(locked beyond that, a full disk, a read-only file) is rolled back whole and raises
+:class:`StoreUnavailableError` (:class:`StoreBusyError`, :class:`StoreWriteError`), whose
+message tells the user that nothing was changed; :meth:`Store.check_writable` probes for it
+without writing (``/healthz``).
 
 Durability: WAL journal, ``synchronous=FULL``: every write method commits before it
 returns, and a commit is on disk when it returns, so an incident survives the bot being
@@ -31,10 +37,10 @@ user.  Programming mistakes (a naive datetime, an unknown ``state``) raise ``Val
 
 The store is assembled from one mixin per part, each in its own module over the shared
 connection of :mod:`deploybot.store.base`: :mod:`deploybot.store.incidents`,
-:mod:`deploybot.store.consumers`, :mod:`deploybot.store.ledger` and
-:mod:`deploybot.store.pages`.  The records they return are in :mod:`deploybot.store.records`,
-the errors in :mod:`deploybot.store.errors`; all are re-exported here, so callers import
-them from :mod:`deploybot.store`.
+:mod:`deploybot.store.consumers`, :mod:`deploybot.store.ledger`,
+:mod:`deploybot.store.pages` and :mod:`deploybot.store.busevents`.  The records they return
+are in :mod:`deploybot.store.records`, the errors in :mod:`deploybot.store.errors`; all are
+re-exported here, so callers import them from :mod:`deploybot.store`.
 """
 
 from __future__ import annotations
@@ -45,12 +51,16 @@ from types import TracebackType
 from typing import Self
 
 from deploybot.errors import DeploybotError
+from deploybot.store.busevents import BusEventTable
 from deploybot.store.consumers import ConsumerTable
 from deploybot.store.errors import (
     AlreadyFixedError,
     PageAlreadyAckedError,
     PageNotYoursError,
+    StoreBusyError,
     StoreOpenError,
+    StoreUnavailableError,
+    StoreWriteError,
     TooManyNotesError,
     UnknownIncidentError,
     UnknownPageError,
@@ -82,7 +92,10 @@ __all__ = [
     "PageNotYoursError",
     "RegisteredConsumer",
     "Store",
+    "StoreBusyError",
     "StoreOpenError",
+    "StoreUnavailableError",
+    "StoreWriteError",
     "TimelineEntry",
     "TimelineKind",
     "TooManyNotesError",
@@ -93,7 +106,7 @@ __all__ = [
 DEFAULT_BUSY_TIMEOUT = 5.0
 
 
-class Store(IncidentTable, ConsumerTable, LedgerTable, PageTable):
+class Store(IncidentTable, ConsumerTable, LedgerTable, PageTable, BusEventTable):
     """The database.  Open with :meth:`open`; close with :meth:`close` or ``with``."""
 
     @classmethod

@@ -8,10 +8,15 @@ ASCII-case-insensitively, like SQLite's NOCASE (:func:`same_nick`, :func:`same_p
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deploybot.store.errors import StoreUnavailableError
 
 __all__ = [
     "StoreBase",
@@ -23,7 +28,37 @@ __all__ = [
     "same_nick",
     "same_person",
     "select_sql",
+    "unavailable",
 ]
+
+log = logging.getLogger(__name__)
+
+# SQLite's primary result codes (the low byte of an extended code) that mean "this write
+# cannot be made now", with words for the user; any other error is a bug and stays as it is.
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_WRITE_FAILURES = {
+    sqlite3.SQLITE_FULL: "the disk is full",
+    sqlite3.SQLITE_READONLY: "the file is read-only",
+    sqlite3.SQLITE_IOERR: "an I/O error",
+    sqlite3.SQLITE_CANTOPEN: "the file cannot be opened",
+    sqlite3.SQLITE_PROTOCOL: "a locking protocol error",
+}
+
+
+def unavailable(error: sqlite3.Error) -> StoreUnavailableError | None:
+    """The :class:`~deploybot.store.StoreUnavailableError` that ``error`` means (a busy or
+    locked database, a full disk, a read-only file, an I/O error), or None for any other
+    error (a bug)."""
+    from deploybot.store.errors import StoreBusyError, StoreWriteError  # errors imports us
+
+    code = getattr(error, "sqlite_errorcode", None)
+    if not isinstance(code, int):
+        return None
+    primary = code & 0xFF
+    if primary in _BUSY_CODES:
+        return StoreBusyError()
+    reason = _WRITE_FAILURES.get(primary)
+    return StoreWriteError(reason) if reason is not None else None
 
 
 class StoreBase:
@@ -33,18 +68,54 @@ class StoreBase:
         """Wrap an already configured and migrated connection; use ``Store.open``."""
         self._db = connection
         self.path = path
+        #: Why the last write failed (a :class:`~deploybot.store.StoreUnavailableError`'s
+        #: message), None once a write succeeds again (``/healthz`` reports it).
+        self.last_write_error: str | None = None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed (durably) when the block ends normally."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction, committed (durably) when the block ends normally.
+
+        A database locked by another connection beyond the busy timeout, a full disk, a
+        read-only file or an I/O error rolls the whole transaction back and raises
+        :class:`~deploybot.store.StoreUnavailableError` (recorded in
+        :attr:`last_write_error` until a write succeeds): nothing of the write is kept."""
+        with self._unavailable_raised():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        self.last_write_error = None
+
+    def check_writable(self) -> None:
+        """Take the write lock and let it go, changing nothing: raises
+        :class:`~deploybot.store.StoreUnavailableError` when a write would wait beyond the
+        busy timeout now.  (It writes nothing, so it leaves :attr:`last_write_error` as
+        it is: only a real write proves the disk takes writes again.)"""
+        error = self.last_write_error
         try:
-            yield self._db
-        except BaseException:
-            if self._db.in_transaction:
+            with self._unavailable_raised():
+                self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        finally:
+            self.last_write_error = error
+
+    @contextmanager
+    def _unavailable_raised(self) -> Iterator[None]:
+        """SQLite errors that mean "not now" as StoreUnavailableError, recorded and logged."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            failure = unavailable(error)
+            if failure is None:
+                raise
+            self.last_write_error = str(failure)
+            log.warning("store: a write to %s failed: %s (%s)", self.path, error, failure)
+            raise failure from error
 
 
 class Where:

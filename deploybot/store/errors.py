@@ -1,5 +1,6 @@
 """The expected errors of :class:`~deploybot.store.Store`, each with a one-line message
-for the user (an unknown incident, one already fixed, a page that is someone else's)."""
+for the user (an unknown incident, one already fixed, a page that is someone else's, a
+database that cannot be written just now)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ __all__ = [
     "AlreadyFixedError",
     "PageAlreadyAckedError",
     "PageNotYoursError",
+    "StoreBusyError",
     "StoreOpenError",
+    "StoreUnavailableError",
+    "StoreWriteError",
     "TooManyNotesError",
     "UnknownIncidentError",
     "UnknownPageError",
@@ -21,6 +25,32 @@ __all__ = [
 
 class StoreOpenError(DeploybotError):
     """The database file cannot be opened or is not a (current) deploybot database."""
+
+
+class StoreUnavailableError(DeploybotError):
+    """A write could not be made, and nothing of it was (its transaction was rolled back):
+    the caller may try again later.  The message is for the user, without SQLite's text."""
+
+
+class StoreBusyError(StoreUnavailableError):
+    """Another connection held the database's write lock longer than the busy timeout."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the database is busy (another program is writing to it); nothing was changed: "
+            "try again in a moment"
+        )
+
+
+class StoreWriteError(StoreUnavailableError):
+    """The database file cannot be written (disk full, read-only, I/O error)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"the database cannot be written ({reason}); nothing was changed: "
+            "the admins can find the cause in the log"
+        )
 
 
 class UnknownIncidentError(DeploybotError):

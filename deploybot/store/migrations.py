@@ -141,7 +141,21 @@ _V1 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+_V2 = Migration(
+    version=2,
+    description="ids of the bus events acted on, kept a day, to drop replays across restarts",
+    statements=(
+        """
+        CREATE TABLE bus_events_seen (
+            id      TEXT PRIMARY KEY,
+            seen_at TEXT NOT NULL
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX bus_events_seen_at ON bus_events_seen (seen_at)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 """Every step, in order; ``MIGRATIONS[i].version == i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -80,14 +80,16 @@ Version 1 shapes
     for a past day).
 
     ``POST /api/v1/events`` → 202 ``{"accepted": true, "id": str, "topic": str,
-    "duplicate": bool, "facts": [str]}``: the event's id (``""`` when it has none), and
-    the names of the facts it meant (``DeployStarted``, ``DeployFinished``,
-    ``UnplannedDeploy``, ``OpenFirefighting``; ``[]`` for traffic about nothing planned
-    and for a repeat of a recent id, ``duplicate`` true).
+    "duplicate": false, "facts": [str]}``: the event's id, and the names of the facts it
+    meant (``DeployStarted``, ``DeployFinished``, ``UnplannedDeploy``,
+    ``OpenFirefighting``; ``[]`` for traffic about nothing planned); 200 with
+    ``"duplicate": true`` and ``"facts": []`` for a repeat of an id already acted on
+    (within a day, across restarts: nothing is done again).
 
     ``GET /healthz`` → ``{"ok": bool, "irc_connected": bool | null, "plans": int,
-    "as_of": time}`` (``irc_connected`` null when unknown; ``ok`` false, with status 503,
-    when the store does not answer).
+    "store_error": str | null, "as_of": time}`` (``irc_connected`` null when unknown;
+    ``ok`` false, with status 503, when the store does not answer, its write lock cannot
+    be taken now, or its last write failed: ``store_error`` says which).
 
 Errors
     Every error is ``{"error": {"code": str, "message": str}}`` (:func:`error_document`)
@@ -95,24 +97,35 @@ Errors
     malformed path value: an incident number that is not a number, a date that is not
     ``YYYY-MM-DD``), 404 ``not-found``, 405 ``method-not-allowed``, 413 ``too-large``,
     500 ``internal-error`` (with a reference to the log, never a traceback); for the
-    webhook 403 ``webhook-disabled`` (no ``webhook_secret``), 401 ``missing-signature``
-    and ``bad-signature``, and 400 with the :class:`~deploybot.bus.events.BadMessage` kind as
-    code (``not-json``, ``unknown-field``…).  :class:`ApiError` carries (status, code,
-    message); messages never contain a control character.
+    webhook 403 ``webhook-disabled`` (no ``webhook_secret``), 401 ``missing-signature``,
+    ``missing-timestamp``, ``bad-timestamp``, ``stale-timestamp`` and ``bad-signature``,
+    400 with the :class:`~deploybot.bus.events.BadMessage` kind as code (``not-json``,
+    ``unknown-field``…) and 503 ``store-unavailable`` (with ``Retry-After``).
+    :class:`ApiError` carries (status, code, message, headers); messages never contain a
+    control character.
 
-Webhook signatures (:func:`signature`, :func:`signature_ok`)
-    ``X-Deploybot-Signature: sha256=<hex>`` where ``<hex>`` is the HMAC-SHA256 of the raw
-    request body keyed with ``webhook_secret`` (UTF-8), compared in constant time.
+Webhook signatures (:func:`signature`, :func:`signature_ok`), as Stripe and Slack sign
+    ``X-Deploybot-Timestamp: <unix seconds>`` and ``X-Deploybot-Signature: sha256=<hex>``
+    where ``<hex>`` is the HMAC-SHA256, keyed with ``webhook_secret`` (UTF-8), of the
+    timestamp, a dot and the raw request body (``b"1765803000." + body``), compared in
+    constant time.  Signing the time bounds how long a captured request can be replayed
+    (:data:`MAX_SKEW`); the required event ``id``, remembered a day, stops a replay
+    within that time.
 
 Webhook acceptance (:func:`webhook_precheck`, then :func:`webhook_document`)
     Off (403 ``webhook-disabled``) while ``webhook_secret`` is empty; no signature header
-    is 401 ``missing-signature``; a declared length over :data:`MAX_BODY` is 413
-    ``too-large`` — all before the body is read.  Then the signature is checked (401
-    ``bad-signature``) before anything parses the body;
-    :func:`deploybot.bus.events.from_webhook` decodes it and the application's one
-    :class:`~deploybot.bus.reactor.BusReactor` acts on it (202), or rejects it (counted
-    and logged like a bad bus message; 400, or 413 for ``too-large``, with the
-    :class:`~deploybot.bus.events.BadMessage` kind as code).
+    is 401 ``missing-signature``, no timestamp header 401 ``missing-timestamp``, one that
+    is not whole unix seconds 401 ``bad-timestamp``, one more than :data:`MAX_SKEW` from
+    the bot's clock (either way) 401 ``stale-timestamp``; a declared length over
+    :data:`MAX_BODY` is 413 ``too-large`` — all before the body is read.  Then the
+    signature is checked (401 ``bad-signature``) before anything parses the body;
+    :func:`deploybot.bus.events.from_webhook` decodes it (an ``id`` is required) and the
+    application's one :class:`~deploybot.bus.reactor.BusReactor` acts on it (202; 200 for
+    a duplicate), or rejects it (counted and logged like a bad bus message; 400, or 413
+    for ``too-large``, with the :class:`~deploybot.bus.events.BadMessage` kind as code).
+    When an action could not be recorded (the database is locked or cannot be written),
+    the answer is 503 ``store-unavailable`` with ``Retry-After``: nothing of the event was
+    remembered, so the sender's retry does all of it.
 
 Metrics (:func:`metrics_text`)
     Prometheus text format 0.0.4, every family with ``# HELP`` and ``# TYPE``:
@@ -131,7 +144,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, get_args
 
 from deploybot.bus.events import BadMessage, from_webhook
@@ -148,6 +161,7 @@ from deploybot.store import (
     Incident,
     IncidentState,
     Store,
+    StoreUnavailableError,
     TimelineEntry,
     UnknownIncidentError,
 )
@@ -157,9 +171,12 @@ __all__ = [
     "INCIDENT_STATES",
     "MAX_BODY",
     "MAX_INCIDENTS",
+    "MAX_SKEW",
     "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
     "ApiError",
     "IncidentQuery",
+    "SignedRequest",
     "deployment_document",
     "deployments_document",
     "digest_document",
@@ -189,6 +206,12 @@ MAX_INCIDENTS = 1000
 MAX_BODY = 1_000_000
 SIGNATURE_HEADER = "X-Deploybot-Signature"
 SIGNATURE_PREFIX = "sha256="
+TIMESTAMP_HEADER = "X-Deploybot-Timestamp"
+#: A webhook request signed further than this from the bot's clock is refused.
+MAX_SKEW = timedelta(minutes=5)
+#: Seconds a sender is asked to wait before sending again after a 503.
+RETRY_AFTER_SECONDS = 5
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 
 #: Timeline entries of each incident in ``/api/v1/incidents``, and the default
 #: ``timeline_limit`` of ``/api/v1/incidents/{n}``.
@@ -207,10 +230,14 @@ class ApiError(DeploybotError):
     """An expected failure of a request: HTTP ``status``, a stable ``code`` and a message
     for people (one line)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.status = status
         self.code = code
         self.message = one_line(message)
+        #: HTTP headers the answer carries (e.g. ``Retry-After``).
+        self.headers = dict(headers or {})
         super().__init__(self.message)
 
     def document(self) -> dict[str, Any]:
@@ -572,19 +599,27 @@ def digest_document(
 
 
 def health_document(core: Core, irc_connected: bool | None) -> tuple[int, dict[str, Any]]:
-    """``GET /healthz``: (status, document); 503 when the store does not answer."""
+    """``GET /healthz``: (status, document); 503 when the store does not answer, cannot
+    take its write lock now, or failed its last write (``store_error`` says which)."""
+    store = core.store
+    store_error: str | None
     try:
-        core.store.list_incidents(limit=1, newest_first=True)
-        ok = True
+        store.list_incidents(limit=1, newest_first=True)
+        store.check_writable()
+        store_error = store.last_write_error
+    except StoreUnavailableError as error:
+        store_error = str(error)
     except Exception:
-        ok = False
+        log.warning("healthz: the store does not answer", exc_info=True)
+        store_error = "the database does not answer; the admins can find the cause in the log"
     document = {
-        "ok": ok,
+        "ok": store_error is None,
         "irc_connected": irc_connected,
         "plans": len(core.plans),
+        "store_error": store_error,
         "as_of": iso_utc(core.now()),
     }
-    return (200 if ok else 503), document
+    return (200 if store_error is None else 503), document
 
 
 def incident_counts(store: Store) -> dict[str, int]:
@@ -701,22 +736,24 @@ def metrics_text(
 # -- webhook signatures -----------------------------------------------------------------
 
 
-def signature(secret: str, body: bytes) -> str:
-    """The ``X-Deploybot-Signature`` value for ``body``: ``sha256=<hex HMAC-SHA256>``."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Deploybot-Signature`` value for ``body`` sent with ``X-Deploybot-Timestamp:
+    timestamp``: ``sha256=<hex HMAC-SHA256 of "<timestamp>." + body>``."""
+    signed = timestamp.encode("utf-8") + b"." + body
+    digest = hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
     return SIGNATURE_PREFIX + digest
 
 
-def signature_ok(secret: str, body: bytes, header: str) -> bool:
-    """Whether ``header`` is the signature of ``body`` with ``secret`` (constant-time
-    comparison of the hex digests; the ``sha256=`` prefix and hex case are not
-    significant).  Always False for an empty secret."""
+def signature_ok(secret: str, timestamp: str, body: bytes, header: str) -> bool:
+    """Whether ``header`` is the signature of ``timestamp`` and ``body`` with ``secret``
+    (constant-time comparison of the hex digests; the ``sha256=`` prefix and hex case
+    are not significant).  Always False for an empty secret."""
     if not secret:
         return False
     given = header.strip()
     if given[: len(SIGNATURE_PREFIX)].lower() != SIGNATURE_PREFIX:
         return False
-    expected = signature(secret, body)[len(SIGNATURE_PREFIX) :].encode("ascii")
+    expected = signature(secret, timestamp, body)[len(SIGNATURE_PREFIX) :].encode("ascii")
     offered = given[len(SIGNATURE_PREFIX) :].strip().lower().encode("utf-8", "replace")
     return hmac.compare_digest(expected, offered)
 
@@ -724,42 +761,80 @@ def signature_ok(secret: str, body: bytes, header: str) -> bool:
 # -- the webhook ------------------------------------------------------------------------
 
 
-def webhook_precheck(core: Core, header: str | None, length: int | None, max_body: int) -> str:
+@dataclass(frozen=True)
+class SignedRequest:
+    """What :func:`webhook_precheck` let through: the signature and timestamp headers."""
+
+    signature: str
+    timestamp: str
+
+
+def webhook_precheck(
+    core: Core, header: str | None, timestamp: str | None, length: int | None, max_body: int
+) -> SignedRequest:
     """``POST /api/v1/events`` before its body is read: the webhook is on, the request
-    carries a signature and does not announce a body over ``max_body`` bytes.  Returns
-    the signature header; :class:`ApiError` 403, 401 or 413 otherwise."""
+    carries a signature and a timestamp within :data:`MAX_SKEW` of the clock, and does
+    not announce a body over ``max_body`` bytes.  :class:`ApiError` 403, 401 or 413
+    otherwise."""
     if not core.config.webhook_secret:
         raise ApiError(
             403,
             "webhook-disabled",
             "the webhook is off: set webhook_secret in the [deploybot] section to turn it on",
         )
+    how = f'send sha256=<hex HMAC-SHA256 of "<{TIMESTAMP_HEADER}>." + the body>'
     if header is None:
+        raise ApiError(401, "missing-signature", f"no {SIGNATURE_HEADER} header: {how}")
+    if timestamp is None:
         raise ApiError(
             401,
-            "missing-signature",
-            f"no {SIGNATURE_HEADER} header: send sha256=<hex HMAC-SHA256 of the body>",
+            "missing-timestamp",
+            f"no {TIMESTAMP_HEADER} header: send the time of signing in unix seconds "
+            "(date +%s), signed with the body",
+        )
+    given = timestamp.strip()
+    if not _UNIX_SECONDS.fullmatch(given):
+        raise ApiError(
+            401,
+            "bad-timestamp",
+            f"{TIMESTAMP_HEADER} {_shown(timestamp)} is not a time in unix seconds (date +%s)",
+        )
+    skew = int(given) - core.now().timestamp()
+    if abs(skew) > MAX_SKEW.total_seconds():
+        side = "ahead of" if skew > 0 else "behind"
+        raise ApiError(
+            401,
+            "stale-timestamp",
+            f"{TIMESTAMP_HEADER} is {abs(int(skew))} seconds {side} the bot's clock, more than "
+            f"{int(MAX_SKEW.total_seconds())}: sign each request when sending it "
+            "(and check both clocks)",
         )
     if length is not None and length > max_body:
         raise ApiError(413, "too-large", f"the body is {length} bytes, more than {max_body}")
-    return header
+    return SignedRequest(header, given)
 
 
 def webhook_document(
-    core: Core, reactor: BusReactor, body: bytes, header: str, remote: str, max_body: int
-) -> dict[str, Any]:
+    core: Core,
+    reactor: BusReactor,
+    body: bytes,
+    signed: SignedRequest,
+    remote: str,
+    max_body: int,
+) -> tuple[int, dict[str, Any]]:
     """``POST /api/v1/events`` once its body is read (after :func:`webhook_precheck`):
-    the signature, then the event, acted on by ``reactor``; the 202 document, or
-    :class:`ApiError` 401 ``bad-signature`` / 400 or 413 with the
-    :class:`~deploybot.bus.events.BadMessage` kind.  ``remote`` (the client's address)
-    is only logged."""
+    the signature, then the event, acted on by ``reactor``; (202, document), (200,
+    document) for a duplicate, or :class:`ApiError` 401 ``bad-signature`` / 400 or 413
+    with the :class:`~deploybot.bus.events.BadMessage` kind / 503 ``store-unavailable``.
+    ``remote`` (the client's address) is only logged."""
     config = core.config
-    if not signature_ok(config.webhook_secret, body, header):
+    if not signature_ok(config.webhook_secret, signed.timestamp, body, signed.signature):
         log.warning("webhook: refused a request from %s with a bad signature", remote)
         raise ApiError(
             401,
             "bad-signature",
-            f"{SIGNATURE_HEADER} is not the HMAC-SHA256 of the body with the secret",
+            f'{SIGNATURE_HEADER} is not the HMAC-SHA256 of "<{TIMESTAMP_HEADER}>." + the body '
+            "with the secret",
         )
     reactor.stats.count_received("webhook")
     try:
@@ -769,20 +844,30 @@ def webhook_document(
         status = 413 if error.kind == "too-large" else 400
         raise ApiError(status, error.kind, error.detail) from None
     before = reactor.duplicates
-    facts = reactor.handle(event)
+    try:
+        facts = reactor.handle(event)
+    except StoreUnavailableError as error:
+        raise ApiError(
+            503,
+            "store-unavailable",
+            f"{error}; the event was not acted on: send it again "
+            f"(after {RETRY_AFTER_SECONDS} seconds or more)",
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from None
     duplicate = reactor.duplicates > before
     names = [type(fact).__name__ for fact in facts]
     log.info(
         "webhook: %s %s from %s: %s",
         one_line(event.topic),
-        one_line(event.id) or "(no id)",
+        one_line(event.id),
         remote,
         ", ".join(names) or ("repeat" if duplicate else "no fact"),
     )
-    return {
+    document = {
         "accepted": True,
         "id": event.id,
         "topic": event.topic,
         "duplicate": duplicate,
         "facts": names,
     }
+    return (200 if duplicate else 202), document

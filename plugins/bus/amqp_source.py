@@ -29,15 +29,20 @@ What it does (config keys from SPEC §7)
 Each message
     is counted as received, decoded with :func:`~deploybot.bus.events.from_fedora_messaging`
     (routing key, body bytes, headers, message id; topics outside ``prefix`` are refused)
-    and handed to :meth:`BusReactor.handle`, then **acknowledged**.  One that does not
-    decode goes to :meth:`BusReactor.reject` (counted, logged rate-limited) and is
-    **rejected without requeue**, as is one whose handling raised: a poison message is
-    dropped (or dead-lettered, if the queue has a policy for it), never redelivered in a
-    loop.  Bodies over ``max_bytes`` are refused (``too-large``) before parsing; the
-    broker's own ``max_message_size`` (128 MiB by default) bounds what arrives at all.  At
-    most ``prefetch`` messages are in flight unacknowledged.  A message whose ack was lost
-    with the connection comes back redelivered: the reactor recognises its id and does not
-    announce it twice (:meth:`BusReactor.handle` drops repeats of recent ids).  Nothing a
+    and handed to :meth:`BusReactor.handle`, then **acknowledged** — only once its
+    actions are recorded.  When the store could not record them (the database locked
+    beyond its busy timeout, a full disk: :class:`~deploybot.store.StoreUnavailableError`)
+    the reactor did not remember the event, and the message is **rejected with requeue**
+    after :data:`REQUEUE_DELAY`, so the broker delivers it again and the retry does the
+    whole of it.  One that does not decode goes to :meth:`BusReactor.reject` (counted,
+    logged rate-limited) and is **rejected without requeue**, as is one whose handling
+    raised anything else: a poison message is dropped (or dead-lettered, if the queue has
+    a policy for it), never redelivered in a loop.  Bodies over ``max_bytes`` are refused
+    (``too-large``) before parsing; the broker's own ``max_message_size`` (128 MiB by
+    default) bounds what arrives at all.  At most ``prefetch`` messages are in flight
+    unacknowledged.  A message whose ack was lost with the connection comes back
+    redelivered: the reactor recognises its id and does not announce it twice
+    (:meth:`BusReactor.handle` drops repeats of events already acted on).  Nothing a
     message holds makes an exception escape the consumer.
 """
 
@@ -55,6 +60,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from yarl import URL
 
 from deploybot.bus.events import DEFAULT_MAX_BYTES, BadMessage, Source, from_fedora_messaging
+from deploybot.store import StoreUnavailableError
 
 if TYPE_CHECKING:
     from deploybot.bus.reactor import BusReactor
@@ -63,6 +69,7 @@ __all__ = [
     "EXCHANGE",
     "PREFETCH",
     "RECONNECT_INTERVAL",
+    "REQUEUE_DELAY",
     "AmqpSource",
     "private_queue_name",
     "redact_url",
@@ -78,6 +85,9 @@ PREFETCH = 10
 RECONNECT_INTERVAL = 5.0
 #: Seconds one connection attempt may take (TCP, TLS and the AMQP handshake).
 CONNECT_TIMEOUT = 30.0
+#: Seconds a message the store could not record waits before it is requeued (no hot loop
+#: while the database stays locked).
+REQUEUE_DELAY = 1.0
 SOURCE: Source = "fedora-messaging"
 
 
@@ -131,6 +141,7 @@ class AmqpSource:
         max_bytes: int = DEFAULT_MAX_BYTES,
         reconnect_interval: float = RECONNECT_INTERVAL,
         connect_timeout: float = CONNECT_TIMEOUT,
+        requeue_delay: float = REQUEUE_DELAY,
     ) -> None:
         self.url = url
         self.durable = bool(queue)
@@ -142,6 +153,7 @@ class AmqpSource:
         self.max_bytes = max_bytes
         self.reconnect_interval = reconnect_interval
         self.connect_timeout = connect_timeout
+        self.requeue_delay = requeue_delay
         self.shown_url = redact_url(url)
         #: Set once the queue is declared, bound and consumed from (tests wait on it).
         self.consuming = asyncio.Event()
@@ -282,24 +294,39 @@ class AmqpSource:
             await self._settle(message, ok=False)
             return
         try:
-            self.reactor.handle(event)  # never raises; this is for the unexpected
+            self.reactor.handle(event)
+        except StoreUnavailableError as error:
+            log.warning(
+                "amqp: %s (%s) not acted on: %s; requeued in %gs",
+                event.id or "(no id)",
+                event.topic,
+                error,
+                self.requeue_delay,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.requeue_delay)
+            await self._settle(message, ok=False, requeue=True)
+            return
         except Exception:
             log.exception("amqp: handling %s (%s) failed; dropping it", event.id, event.topic)
             await self._settle(message, ok=False)
             return
         await self._settle(message, ok=True)
 
-    async def _settle(self, message: AbstractIncomingMessage, *, ok: bool) -> None:
-        """Ack, or reject without requeue; a lost channel only means a redelivery later."""
+    async def _settle(
+        self, message: AbstractIncomingMessage, *, ok: bool, requeue: bool = False
+    ) -> None:
+        """Ack, or reject (without requeue unless asked); a lost channel only means a
+        redelivery later."""
         try:
             if ok:
                 await message.ack()
             else:
-                await message.reject(requeue=False)
+                await message.reject(requeue=requeue)
         except Exception as error:
             log.warning(
                 "amqp: could not %s message %s: %s: %s (the broker redelivers it)",
-                "acknowledge" if ok else "reject",
+                "acknowledge" if ok else "requeue" if requeue else "reject",
                 message.message_id,
                 type(error).__name__,
                 error,
