@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from deploybot.durations import format_duration
-from deploybot.lines import message_lines
+from deploybot.lines import CONTINUATION, message_lines, one_line
 from deploybot.plans.files import dump_plan
 from deploybot.plans.model import ApiBreak, Consumer, Plan, Roster, Shift
 from deploybot.texts import break_line, plan_line
@@ -466,11 +466,14 @@ def filler_splitting_before(
 ) -> str:
     """A run of x's such that `render(filler + " " + payload)`, sent to `target`, is cut
     by the transport right before `payload`: a naive splitter would start a raw line with
-    it. Fails if no filler length does that (the formats changed)."""
+    it (ours starts it with "… "). Fails if no filler length does that (the formats
+    changed)."""
+    shown = one_line(payload)
     for n in range(1, limit):
         filler = "x" * n
         lines = message_lines("PRIVMSG", target, render(f"{filler} {payload}"))
-        if any(line.split(" :", 1)[1].startswith(payload) for line in lines[1:]):
+        bodies = (line.split(" :", 1)[1].removeprefix(CONTINUATION) for line in lines[1:])
+        if any(body.startswith(shown) for body in bodies):
             return filler
     raise AssertionError(f"no filler makes the transport cut right before {payload!r}")
 
@@ -582,8 +585,11 @@ async def test_no_input_path_gets_a_raw_protocol_line_out_of_the_bot(
             await wait_said(admin, bot.nick, f"{name}:", target=admin_chan), name, key
         )
 
-    # (2) typed on IRC, echoed back; (3) long plan values cut right before the payload
+    # (2) typed on IRC, echoed back; (3) long plan values cut right before the payload;
+    # (4) an incident text cut right before a CTCP ACTION (a /me by the bot, before)
     typed = f"typed\x0b{payload}\x0cand\x1cmore\x85then\u2028end"
+    action = "\x01ACTION pwns the channel\x01"
+    ctcp = filler_splitting_before(lambda t: f"incident #2 OPEN (pkgdb2): {t}", admin_chan, action)
     mark = admin.mark()
     commands = [
         f"!broke pkgdb2 {typed}",
@@ -592,6 +598,8 @@ async def test_no_input_path_gets_a_raw_protocol_line_out_of_the_bot(
         "!deploys",
         "!breaks pkgdb2-2.0",
         "!consumers pkgdb2",
+        f"!broke pkgdb2 {ctcp} {action}",
+        "!incident 2",
     ]
     await admin.send_many(f"PRIVMSG {admin_chan} :{command}" for command in commands)
 
@@ -604,11 +612,16 @@ async def test_no_input_path_gets_a_raw_protocol_line_out_of_the_bot(
         assert_problem_line(problem, shown, key)
 
     await wait_said(admin, bot.nick, "(!uses, since", since=mark, timeout=REPLY_TIMEOUT)
+    await wait_said(
+        admin, bot.nick, f"{CONTINUATION}ACTION pwns", since=mark, timeout=REPLY_TIMEOUT
+    )
     said = [m.text for m in bot_lines(admin, bot.nick, admin_chan, since=mark)]
+    assert not [m.raw for m in admin.messages if "\x01" in m.raw and bot.nick in m.raw]
     # incident text, !uses ack and !consumers: each echo whole, on one line (VT/FF/FS blanked)
     echo = re.compile(re.escape(f"typed {payload} and more") + r"\W?then\W?end")
     assert sum(len(echo.findall(text)) for text in said) == 3, said
-    cut = [text for text in said if text.startswith(payload)]
+    cut = [text for text in said if text.startswith(CONTINUATION + payload)]
+    assert not [text for text in said if text.startswith((payload, "!", "\x01"))], said
     for kind in (
         "(in 30 days) ⚠ 1 API break",  # the title, in !deploys (and !uses' "next:")
         "— migration: read the docs",  # the API-break change, in !breaks

@@ -25,6 +25,7 @@ from deploybot.commands.registry import build_registry
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
 from deploybot.deployday.day import DeployDay
+from deploybot.errors import DeploybotError
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.plans.model import ApiBreak, Consumer, Plan
@@ -769,6 +770,24 @@ async def test_internal_error_gets_a_reference_and_is_logged(
     (record,) = caplog.records
     assert match[1] in record.getMessage()
     assert record.exc_info is not None and record.exc_info[0] is KeyError
+
+
+@pytest.mark.parametrize("separator", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028"])
+async def test_an_error_echoing_user_text_is_not_split_where_the_user_wants(
+    core: Core, separator: str
+) -> None:
+    """An expected error is split into lines only at the LFs it was written with: a
+    separator that str.splitlines() honours (VT, FF, FS, GS, RS, NEL, U+2028) inside
+    echoed user text would make "!op" start a line of the bot's."""
+
+    @base.command("!echo WORD", "fails", base.example("!echo x", "no x"))
+    async def echo(core: Core, request: Request) -> Reply:
+        raise DeploybotError(f"no such thing as {request.args}")
+
+    registry = Registry()
+    registry.add(echo)
+    lines = await say(core, registry, f"!echo thing{separator}!op alice")
+    assert len(lines) == 1 and lines[0].startswith("no such thing as thing"), lines
 
 
 async def test_extra_breaks_and_consumers_in_deploy(tmp_path: Path, registry: Registry) -> None:

@@ -27,6 +27,7 @@ from deploybot_plugins.irc.bot import (
 )
 from deploybot_plugins.irc.capabilities import authenticate_lines
 
+from deploybot.lines import CONTINUATION
 from deploybot.outbox import Outbox
 from tests.ircd.client import Message
 from tests.ircd.fixtures import IrcClientFactory
@@ -305,7 +306,8 @@ async def test_a_long_multibyte_text_arrives_whole_in_lines_of_at_most_512_bytes
     inspircd_services: InspircdWithServices, irc_client: IrcClientFactory, make_bot: BotFactory
 ) -> None:
     """2,000 characters with é and ⚠ (and a 250-character run of ⚠ that must be cut inside a
-    word): several lines, none over 512 bytes, no character broken or lost."""
+    word): several lines, none over 512 bytes, no character broken or lost; every line
+    after the first starts with "… "."""
     net = inspircd_services
     channel = "#" + net.unique_name("long")
     words = [f"déploiement⚠{i}" for i in range(150)]
@@ -317,14 +319,16 @@ async def test_a_long_multibyte_text_arrives_whole_in_lines_of_at_most_512_bytes
     bot = await started(make_bot(net.stock_port, net.unique_name("bot"), [channel]))
     bot.outbox.post(channel, text)
 
-    def compact(value: str) -> str:
-        return "".join(value.split())
+    def compact(parts: list[Message]) -> str:
+        texts = [m.text for m in parts[:1]] + [m.text.removeprefix(CONTINUATION) for m in parts[1:]]
+        return "".join("".join(texts).split())
 
     parts: list[Message] = []
-    while len(compact("".join(m.text for m in parts))) < len(compact(text)):
+    while len(compact(parts)) < len("".join(text.split())):
         parts.append(await watcher.wait_for(from_bot(bot, channel), 30))
-    assert compact("".join(m.text for m in parts)) == compact(text)
+    assert compact(parts) == "".join(text.split())
     assert len(parts) >= 5
+    assert all(m.text.startswith(CONTINUATION) for m in parts[1:])
     for message in parts:
         untagged = message.raw.split(" ", 1)[1] if message.raw.startswith("@") else message.raw
         assert len(untagged.encode()) + 2 <= 512

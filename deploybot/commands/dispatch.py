@@ -52,7 +52,9 @@ async def dispatch(core: Core, registry: Registry, request: Request) -> list[Out
     except UsageError as exc:
         reply = Reply.say(f"{exc} — usage: {command.usage}")
     except DeploybotError as exc:
-        reply = Reply.say(*str(exc).splitlines())
+        # Only the LFs the message was written with: splitlines() would also break at
+        # \x1c, \x85 or U+2028 in echoed user text, which would then start a line.
+        reply = Reply.say(*str(exc).split("\n"))
     except Exception:
         ref = secrets.token_hex(3)
         log.exception("internal error (ref %s) in %r from %s", ref, request.name, request.mask)
