@@ -76,6 +76,7 @@ __all__ = [
     "DEFAULTS",
     "IRC3_KEYS",
     "KEY_HELP",
+    "MAX_BUSY_TIMEOUT",
     "SECTION",
     "VALID_KEYS",
     "AdminRule",
@@ -92,11 +93,18 @@ __all__ = [
 ]
 
 SECTION = "deploybot"
+#: The longest ``database_busy_timeout`` accepted, in seconds.
+MAX_BUSY_TIMEOUT = 10.0
 
 # key: (default as written in bot.ini, one-line help).  Order = SPEC §7 order.
 _KEYS: dict[str, tuple[str, str]] = {
     "plans_dir": ("deploy-plans", "directory of plan files (*.yaml)"),
     "database": ("deploybot.sqlite3", "SQLite file (the embedded default)"),
+    "database_busy_timeout": (
+        "0.5",
+        "seconds (0 to 10) a write waits for a database another program has locked; "
+        "the bot's loop waits meanwhile",
+    ),
     "timezone": ("UTC", "IANA time zone used to show times, e.g. Europe/Paris"),
     "admin_channel": ("#fedora-admin", "channel for admin notices, pages and digests"),
     "announce_channels": ("#fedora-admin", "space-separated channels for countdowns"),
@@ -300,6 +308,9 @@ class Config:
 
     plans_dir: Path = Path("deploy-plans")
     database: Path = Path("deploybot.sqlite3")
+    #: Seconds a write waits for a lock held by another connection, then fails whole
+    #: (:class:`~deploybot.store.StoreBusyError`: "database busy, try again").
+    database_busy_timeout: float = 0.5
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     #: The name ``timezone`` was given as (``ZoneInfo.key`` of the field above).
     tz_name: str = "UTC"
@@ -675,6 +686,20 @@ def _amqp_url(text: str) -> str:
     return text
 
 
+def _busy_timeout(text: str) -> float:
+    """Seconds, 0 to :data:`MAX_BUSY_TIMEOUT`: the loop stops that long per locked write."""
+    try:
+        seconds = float(text) if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text) else -1.0
+    except ValueError:  # pragma: no cover - the pattern only lets numbers through
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_BUSY_TIMEOUT:
+        raise _Bad(
+            f"{text!r}: expected seconds from 0 to {MAX_BUSY_TIMEOUT:g}, such as 0.5 "
+            "(every command and event waits while a write waits)"
+        )
+    return seconds
+
+
 def _bindings(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_words(text)))
 
@@ -750,6 +775,7 @@ def config_from_mapping(
     config = Config(
         plans_dir=get("plans_dir", reader.path),
         database=get("database", reader.path),
+        database_busy_timeout=get("database_busy_timeout", _busy_timeout),
         timezone=timezone,
         tz_name=timezone.key,
         admin_channel=get("admin_channel", _channel),

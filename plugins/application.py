@@ -88,7 +88,7 @@ class Application:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         config = self.config
-        store = Store.open(config.database)
+        store = Store.open(config.database, busy_timeout=config.database_busy_timeout)
         try:
             book = PlanBook(config.plans_dir)
             self.core = Core(config=config, store=store, book=book, clock=self.clock)

@@ -10,6 +10,8 @@ import importlib
 import logging
 import pkgutil
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -810,5 +812,34 @@ async def test_extra_breaks_and_consumers_in_deploy(tmp_path: Path, registry: Re
             "pkgdb2-2.0: NOT READY (5/6): missing consumer-contacts — "
             "!ready pkgdb2-2.0 for the checklist"
         )
+    finally:
+        core.store.close()
+
+
+async def test_a_command_on_a_locked_database_says_busy_and_changes_nothing(
+    tmp_path: Path, clock: Clock, registry: Registry
+) -> None:
+    """Another program holds the database's write lock: !broke waits no longer than the
+    busy timeout, answers that the database is busy and to try again (not an internal
+    error), and no incident is recorded; once the lock is gone the same line works."""
+    clock.now = DURING
+    core = make_core(tmp_path, clock, [make_plan()])
+    core.store.close()
+    core.store = Store.open(tmp_path / "deploybot.sqlite3", busy_timeout=0.2)
+    try:
+        with sqlite3.connect(tmp_path / "deploybot.sqlite3", isolation_level=None) as other:
+            other.execute("BEGIN EXCLUSIVE")
+            started = time.monotonic()
+            out = await dispatch(core, registry, request(core, "!broke pkgdb2 acl page 500"))
+            waited = time.monotonic() - started
+            other.execute("ROLLBACK")
+        assert [o.text for o in out] == [
+            "the database is busy (another program is writing to it); nothing was changed: "
+            "try again in a moment"
+        ]
+        assert waited < 2
+        assert core.store.list_incidents() == ()
+        out = await dispatch(core, registry, request(core, "!broke pkgdb2 acl page 500"))
+        assert out[0].text.startswith("recorded incident #1")
     finally:
         core.store.close()

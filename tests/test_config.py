@@ -121,6 +121,7 @@ def test_every_key_is_parsed(tmp_path: Path) -> None:
         section(
             plans_dir="/srv/plans",
             database="/var/lib/deploybot/db.sqlite3",
+            database_busy_timeout="2.25",
             timezone="Europe/Paris",
             admin_channel="&ops",
             announce_channels="#fedora-admin #fedora-apps #fedora-admin",
@@ -148,6 +149,7 @@ def test_every_key_is_parsed(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.plans_dir == Path("/srv/plans")
     assert config.database == Path("/var/lib/deploybot/db.sqlite3")
+    assert config.database_busy_timeout == 2.25
     assert config.timezone == ZoneInfo("Europe/Paris") and config.tz_name == "Europe/Paris"
     assert config.admin_channel == "&ops"
     assert config.announce_channels == ("#fedora-admin", "#fedora-apps")
@@ -400,6 +402,10 @@ def test_keys_are_case_sensitive() -> None:
 
 BAD_VALUES = [
     ("plans_dir", "", "expected a path"),
+    ("database_busy_timeout", "11", "'11': expected seconds from 0 to 10, such as 0.5"),
+    ("database_busy_timeout", "-1", "seconds from 0 to 10"),
+    ("database_busy_timeout", "5s", "seconds from 0 to 10"),
+    ("database_busy_timeout", "nan", "seconds from 0 to 10"),
     ("timezone", "Mars/Base", "'Mars/Base' is not a known time zone"),
     ("timezone", "America", "IANA"),
     ("timezone", "../../etc/passwd", "IANA"),
