@@ -5,6 +5,9 @@ from hypothesis import HealthCheck, settings
 from tests.ircd.fixtures import *  # noqa: F403  (IRC server fixtures and their hooks)
 from tests.rabbitmq import *  # noqa: F403  (the RabbitMQ broker fixtures)
 
+# the e2e marker: applied by fixture use, and a test that starts a process without it fails
+pytest_plugins = ["tests.markers"]
+
 # Property tests check behaviour, not speed: on a loaded 2-core CI machine generation can
 # be slow, so neither per-example deadlines nor the "too slow" health check apply.
 settings.register_profile("deploybot", deadline=None, suppress_health_check=[HealthCheck.too_slow])

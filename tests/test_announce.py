@@ -178,6 +178,7 @@ def test_cli_a_plan_without_a_firefighting_channel_exits_1_with_the_reason(
     assert "pkgdb2-2.0 has no firefighting channel" in capsys.readouterr().err
 
 
+@pytest.mark.e2e  # starts a Python process
 def test_cli_unknown_plan_and_impossible_kind_exit_1_with_the_reason(tmp_path: Path) -> None:
     """Run as a newcomer would: the installed ``deploybot`` on the repo's own plans."""
     ini = write_config(tmp_path, REPO / "deploy-plans")

@@ -185,6 +185,7 @@ def test_notice_days_from_config_changes_the_verdict(tmp_path: Path) -> None:
     assert "pkgdb2-2.0: NOT READY" in output
 
 
+@pytest.mark.e2e  # starts a Python process
 def test_console_script_is_installed() -> None:
     """`deploybot check` works as an installed command, not only in-process."""
     exe = Path(sys.executable).with_name("deploybot")

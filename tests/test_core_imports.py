@@ -6,6 +6,8 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import deploybot
 
 FORBIDDEN = ("irc3", "aiohttp", "zmq")
@@ -24,6 +26,7 @@ def test_core_has_modules() -> None:
     assert "deploybot.durations" in names
 
 
+@pytest.mark.e2e  # starts a Python process
 def test_importing_every_core_module_loads_neither_irc3_nor_aiohttp() -> None:
     """Importing all of deploybot/ in a fresh interpreter pulls in no irc3, aiohttp or zmq."""
     program = (
@@ -39,6 +42,7 @@ def test_importing_every_core_module_loads_neither_irc3_nor_aiohttp() -> None:
     assert result.stdout.strip() == "", f"core imports forbidden modules: {result.stdout}"
 
 
+@pytest.mark.e2e  # starts a Python process
 def test_the_check_itself_detects_a_forbidden_import() -> None:
     """Sanity: the same probe reports irc3 when something does import it."""
     program = (

@@ -658,6 +658,7 @@ def test_no_validator_when_validation_is_off() -> None:
     assert make_validator(config_from_mapping({"fedmsg_endpoints": "tcp://127.0.0.1:1"})) is None
 
 
+@pytest.mark.e2e  # starts the bot
 def test_deploybot_run_refuses_to_start_before_connecting(tmp_path: Path) -> None:
     """``deploybot run`` with validation on and no working validator exits 1 with the
     reason and the fix on stderr, and never connects to the IRC server."""

@@ -644,6 +644,7 @@ _REPORT_AND_HANG = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e  # starts a Python process
 def test_a_reported_incident_survives_sigkill_right_after(db_path: Path) -> None:
     """Once report_incident has returned, killing the process (no close, no checkpoint)
     loses nothing: reopening the file finds the incident."""

@@ -126,6 +126,7 @@ async def test_healthz_and_a_signed_webhook_event_reach_irc(
         probe.bind(("127.0.0.1", port))  # released: the server stopped with the bot
 
 
+@pytest.mark.e2e  # starts the bot
 def test_a_web_port_in_use_stops_the_bot_at_start_naming_it(tmp_path: Path) -> None:
     """`deploybot run` whose web_port is taken exits 1 with one line naming
     web_host:web_port, no traceback, and never connects to the IRC server."""
