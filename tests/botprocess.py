@@ -17,7 +17,9 @@ defaults (each key is written once: deploybot refuses a key given twice), and
 `bot_process_fixture`) creates them and stops the ones still running at teardown; its
 `debug_sections()` puts every bot's log into a failing test's report (see
 `pytest_runtest_makereport` in tests/ircd/fixtures.py). `inspircd_bot()` makes the usual
-bot of tests on inspircd: on the stock port, logged in with SASL.
+bot of tests on inspircd, logged in with SASL: on the relaxed port without output pacing
+(`UNTHROTTLED`) for functional tests, or (`stock=True`) on the stock port with the bot's
+default pacing, for the tests about flood limits.
 """
 
 from __future__ import annotations
@@ -474,13 +476,22 @@ async def inspircd_bot(
     make_account: MakeAccount,
     bot_process: BotProcesses,
     account: Account | None = None,
+    *,
+    stock: bool = False,
+    bot_settings: Mapping[str, str] | None = None,
     **kwargs: object,
 ) -> BotProcess:
-    """A bot (not started) on the stock port, logging in to `account` (default: a fresh
-    one) with SASL; its nick is the account name."""
+    """A bot (not started) logging in to `account` (default: a fresh one) with SASL; its
+    nick is the account name. On the relaxed port and `UNTHROTTLED` (functional tests: no
+    waiting on the pacing a stock class needs); with `stock=True` on the stock port with the
+    default pacing (flood tests). `bot_settings` add to (or replace) those."""
     account = account or await make_account("deploybot")
     return bot_process(
-        port=net.stock_port, nick=account.name, sasl=(account.name, account.password), **kwargs
+        port=net.stock_port if stock else net.relaxed_port,
+        nick=account.name,
+        sasl=(account.name, account.password),
+        bot_settings={**({} if stock else UNTHROTTLED), **(bot_settings or {})},
+        **kwargs,
     )
 
 

@@ -1,13 +1,15 @@
 """End to end: `deploybot run bot.ini` as a real process against real IRC servers.
 
-The bot connects to inspircd's STOCK client port (a default install's flood control: a
-client that bursts is killed) and logs in with SASL to a NickServ account on atheme, unless
-a test says otherwise; the test's clients ("watchers") sit on the relaxed port. The bot's
-log is in its tmp directory and in the report of a failing test (tests/botprocess.py).
+The bot logs in with SASL to a NickServ account on atheme and connects to inspircd's
+RELAXED client port without output pacing (`inspircd_bot`), unless a test says otherwise;
+the flood test (section 7) puts it on the STOCK port (a default install's flood control: a
+client that bursts is killed) with its default pacing of about one line a second. The
+test's clients ("watchers") sit on the relaxed port. The bot's log is in its tmp directory
+and in the report of a failing test (tests/botprocess.py).
 
-The stock class paces the bot at about one line a second: tests send their commands in a
-few bursts and assert on the coalesced replies (`a · b · c`), never with fixed sleeps —
-except where the behaviour is about time passing while the bot is dead.
+Tests send their commands in a few bursts and assert on the coalesced replies
+(`a · b · c`), never with fixed sleeps — except where the behaviour is about time passing
+while the bot is dead.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from tests.planfactory import make_plan
 
 pytestmark = pytest.mark.irc
 
-REPLY_TIMEOUT = 60.0  # the stock class sends ~1 line/s; replies are never older than 60 s
+REPLY_TIMEOUT = 60.0  # on the stock class the bot sends ~1 line/s; replies are never older
 LATE_AFTER = timedelta(seconds=3)  # `countdown_late_after` of the crash test: later is "late"
 
 
@@ -299,7 +301,7 @@ async def test_a_wrong_sasl_password_ends_the_process_with_an_error_and_no_recon
     net = inspircd_services
     account = await make_account("deploybot")
     bot = bot_process(
-        port=net.stock_port,
+        port=net.relaxed_port,
         nick=account.name,
         sasl=(account.name, "not-" + account.password),
         admin_channel="#" + net.unique_name("sasl"),
@@ -654,7 +656,7 @@ async def test_fifty_fast_reports_from_five_clients_are_all_stored_and_acknowled
     (no Excess Flood, no reconnect)."""
     net = inspircd_services
     chan = "#" + net.unique_name("flood")
-    bot = await inspircd_bot(net, make_account, bot_process, admin_channel=chan)
+    bot = await inspircd_bot(net, make_account, bot_process, admin_channel=chan, stock=True)
     bot.write_plan(upcoming_plan())
     reporters = await asyncio.gather(
         *(

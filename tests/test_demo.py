@@ -2,9 +2,10 @@
 
 The demo tests run the real command as a subprocess, sped up with the hidden
 `--seconds-per-step` (0.3: about 50 s instead of 2½ minutes), with TMPDIR pointed at the
-test's directory so that a leftover working directory would be seen. The server tests
-talk to `DemoIrcServer` with the raw test client of tests/ircd (CAP LS 302, then NICK/USER,
-as irssi and WeeChat do).
+test's directory so that a leftover working directory would be seen. One test plays the
+whole day (on the built-in server); the others stop early (Ctrl-C) or fail at start. The
+server tests talk to `DemoIrcServer` with the raw test client of tests/ircd (CAP LS 302,
+then NICK/USER, as irssi and WeeChat do).
 """
 
 from __future__ import annotations
@@ -337,22 +338,29 @@ def test_a_port_in_use_or_an_unreachable_server_is_a_one_line_error(
 def test_the_demo_runs_on_a_real_ircd_with_server(
     tmp_path: Path, demo: list[DemoRun], ngircd_server: NgircdServer
 ) -> None:
-    """`deploybot demo --server` against ngircd (a real IRC server): the same day, in
-    the same order, with the bot's default output pacing (the demo does not know the
-    server's flood limits); the banner names that server."""
+    """`deploybot demo --server` against ngircd (a real IRC server), with the bot's default
+    output pacing (the demo does not know the server's flood limits): the banner names that
+    server, and the day runs there in the same order through everything that involves the
+    server — countdown, joining the firefighting channel, its topic, pages, "started by" —
+    to the first acknowledged page; then Ctrl-C stops it cleanly (exit 130, the bot's QUIT,
+    the directory removed). The rest of the day is the same on any server: the one full run
+    is `test_the_demo_plays_a_deploy_day_on_its_own_server`."""
     run = DemoRun(
-        tmp_path, "--server", f"127.0.0.1:{ngircd_server.port}", "--seconds-per-step", "0.5"
+        tmp_path, "--server", f"127.0.0.1:{ngircd_server.port}", "--seconds-per-step", FAST
     )
     demo.append(run)
     pid = run.bot_pid()
-    status = run.wait(200)
-    assert status == 0, run.report()
+    run.wait_line(r"<deploybot> dgilmore: acknowledged page #\d+", 120)
+    run.proc.send_signal(signal.SIGINT)
+    status = run.wait(30)
+    assert status == 130, run.report()
     assert (
         f"connect your IRC client to 127.0.0.1:{ngircd_server.port} (nick anything)" in run.lines[1]
     )
     assert "on your server" in run.lines[0]
-    assert_in_order(run.output, DAY)
+    assert_in_order(run.output, DAY[: [name for name, _ in DAY].index("ack") + 1])
     assert_in_order(run.output, PAGE)
+    assert re.search(r"\* deploybot quit \(", run.output), run.report()
     assert_cleaned_up(run, pid)
 
 

@@ -1,8 +1,10 @@
 """The IRC layer (deploybot_plugins.irc.bot/capabilities/accounts) against real servers.
 
-The bot connects to inspircd's STOCK port (a default install's flood control: a client that
-bursts is killed) with atheme providing NickServ and SASL; watchers sit on the relaxed port.
-Reconnect and hang tests use ngircd, which restarts in milliseconds.
+The bot connects to inspircd's RELAXED port without output pacing (`UNTHROTTLED`), with
+atheme providing NickServ and SASL; watchers sit on the relaxed port too. The flood tests
+put it on the STOCK port (a default install's flood control: a client that bursts is
+killed): with its default pacing it survives, without it it is killed. Reconnect and hang
+tests use ngircd, which restarts in milliseconds.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from deploybot_plugins.irc.capabilities import authenticate_lines
 
 from deploybot.lines import CONTINUATION
 from deploybot.outbox import Outbox
+from tests.botprocess import UNTHROTTLED
 from tests.ircd.client import Message
 from tests.ircd.fixtures import IrcClientFactory
 from tests.ircd.servers import HOST, InspircdWithServices, NgircdServer
@@ -188,7 +191,7 @@ async def test_the_server_password_is_never_logged(caplog: pytest.LogCaptureFixt
         await server.wait_closed()
 
 
-# -- inspircd + atheme, bot on the stock port ---------------------------------------------------
+# -- inspircd + atheme: the relaxed port, and the stock port's flood control -------------------
 
 
 @pytest.mark.irc
@@ -204,7 +207,9 @@ async def test_bot_logs_in_with_sasl_and_a_watcher_sees_its_post(
     channel = "#" + net.unique_name("login")
     watcher = await irc_client(net.relaxed_port, net.unique_name("watch"))
     await watcher.join(channel)
-    bot = await started(make_bot(net.stock_port, account.name, [channel], account.password))
+    bot = await started(
+        make_bot(net.relaxed_port, account.name, [channel], account.password, **UNTHROTTLED)
+    )
     bot.outbox.post(channel, "deploy window opens at 14:00")
     message = await watcher.wait_for(from_bot(bot, channel), 15)
     assert message.text == "deploy window opens at 14:00"
@@ -222,7 +227,7 @@ async def test_a_wrong_sasl_password_fails_start_fast_without_reconnecting(
     caplog.set_level(logging.INFO, logger="deploybot_plugins")
     account = await make_account("bot")
     bot = make_bot(
-        inspircd_services.stock_port, account.name, [], "not-the-password", reconnect_delay=0.2
+        inspircd_services.relaxed_port, account.name, [], "not-the-password", reconnect_delay=0.2
     )
     loop = asyncio.get_running_loop()
     began = loop.time()
@@ -250,7 +255,9 @@ async def test_account_of_tracks_logged_in_users_and_gives_impostors_none(
     channel = "#" + net.unique_name("acct")
     bob_client = await irc_client(net.relaxed_port, bob.name, sasl=(bob.name, bob.password))
     await bob_client.join(channel)
-    bot = await started(make_bot(net.stock_port, net.unique_name("bot"), [channel]))
+    bot = await started(
+        make_bot(net.relaxed_port, net.unique_name("bot"), [channel], **UNTHROTTLED)
+    )
     await eventually(lambda: bot.account_of(bob.name) == bob.name, "WHOX for bob", 10)
 
     alice_client = await irc_client(net.relaxed_port, alice.name, sasl=(alice.name, alice.password))
@@ -286,7 +293,9 @@ async def test_cr_lf_and_nul_in_text_never_start_a_new_protocol_line(
         irc_client(net.relaxed_port), irc_client(net.relaxed_port)
     )
     await asyncio.gather(watch_a.join(chan_a), watch_x.join(chan_x))
-    bot = await started(make_bot(net.stock_port, net.unique_name("bot"), [chan_a, chan_x]))
+    bot = await started(
+        make_bot(net.relaxed_port, net.unique_name("bot"), [chan_a, chan_x], **UNTHROTTLED)
+    )
     for separator in ("\r\n", "\n", "\r", "\0"):
         bot.outbox.post(chan_a, f"hello{separator}PRIVMSG {chan_x} :pwned")
     bot.send(f"PRIVMSG {chan_a} :raw\r\nPRIVMSG {chan_x} :pwned")
@@ -316,7 +325,9 @@ async def test_a_long_multibyte_text_arrives_whole_in_lines_of_at_most_512_bytes
     assert len(text) == 2000
     watcher = await irc_client(net.relaxed_port)
     await watcher.join(channel)
-    bot = await started(make_bot(net.stock_port, net.unique_name("bot"), [channel]))
+    bot = await started(
+        make_bot(net.relaxed_port, net.unique_name("bot"), [channel], **UNTHROTTLED)
+    )
     bot.outbox.post(channel, text)
 
     def compact(parts: list[Message]) -> str:
@@ -398,7 +409,7 @@ async def test_short_replies_queued_together_are_coalesced(
     channel = "#" + net.unique_name("coal")
     watcher = await irc_client(net.relaxed_port)
     await watcher.join(channel)
-    bot = make_bot(net.stock_port, net.unique_name("bot"), [channel])
+    bot = make_bot(net.relaxed_port, net.unique_name("bot"), [channel])
     for text in ("plan a: ok", "plan b: ok", "plan c: blocked"):
         bot.outbox.reply(channel, text)
     await started(bot)
@@ -555,7 +566,7 @@ async def test_refused_topic_and_join_are_told_in_the_report_channel_once(
     await owner.wait_for(lambda m: m.command == "MODE" and "+i" in m.params, 10)
     watcher = await irc_client(net.relaxed_port, net.unique_name("watch"))
     await watcher.join(admin)
-    bot = make_bot(net.stock_port, net.unique_name("bot"), [admin, locked])
+    bot = make_bot(net.relaxed_port, net.unique_name("bot"), [admin, locked], **UNTHROTTLED)
     bot.report_channel = admin
     await started(bot)
     for _ in range(3):
