@@ -34,6 +34,7 @@ COMPLETE = "org.fedoraproject.prod.ansible.playbook.complete"
 TIMEOUT = 30.0
 
 
+@pytest.mark.slow
 async def test_fedora_messaging_playbook_start_and_complete_are_announced_on_irc(
     rabbitmq: RabbitmqServer,
     ngircd_server: NgircdServer,

@@ -322,6 +322,7 @@ async def test_a_wrong_sasl_password_ends_the_process_with_an_error_and_no_recon
 # -- 4. restarts ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_sigkill_loses_nothing_and_a_countdown_missed_while_dead_is_posted_late_once(
     inspircd_services: InspircdWithServices,
     make_account: MakeAccount,
@@ -388,6 +389,7 @@ async def test_a_sigkill_loses_nothing_and_a_countdown_missed_while_dead_is_post
 # -- 5. the IRC server goes away ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_after_the_server_restarts_the_bot_rejoins_all_channels_and_posts_what_came_due(
     ngircd_server: NgircdServer,
     irc_client: IrcClientFactory,
@@ -645,6 +647,7 @@ async def test_no_input_path_gets_a_raw_protocol_line_out_of_the_bot(
 # -- 7. flood -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_fifty_fast_reports_from_five_clients_are_all_stored_and_acknowledged(
     inspircd_services: InspircdWithServices,
     make_account: MakeAccount,

@@ -254,6 +254,7 @@ def test_a_demo_across_midnight_utc_uses_a_zone_where_it_is_one_day() -> None:
     assert local[0].date() == local[1].date()
 
 
+@pytest.mark.slow
 def test_the_demo_plays_a_deploy_day_on_its_own_server(tmp_path: Path, demo: list[DemoRun]) -> None:
     """`deploybot demo` on a fresh directory: the first line says where to connect (the
     built-in server on a free 127.0.0.1 port, both channels); then the transcript shows
@@ -335,6 +336,7 @@ def test_a_port_in_use_or_an_unreachable_server_is_a_one_line_error(
     assert list(run.tmp.iterdir()) == [], run.report()
 
 
+@pytest.mark.slow
 def test_the_demo_runs_on_a_real_ircd_with_server(
     tmp_path: Path, demo: list[DemoRun], ngircd_server: NgircdServer
 ) -> None:

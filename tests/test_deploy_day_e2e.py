@@ -221,6 +221,7 @@ def seconds_until(moment: datetime) -> float:
 # -- 1. a whole deploy day ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_deploy_day_from_the_opening_to_the_digest(
     inspircd_services: InspircdWithServices,
     make_account: MakeAccount,
@@ -447,6 +448,7 @@ async def test_a_deploy_day_from_the_opening_to_the_digest(
 # -- 2. a crash in the middle of the window -----------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_crash_mid_window_repeats_no_page_and_the_digest_comes_once(
     inspircd_services: InspircdWithServices,
     make_account: MakeAccount,

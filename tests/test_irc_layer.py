@@ -348,6 +348,7 @@ async def test_a_long_multibyte_text_arrives_whole_in_lines_of_at_most_512_bytes
 
 
 @pytest.mark.irc
+@pytest.mark.slow
 async def test_sixty_fast_posts_all_arrive_and_the_stock_class_never_kills_the_bot(
     inspircd_services: InspircdWithServices,
     irc_client: IrcClientFactory,
@@ -421,6 +422,7 @@ async def test_short_replies_queued_together_are_coalesced(
 
 
 @pytest.mark.irc
+@pytest.mark.slow
 async def test_a_post_made_while_the_server_is_down_arrives_after_the_bot_rejoins(
     ngircd_server: NgircdServer,
     irc_client: IrcClientFactory,
