@@ -15,6 +15,11 @@ interpreter. `pytest -m "not e2e"` is the quick inner loop; `.ci/run` runs every
 
 A session fixture's processes count for the first test that asks for it (an `e2e` test by
 the rule above). Loaded by tests/conftest.py as a plugin (`pytest_plugins`).
+
+The same hook puts the files with `slow` tests first (most `slow` tests first; otherwise
+the order is kept): `.ci/run` runs files in parallel (`-n N --dist loadfile
+--no-loadscope-reorder`), and workers take files in collection order, so the long files
+start at once instead of making a tail at the end.
 """
 
 from __future__ import annotations
@@ -58,12 +63,17 @@ sys.addaudithook(_audit)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `e2e` every test that uses a process-starting fixture or is marked `irc`."""
+    """Mark `e2e` every test that uses a process-starting fixture or is marked `irc`; put
+    the files with the most `slow` tests first (a stable sort: a file's order is kept)."""
     _spawned.clear()  # whatever collection started is no test's doing
+    slow: dict[str, int] = {}
     for item in items:
         uses = E2E_FIXTURES & set(getattr(item, "fixturenames", ()))
         if uses or item.get_closest_marker("irc") is not None:
             item.add_marker(pytest.mark.e2e)
+        file = item.nodeid.split("::", 1)[0]
+        slow[file] = slow.get(file, 0) + (item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: -slow[item.nodeid.split("::", 1)[0]])
 
 
 @pytest.hookimpl(wrapper=True)
