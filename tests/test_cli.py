@@ -112,6 +112,7 @@ def run_bot(tmp_path: Path, bot_lines: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+@pytest.mark.e2e  # starts the bot
 def test_run_refuses_a_bad_ssl_flag_before_connecting(tmp_path: Path) -> None:
     """`ssl = ture` in [bot] is no silent "no": `deploybot run` exits 1 with
     `bot.ini:LINE: [bot] ssl: ...` before connecting or opening anything."""
@@ -122,6 +123,7 @@ def test_run_refuses_a_bad_ssl_flag_before_connecting(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.e2e  # starts the bot
 def test_run_suggests_the_key_for_a_misspelt_bot_key(tmp_path: Path) -> None:
     """A misspelt deploybot key in [bot] is an error with a suggestion (one line each),
     a bad number names its key; irc3's own keys and unknown plugin keys pass."""
