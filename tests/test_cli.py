@@ -142,6 +142,7 @@ def test_run_suggests_the_key_for_a_misspelt_bot_key(tmp_path: Path) -> None:
     assert len(lines) == 2, done.stderr
 
 
+@pytest.mark.e2e  # starts the bot
 def test_run_refuses_sasl_over_plaintext_to_a_remote_host(tmp_path: Path) -> None:
     """A SASL secret with ssl = false and a host that is not loopback: `deploybot run`
     exits 1 before connecting, naming the secret's line and the ways out."""
