@@ -565,8 +565,10 @@ async def test_a_crash_mid_window_repeats_no_page_and_the_digest_comes_once(
 
     # run 3, after the digest: nothing is repeated. Posts queued at start-up go out before
     # any reply, so once !oncall is answered, a repeated post would have been seen.
-    # the opening, the rejoin after the crash, and the digest's visit (the bot had left)
-    assert joins_of(infra, b, fire_chan) == 3
+    # the opening, the rejoin after the crash (and the digest's visit, if the bot's PART at
+    # the end of the window was through by then: timing, not behaviour under test here)
+    joins_before = joins_of(infra, b, fire_chan)
+    assert joins_before >= 2
     await bot.stop(infra)
     await bot.start(infra, admin_chan)
     mark = infra.mark()
@@ -580,7 +582,7 @@ async def test_a_crash_mid_window_repeats_no_page_and_the_digest_comes_once(
     assert len(channel_texts(infra, b, admin_chan, "deploy started —")) == 1
     assert len(channel_texts(infra, b, fire_chan, "escalating to")) == 1
     assert len(channel_texts(infra, b, fire_chan, "firefighting closed")) == 1
-    assert joins_of(infra, b, fire_chan) == 3  # run 3 does not rejoin the closed channel
+    assert joins_of(infra, b, fire_chan) == joins_before  # run 3: no rejoin of the closed one
     rows = bot.read_db("SELECT count(*) FROM pages WHERE escalated_at IS NOT NULL")
     assert rows == [(1,)]
     await bot.stop(infra)
