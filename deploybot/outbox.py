@@ -33,3 +33,11 @@ class Outbox(Protocol):
 
     def set_topic(self, channel: str, topic: str) -> None:
         """Set the topic of ``channel`` (queued like a post)."""
+
+
+class AccountLookup(Protocol):
+    """Who is logged in to which services account, as far as the transport knows."""
+
+    def account_of(self, nick: str) -> str | None:
+        """The account ``nick`` is logged in to; None when not logged in or not known
+        (on IRC: known only for nicks that share a channel with the bot)."""

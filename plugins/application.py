@@ -97,7 +97,7 @@ class Application:
             self.bot = self._make_bot(loop)
             self.bot.report_channel = config.admin_channel
             self.poster = CountdownPoster(self.core, self.bot.outbox)
-            self.deploy_day = DeployDay(self.core, self.bot.outbox)
+            self.deploy_day = DeployDay(self.core, self.bot.outbox, accounts=self.bot)
             self.digests = DigestPoster(self.core, self.bot.outbox, self.deploy_day.firefight)
             self.core.plan_listeners.append(self._plans_reloaded)
             for channel in (config.admin_channel, *config.announce_channels):

@@ -291,6 +291,70 @@ async def test_the_bot_logs_in_and_only_an_admin_account_may_reload_plans(
     await bot.stop(admin)
 
 
+async def test_only_the_paged_account_or_an_admin_may_ack_a_page(
+    inspircd_services: InspircdWithServices,
+    make_account: MakeAccount,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+) -> None:
+    """A page sent while its target was logged in (and in a channel with the bot) is
+    theirs by account: the same nick connected again without logging in cannot `!ack`
+    it and is told which account it needs; logged in again, the target acks it; an
+    admin account acks another page to that nick."""
+    net = inspircd_services
+    chan = "#" + net.unique_name("acks")
+    boss, paged, own = await asyncio.gather(
+        make_account("boss"), make_account("paged"), make_account("deploybot")
+    )
+    bot = await inspircd_bot(
+        net, make_account, bot_process, own, admin_channel=chan, admins=f"account:{boss.name}"
+    )
+    bot.write_plan(upcoming_plan())
+    admin = await joined(
+        irc_client, net.relaxed_port, boss.name, [chan], sasl=(boss.name, boss.password)
+    )
+    since = admin.mark()
+    bot.spawn()
+    await bot.wait_joined(admin, chan, since=since)
+    target = await joined(
+        irc_client, net.relaxed_port, paged.name, [chan], sasl=(paged.name, paged.password)
+    )
+    mark = admin.mark()
+    await admin.privmsg(chan, f"!page {paged.name} compose broken")
+    await wait_said(admin, bot.nick, f"paged {paged.name} (#1)", since=mark, timeout=REPLY_TIMEOUT)
+    await target.quit()
+
+    impostor = await joined(irc_client, net.relaxed_port, paged.name, [chan])
+    assert impostor.account is None
+    mark = impostor.mark()
+    await impostor.privmsg(chan, "!ack 1")
+    refused = await wait_said(
+        impostor, bot.nick, "page 1 is for", since=mark, timeout=REPLY_TIMEOUT
+    )
+    assert (
+        f"page 1 is for {paged.name} logged in as {paged.name}; "
+        f"log in to services as {paged.name} to acknowledge it"
+    ) in refused.text
+    await impostor.quit()
+
+    target = await joined(
+        irc_client, net.relaxed_port, paged.name, [chan], sasl=(paged.name, paged.password)
+    )
+    mark = target.mark()
+    await target.privmsg(chan, "!ack 1")
+    await wait_said(
+        target, bot.nick, f"{paged.name}: acknowledged page #1", since=mark, timeout=REPLY_TIMEOUT
+    )
+    mark = admin.mark()
+    await admin.privmsg(chan, f"!page {paged.name} still broken")
+    await wait_said(admin, bot.nick, f"paged {paged.name} (#2)", since=mark, timeout=REPLY_TIMEOUT)
+    await admin.privmsg(chan, "!ack 2")
+    await wait_said(
+        admin, bot.nick, f"{boss.name}: acknowledged page #2", since=mark, timeout=REPLY_TIMEOUT
+    )
+    await bot.stop(admin)
+
+
 async def test_a_wrong_sasl_password_ends_the_process_with_an_error_and_no_reconnect_loop(
     inspircd_services: InspircdWithServices,
     make_account: MakeAccount,

@@ -743,6 +743,102 @@ async def test_page_and_ack_commands(
     assert core.store.pending_escalations(WHEN + timedelta(days=1)) == ()
 
 
+class Accounts:
+    """The transport's account tracking: nick → services account (None: not logged in)."""
+
+    def __init__(self, **accounts: str) -> None:
+        self.accounts = accounts
+
+    def account_of(self, nick: str) -> str | None:
+        return self.accounts.get(nick.lower())
+
+
+async def test_a_page_to_a_known_account_is_acked_only_by_that_account_or_an_admin(
+    core: Core, outbox: RecordingOutbox, clock: Clock
+) -> None:
+    """dgilmore was logged in as dgilmore when paged: someone using the nick dgilmore
+    without that account (not logged in, or logged in as someone else) cannot
+    acknowledge the page, by number or with a bare !ack, and is told which account it
+    needs; the page stays pending and escalates.  dgilmore's account acks it (the page
+    keeps the acker's mask and account); an admin (alice) may ack someone else's page,
+    which the incident's timeline says."""
+    clock.now = WHEN + timedelta(hours=1)
+    day = DeployDay(core, outbox, accounts=Accounts(dgilmore="dgilmore"))
+    registry = build_registry()
+    assert await say(day, registry, "!page dgilmore compose broken") == ["paged dgilmore (#1)"]
+    assert core.store.get_page(1).target_account == "dgilmore"
+    needs = "page 1 is for dgilmore logged in as dgilmore; log in to services as dgilmore"
+    for account in (None, "mallory"):
+        (refused,) = await say(day, registry, "!ack 1", nick="dgilmore", account=account)
+        assert refused == f"{needs} to acknowledge it"
+        assert await say(day, registry, "!ack", nick="DGilmore", account=account) == [
+            "DGilmore: page #1 is for dgilmore logged in as dgilmore; "
+            "log in to services to acknowledge it"
+        ]
+    assert core.store.get_page(1).pending
+    assert [p.number for p in core.store.pending_escalations(WHEN + timedelta(days=1))] == [1]
+
+    assert await say(day, registry, "!ack", nick="dgilmore", account="DGILMORE") == [
+        "dgilmore: acknowledged page #1"
+    ]
+    assert [p.number for p in day.pager.page("alice", "dgilmore", "again", clock.now, [])] == [2]
+    assert await say(day, registry, "!ack 2", nick="dgilmore_", account="dgilmore") == [
+        "dgilmore_: acknowledged page #2"
+    ]  # the account is who was paged, whatever the nick
+    acked = core.store.get_page(1)
+    assert (acked.acked_by, acked.acked_mask, acked.acked_account) == (
+        "dgilmore",
+        "dgilmore!dgilmore@users.test",
+        "DGILMORE",
+    )
+
+    incident = core.store.report_incident(
+        service="pkgdb2",
+        text="acl page 500",
+        reporter_nick="pingou",
+        reporter_account="pingou",
+        channel=ADMIN,
+        now=clock.now,
+    )
+    about = core.store.create_page(
+        target_nick="dgilmore",
+        team=None,
+        plan_id=None,
+        message="look at the acl page",
+        sender_nick="pingou",
+        now=clock.now,
+        escalate_at=None,
+        incident=incident.number,
+        target_account="dgilmore",
+    )
+    assert await say(day, registry, f"!ack {about.number}") == ["alice: acknowledged page #3"]
+    assert core.store.get_page(about.number).acked_account == "alice"
+    last = core.store.get(incident.number).timeline[-1]
+    assert (last.kind, last.nick, last.account, last.text) == (
+        "ack",
+        "alice",
+        "alice",
+        "page 3 to dgilmore, acknowledged by an admin",
+    )
+
+
+async def test_a_page_sent_while_the_account_was_unknown_is_acked_by_the_nick(
+    core: Core, outbox: RecordingOutbox, clock: Clock
+) -> None:
+    """When the target's account was not known at paging time (not in the bot's
+    channels, not logged in, no services), the nick acknowledges, as documented; the
+    page keeps who did it (mask and account) for checking afterwards."""
+    clock.now = WHEN + timedelta(hours=1)
+    day = DeployDay(core, outbox, accounts=Accounts())
+    registry = build_registry()
+    assert await say(day, registry, "!page dgilmore compose broken") == ["paged dgilmore (#1)"]
+    assert core.store.get_page(1).target_account is None
+    assert await say(day, registry, "!ack 1", nick="dgilmore", account=None) == [
+        "dgilmore: acknowledged page #1"
+    ]
+    assert core.store.get_page(1).acked_mask == "dgilmore!dgilmore@users.test"
+
+
 async def test_firefight_command_opens_and_closes(
     core: Core, day: DeployDay, outbox: RecordingOutbox, clock: Clock
 ) -> None:

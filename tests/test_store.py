@@ -87,6 +87,24 @@ def test_open_creates_the_schema_with_durable_settings(store: Store, db_path: Pa
     assert {"once_claims", "pages"} <= tables
 
 
+def test_a_version_1_database_is_migrated_and_keeps_its_pages(db_path: Path) -> None:
+    """Migration 2 adds the page's target account and acknowledger's mask and account;
+    a page stored by version 1 reads back with them unknown, and is the nick's to ack."""
+    raw = sqlite3.connect(db_path, isolation_level=None)
+    migrations.MIGRATIONS[0].apply(raw)
+    raw.execute("PRAGMA user_version = 1")
+    raw.execute(
+        "INSERT INTO pages (target_nick, message, sender_nick, created_at)"
+        " VALUES ('pingou', 'old page', 'deploybot', '2026-11-27T10:00:00Z')"
+    )
+    raw.close()
+    with Store.open(db_path) as store:
+        (page,) = store.list_pages()
+        assert (page.message, page.target_account, page.acked_mask) == ("old page", None, None)
+        (acked,) = store.ack_pages("pingou", at(1), 1, account=None, mask="pingou!p@h")
+        assert acked.acked_mask == "pingou!p@h"
+
+
 def test_reopening_keeps_the_data(db_path: Path) -> None:
     """Closing and reopening the file finds the same incidents, consumers and claims."""
     with Store.open(db_path) as first:

@@ -147,18 +147,32 @@ async def page(core: Core, request: Request) -> Reply:
 
 @command(
     "!ack [N]",
-    "acknowledge your pending pages (all, or page N); stops their escalation",
+    "acknowledge your pending pages (all, or page N); stops their escalation. A page "
+    "sent while you were logged in to services needs that account; admins may ack any",
     example("!ack", "alice: you have no pending pages"),
 )
 async def ack(core: Core, request: Request) -> Reply:
-    """Acknowledge through the pager (which cancels escalations), or in the store alone
-    when the bot is not connected."""
+    """Acknowledge in the store (which stops escalation), whether or not the bot is
+    connected, with the rules of :meth:`~deploybot.store.Store.ack_pages`: a page sent
+    to a known services account needs that account (or an admin); pages to this nick
+    that stay pending for that reason are named in the reply."""
     words = request.args.split()
     if len(words) > 1:
         raise UsageError(f"one page number at most, got {len(words)} words")
     number = page_number(words[0]) if words else None
-    pages = core.store.ack_pages(request.nick, request.now, number, account=request.account)
-    return Reply.say(ack_text(request.nick, pages))
+    admin = core.is_admin(request.account, request.mask, request.casemapping)
+    pages = core.store.ack_pages(
+        request.nick,
+        request.now,
+        number,
+        account=request.account,
+        mask=request.mask,
+        admin=admin,
+    )
+    others = (
+        () if number is not None else core.store.list_pages(pending=True, target_nick=request.nick)
+    )
+    return Reply.say(ack_text(request.nick, pages, others))
 
 
 @command(

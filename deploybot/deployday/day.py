@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
 
     from deploybot.core import Core
-    from deploybot.outbox import Outbox
+    from deploybot.outbox import AccountLookup, Outbox
 
 __all__ = ["DeployDay"]
 
@@ -31,11 +31,12 @@ __all__ = ["DeployDay"]
 class DeployDay:
     """The firefighting channels and the pages of one bot; see the module documentation."""
 
-    def __init__(self, core: Core, outbox: Outbox) -> None:
+    def __init__(self, core: Core, outbox: Outbox, accounts: AccountLookup | None = None) -> None:
         self.core = core
         self.outbox = outbox
-        #: Pages, ``!page`` and escalation (through the same outbox).
-        self.pager = Pager(core, outbox)
+        #: Pages, ``!page`` and escalation (through the same outbox); each page stores its
+        #: target's services account when ``accounts`` knows it.
+        self.pager = Pager(core, outbox, accounts)
         #: The firefighting channels' life; it pages through :attr:`pager`.
         self.firefight = Firefight(core, outbox, self.pager)
 

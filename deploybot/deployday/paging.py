@@ -21,6 +21,19 @@ Paging
     or the on-shift members of a team by hand; ``!ack`` acknowledges (in the store,
     :meth:`~deploybot.store.Store.ack_pages`; reply :func:`ack_text`), which stops escalation.
 
+Who may acknowledge
+    Each page stores the services account its target is logged in to *when it is
+    sent*, if the transport knows it (:class:`~deploybot.outbox.AccountLookup`; on IRC
+    the bot knows the accounts of the nicks it shares a channel with, from
+    extended-join, account-notify, WHOX and message tags).  Such a page may be
+    acknowledged only by someone logged in to that account (``!ack N`` with any nick;
+    a bare ``!ack`` takes the pages to one's nick), or by an admin: a nick alone does
+    not do.  When the account was
+    not known (the target was not in any of the bot's channels, or not logged in, or
+    the server has no services), the page may be acknowledged by whoever uses the
+    target's nick, as before; the acknowledger's nick, mask and account are stored with
+    the page either way, so that an ack can be checked afterwards.
+
 Escalation (:meth:`Pager.escalate_due`)
     A page not acknowledged ``page_escalate_after`` (config) after it was sent is marked
     escalated *first* (so a restart never escalates it twice), repeated once to its
@@ -64,7 +77,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
 
     from deploybot.core import Core
-    from deploybot.outbox import Outbox
+    from deploybot.outbox import AccountLookup, Outbox
 
 __all__ = [
     "BOT_SENDER",
@@ -164,13 +177,27 @@ def page_line(sender_nick: str, team: str | None, message: str, pages: Sequence[
     return f"{team} paged by {sender_nick} ({numbers}): {message} — !ack to acknowledge"
 
 
-def ack_text(nick: str, pages: Sequence[Page]) -> str:
-    """The reply to ``!ack``: which pages were acknowledged, or that none were pending."""
-    if not pages:
+def ack_text(nick: str, pages: Sequence[Page], others: Sequence[Page] = ()) -> str:
+    """The reply to ``!ack``: which pages were acknowledged, or that none were pending;
+    ``others``: pages to this nick still pending because they are for a services account
+    the sender is not logged in to.
+
+    >>> ack_text("pingou", [], [Page(5, "pingou", None, None, None, "m", "deploybot",
+    ...     datetime(2026, 1, 1), None, None, None, None, "pingou")])
+    'pingou: page #5 is for pingou logged in as pingou; log in to services to acknowledge it'
+    """
+    if not pages and not others:
         return f"{nick}: you have no pending pages"
-    numbers = ", ".join(f"#{page.number}" for page in pages)
-    word = "page" if len(pages) == 1 else "pages"
-    return f"{nick}: acknowledged {word} {numbers}"
+    parts: list[str] = []
+    if pages:
+        numbers = ", ".join(f"#{page.number}" for page in pages)
+        parts.append(f"acknowledged {'page' if len(pages) == 1 else 'pages'} {numbers}")
+    parts += [
+        f"page #{page.number} is for {page.target_nick} logged in as {page.target_account}"
+        for page in others
+    ]
+    tail = "; log in to services to acknowledge it" if others else ""
+    return f"{nick}: {'; '.join(parts)}{tail}"
 
 
 @dataclass(frozen=True)
@@ -187,9 +214,12 @@ class _Unpaged:
 class Pager:
     """Pages, acknowledgements and escalation for one bot; see the module documentation."""
 
-    def __init__(self, core: Core, outbox: Outbox) -> None:
+    def __init__(self, core: Core, outbox: Outbox, accounts: AccountLookup | None = None) -> None:
         self.core = core
         self.outbox = outbox
+        # Where a target's services account is looked up when they are paged (None: never
+        # known, so every page may be acknowledged by its nick).
+        self._accounts = accounts
         # (plan id, nick key) already paged for this deploy: no ledger lookup per sweep.
         self._paged: set[tuple[str, str]] = set()
         # Automatic pages that could not be stored, by (plan id, nick key): retried.
@@ -197,6 +227,10 @@ class Pager:
         # Where escalations are scheduled on time (see schedule_escalations); None: only
         # the periodic sweep escalates.
         self._scheduler: BaseScheduler | None = None
+
+    def account_of(self, nick: str) -> str | None:
+        """The services account ``nick`` is logged in to, if the transport knows it now."""
+        return None if self._accounts is None else self._accounts.account_of(nick)
 
     # -- pages of a deploy ---------------------------------------------------------------
 
@@ -236,6 +270,7 @@ class Pager:
                     sender_nick=BOT_SENDER,
                     now=now,
                     escalate_at=escalate_at,
+                    target_account=self.account_of(person.nick),
                 )
             except Exception:
                 log.exception("paging %s for %s failed; trying again later", person.nick, plan.id)
@@ -327,6 +362,7 @@ class Pager:
                 sender_nick=sender_nick,
                 now=now,
                 escalate_at=escalate_at,
+                target_account=self.account_of(target.nick),
             )
             for target in targets
         ]
@@ -440,6 +476,7 @@ class Pager:
                 now=now,
                 escalate_at=None,  # escalation pages never escalate further
                 incident=incident,
+                target_account=self.account_of(nick),
             )
             self.outbox.post(
                 nick,

@@ -25,6 +25,7 @@ __all__ = [
     "floor",
     "from_db",
     "from_db_or_none",
+    "same_account",
     "same_nick",
     "same_person",
     "select_sql",
@@ -201,8 +202,13 @@ def same_nick(a: str, b: str) -> bool:
     return _ascii_lower(a) == _ascii_lower(b)
 
 
+def same_account(a: str | None, b: str | None) -> bool:
+    """Both known and the same account (ASCII case ignored)."""
+    return a is not None and b is not None and _ascii_lower(a) == _ascii_lower(b)
+
+
 def same_person(nick: str, account: str | None, other_nick: str, other_account: str | None) -> bool:
     """Accounts decide when both are known (nicks change); otherwise nicks."""
     if account is not None and other_account is not None:
-        return _ascii_lower(account) == _ascii_lower(other_account)
+        return same_account(account, other_account)
     return same_nick(nick, other_nick)

@@ -89,10 +89,20 @@ class UnknownPageError(DeploybotError):
 
 
 class PageNotYoursError(DeploybotError):
-    def __init__(self, number: int, target_nick: str) -> None:
+    """Someone else's page: another nick's, or (``account`` given) the page of a services
+    account the sender is not logged in to."""
+
+    def __init__(self, number: int, target_nick: str, account: str | None = None) -> None:
         self.number = number
         self.target_nick = target_nick
-        super().__init__(f"page {number} is for {target_nick}, not for you")
+        self.account = account
+        if account is None:
+            super().__init__(f"page {number} is for {target_nick}, not for you")
+        else:
+            super().__init__(
+                f"page {number} is for {target_nick} logged in as {account}; "
+                f"log in to services as {account} to acknowledge it"
+            )
 
 
 class PageAlreadyAckedError(DeploybotError):

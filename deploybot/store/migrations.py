@@ -155,7 +155,18 @@ _V2 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+_V3 = Migration(
+    version=3,
+    description="pages: the target's services account, the acker's mask and account",
+    statements=(
+        # NULL: the target's account was not known when the page was sent (see Pager).
+        "ALTER TABLE pages ADD COLUMN target_account TEXT",
+        "ALTER TABLE pages ADD COLUMN acked_mask TEXT",
+        "ALTER TABLE pages ADD COLUMN acked_account TEXT",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
 """Every step, in order; ``MIGRATIONS[i].version == i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

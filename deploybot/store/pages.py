@@ -7,7 +7,15 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from deploybot.store.base import StoreBase, Where, db_time, from_db, same_nick, select_sql
+from deploybot.store.base import (
+    StoreBase,
+    Where,
+    db_time,
+    from_db,
+    same_account,
+    same_nick,
+    select_sql,
+)
 from deploybot.store.errors import PageAlreadyAckedError, PageNotYoursError, UnknownPageError
 from deploybot.store.incidents import ack_if_first, add_event, incident_row
 from deploybot.store.ledger import claim
@@ -17,7 +25,7 @@ __all__ = ["PageTable"]
 
 _PAGE_COLUMNS = (
     "number, target_nick, team, plan_id, incident, message, sender_nick, created_at, "
-    "escalate_at, acked_at, acked_by, escalated_at"
+    "escalate_at, acked_at, acked_by, escalated_at, target_account, acked_mask, acked_account"
 )
 
 
@@ -35,13 +43,24 @@ class PageTable(StoreBase):
         now: datetime,
         escalate_at: datetime | None,
         incident: int | None = None,
+        target_account: str | None = None,
     ) -> Page:
-        """Record a page to ``target_nick``; numbered from 1, never reused."""
+        """Record a page to ``target_nick`` (logged in as ``target_account``, None: not
+        known); numbered from 1, never reused."""
         with self._write() as db:
             if incident is not None:
                 incident_row(db, incident)
             return _insert_page(
-                db, target_nick, team, plan_id, incident, message, sender_nick, now, escalate_at
+                db,
+                target_nick,
+                target_account,
+                team,
+                plan_id,
+                incident,
+                message,
+                sender_nick,
+                now,
+                escalate_at,
             )
 
     def create_page_once(
@@ -55,6 +74,7 @@ class PageTable(StoreBase):
         sender_nick: str,
         now: datetime,
         escalate_at: datetime | None,
+        target_account: str | None = None,
     ) -> Page | None:
         """Claim ``key`` (as :meth:`~deploybot.store.Store.claim_once` does) and record the
         page in the same transaction; None (nothing recorded) when ``key`` was already
@@ -63,7 +83,16 @@ class PageTable(StoreBase):
             if not claim(db, key, now):
                 return None
             return _insert_page(
-                db, target_nick, team, plan_id, None, message, sender_nick, now, escalate_at
+                db,
+                target_nick,
+                target_account,
+                team,
+                plan_id,
+                None,
+                message,
+                sender_nick,
+                now,
+                escalate_at,
             )
 
     def get_page(self, number: int) -> Page:
@@ -77,41 +106,59 @@ class PageTable(StoreBase):
         number: int | None = None,
         *,
         account: str | None = None,
+        mask: str | None = None,
+        admin: bool = False,
     ) -> tuple[Page, ...]:
-        """Acknowledge ``nick``'s pending pages (all, or just page ``number``).
+        """Acknowledge, as ``nick`` (``mask``, logged in as ``account``), their pending pages
+        (all, or just page ``number``).
 
-        Returns the pages acknowledged now (empty when ``nick`` had none pending).  With
-        ``number``: :class:`UnknownPageError`, :class:`PageNotYoursError` or
+        A page sent while its target's services account was known (``target_account``)
+        is theirs only when ``account`` is that account (with any nick, for ``number``):
+        a nick alone does not do.  A page without a known account is the nick's.  An
+        ``admin`` may acknowledge any page (``number``) and all pages to their nick
+        whatever the account.
+
+        Returns the pages acknowledged now (empty when ``nick`` had none pending that are
+        theirs; see :meth:`list_pages` for the others).  With ``number``:
+        :class:`UnknownPageError`, :class:`PageNotYoursError` or
         :class:`PageAlreadyAckedError` when it cannot be acknowledged.  An escalated
-        page can still be acknowledged.  A page about an open incident also acknowledges
-        the incident (an ``ack`` in its timeline), in the same transaction.
+        page can still be acknowledged.  The acknowledger's nick, mask and account are
+        stored with the page.  A page about an open incident also acknowledges the
+        incident (an ``ack`` in its timeline, with the account), in the same transaction.
         """
         at = db_time(now)
         with self._write() as db:
             if number is None:
-                rows = db.execute(
-                    f"SELECT {_PAGE_COLUMNS} FROM pages"
-                    " WHERE target_nick = ? AND acked_at IS NULL ORDER BY number",
-                    (nick,),
-                ).fetchall()
+                rows = [
+                    row
+                    for row in db.execute(
+                        f"SELECT {_PAGE_COLUMNS} FROM pages"
+                        " WHERE target_nick = ? AND acked_at IS NULL ORDER BY number",
+                        (nick,),
+                    )
+                    if admin or _may_ack(row, nick, account)
+                ]
             else:
                 row = _page_row(db, number)
-                if not same_nick(row["target_nick"], nick):
-                    raise PageNotYoursError(number, row["target_nick"])
+                if not admin and not _may_ack(row, nick, account):
+                    theirs = same_nick(row["target_nick"], nick)
+                    account_wanted = row["target_account"] if theirs else None
+                    raise PageNotYoursError(number, row["target_nick"], account_wanted)
                 if row["acked_at"] is not None:
                     raise PageAlreadyAckedError(number, from_db(row["acked_at"]), row["acked_by"])
                 rows = [row]
             acked: list[Page] = []
             for row in rows:
                 db.execute(
-                    "UPDATE pages SET acked_at = ?, acked_by = ? WHERE number = ?",
-                    (at, nick, row["number"]),
+                    "UPDATE pages SET acked_at = ?, acked_by = ?, acked_mask = ?,"
+                    " acked_account = ? WHERE number = ?",
+                    (at, nick, mask, account, row["number"]),
                 )
                 if row["incident"] is not None:
                     incident = incident_row(db, row["incident"])
                     if incident["fixed_at"] is None:
                         ack_if_first(db, incident, nick, account, at)
-                        page_text = f"page {row['number']}"
+                        page_text = _ack_event_text(row, nick, account)
                         add_event(db, row["incident"], at, nick, account, "ack", page_text)
                 acked.append(page_from_row(_page_row(db, row["number"])))
         return tuple(acked)
@@ -167,6 +214,7 @@ class PageTable(StoreBase):
 def _insert_page(
     db: sqlite3.Connection,
     target_nick: str,
+    target_account: str | None,
     team: str | None,
     plan_id: str | None,
     incident: int | None,
@@ -176,10 +224,11 @@ def _insert_page(
     escalate_at: datetime | None,
 ) -> Page:
     cursor = db.execute(
-        "INSERT INTO pages (target_nick, team, plan_id, incident, message,"
-        " sender_nick, created_at, escalate_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO pages (target_nick, target_account, team, plan_id, incident, message,"
+        " sender_nick, created_at, escalate_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             target_nick,
+            target_account,
             team,
             plan_id,
             incident,
@@ -192,6 +241,24 @@ def _insert_page(
     number = cursor.lastrowid
     assert number is not None
     return page_from_row(_page_row(db, number))
+
+
+def _may_ack(row: sqlite3.Row, nick: str, account: str | None) -> bool:
+    """Whether ``nick`` logged in as ``account`` is the target of the page ``row``: by
+    account when the page has one (whatever the nick now), else by nick."""
+    if row["target_account"] is not None:
+        return same_account(row["target_account"], account)
+    return same_nick(row["target_nick"], nick)
+
+
+def _ack_event_text(row: sqlite3.Row, nick: str, account: str | None) -> str:
+    """The text of an ``ack`` event: ``page 3``, saying so when an admin acknowledged
+    someone else's page (the event's nick and account are the acknowledger's; the page
+    keeps their mask)."""
+    text = f"page {row['number']}"
+    if not _may_ack(row, nick, account):
+        return f"{text} to {row['target_nick']}, acknowledged by an admin"
+    return text
 
 
 def _page_row(db: sqlite3.Connection, number: int) -> sqlite3.Row:

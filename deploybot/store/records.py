@@ -138,7 +138,11 @@ class Page:
     """A page to one nick (a team page is one :class:`Page` per person, ``team`` set).
 
     ``escalate_at`` None: never escalated.  ``incident``: the incident it pages about;
-    acknowledging the page acknowledges the incident too.
+    acknowledging the page acknowledges the incident too.  ``target_account``: the
+    services account the target was logged in to when paged (None: not known then);
+    only that account, or an admin, may acknowledge it.  ``acked_by``,
+    ``acked_mask``, ``acked_account``: who acknowledged it (nick, ``nick!user@host``,
+    account or None).
     """
 
     number: int
@@ -153,6 +157,9 @@ class Page:
     acked_at: datetime | None
     acked_by: str | None
     escalated_at: datetime | None
+    target_account: str | None = None
+    acked_mask: str | None = None
+    acked_account: str | None = None
 
     @property
     def pending(self) -> bool:
@@ -232,4 +239,7 @@ def page_from_row(row: sqlite3.Row) -> Page:
         acked_at=from_db_or_none(row["acked_at"]),
         acked_by=row["acked_by"],
         escalated_at=from_db_or_none(row["escalated_at"]),
+        target_account=row["target_account"],
+        acked_mask=row["acked_mask"],
+        acked_account=row["acked_account"],
     )
