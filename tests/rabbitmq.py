@@ -3,7 +3,8 @@
 `tests/conftest.py` imports everything listed in `__all__`.
 
 Fixtures
-- `rabbitmq_session` (one per session): a `RabbitmqServer` as started (RabbitMQ 3.10 on
+- `rabbitmq_session` (one per session, i.e. per xdist worker: each has its own broker, node
+  name `deploybot-test-PID`, epmd, ports and data): a `RabbitmqServer` as started (RabbitMQ 3.10 on
   Erlang 25, 2 cores: 5.5–6.5 s to the first AMQP handshake on a fresh data directory,
   3.5–4 s for a restart on the same data, ~1 s for a clean stop; `.startup_seconds`).
 - `rabbitmq`: the session's broker, running (a test that stopped or killed it leaves it to

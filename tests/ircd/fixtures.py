@@ -20,9 +20,15 @@ Fixtures
 inspircd completes client registrations once a second (its background tick), so each
 connect there takes up to ~1 s: connect several clients with `asyncio.gather`.
 
-Tests using these fixtures are marked `irc` automatically; on a failure the report shows the
-server log tails and the last lines each client sent and received. Missing server binaries
-fail the tests (`.ci/run` installs them) unless DEPLOYBOT_SKIP_IRC=1 skips them.
+Tests using these fixtures are marked `irc` (and `e2e`) automatically; on a failure the
+report shows the server log tails and the last lines each client sent and received. Missing
+server binaries fail the tests (`.ci/run` installs them) unless DEPLOYBOT_SKIP_IRC=1 skips
+them.
+
+Under pytest-xdist (`.ci/run`: `-n 4 --dist loadfile`) a "session" is one worker's: each
+worker that needs them starts its own servers, on free ports drawn at random (a port taken
+meanwhile means new ports, see `ManagedServer.start`), in its own tmp directories (pytest's
+per-worker base) and /tmp directories (`mkdtemp`); nothing is shared between workers.
 """
 
 from __future__ import annotations
