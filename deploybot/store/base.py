@@ -12,11 +12,10 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from datetime import datetime
 
-if TYPE_CHECKING:
-    from deploybot.store.errors import StoreUnavailableError
+from deploybot.store.errors import unavailable
+from deploybot.store.times import db_time, floor, from_db, from_db_or_none
 
 __all__ = [
     "StoreBase",
@@ -29,37 +28,9 @@ __all__ = [
     "same_nick",
     "same_person",
     "select_sql",
-    "unavailable",
 ]
 
 log = logging.getLogger(__name__)
-
-# SQLite's primary result codes (the low byte of an extended code) that mean "this write
-# cannot be made now", with words for the user; any other error is a bug and stays as it is.
-_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-_WRITE_FAILURES = {
-    sqlite3.SQLITE_FULL: "the disk is full",
-    sqlite3.SQLITE_READONLY: "the file is read-only",
-    sqlite3.SQLITE_IOERR: "an I/O error",
-    sqlite3.SQLITE_CANTOPEN: "the file cannot be opened",
-    sqlite3.SQLITE_PROTOCOL: "a locking protocol error",
-}
-
-
-def unavailable(error: sqlite3.Error) -> StoreUnavailableError | None:
-    """The :class:`~deploybot.store.StoreUnavailableError` that ``error`` means (a busy or
-    locked database, a full disk, a read-only file, an I/O error), or None for any other
-    error (a bug)."""
-    from deploybot.store.errors import StoreBusyError, StoreWriteError  # errors imports us
-
-    code = getattr(error, "sqlite_errorcode", None)
-    if not isinstance(code, int):
-        return None
-    primary = code & 0xFF
-    if primary in _BUSY_CODES:
-        return StoreBusyError()
-    reason = _WRITE_FAILURES.get(primary)
-    return StoreWriteError(reason) if reason is not None else None
 
 
 class StoreBase:
@@ -162,29 +133,6 @@ def select_sql(
         sql += " LIMIT ?"
         values.append(max(limit, 0))
     return sql, values
-
-
-# -- times ------------------------------------------------------------------------------
-
-
-def floor(moment: datetime) -> datetime:
-    """``moment`` in UTC without its sub-second part; ``ValueError`` if it is naive."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"the store needs timezone-aware datetimes, got {moment!r}")
-    return moment.astimezone(UTC).replace(microsecond=0)
-
-
-def db_time(moment: datetime) -> str:
-    """``2026-11-27T10:00:00Z``: fixed width, so text order is time order."""
-    return floor(moment).replace(tzinfo=None).isoformat() + "Z"
-
-
-def from_db(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def from_db_or_none(text: str | None) -> datetime | None:
-    return None if text is None else from_db(text)
 
 
 # -- nicks ------------------------------------------------------------------------------

@@ -4,10 +4,11 @@ database that cannot be written just now)."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 
 from deploybot.errors import DeploybotError
-from deploybot.store.base import db_time
+from deploybot.store.times import db_time
 
 __all__ = [
     "AlreadyFixedError",
@@ -113,3 +114,29 @@ class PageAlreadyAckedError(DeploybotError):
         super().__init__(
             f"page {number} was already acknowledged (at {db_time(acked_at)} by {acked_by})"
         )
+
+
+# SQLite's primary result codes (the low byte of an extended code) that mean "this write
+# cannot be made now", with words for the user; any other error is a bug and stays as it is.
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_WRITE_FAILURES = {
+    sqlite3.SQLITE_FULL: "the disk is full",
+    sqlite3.SQLITE_READONLY: "the file is read-only",
+    sqlite3.SQLITE_IOERR: "an I/O error",
+    sqlite3.SQLITE_CANTOPEN: "the file cannot be opened",
+    sqlite3.SQLITE_PROTOCOL: "a locking protocol error",
+}
+
+
+def unavailable(error: sqlite3.Error) -> StoreUnavailableError | None:
+    """The :class:`StoreUnavailableError` that ``error`` means (a busy or
+    locked database, a full disk, a read-only file, an I/O error), or None for any other
+    error (a bug)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if not isinstance(code, int):
+        return None
+    primary = code & 0xFF
+    if primary in _BUSY_CODES:
+        return StoreBusyError()
+    reason = _WRITE_FAILURES.get(primary)
+    return StoreWriteError(reason) if reason is not None else None
