@@ -11,7 +11,7 @@ from plan files or from users is cleaned and cut by the transport, see
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from deploybot.durations import format_duration, plural
 from deploybot.plans.model import ApiBreak, Plan
@@ -28,6 +28,7 @@ __all__ = [
     "elapsed_text",
     "incident_detail",
     "incident_line",
+    "irc_back_line",
     "named",
     "plan_line",
     "plural",
@@ -74,6 +75,34 @@ def elapsed_text(delta: timedelta) -> str:
     days, hours = divmod(hours, 24)
     text = plural(days, "day")
     return f"{text} {hours}h" if hours else text
+
+
+def irc_back_line(
+    away: timedelta, since: datetime, lost: str | None, last: str, failures: int
+) -> str:
+    """What the bot says in the admin channel once back on IRC after an outage: how long,
+    since when (UTC), what happened (``lost``: why the connection went; None when the bot
+    could not get on at start) and the failed attempts since, with the latest reason.
+
+    >>> irc_back_line(timedelta(minutes=2, seconds=5), datetime(2026, 12, 15, 14, 2, tzinfo=UTC),
+    ...               "connection lost: closed by the server", "SASL login as deploybot failed:"
+    ...               " the server offers no SASL login (services not linked?)", 7)
+    '⚠ back on IRC after 2m5s away (since 14:02 UTC): connection lost: closed by the server; \
+then 7 failed attempts, the last: SASL login as deploybot failed: the server offers no SASL \
+login (services not linked?)'
+    """
+    spent = format_duration(max(timedelta(seconds=int(away.total_seconds())), timedelta(seconds=1)))
+    began = f"{since.astimezone(UTC):%H:%M} UTC"
+    head = f"⚠ back on IRC after {spent} away (since {began})"
+    if lost is None:
+        head = f"⚠ on IRC after {spent} of trying (since {began})"
+    said = [lost] if lost is not None else []
+    if failures:
+        tried = plural(failures, "failed attempt")
+        said.append(
+            f"{tried}, the last: {last}" if lost is None else f"then {tried}, the last: {last}"
+        )
+    return f"{head}: {'; '.join(said)}"
 
 
 # --- plans -------------------------------------------------------------------------------

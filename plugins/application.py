@@ -245,7 +245,7 @@ class Application:
             self._bus_reactor(),
             host=config.web_host,
             port=config.web_port,
-            irc_connected=lambda: self.bot.protocol is not None,
+            irc_status=self.bot.status,
         )
         try:
             await web.start()

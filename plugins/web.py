@@ -36,6 +36,7 @@ from aiohttp import web
 
 from deploybot.bus.reactor import BusReactor
 from deploybot.core import Core
+from deploybot.health import IrcStatus
 from deploybot.web import api
 from deploybot.web.calendarfeed import calendar_feed
 from deploybot.web.pages import digest_page_of, front_page
@@ -71,7 +72,7 @@ class WebStartError(Exception):
 class _State:
     core: Core
     reactor: BusReactor
-    irc_connected: Callable[[], bool | None]
+    irc_status: Callable[[], IrcStatus | None]
     max_body: int
     requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
@@ -205,7 +206,7 @@ async def _event(request: web.Request) -> web.Response:
 
 async def _healthz(request: web.Request) -> web.Response:
     state = _state(request)
-    status, document = api.health_document(state.core, state.irc_connected())
+    status, document = api.health_document(state.core, state.irc_status())
     return _json(document, status)
 
 
@@ -216,7 +217,7 @@ async def _metrics(request: web.Request) -> web.Response:
         bus=state.reactor.stats.as_dict(),
         duplicates=state.reactor.duplicates,
         http_requests=dict(state.requests),
-        irc_connected=state.irc_connected(),
+        irc=state.irc_status(),
     )
     return web.Response(body=text.encode("utf-8"), headers={"Content-Type": METRICS_TYPE})
 
@@ -254,14 +255,14 @@ def make_app(
     core: Core,
     reactor: BusReactor,
     *,
-    irc_connected: Callable[[], bool | None] | None = None,
+    irc_status: Callable[[], IrcStatus | None] | None = None,
     max_body: int = MAX_BODY,
 ) -> web.Application:
     """The aiohttp application: every route of SPEC §6 on ``core``, webhook events to
-    ``reactor`` (the one every bus source feeds).  ``irc_connected`` tells /healthz and
-    /metrics whether IRC is up (None: unknown)."""
+    ``reactor`` (the one every bus source feeds).  ``irc_status`` tells /healthz and
+    /metrics whether IRC is up, and if not why (None: unknown)."""
     app = web.Application(middlewares=[_errors], client_max_size=max_body)
-    app[STATE] = _State(core, reactor, irc_connected or (lambda: None), max_body)
+    app[STATE] = _State(core, reactor, irc_status or (lambda: None), max_body)
     router = app.router
     router.add_get("/api/v1/deployments", _deployments)
     router.add_get("/api/v1/deployments/{id}", _deployment)
@@ -288,12 +289,12 @@ class WebServer:
         *,
         host: str,
         port: int,
-        irc_connected: Callable[[], bool | None] | None = None,
+        irc_status: Callable[[], IrcStatus | None] | None = None,
         max_body: int = MAX_BODY,
     ) -> None:
         self.host = host
         self.port = port
-        self.app = make_app(core, reactor, irc_connected=irc_connected, max_body=max_body)
+        self.app = make_app(core, reactor, irc_status=irc_status, max_body=max_body)
         self._runner: web.AppRunner | None = None
 
     @property

@@ -19,6 +19,7 @@ from deploybot.bus.reactor import BusReactor
 from deploybot.bus.rules import BusStats
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
+from deploybot.health import IrcStatus
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.plans.model import Production, Roster, Staging
@@ -480,18 +481,20 @@ def test_bad_digest_dates_are_400(core: Core, day: str, says: str) -> None:
 
 
 def test_health_says_ok_with_the_plan_count_and_503_when_the_store_is_gone(core: Core) -> None:
-    status, document = health_document(core, True)
+    status, document = health_document(core, IrcStatus(True))
     assert status == 200
     assert document == {
         "ok": True,
         "irc_connected": True,
+        "irc": {"connected": True, "why": None, "down_seconds": 0, "login_failures": 0},
         "plans": 2,
         "store_error": None,
         "as_of": "2026-12-15T14:00:00Z",
     }
-    assert health_document(core, None)[1]["irc_connected"] is None
+    unknown = health_document(core, None)[1]
+    assert unknown["irc_connected"] is None and unknown["irc"] is None
     core.store.close()
-    status, document = health_document(core, False)
+    status, document = health_document(core, IrcStatus(False))
     assert (status, document["ok"]) == (503, False)
 
 
@@ -525,7 +528,7 @@ def test_metrics_are_prometheus_text_with_every_family(core: Core) -> None:
         bus=stats.as_dict(),
         duplicates=2,
         http_requests={("GET", '/a"\\b', "200"): 3},
-        irc_connected=True,
+        irc=IrcStatus(True, login_failures=3),
     )
     samples = parse_metrics(text)
     assert samples['deploybot_bus_received_total{source="webhook"}'] == 1
@@ -538,13 +541,13 @@ def test_metrics_are_prometheus_text_with_every_family(core: Core) -> None:
     assert samples['deploybot_incidents{state="fixed"}'] == 1
     assert samples["deploybot_plans_loaded"] == 2
     assert samples["deploybot_irc_connected"] == 1
+    assert samples["deploybot_irc_down_seconds"] == 0
+    assert samples["deploybot_irc_login_failures_total"] == 3
     route = 'deploybot_http_requests_total{method="GET",route="/a\\"\\\\b",status="200"}'
     assert samples[route] == 3
     assert "# TYPE deploybot_incidents gauge" in text
     assert "# TYPE deploybot_bus_received_total counter" in text
-    unknown = metrics_text(
-        core, bus=stats.as_dict(), duplicates=0, http_requests={}, irc_connected=None
-    )
+    unknown = metrics_text(core, bus=stats.as_dict(), duplicates=0, http_requests={}, irc=None)
     assert "deploybot_irc_connected" not in unknown
 
 

@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from deploybot.durations import format_duration
@@ -41,7 +43,7 @@ from tests.botprocess import (
 )
 from tests.ircd.client import IrcClient, Message
 from tests.ircd.fixtures import IrcClientFactory, MakeAccount
-from tests.ircd.servers import InspircdWithServices, NgircdServer
+from tests.ircd.servers import InspircdWithServices, NgircdServer, free_port
 from tests.planfactory import make_plan
 
 pytestmark = pytest.mark.irc
@@ -62,6 +64,30 @@ def plan_due_in(seconds: float, **overrides: object) -> tuple[Plan, datetime, st
     due = (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
     when = (due + timedelta(minutes=11)).replace(second=0)
     return make_plan(when=when, **overrides), due, format_duration(when - due)
+
+
+def fas_deploy_starting_soon(channel: str | None = None) -> Plan:
+    """A small fas deploy starting 4 s from now (an hour long, pingou on shift): the bot
+    joins its firefighting channel (`channel`, default `#fas-firefight`) at runtime."""
+    starts = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    window = timedelta(hours=1)
+    return make_plan(
+        id="fas-3.0",
+        service="fas",
+        release="3.0",
+        title="fas 3",
+        when=starts,
+        duration=window,
+        major=False,
+        api_breaks=(),
+        consumers=(),
+        teams=(),
+        playbooks=(),
+        roster=Roster(
+            channel=channel,
+            shifts=(Shift("infrastructure", ("pingou",), starts, starts + window),),
+        ),
+    )
 
 
 def text_of(client: IrcClient, bot: str, since: int = 0, target: str | None = None) -> str:
@@ -466,22 +492,7 @@ async def test_after_the_server_restarts_the_bot_rejoins_all_channels_and_posts_
     server = ngircd_server
     admin_chan, announce, firefight = "#ops", "#announce", "#fas-firefight"
     countdown_plan, due, offset = plan_due_in(9, api_breaks=())
-    starts = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
-    window = timedelta(hours=1)
-    deploy = make_plan(
-        id="fas-3.0",
-        service="fas",
-        release="3.0",
-        title="fas 3",
-        when=starts,
-        duration=window,
-        major=False,
-        api_breaks=(),
-        consumers=(),
-        teams=(),
-        playbooks=(),
-        roster=Roster(shifts=(Shift("infrastructure", ("pingou",), starts, starts + window),)),
-    )
+    deploy = fas_deploy_starting_soon()
     bot = bot_process(
         port=server.port,
         nick="deploybot",
@@ -523,6 +534,84 @@ async def test_after_the_server_restarts_the_bot_rejoins_all_channels_and_posts_
     assert watcher.messages.index(post) > watcher.messages.index(joins[announce])
     assert not post.text.startswith("(late"), post.text
     assert "IRC connection lost" in bot.log_text()
+    await bot.stop(watcher)
+
+
+async def health_of(port: int) -> dict[str, Any]:
+    """The bot's /healthz document."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/healthz") as response,
+    ):
+        document: dict[str, Any] = await response.json()
+        return document
+
+
+async def test_services_away_after_a_server_restart_is_retried_until_sasl_is_back(
+    inspircd_services: InspircdWithServices,
+    make_account: MakeAccount,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+) -> None:
+    """atheme is stopped and inspircd restarted: the server offers no SASL until the
+    services link again.  The bot never exits: it retries with backoff (a WARNING each
+    time), /healthz says `"irc": {"connected": false, "why": "…no SASL…"}` and /metrics
+    counts the failures; within 15 s of the services being back it is again in every
+    channel it was in — admin, announce and the firefighting channel it joined at runtime —
+    and says in the admin channel how long it was away and why."""
+    net = inspircd_services
+    admin_chan, announce, firefight = (
+        "#" + net.unique_name(name) for name in ("away", "awayann", "awayfire")
+    )
+    deploy = fas_deploy_starting_soon(firefight)
+    web_port = free_port()
+    bot = await inspircd_bot(
+        net,
+        make_account,
+        bot_process,
+        admin_channel=admin_chan,
+        announce_channels=(announce,),
+        deploybot_settings={"web_port": str(web_port)},
+    )
+    bot.write_plan(deploy)
+    channels = [admin_chan, announce, firefight]
+    watcher = await joined(irc_client, net.relaxed_port, net.unique_name("awayw"), channels)
+    since = watcher.mark()
+    bot.spawn()
+    for channel in channels:
+        await bot.wait_joined(watcher, channel, since=since)
+
+    await net.services.astop()
+    await net.ircd.arestart(probe=False)
+    failing = bot.log_mark()
+    for _ in range(2):  # two attempts at least, each a WARNING
+        line = await bot.wait_log("IRC login failed (will reconnect)", since=failing, timeout=30)
+        assert "WARNING" in line and "offers no SASL" in line, line
+        failing = bot.log_mark()
+    health = await health_of(web_port)
+    assert health["irc_connected"] is False and health["irc"]["connected"] is False
+    assert "offers no SASL" in health["irc"]["why"], health
+    assert health["ok"] is True
+    assert bot.running
+
+    watcher = await joined(irc_client, net.relaxed_port, net.unique_name("awayw"), channels)
+    since = watcher.mark()
+    await net.services.astart()  # returns once NickServ and SaslServ are linked
+    back = time.monotonic()
+    for channel in channels:
+        await bot.wait_joined(watcher, channel, since=since, timeout=15)
+    assert time.monotonic() - back < 15
+    said = await wait_said(watcher, bot.nick, "⚠ back on IRC after", target=admin_chan)
+    assert "connection lost" in said.text and "offers no SASL" in said.text, said.text
+    health = await health_of(web_port)
+    assert health["irc"] == {
+        "connected": True,
+        "why": None,
+        "down_seconds": 0,
+        "login_failures": health["irc"]["login_failures"],
+    }
+    assert health["irc"]["login_failures"] >= 2
+    assert "cannot log in to IRC" not in bot.log_text()
     await bot.stop(watcher)
 
 

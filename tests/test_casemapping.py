@@ -58,6 +58,9 @@ class FakeBot:
     def fatal(self, message: str) -> None:
         raise AssertionError(message)
 
+    def login_failed(self, message: str) -> None:
+        raise AssertionError(message)
+
 
 def test_account_tracking_uses_the_server_casemapping() -> None:
     """On an ascii server 'foo{' is another nick than 'foo[': it does not get foo['s

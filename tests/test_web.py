@@ -25,6 +25,7 @@ from deploybot.bus.reactor import BusReactor
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
 from deploybot.deployday.day import DeployDay
+from deploybot.health import IrcStatus
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.store import Store, StoreBusyError
@@ -133,7 +134,9 @@ async def serve(core_factory: Callable[..., Core]) -> AsyncIterator[Serve]:
         core = core_factory(database, **config)
         outbox = RecordingOutbox()
         reactor = BusReactor(core, outbox)
-        server = WebServer(core, reactor, host="127.0.0.1", port=0, irc_connected=lambda: True)
+        server = WebServer(
+            core, reactor, host="127.0.0.1", port=0, irc_status=lambda: IrcStatus(True)
+        )
         await server.start()
         served = Served(server, core, reactor, outbox)
         running.append(served)
@@ -497,6 +500,7 @@ async def test_healthz(web: Served) -> None:
     assert body == {
         "ok": True,
         "irc_connected": True,
+        "irc": {"connected": True, "why": None, "down_seconds": 0, "login_failures": 0},
         "plans": 1,
         "store_error": None,
         "as_of": "2026-12-15T13:10:00Z",

@@ -86,10 +86,13 @@ Version 1 shapes
     ``"duplicate": true`` and ``"facts": []`` for a repeat of an id already acted on
     (within a day, across restarts: nothing is done again).
 
-    ``GET /healthz`` → ``{"ok": bool, "irc_connected": bool | null, "plans": int,
-    "store_error": str | null, "as_of": time}`` (``irc_connected`` null when unknown;
-    ``ok`` false, with status 503, when the store does not answer, its write lock cannot
-    be taken now, or its last write failed: ``store_error`` says which).
+    ``GET /healthz`` → ``{"ok": bool, "irc_connected": bool | null, "irc": {"connected":
+    bool, "why": str | null, "down_seconds": int, "login_failures": int} | null, "plans":
+    int, "store_error": str | null, "as_of": time}`` (``irc_connected`` and ``irc`` null
+    when unknown; ``why`` says why the bot is not on IRC, null while it is; ``ok`` false,
+    with status 503, when the store does not answer, its write lock cannot be taken now,
+    or its last write failed: ``store_error`` says which — IRC being away does not make it
+    false: the bot reconnects).
 
 Errors
     Every error is ``{"error": {"code": str, "message": str}}`` (:func:`error_document`)
@@ -132,7 +135,9 @@ Metrics (:func:`metrics_text`)
     ``deploybot_bus_received_total{source}``, ``deploybot_bus_decoded_total``,
     ``deploybot_bus_dropped_total{kind}``, ``deploybot_bus_facts_total{fact}``,
     ``deploybot_bus_duplicates_total``, ``deploybot_incidents{state}``,
-    ``deploybot_plans_loaded``, ``deploybot_irc_connected`` (only when known) and
+    ``deploybot_plans_loaded``, ``deploybot_irc_connected``,
+    ``deploybot_irc_down_seconds`` and ``deploybot_irc_login_failures_total`` (only when
+    known) and
     ``deploybot_http_requests_total{method,route,status}``.
 """
 
@@ -154,6 +159,7 @@ from deploybot.deployday.digest import digest_for_day, digest_to_dict
 from deploybot.deployday.roster import firefight_channel
 from deploybot.durations import DAY, FIRST_YEAR, LAST_YEAR, iso_utc, parse_day, whole_seconds
 from deploybot.errors import DateError, DeploybotError
+from deploybot.health import IrcStatus
 from deploybot.lines import one_line
 from deploybot.plans.model import Plan
 from deploybot.plans.policy import assess
@@ -598,7 +604,7 @@ def digest_document(
 # -- health and metrics -----------------------------------------------------------------
 
 
-def health_document(core: Core, irc_connected: bool | None) -> tuple[int, dict[str, Any]]:
+def health_document(core: Core, irc: IrcStatus | None) -> tuple[int, dict[str, Any]]:
     """``GET /healthz``: (status, document); 503 when the store does not answer, cannot
     take its write lock now, or failed its last write (``store_error`` says which)."""
     store = core.store
@@ -614,7 +620,15 @@ def health_document(core: Core, irc_connected: bool | None) -> tuple[int, dict[s
         store_error = "the database does not answer; the admins can find the cause in the log"
     document = {
         "ok": store_error is None,
-        "irc_connected": irc_connected,
+        "irc_connected": None if irc is None else irc.connected,
+        "irc": None
+        if irc is None
+        else {
+            "connected": irc.connected,
+            "why": irc.why,
+            "down_seconds": int(irc.down_seconds),
+            "login_failures": irc.login_failures,
+        },
         "plans": len(core.plans),
         "store_error": store_error,
         "as_of": iso_utc(core.now()),
@@ -666,7 +680,7 @@ def metrics_text(
     bus: Mapping[str, object],
     duplicates: int,
     http_requests: Mapping[tuple[str, str, str], int],
-    irc_connected: bool | None,
+    irc: IrcStatus | None,
 ) -> str:
     """The ``/metrics`` page (Prometheus text format 0.0.4), ending with a line break.
 
@@ -714,12 +728,24 @@ def metrics_text(
     out.family(
         "deploybot_plans_loaded", "gauge", "Deployment plans in force.", [({}, len(core.plans))]
     )
-    if irc_connected is not None:
+    if irc is not None:
         out.family(
             "deploybot_irc_connected",
             "gauge",
             "1 when the bot is connected to its IRC server.",
-            [({}, int(irc_connected))],
+            [({}, int(irc.connected))],
+        )
+        out.family(
+            "deploybot_irc_down_seconds",
+            "gauge",
+            "Seconds since the bot lost (or began seeking) its IRC connection; 0 when on.",
+            [({}, int(irc.down_seconds))],
+        )
+        out.family(
+            "deploybot_irc_login_failures_total",
+            "counter",
+            "Transient IRC login failures (services away, no SASL offered); each retried.",
+            [({}, irc.login_failures)],
         )
     out.family(
         "deploybot_http_requests_total",

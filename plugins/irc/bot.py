@@ -4,8 +4,14 @@
 
 * runs on the caller's loop: ``await start()`` / ``await stop(reason)``, never ``run()``;
 * leaves logging alone (irc3's ``dictConfig`` is made a no-op, see ``logging_config``);
-* negotiates CAP + SASL with :mod:`deploybot_plugins.irc.capabilities` (a bad login is fatal:
-  ``start()`` raises :class:`IrcLoginError`, ``failed`` completes, no reconnect loop);
+* negotiates CAP + SASL with :mod:`deploybot_plugins.irc.capabilities`: credentials refused
+  before the process ever logged in are fatal (``start()`` raises :class:`IrcLoginError`,
+  ``failed`` completes, no reconnect loop); any other failed login (services away, no SASL
+  offered, services not answering within ``connect_timeout``) is transient
+  (:meth:`~DeployIrcBot.login_failed`: a WARNING, then a reconnect with backoff);
+* knows why it is not connected (:meth:`~DeployIrcBot.status`, for ``/healthz`` and
+  ``/metrics``) and, back after an outage, says in :attr:`~DeployIrcBot.report_channel`
+  what happened and for how long;
 * tracks accounts with :mod:`deploybot_plugins.irc.accounts` (``account_of(nick)``);
 * sends *every* line through one path: cleaned and cut to 512 bytes with
   :mod:`deploybot.lines`, paced by a :class:`~deploybot_plugins.irc.throttle.TokenBucket`, and
@@ -37,13 +43,16 @@ import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 import irc3
 from irc3.plugins.core import Core
 
 from deploybot.config import BOT_NUMBERS, parse_flag, positive_number, tcp_port
+from deploybot.health import IrcStatus
 from deploybot.lines import MAX_LINE_BYTES, fit, message_lines, one_line
+from deploybot.texts import irc_back_line
 
 from .accounts import irc_lower as _lower
 from .capabilities import SECRET_KEYS, BotConfigError, IrcLoginError, resolve_sasl_password
@@ -110,6 +119,24 @@ class _Item:
     text: str
 
 
+@dataclass
+class _Outage:
+    """A time without a registered connection: since when, what started it, the latest
+    reason, and how many attempts failed since."""
+
+    began: float  # loop time
+    began_at: datetime
+    first: str
+    last: str
+    #: A registered connection was lost (not the first connection of the process).
+    lost: bool = False
+    failures: int = 0
+
+    def failed(self, why: str) -> None:
+        self.last = why
+        self.failures += 1
+
+
 class _Connection(irc3.IrcConnection):
     """One TCP connection; the only place bytes reach the socket.
 
@@ -122,6 +149,8 @@ class _Connection(irc3.IrcConnection):
         self.encoding = bot.encoding
         self.closed = True
         self.lost_reason = ""
+        #: We left because the login failed (transiently): said already, at WARNING.
+        self.login_failed = False
         self._decoder = codecs.getincrementaldecoder(bot.encoding)(errors="replace")
         self._buffer = ""
 
@@ -270,6 +299,9 @@ class DeployIrcBot(irc3.IrcBot):
         #: people see them, not only the log: the admin channel (set by the application).
         self.report_channel: str | None = None
         self._reported: dict[tuple[str, str], float] = {}
+        self._outage: _Outage | None = None
+        #: Transient login failures since the start (``/metrics``).
+        self.login_failures = 0
         core = self.get_plugin(Core)
         core.reconnect = lambda: log.debug("irc3 Core ping timeout ignored (watchdog in use)")
         self._attach(r"^(@\S+ )?:\S+ 001 (?P<me>\S+)", self._on_welcome)
@@ -310,6 +342,13 @@ class DeployIrcBot(irc3.IrcBot):
         result: str = self._accounts.casemapping
         return result
 
+    def status(self) -> IrcStatus:
+        """Whether the bot is registered on the server, and if not, why (``/healthz``)."""
+        outage = self._outage
+        if self._registered or outage is None:
+            return IrcStatus(self._registered, None, 0.0, self.login_failures)
+        return IrcStatus(False, outage.last, self.loop.time() - outage.began, self.login_failures)
+
     def queued(self) -> int:
         """Lines and items waiting to be sent."""
         return len(self._queue) + len(self._current) + len(self._priority)
@@ -323,6 +362,10 @@ class DeployIrcBot(irc3.IrcBot):
         if self._started:
             raise RuntimeError("DeployIrcBot.start() called twice")
         self._started = True
+        where = f"{self.config.host}:{self.config.port}"
+        self._outage = _Outage(
+            self.loop.time(), datetime.now(UTC), "starting", f"connecting to {where}"
+        )
         self._spawn(self._send_loop(), "irc-sender")
         self._connect_later(0)
         await asyncio.wait(
@@ -376,6 +419,31 @@ class DeployIrcBot(irc3.IrcBot):
         protocol = self.protocol
         if protocol is not None:
             self._later("fatal-close", self.settings["quit_timeout"], protocol.transport.abort)
+
+    def login_failed(self, message: str) -> None:
+        """A login that may work later (services away, no SASL offered): log a WARNING,
+        leave this connection and reconnect with the usual backoff.  Never fatal."""
+        protocol = self.protocol
+        if self.failed.done() or self._stopping or protocol is None or protocol.login_failed:
+            return
+        self.login_failures += 1
+        protocol.login_failed = True
+        protocol.lost_reason = message
+        log.warning("IRC login failed (will reconnect): %s", message)
+        self._cancel_handle("register-timeout")
+        self._write_now("QUIT :login failed; retrying later")
+        self._later("fatal-close", self.settings["quit_timeout"], protocol.transport.abort)
+
+    def _registration_timed_out(self) -> None:
+        caps = self.get_plugin("deploybot_plugins.irc.capabilities.Capabilities")
+        seconds = self.settings["connect_timeout"]
+        if caps.authenticating:
+            self.login_failed(
+                f"SASL login as {self.sasl_username} failed: the services did not answer"
+                f" within {seconds:.0f} s"
+            )
+        else:
+            self.login_failed(f"the server did not register the bot within {seconds:.0f} s")
 
     # --- irc3 API, rerouted through the single output path -------------------------------
     def run(self, forever: bool = True) -> None:
@@ -595,10 +663,19 @@ class DeployIrcBot(irc3.IrcBot):
             )
         except (OSError, TimeoutError) as error:
             log.warning("cannot connect to %s:%s: %s", host, port, error or type(error).__name__)
+            self._down(f"cannot connect to {host}:{port}: {error or type(error).__name__}")
             self._reconnect_later()
         except Exception:
             log.exception("cannot connect to %s:%s", host, port)
+            self._down(f"cannot connect to {host}:{port}: unexpected error (see the log)")
             self._reconnect_later()
+
+    def _down(self, why: str, *, lost: bool = False) -> None:
+        """Note an attempt that failed (or, ``lost``, a registered connection lost)."""
+        if lost or self._outage is None:
+            self._outage = _Outage(self.loop.time(), datetime.now(UTC), why, why, lost=lost)
+        else:
+            self._outage.failed(why)
 
     def _on_connection_made(self, protocol: _Connection) -> None:
         if self._stopping or self.failed.done():
@@ -618,6 +695,9 @@ class DeployIrcBot(irc3.IrcBot):
         self._write_now("USER {username} {mode} * :{realname}".format(**self.config))
         self._write_now(f"NICK {self._wanted_nick}")
         self._notify("connection_made")
+        self._later(
+            "register-timeout", self.settings["connect_timeout"], self._registration_timed_out
+        )
         self._cancel_task("watchdog")
         self._named["watchdog"] = self._spawn(self._watchdog(protocol), "irc-watchdog")
 
@@ -625,10 +705,12 @@ class DeployIrcBot(irc3.IrcBot):
         if protocol is not self.protocol:
             return
         lasted = self.loop.time() - self._connected_at
+        was_registered = self._registered
         self.protocol = None
         self._registered = self._ready = False
         self._cancel_handle("join-settle")
         self._cancel_handle("fatal-close")
+        self._cancel_handle("register-timeout")
         self._cancel_task("watchdog")
         self._disconnected.set()
         self._notify("connection_lost")
@@ -636,7 +718,12 @@ class DeployIrcBot(irc3.IrcBot):
             log.info("IRC connection closed")
             return
         reason = protocol.lost_reason or exc or "closed by the server"
-        log.warning("IRC connection lost after %.0f s: %s", lasted, reason)
+        level = logging.INFO if protocol.login_failed else logging.WARNING
+        log.log(level, "IRC connection lost after %.0f s: %s", lasted, reason)
+        if was_registered:
+            self._down(f"connection lost: {reason}", lost=True)
+        else:
+            self._down(str(reason) if protocol.login_failed else f"connection lost: {reason}")
         if lasted > self.settings["reconnect_reset_after"]:
             self._attempt = 0
         self._reconnect_later()
@@ -680,8 +767,9 @@ class DeployIrcBot(irc3.IrcBot):
         return _lower(mask.split("!", 1)[0]) == _lower(self.nick)
 
     def _on_welcome(self, me: str = "", **_: Any) -> None:
-        if self.failed.done() or self.protocol is None:
+        if self.failed.done() or self.protocol is None or self.protocol.login_failed:
             return
+        self._cancel_handle("register-timeout")
         self.config["nick"] = me
         self._registered = True
         if not self._registered_once.done():
@@ -718,7 +806,26 @@ class DeployIrcBot(irc3.IrcBot):
         if not self._ready and self._registered:
             self._ready = True
             log.info("IRC ready in %s", ", ".join(sorted(self._joined)) or "no channels")
+            self._report_outage()
             self._wake.set()
+
+    def _report_outage(self) -> None:
+        """Back after an outage (a lost connection, or failed attempts): say in the report
+        channel what happened and for how long; a clean first start says nothing."""
+        outage, self._outage = self._outage, None
+        if outage is None or not (outage.lost or outage.failures):
+            return
+        away = timedelta(seconds=round(self.loop.time() - outage.began))
+        line = irc_back_line(
+            away,
+            outage.began_at,
+            outage.first if outage.lost else None,
+            outage.last,
+            outage.failures,
+        )
+        log.info("IRC %s", line)
+        if self.report_channel:
+            self.outbox.post(self.report_channel, line)
 
     def _channel_done(self, lchan: str) -> None:
         if lchan in self._pending_joins:

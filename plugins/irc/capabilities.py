@@ -9,15 +9,22 @@ server then drops the bot at its registration timeout, forever, silently).  Here
   ``extended-join``, and ``sasl`` when a password is set — never ``message-tags`` or
   ``server-time``, whose tag prefix irc3's "connected" regexes do not accept;
 * SASL PLAIN via ``AUTHENTICATE`` (base64, 400-byte chunks, ``+`` for an empty one);
-  ``903`` ends negotiation, ``902/904/905/906/908`` (or a server without SASL while a
-  password is configured) stop the bot for good through ``bot.fatal()``, which logs the
-  reason, sends ``CAP END`` and ``QUIT`` and makes ``start()`` / ``bot.failed`` report it.
+  ``903`` ends negotiation.  A failed login is judged by its cause:
+
+  - the credentials refused (``904``) before this process ever logged in: the password or
+    the account is wrong, and retrying cannot help.  ``bot.fatal()`` logs the reason, sends
+    ``CAP END`` and ``QUIT`` and makes ``start()`` / ``bot.failed`` report it (exit 1);
+  - anything else — no ``sasl`` offered (InspIRCd hides it while its services are not
+    linked), no PLAIN among the mechanisms, ``902/904/905/906/908`` once this process has
+    logged in, a server that registers us without SASL — is transient:
+    ``bot.login_failed()`` warns, leaves, and reconnects with the usual backoff, forever.
 
 :func:`resolve_sasl_password` reads the secret from a file or an environment variable
 named in ``[bot]``, so it need not sit in the ini.
 
-The bot object must provide ``sasl_password``, ``sasl_username``, ``send(line)`` and
-``fatal(message)`` (see :class:`deploybot_plugins.irc.bot.DeployIrcBot`).
+The bot object must provide ``sasl_password``, ``sasl_username``, ``send(line)``,
+``fatal(message)`` and ``login_failed(message)`` (see
+:class:`deploybot_plugins.irc.bot.DeployIrcBot`).
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ log = logging.getLogger(__name__)
 
 WANTED = ("account-tag", "account-notify", "extended-join")
 SASL_FAILURES = {"902", "904", "905", "906", "908"}
+#: The server (its services) refused the account and password.
+CREDENTIALS_REFUSED = "904"
 CHUNK = 400
 SECRET_KEYS = BOT_SECRET_KEYS
 
@@ -120,6 +129,11 @@ class Capabilities:
         self.enabled: set[str] = set()
         self.negotiating = False
         self.logged_in_as: str | None = None
+        #: True once any connection of this process logged in: the credentials are good,
+        #: so a later refusal is the services' trouble, not the config's.
+        self.logged_in_once = False
+        #: True between ``AUTHENTICATE PLAIN`` and the services' answer.
+        self.authenticating = False
 
     # --- irc3 notify hooks -------------------------------------------------------------
     def connection_ready(self) -> None:
@@ -128,6 +142,7 @@ class Capabilities:
         self.enabled = set()
         self.logged_in_as = None
         self.negotiating = True
+        self.authenticating = False
         self.bot.send("CAP LS 302")
 
     # --- server lines --------------------------------------------------------------------
@@ -139,8 +154,11 @@ class Capabilities:
         wanted = [cap for cap in WANTED if cap in self.offered]
         if self.bot.sasl_password is not None:
             mechanisms = self.offered.get("sasl")
-            if mechanisms is None or (mechanisms and "PLAIN" not in mechanisms.upper()):
-                self._fail("the server offers no SASL PLAIN login")
+            if mechanisms is None:
+                self._fail("the server offers no SASL login (services not linked?)")
+                return
+            if mechanisms and "PLAIN" not in mechanisms.upper().split(","):
+                self._fail(f"the server offers no SASL PLAIN login (only {mechanisms})")
                 return
             wanted.append("sasl")
         if wanted:
@@ -168,6 +186,7 @@ class Capabilities:
         if not self.negotiating:
             return
         if "sasl" in names and self.bot.sasl_password is not None:
+            self.authenticating = True
             self.bot.send("AUTHENTICATE PLAIN")
         else:
             self._end()
@@ -183,17 +202,20 @@ class Capabilities:
     @irc3.event(r"^(@\S+ )?:\S+ 900 \S+ \S+ (?P<account>[^ :]+) :?(?P<text>.*)$")
     def on_logged_in(self, account: str = "", **_: Any) -> None:
         self.logged_in_as = account
+        self.logged_in_once = True
         log.info("SASL: logged in as %s", account)
 
     @irc3.event(r"^(@\S+ )?:\S+ (?P<code>903|907) \S+ :?(?P<text>.*)$")
     def on_sasl_success(self, **_: Any) -> None:
+        self.authenticating = False
         if self.negotiating:
             self._end()
 
     @irc3.event(r"^(@\S+ )?:\S+ (?P<code>90[24568]) \S+ :?(?P<text>.*)$")
     def on_sasl_failure(self, code: str = "", text: str = "", **_: Any) -> None:
         if code in SASL_FAILURES and self.negotiating:
-            self._fail(f"{text} ({code})")
+            wrong = code == CREDENTIALS_REFUSED and not self.logged_in_once
+            self._fail(f"{text} ({code})", credentials=wrong)
 
     @irc3.event(r"^(@\S+ )?:\S+ 001 \S+ ")
     def on_welcome(self, **_: Any) -> None:
@@ -207,9 +229,15 @@ class Capabilities:
         self.negotiating = False
         self.bot.send("CAP END")
 
-    def _fail(self, reason: str) -> None:
-        self.negotiating = False
-        self.bot.fatal(
-            f"SASL login as {self.bot.sasl_username} failed: {reason}; check "
-            "sasl_username and sasl_password_file / sasl_password_env in [bot]"
-        )
+    def _fail(self, reason: str, *, credentials: bool = False) -> None:
+        """A failed login: fatal when ``credentials`` (refused, never logged in before),
+        else transient (the bot reconnects later)."""
+        self.negotiating = self.authenticating = False
+        failure = f"SASL login as {self.bot.sasl_username} failed: {reason}"
+        if credentials:
+            self.bot.fatal(
+                f"{failure}; check sasl_username and sasl_password_file / sasl_password_env"
+                " in [bot]"
+            )
+        else:
+            self.bot.login_failed(failure)

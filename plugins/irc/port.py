@@ -28,4 +28,7 @@ class IrcBotPort(Protocol):
         """Send one line through the bot's single output path."""
 
     def fatal(self, message: str) -> None:
-        """Stop the bot with a clear error (a refused login)."""
+        """Stop the bot with a clear error (credentials refused)."""
+
+    def login_failed(self, message: str) -> None:
+        """A login that may work later: warn, leave, reconnect with backoff."""
