@@ -38,7 +38,7 @@ from deploybot.errors import DeploybotError
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.plans.model import Plan, Roster, Shift
-from deploybot.store import Store
+from deploybot.store import Page, Store
 from deploybot.web.api import plan_to_dict
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, make_shift, utc
@@ -311,6 +311,26 @@ def test_escalation_without_an_escalation_list_goes_to_the_admin_channel(
 
 
 # --- pages by hand -----------------------------------------------------------------------
+
+
+def test_an_identical_pending_page_is_not_sent_again(
+    core: Core, fire: Firefight, outbox: RecordingOutbox
+) -> None:
+    """The same text to the same person (any case) while the first page is pending: no
+    new page, no message, no escalation; the pending page is named instead. Another
+    text, or the same once acknowledged, pages again."""
+    now = WHEN - timedelta(hours=2)
+    (first,) = fire.pager.page("alice", "pingou", "are you around?", now, ())
+    outbox.clear()
+    repeats: list[Page] = []
+    assert fire.pager.page("bob", "PINGOU", "are you around?", now, (), repeats) == []
+    assert repeats == [first]
+    assert outbox.calls == []
+    assert len(core.store.list_pages(target_nick="pingou")) == 1
+    (other,) = fire.pager.page("alice", "pingou", "db is slow", now, ())
+    core.store.ack_pages("pingou", now, first.number)
+    (again,) = fire.pager.page("alice", "pingou", "are you around?", now, ())
+    assert again.number not in (first.number, other.number)
 
 
 def test_page_team_pages_only_members_on_shift(

@@ -29,7 +29,7 @@ from deploybot.deployday.roster import firefight_channel, on_shift, roster_lines
 from deploybot.errors import DeploybotError
 from deploybot.plans.model import Plan
 from deploybot.plans.schedule import running, upcoming
-from deploybot.store import UnknownPageError
+from deploybot.store import Page, UnknownPageError
 from deploybot.texts import plan_line, when_text
 
 if TYPE_CHECKING:
@@ -136,13 +136,18 @@ async def page(core: Core, request: Request) -> Reply:
         raise UsageError(f"{who!r} is neither a team of a plan nor a nick")
     if request.deploy_day is None:
         return Reply.say(NOT_CONNECTED)
+    repeats: list[Page] = []
     pages = request.deploy_day.pager.page(
-        request.nick, who, message, request.now, running(core.plans, request.now)
+        request.nick, who, message, request.now, running(core.plans, request.now), repeats
     )
     paged = ", ".join(f"{p.target_nick} (#{p.number})" for p in pages)
+    already = ", ".join(f"{p.target_nick} (#{p.number})" for p in repeats)
+    if not pages:
+        return Reply.say(f"not paged again: that page is pending (not acknowledged) for {already}")
+    said = f"; already pending for {already}" if already else ""
     if is_team:
-        return Reply.say(f"paged {who} on shift: {paged}")
-    return Reply.say(f"paged {paged}")
+        return Reply.say(f"paged {who} on shift: {paged}{said}")
+    return Reply.say(f"paged {paged}{said}")
 
 
 @command(

@@ -318,8 +318,13 @@ class Pager:
         message: str,
         now: datetime,
         plans_running: Iterable[Plan],
+        repeats: list[Page] | None = None,
     ) -> list[Page]:
         """``!page WHO message``: page a nick, or the on-shift members of a team.
+
+        Identical pages are not sent twice: a target who has a pending (unacknowledged)
+        page with the same text is skipped, that page appended to ``repeats`` and the
+        skip logged.
 
         ``who`` is a team when some plan in force names that team
         (:func:`~deploybot.deployday.roster.team_named`; a team wins over a nick of the
@@ -332,7 +337,23 @@ class Pager:
         live = tuple(plans_running)
         message = one_line(message)
         team = team_named(self.core.plans, who)
-        pages = self._record(page_targets(who, team, live, now), message, sender_nick, now)
+        targets = []
+        for target in page_targets(who, team, live, now):
+            same = self._pending_same(target.nick, message)
+            if same is None:
+                targets.append(target)
+                continue
+            log.info(
+                "not paging %s again for %s: page #%s with that text is pending",
+                target.nick,
+                sender_nick,
+                same.number,
+            )
+            if repeats is not None:
+                repeats.append(same)
+        if not targets:
+            return []
+        pages = self._record(targets, message, sender_nick, now)
         for page in pages:
             self.outbox.post(
                 page.target_nick,
@@ -347,6 +368,14 @@ class Pager:
         return pages
 
     # -- recording and highlighting -----------------------------------------------------
+
+    def _pending_same(self, nick: str, message: str) -> Page | None:
+        """A pending page to ``nick`` (as the server compares nicks) saying ``message``."""
+        key = nick_key(nick)
+        for page in self.core.store.list_pages(pending=True):
+            if page.message == message and nick_key(page.target_nick) == key:
+                return page
+        return None
 
     def _record(
         self, targets: Sequence[Target], message: str, sender_nick: str, now: datetime
