@@ -130,6 +130,22 @@ _KEYS: dict[str, tuple[str, str]] = {
         "200",
         "!note is refused on an incident that has this many notes (1 to 100000)",
     ),
+    "command_flood_limit": (
+        "5",
+        "commands one person (account, or mask when not logged in) may give within"
+        " command_flood_window; more and they are told once, then ignored",
+    ),
+    "command_flood_window": ("10s", "the window command_flood_limit counts in"),
+    "command_flood_ignore": (
+        "1m",
+        "how long a flooding person's commands are ignored (their !broke is still recorded)",
+    ),
+    "page_flood_limit": ("3", "!page one person may send within page_flood_window"),
+    "page_flood_total": ("20", "!page everyone together may send within page_flood_window"),
+    "page_flood_window": ("10m", "the window the !page limits count in"),
+    "uses_flood_limit": ("3", "!uses one person may register within uses_flood_window"),
+    "uses_flood_total": ("30", "!uses everyone together may register within uses_flood_window"),
+    "uses_flood_window": ("10m", "the window the !uses limits count in"),
     "admins": (
         "account:pingou mask:*!*@fedora/sysadmin/*",
         "space-separated account:NAME (services account) or mask:NICK!USER@HOST",
@@ -324,6 +340,15 @@ class Config:
     page_escalate_after: timedelta = timedelta(minutes=10)
     countdown_late_after: timedelta = timedelta(minutes=1)
     max_notes_per_incident: int = 200
+    command_flood_limit: int = 5
+    command_flood_window: timedelta = timedelta(seconds=10)
+    command_flood_ignore: timedelta = timedelta(minutes=1)
+    page_flood_limit: int = 3
+    page_flood_total: int = 20
+    page_flood_window: timedelta = timedelta(minutes=10)
+    uses_flood_limit: int = 3
+    uses_flood_total: int = 30
+    uses_flood_window: timedelta = timedelta(minutes=10)
     admins: tuple[AdminRule, ...] = (
         AdminRule("account", "pingou"),
         AdminRule("mask", "*!*@fedora/sysadmin/*"),
@@ -523,11 +548,16 @@ def _notice_days(text: str) -> int:
     return days
 
 
-def _max_notes(text: str) -> int:
-    notes = _whole_number(text, "a number of notes")
-    if not 1 <= notes <= 100_000:
-        raise _Bad(f"{text!r}: expected 1 to 100000 notes")
-    return notes
+def _count(what: str) -> Callable[[str], int]:
+    """A parser of a limit, a whole number of ``what`` from 1 to 100000."""
+
+    def parse(text: str) -> int:
+        count = _whole_number(text, f"a number of {what}")
+        if not 1 <= count <= 100_000:
+            raise _Bad(f"{text!r}: expected 1 to 100000 {what}")
+        return count
+
+    return parse
 
 
 def _digest_time(text: str) -> time:
@@ -786,7 +816,16 @@ def config_from_mapping(
         digest_time=get("digest_time", _digest_time),
         page_escalate_after=get("page_escalate_after", _positive_duration("10m or 1h")),
         countdown_late_after=get("countdown_late_after", _positive_duration("1m or 30s")),
-        max_notes_per_incident=get("max_notes_per_incident", _max_notes),
+        max_notes_per_incident=get("max_notes_per_incident", _count("notes")),
+        command_flood_limit=get("command_flood_limit", _count("commands")),
+        command_flood_window=get("command_flood_window", _positive_duration("10s or 1m")),
+        command_flood_ignore=get("command_flood_ignore", _positive_duration("1m or 5m")),
+        page_flood_limit=get("page_flood_limit", _count("pages")),
+        page_flood_total=get("page_flood_total", _count("pages")),
+        page_flood_window=get("page_flood_window", _positive_duration("10m or 1h")),
+        uses_flood_limit=get("uses_flood_limit", _count("registrations")),
+        uses_flood_total=get("uses_flood_total", _count("registrations")),
+        uses_flood_window=get("uses_flood_window", _positive_duration("10m or 1h")),
         admins=get("admins", _admins),
         fedmsg_endpoints=get("fedmsg_endpoints", _fedmsg_endpoints),
         fedmsg_topic_prefix=get("fedmsg_topic_prefix", lambda t: _token(t, "a topic prefix")),

@@ -45,10 +45,14 @@ from tests.ircd.client import IrcClient, Message
 from tests.ircd.fixtures import IrcClientFactory, MakeAccount
 from tests.ircd.servers import InspircdWithServices, NgircdServer, free_port
 from tests.planfactory import make_plan
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.irc
 
 REPLY_TIMEOUT = 60.0  # on the stock class the bot sends ~1 line/s; replies are never older
+# `deploybot_settings` of tests that send one person's commands in bursts larger than the
+# flood control allows (5 in 10 s by default)
+MANY_COMMANDS = {"command_flood_limit": "50"}
 LATE_AFTER = timedelta(seconds=3)  # `countdown_late_after` of the crash test: later is "late"
 
 
@@ -95,12 +99,20 @@ def text_of(client: IrcClient, bot: str, since: int = 0, target: str | None = No
     return "\n".join(m.text for m in bot_lines(client, bot, target, since))
 
 
+def acknowledged(text: str) -> set[int]:
+    """The incident numbers a reply acknowledges: `recorded incident #3 (…)` and the
+    merged `recorded incidents #4–#9, #12 (pkgdb2), #13 (fas)`."""
+    numbers: set[int] = set()
+    for single in re.findall(r"recorded incident #(\d+)", text):
+        numbers.add(int(single))
+    for merged in re.findall(r"recorded incidents ((?:#\d+(?:–#\d+)?(?:, | \(\w+\),? ?))+)", text):
+        for first, last in re.findall(r"#(\d+)(?:–#(\d+))?", merged):
+            numbers.update(range(int(first), int(last or first) + 1))
+    return numbers
+
+
 def incident_numbers(client: IrcClient, bot: str, since: int = 0) -> set[int]:
-    return {
-        int(number)
-        for m in bot_lines(client, bot, since=since)
-        for number in re.findall(r"recorded incident #(\d+)", m.text)
-    }
+    return {number for m in bot_lines(client, bot, since=since) for number in acknowledged(m.text)}
 
 
 async def wait_incident_numbers(
@@ -147,7 +159,9 @@ async def test_every_command_answers_end_to_end_and_a_bad_call_gets_its_usage(
     own `!ping` is not there (no reply at all)."""
     net = inspircd_services
     chan = "#" + net.unique_name("cmds")
-    bot = await inspircd_bot(net, make_account, bot_process, admin_channel=chan)
+    bot = await inspircd_bot(
+        net, make_account, bot_process, admin_channel=chan, deploybot_settings=MANY_COMMANDS
+    )
     bot.write_plan(upcoming_plan())
     me = await joined(irc_client, net.relaxed_port, net.unique_name("alice"), [chan])
     await bot.start(me, chan)
@@ -547,6 +561,7 @@ async def health_of(port: int) -> dict[str, Any]:
         return document
 
 
+@pytest.mark.slow
 async def test_services_away_after_a_server_restart_is_retried_until_sasl_is_back(
     inspircd_services: InspircdWithServices,
     make_account: MakeAccount,
@@ -660,7 +675,12 @@ async def test_no_input_path_gets_a_raw_protocol_line_out_of_the_bot(
     x = "#" + net.unique_name("x")
     payload = f"PRIVMSG {x} :pwned"
     bot = await inspircd_bot(
-        net, make_account, bot_process, admin_channel=admin_chan, announce_channels=(x,)
+        net,
+        make_account,
+        bot_process,
+        admin_channel=admin_chan,
+        announce_channels=(x,),
+        deploybot_settings=MANY_COMMANDS,
     )
 
     def with_title(title: str) -> Plan:
@@ -801,23 +821,27 @@ async def test_no_input_path_gets_a_raw_protocol_line_out_of_the_bot(
 
 
 @pytest.mark.slow
-async def test_fifty_fast_reports_from_five_clients_are_all_stored_and_acknowledged(
+async def test_two_hundred_reports_from_twenty_clients_are_all_recorded_with_bounded_output(
     inspircd_services: InspircdWithServices,
     make_account: MakeAccount,
     irc_client: IrcClientFactory,
     bot_process: BotProcesses,
 ) -> None:
-    """Five clients send 50 `!broke` within a moment: the bot, on the stock class, stores
-    all 50, acknowledges every number (coalescing its replies), and is never disconnected
-    (no Excess Flood, no reconnect)."""
+    """Twenty clients send ten `!broke` each within two seconds (flood control at its
+    defaults: 5 commands in 10 s). The bot, on the stock class, records all 200 and
+    acknowledges every number, is never disconnected (no Excess Flood, no reconnect), and
+    its channel output is bounded: at most 5 acknowledgements per person in the channel
+    (100 here, coalesced: at most 25 lines); each person's other five come privately in
+    one NOTICE that is also the flood notice — 20 lines, one per person."""
     net = inspircd_services
     chan = "#" + net.unique_name("flood")
+    people, each, limit = 20, 10, 5
     bot = await inspircd_bot(net, make_account, bot_process, admin_channel=chan, stock=True)
     bot.write_plan(upcoming_plan())
     reporters = await asyncio.gather(
         *(
             joined(irc_client, net.relaxed_port, net.unique_name(f"rep{i}-"), [chan])
-            for i in range(5)
+            for i in range(people)
         )
     )
     watcher = reporters[0]
@@ -825,18 +849,43 @@ async def test_fifty_fast_reports_from_five_clients_are_all_stored_and_acknowled
     for reporter in reporters[1:]:
         await bot.wait_joined(reporter, chan)
 
-    mark = watcher.mark()
+    marks = {reporter: reporter.mark() for reporter in reporters}
     began = time.monotonic()
     bursts = {
-        reporter: [f"PRIVMSG {chan} :!broke pkgdb2 {reporter.nick} failure {j}" for j in range(10)]
+        reporter: [
+            f"PRIVMSG {chan} :!broke pkgdb2 {reporter.nick} failure {j}" for j in range(each)
+        ]
         for reporter in reporters
     }
     await asyncio.gather(*(reporter.send_many(lines) for reporter, lines in bursts.items()))
-    assert time.monotonic() - began < 3
-    await wait_incident_numbers(watcher, bot.nick, set(range(1, 51)), since=mark)
-    acks = bot_lines(watcher, bot.nick, chan, since=mark)
-    assert len(acks) < 50  # coalesced: several acks a line
+    assert time.monotonic() - began < 2
+
+    def notices(reporter: IrcClient) -> list[Message]:
+        return [
+            m
+            for m in reporter.messages[marks[reporter] :]
+            if m.command == "NOTICE" and nick_eq(m.nick, bot.nick)
+        ]
+
+    def heard() -> set[int]:
+        return set().union(
+            *(incident_numbers(r, bot.nick, marks[r]) for r in reporters),
+            *(acknowledged(m.text) for r in reporters for m in notices(r)),
+        )
+
+    await eventually(
+        lambda: heard() >= set(range(1, people * each + 1)), "every report acknowledged", 90
+    )
+    in_channel = bot_lines(watcher, bot.nick, chan, since=marks[watcher])
+    channel_acks = [n for m in in_channel for n in acknowledged(m.text)]
+    assert len(channel_acks) <= people * limit, len(channel_acks)
+    assert len(in_channel) <= people * limit // 4, [m.text for m in in_channel]
     for reporter in reporters:
+        assert not bot_lines(reporter, bot.nick, reporter.nick, since=marks[reporter])
+        (notice,) = notices(reporter)
+        assert notice.text.startswith("recorded incidents #"), notice.text
+        assert "I ignore your commands for 1m" in notice.text, notice.text
+        assert len(acknowledged(notice.text)) == each - limit
         assert not quits_of(reporter, bot.nick), "the bot left during the flood"
     log = bot.current_run_log()
     assert log_count(bot, "connecting to", log) == 1, log
@@ -846,9 +895,62 @@ async def test_fifty_fast_reports_from_five_clients_are_all_stored_and_acknowled
     quit_reasons = [m.text for m in quits_of(watcher, bot.nick)]
     assert quit_reasons == ["Quit: deploybot shutting down"], quit_reasons
     rows = bot.read_db("SELECT reporter_nick, count(*) FROM incidents GROUP BY reporter_nick")
-    assert sorted(rows) == sorted((reporter.nick, 10) for reporter in reporters)
+    assert sorted(rows) == sorted((reporter.nick, each) for reporter in reporters)
     texts = {row[0] for row in bot.read_db("SELECT text FROM incidents")}
-    assert len(texts) == 50
+    assert len(texts) == people * each
+
+
+@pytest.mark.slow
+async def test_a_command_flood_gets_one_notice_then_silence_while_others_are_answered(
+    inspircd_services: InspircdWithServices,
+    make_account: MakeAccount,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+) -> None:
+    """20 `!deploys` from one person within two seconds (flood control at its defaults:
+    5 commands in 10 s, then ignored for 1m): five answers, one private notice, then
+    nothing more for that person — while someone else's `!deploys` and `!help take`
+    after the flood are still answered."""
+    net = inspircd_services
+    chan = "#" + net.unique_name("cmdflood")
+    bot = await inspircd_bot(net, make_account, bot_process, admin_channel=chan, stock=True)
+    bot.write_plan(upcoming_plan())
+    flooder, other = await asyncio.gather(
+        joined(irc_client, net.relaxed_port, net.unique_name("flooder"), [chan]),
+        joined(irc_client, net.relaxed_port, net.unique_name("calm"), [chan]),
+    )
+    await bot.start(other, chan)
+    await bot.wait_joined(flooder, chan)
+
+    mark = flooder.mark()
+    began = time.monotonic()
+    await flooder.send_many(f"PRIVMSG {chan} :!deploys" for _ in range(20))
+    assert time.monotonic() - began < 2
+    notice = await flooder.wait_for(
+        lambda m: m.command == "NOTICE" and nick_eq(m.nick, bot.nick),
+        REPLY_TIMEOUT,
+        what="the flood notice",
+        since=mark,
+    )
+    assert nick_eq(notice.target, flooder.nick)
+    assert "more than 5 commands in 10s: I ignore your commands for 1m" in notice.text
+    other_mark = other.mark()
+    await other.privmsg(chan, "!deploys")
+    await other.privmsg(chan, "!help take")
+    await wait_said(other, bot.nick, "usage: !take N", since=other_mark, timeout=REPLY_TIMEOUT)
+    await flooder.privmsg(chan, "!help broke")  # still ignored
+    await other.privmsg(chan, "!help fixed")  # a barrier: answered after the flooder's
+    await wait_said(other, bot.nick, "usage: !fixed N", since=other_mark, timeout=REPLY_TIMEOUT)
+    answers = [m.text for m in bot_lines(flooder, bot.nick, since=mark)]
+    for_flooder = [t for t in answers if "pkgdb2-2.0 — pkgdb2 2.0" in t]
+    assert sum(t.count("pkgdb2-2.0 — pkgdb2 2.0") for t in for_flooder) == 5 + 1, answers
+    assert not any("usage: !broke" in t for t in answers), answers
+    notices = [
+        m for m in flooder.messages[mark:] if m.command == "NOTICE" and nick_eq(m.nick, bot.nick)
+    ]
+    assert len(notices) == 1
+    assert "flood: mask:" in bot.log_text()
+    await bot.stop(other)
 
 
 # -- 8. SIGTERM ---------------------------------------------------------------------------------

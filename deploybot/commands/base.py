@@ -60,6 +60,9 @@ class Reply:
 
     lines: tuple[str, ...] = ()
     private: bool = False
+    #: The incidents this reply acknowledges, as (number, service): a report's reply that
+    #: flood control merges with the reporter's other pending ones.
+    recorded: tuple[tuple[int, str], ...] = ()
 
     @classmethod
     def say(cls, *lines: str, private: bool = False) -> Reply:

@@ -141,7 +141,9 @@ async def broke(core: Core, request: Request) -> Reply:
     link = deploy_link(incident)
     where = f"{service}, {link}" if link else service
     n = incident.number
-    return Reply.say(f"recorded incident #{n} ({where}); fix with !fixed {n}")
+    return Reply(
+        (f"recorded incident #{n} ({where}); fix with !fixed {n}",), recorded=((n, service),)
+    )
 
 
 @command(

@@ -628,6 +628,12 @@ class DeployIrcBot(irc3.IrcBot):
         self._cancel_handle(name)
         self._handles[name] = self.loop.call_later(delay, run)
 
+    def once_later(self, name: str, delay: float, callback: Callable[[], Any]) -> None:
+        """Run ``callback`` in ``delay`` s unless a timer ``name`` is pending already (then
+        that one stands); cancelled by :meth:`stop`."""
+        if name not in self._handles and not self._stopping:
+            self._later(name, delay, callback)
+
     def _cancel_task(self, name: str) -> None:
         task = self._named.pop(name, None)
         if task is not None:
