@@ -156,6 +156,10 @@ _KEYS: dict[str, tuple[str, str]] = {
     "fedmsg_validate_signatures": ("false", "check fedmsg signatures (true/false)"),
     "fedmsg_ca_cert": ("", "CA certificate for signature validation; empty: none"),
     "fedmsg_crl": ("", "certificate revocation list for signature validation; empty: none"),
+    "fedmsg_receive_queue": (
+        "100",
+        "messages ZeroMQ may hold per endpoint before the bot reads them (RCVHWM; 1 to 100000)",
+    ),
     "amqp_url": ("", "fedora-messaging broker, amqp://… or amqps://…; empty: off"),
     "amqp_queue": ("", "durable queue name; empty: a private one"),
     "amqp_bindings": ("org.fedoraproject.*.ansible.#", "space-separated AMQP topic bindings"),
@@ -360,6 +364,7 @@ class Config:
     fedmsg_validate_signatures: bool = False
     fedmsg_ca_cert: Path | None = None
     fedmsg_crl: Path | None = None
+    fedmsg_receive_queue: int = 100
     #: Empty: no AMQP.  Not shown in repr (it may hold a password).
     amqp_url: str = field(default="", repr=False)
     #: Empty: a private (server-named) queue.
@@ -558,6 +563,13 @@ def _count(what: str) -> Callable[[str], int]:
         return count
 
     return parse
+
+
+def _receive_queue(text: str) -> int:
+    messages = _whole_number(text, "a number of messages")
+    if not 1 <= messages <= 100_000:
+        raise _Bad(f"{text!r}: expected 1 to 100000 messages")
+    return messages
 
 
 def _digest_time(text: str) -> time:
@@ -833,6 +845,7 @@ def config_from_mapping(
         fedmsg_validate_signatures=get("fedmsg_validate_signatures", _boolean),
         fedmsg_ca_cert=get("fedmsg_ca_cert", reader.optional_path),
         fedmsg_crl=get("fedmsg_crl", reader.optional_path),
+        fedmsg_receive_queue=get("fedmsg_receive_queue", _receive_queue),
         amqp_url=get("amqp_url", _amqp_url),
         amqp_queue=get("amqp_queue", lambda t: _token(t, "a queue name")),
         amqp_bindings=get("amqp_bindings", _bindings),

@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 import zmq
 from deploybot_plugins.bus.fedmsg_source import (
+    DEFAULT_RECEIVE_QUEUE,
     FIX,
+    MAX_FRAMES,
     MAXMSGSIZE_FACTOR,
     RULE_TOPICS,
     FedmsgSource,
@@ -535,6 +537,51 @@ async def test_garbage_is_counted_and_dropped_and_the_loop_goes_on(
         caplog.text
     )
     assert not task.done()
+
+
+async def test_a_message_too_large_as_a_whole_is_dropped_uncopied_and_counted(
+    hub: Hub, running: Callable[[FedmsgSource], asyncio.Task[None]]
+) -> None:
+    """ZMQ_MAXMSGSIZE bounds each frame only: 41 frames just under it (600 KB where the
+    limit is 20 KB) and 9 empty frames (more than MAX_FRAMES) are each dropped as
+    ``too-large``, saying bytes and frames, and the next good message arrives."""
+    max_bytes = 10_000
+    xpub, endpoint = hub.bind(zmq.XPUB)
+    sink = RecordingSink()
+    running(FedmsgSource([endpoint], [SUBSCRIBED], sink, prefix=PREFIX, max_bytes=max_bytes))
+    await subscribed(xpub)
+    topic = START.encode()
+    frame = b"x" * (MAXMSGSIZE_FACTOR * max_bytes - 1)  # each frame passes ZMQ_MAXMSGSIZE
+    xpub.send_multipart([topic, *[frame] * 40])
+    xpub.send_multipart([topic, *[b""] * MAX_FRAMES])
+    xpub.send_multipart(fedmsg_frames(make_envelope(START, {}, msg_id="good-1")))
+    await eventually(lambda: sink.ids() == ["good-1"], "the good message")
+    dropped = sink.stats.as_dict()["dropped"]
+    assert isinstance(dropped, dict)
+    assert {kind: count for kind, count in dropped.items() if count} == {"too-large": 2}
+    size = len(topic) + 40 * len(frame)
+    assert [error.detail for error, _ in sink.rejected] == [
+        f"a fedmsg message of {size} bytes in 41 frames (at most 20000 bytes in 8 frames)",
+        f"a fedmsg message of {len(topic)} bytes in 9 frames (at most 20000 bytes in 8 frames)",
+    ]
+
+
+def test_the_receive_queue_is_bounded_by_config() -> None:
+    """ZMQ_RCVHWM is fedmsg_receive_queue (default 100), not libzmq's default of 1000."""
+    assert config_from_mapping({}).fedmsg_receive_queue == DEFAULT_RECEIVE_QUEUE == 100
+    config = config_from_mapping(
+        {"fedmsg_endpoints": "tcp://127.0.0.1:9", "fedmsg_receive_queue": "7"}
+    )
+    source = FedmsgSource.from_config(config, RecordingSink())
+    source.open()
+    try:
+        for socket in source._sockets.values():
+            assert socket.getsockopt(zmq.RCVHWM) == 7
+    finally:
+        source.close()
+    for bad in ("0", "100001", "lots"):
+        with pytest.raises(ConfigError, match="fedmsg_receive_queue"):
+            config_from_mapping({"fedmsg_receive_queue": bad})
 
 
 async def test_an_exception_in_the_reactor_is_logged_and_the_next_message_read(

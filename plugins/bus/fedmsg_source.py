@@ -34,6 +34,15 @@ directly with ``zmq.asyncio`` on the bot's event loop:
   connection (which the source then makes again), so a hostile or broken peer cannot
   make the bot buffer an unbounded frame.  Such a cut is seen only as a disconnection in
   the log, and loses what the hub sends until the reconnection;
+* ZMQ_MAXMSGSIZE bounds each *frame*, and libzmq hands over a multipart message only
+  once all its frames arrived: a message of many frames is bounded as a whole here, by
+  bytes (more than :data:`MAXMSGSIZE_FACTOR` × ``max_bytes`` in all) and frames (more
+  than :data:`MAX_FRAMES`); it is dropped, counted ``too-large``, without a copy of its
+  frames.  libzmq itself still assembles such a message before the bot sees it: only
+  signed messages (or CURVE, or a firewall) keep strangers off the bus;
+* ZMQ_RCVHWM (``fedmsg_receive_queue``, default :data:`DEFAULT_RECEIVE_QUEUE`) bounds the
+  messages libzmq holds for an endpoint before the bot reads them; beyond it libzmq stops
+  reading that connection and the publisher drops what it cannot send;
 * :meth:`FedmsgSource.close` closes the sockets with linger 0.
 
 Signature validation (:func:`make_validator`) uses fedmsg's own x509 code
@@ -82,9 +91,11 @@ from deploybot.config import Config
 from deploybot.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_RECEIVE_QUEUE",
     "FIX",
     "GIVE_UP_GRACE",
     "MAXMSGSIZE_FACTOR",
+    "MAX_FRAMES",
     "RECONNECT_IVL_MAX_MS",
     "RECONNECT_IVL_MS",
     "RULE_TOPICS",
@@ -113,6 +124,11 @@ TCP_KEEPALIVE_CNT = 3
 #: libzmq drops a connection that sends a frame larger than this × ``max_bytes``; frames
 #: between ``max_bytes`` and that reach the decoder and are counted ``too-large``.
 MAXMSGSIZE_FACTOR = 2
+#: A fedmsg message is 2 frames; one of more than this is dropped as ``too-large`` (more
+#: than 2 and up to this: ``wrong-frames``).
+MAX_FRAMES = 8
+#: Messages libzmq may hold per endpoint before the bot reads them (ZMQ_RCVHWM).
+DEFAULT_RECEIVE_QUEUE = 100
 #: Messages read in one go before letting the rest of the bot run.
 BATCH = 64
 #: After a disconnection libzmq schedules its retry at once (EVENT_CONNECT_RETRIED); with
@@ -159,6 +175,7 @@ class FedmsgSource:
         prefix: str = "org.fedoraproject",
         validator: Verifier | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        receive_queue: int = DEFAULT_RECEIVE_QUEUE,
         reconnect_ivl_ms: int = RECONNECT_IVL_MS,
         reconnect_ivl_max_ms: int = RECONNECT_IVL_MAX_MS,
     ) -> None:
@@ -170,6 +187,7 @@ class FedmsgSource:
         self.prefix = prefix
         self.validator = validator
         self.max_bytes = max_bytes
+        self.receive_queue = receive_queue
         self.reconnect_ivl_ms = reconnect_ivl_ms
         self.reconnect_ivl_max_ms = reconnect_ivl_max_ms
         self._context: zmq.asyncio.Context | None = None
@@ -190,6 +208,7 @@ class FedmsgSource:
             reactor,
             prefix=config.fedmsg_topic_prefix,
             validator=validator,
+            receive_queue=config.fedmsg_receive_queue,
         )
 
     # --- sockets -------------------------------------------------------------------------
@@ -209,6 +228,7 @@ class FedmsgSource:
             socket.setsockopt(zmq.TCP_KEEPALIVE_INTVL, TCP_KEEPALIVE_INTVL)
             socket.setsockopt(zmq.TCP_KEEPALIVE_CNT, TCP_KEEPALIVE_CNT)
             socket.setsockopt(zmq.MAXMSGSIZE, self.max_bytes * MAXMSGSIZE_FACTOR)
+            socket.setsockopt(zmq.RCVHWM, self.receive_queue)
             for topic in self.topic_prefixes:
                 socket.setsockopt(zmq.SUBSCRIBE, topic.encode("utf-8"))
             monitor = socket.get_monitor_socket(_MONITORED)
@@ -294,12 +314,19 @@ class FedmsgSource:
             log.exception("fedmsg: receiving from %s failed; going on", endpoint)
             loop.call_later(0.5, self._readable, endpoint, reader)
 
-    def _dispatch(self, frames: tuple[bytes, bytes, int], endpoint: str) -> None:
+    def _dispatch(self, frames: tuple[bytes, bytes, int, int], endpoint: str) -> None:
         """Decode one message (:func:`_read`'s result) and hand it on; never raises."""
         reactor = self.reactor
-        topic, body, count = frames
+        topic, body, count, size = frames
         try:
             reactor.stats.received[SOURCE] += 1
+            limit = self.max_bytes * MAXMSGSIZE_FACTOR
+            if size > limit or count > MAX_FRAMES:
+                raise BadMessage(
+                    "too-large",
+                    f"a fedmsg message of {size} bytes in {count} frames "
+                    f"(at most {limit} bytes in {MAX_FRAMES} frames)",
+                )
             if count != 2:
                 raise BadMessage(
                     "wrong-frames", f"a fedmsg message has 2 frames [topic, body], not {count}"
@@ -397,10 +424,11 @@ class FedmsgSource:
             log.exception("fedmsg: connecting to %s again failed", endpoint)
 
 
-def _read(reader: zmq.Socket[bytes]) -> tuple[bytes, bytes, int] | None:
-    """``(first frame, second frame or b"", number of frames)`` of one queued message,
-    without waiting; None when none is queued.  Frames after the second are read and
-    dropped without copying (such a message is refused anyway).
+def _read(reader: zmq.Socket[bytes]) -> tuple[bytes, bytes, int, int] | None:
+    """``(first frame, second frame or b"", number of frames, bytes in all frames)`` of one
+    queued message, without waiting; None when none is queued.  Frames after the second
+    are read, measured and dropped without copying (such a message is refused anyway);
+    the first two are copied only when there is no third.
 
     Frames are received as :class:`zmq.Frame` for their ``more`` flag: asking the socket
     (``RCVMORE``) costs more than the copy (measured: 1.5 against 2.5 µs a message)."""
@@ -409,17 +437,18 @@ def _read(reader: zmq.Socket[bytes]) -> tuple[bytes, bytes, int] | None:
     except zmq.Again:
         return None
     if not first.more:
-        return first.bytes, b"", 1
+        data = first.bytes
+        return data, b"", 1, len(data)
     second = reader.recv(zmq.NOBLOCK, copy=False)
-    count = 2
-    last = second
+    if not second.more:
+        head, body = first.bytes, second.bytes
+        return head, body, 2, len(head) + len(body)
+    count, size, last = 2, len(first) + len(second), second  # len(): no copy
     while last.more:
         last = reader.recv(zmq.NOBLOCK, copy=False)
         count += 1
-    return first.bytes, second.bytes, count
-
-
-# --- signatures --------------------------------------------------------------------------
+        size += len(last)
+    return b"", b"", count, size
 
 
 class SignatureCheckUnavailable(ConfigError):
