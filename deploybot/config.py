@@ -25,10 +25,11 @@ Reading rules for ``[deploybot]``:
 * List values are separated by spaces (or by line breaks from indented continuation
   lines); a value of any other key must fit on one line.  No value may contain a control
   character (CR, NUL, BEL…); channel names may not contain spaces or commas either.
-* Relative paths (``plans_dir``, ``database``, ``fedmsg_ca_cert``, ``fedmsg_crl``) are
-  resolved against the directory holding the ini file, so the bot behaves the same
-  whatever its working directory; ``~`` means the home directory.  Paths are not checked
-  for existence here: the parts that use them report that.
+* Relative paths (``plans_dir``, ``database``, ``fedmsg_ca_cert``, ``fedmsg_crl``,
+  ``web_read_token_file``) are resolved against the directory holding the ini file, so
+  the bot behaves the same whatever its working directory; ``~`` means the home
+  directory.  Paths are not checked for existence here: the parts that use them report
+  that.
 
 Keys beyond SPEC §7: ``fedmsg_crl`` (the certificate revocation list used with
 ``fedmsg_ca_cert`` when validating signatures; SPEC mentions it in a comment).
@@ -77,6 +78,7 @@ __all__ = [
     "IRC3_KEYS",
     "KEY_HELP",
     "MAX_BUSY_TIMEOUT",
+    "MIN_WEBHOOK_SECRET",
     "SECTION",
     "VALID_KEYS",
     "AdminRule",
@@ -95,6 +97,8 @@ __all__ = [
 SECTION = "deploybot"
 #: The longest ``database_busy_timeout`` accepted, in seconds.
 MAX_BUSY_TIMEOUT = 10.0
+#: The shortest ``webhook_secret`` accepted (UTF-8 bytes), when there is one.
+MIN_WEBHOOK_SECRET = 32
 
 # key: (default as written in bot.ini, one-line help).  Order = SPEC §7 order.
 _KEYS: dict[str, tuple[str, str]] = {
@@ -165,7 +169,20 @@ _KEYS: dict[str, tuple[str, str]] = {
     "amqp_bindings": ("org.fedoraproject.*.ansible.#", "space-separated AMQP topic bindings"),
     "web_host": ("127.0.0.1", "address the web server listens on"),
     "web_port": ("8080", "port of the web server; 0: no web server"),
-    "webhook_secret": ("", "HMAC-SHA256 secret for POST /api/v1/events"),
+    "web_public_names": (
+        "",
+        "space-separated host names the web server is reached by (besides web_host, "
+        "localhost and IP addresses); any other Host header is refused (421)",
+    ),
+    "web_read_token_file": (
+        "",
+        "file holding a token (32+ characters) the API, pages, calendar and /metrics ask "
+        "for as Authorization: Bearer TOKEN; empty: no token",
+    ),
+    "webhook_secret": (
+        "",
+        "HMAC-SHA256 secret for POST /api/v1/events, 32 bytes or more; empty: webhook off",
+    ),
 }
 
 #: Every valid ``[deploybot]`` key, in SPEC §7 order.
@@ -176,7 +193,14 @@ DEFAULTS: Mapping[str, str] = MappingProxyType({k: v[0] for k, v in _KEYS.items(
 KEY_HELP: Mapping[str, str] = MappingProxyType({k: v[1] for k, v in _KEYS.items()})
 
 _LIST_KEYS = frozenset(
-    {"announce_channels", "countdowns", "admins", "fedmsg_endpoints", "amqp_bindings"}
+    {
+        "announce_channels",
+        "countdowns",
+        "admins",
+        "fedmsg_endpoints",
+        "amqp_bindings",
+        "web_public_names",
+    }
 )
 _SECRET_KEYS = frozenset({"amqp_url", "webhook_secret"})
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -373,6 +397,10 @@ class Config:
     web_host: str = "127.0.0.1"
     #: 0: no web server.
     web_port: int = 8080
+    #: Host names (lower case) a request's Host header may name besides web_host.
+    web_public_names: tuple[str, ...] = ()
+    #: None: the pages and the API ask for no token.
+    web_read_token_file: Path | None = None
     webhook_secret: str = field(default="", repr=False)
 
     @classmethod
@@ -752,6 +780,35 @@ def _web_host(text: str) -> str:
     return _token(text, "an address")
 
 
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
+)
+
+
+def _web_public_names(text: str) -> tuple[str, ...]:
+    names: dict[str, None] = {}
+    for word in _words(text):
+        name = word.lower().removesuffix(".")
+        if not _HOST_NAME.fullmatch(name):
+            raise _Bad(
+                f"{word!r} is not a host name: expected names such as deploybot.example.org "
+                "(no scheme, port or path)"
+            )
+        names[name] = None
+    return tuple(names)
+
+
+def _webhook_secret(text: str) -> str:
+    size = len(text.encode("utf-8"))
+    if 0 < size < MIN_WEBHOOK_SECRET:
+        # The value is not shown, only its size.
+        raise _Bad(
+            f"the secret is {size} bytes: use at least {MIN_WEBHOOK_SECRET} "
+            "(e.g. the output of: openssl rand -hex 32), or nothing to turn the webhook off"
+        )
+    return text
+
+
 def _web_port(text: str) -> int:
     port = _whole_number(text, "a port")
     if port > 65535:
@@ -851,7 +908,9 @@ def config_from_mapping(
         amqp_bindings=get("amqp_bindings", _bindings),
         web_host=get("web_host", _web_host),
         web_port=get("web_port", _web_port),
-        webhook_secret=get("webhook_secret", lambda t: t),
+        web_public_names=get("web_public_names", _web_public_names),
+        web_read_token_file=get("web_read_token_file", reader.optional_path),
+        webhook_secret=get("webhook_secret", _webhook_secret),
     )
     if (
         config.fedmsg_validate_signatures

@@ -27,8 +27,10 @@ from deploybot.core import Core, utc_now
 from deploybot.deployday.countdowns import CountdownPoster
 from deploybot.deployday.day import DeployDay
 from deploybot.deployday.digestpost import DigestPoster
+from deploybot.errors import ConfigError
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.store import Store
+from deploybot.web.api import load_read_token
 
 from .bus.amqp_source import AmqpSource
 from .bus.fedmsg_source import FedmsgSource, make_validator
@@ -126,7 +128,7 @@ class Application:
                 self._start_fedmsg()
                 self._start_amqp()
                 if not await self._start_web():
-                    return 1  # the port is taken: said in the log, nothing connected yet
+                    return 1  # the port is taken or the read token unusable: said in the log
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(signum, self.stop)
                 try:
@@ -240,12 +242,18 @@ class Application:
         config = self.config
         if config.web_port == 0:
             return True
+        try:
+            read_token = load_read_token(config.web_read_token_file)
+        except ConfigError as error:
+            log.error("%s: %s", self.ini, error)
+            return False
         web = WebServer(
             self.core,
             self._bus_reactor(),
             host=config.web_host,
             port=config.web_port,
             irc_status=self.bot.status,
+            read_token=read_token,
         )
         try:
             await web.start()

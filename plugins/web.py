@@ -16,6 +16,11 @@ The webhook (``POST /api/v1/events``)
     status (202, 200 for a duplicate) or :class:`~deploybot.web.api.ApiError`'s, with its
     headers (``Retry-After`` on a 503).
 
+Before any route, :func:`_guard` lets through only requests whose ``Host`` names this
+server and, with a read token, that carry it (:func:`deploybot.web.api.check_host`,
+:func:`~deploybot.web.api.check_read_token`): 421 and 401 in the JSON envelope, on every
+path.  Every answer says ``Server: deploybot``, without versions.
+
 Unexpected errors are logged with a traceback and a reference; the client gets a 500 with
 that reference only.
 """
@@ -32,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from deploybot.bus.reactor import BusReactor
 from deploybot.core import Core
@@ -46,6 +51,8 @@ log = logging.getLogger(__name__)
 #: Largest request body accepted (the webhook's; the API takes no other body).
 MAX_BODY = api.MAX_BODY
 SHUTDOWN_TIMEOUT = 5.0
+#: The ``Server`` header of every answer (aiohttp's names the Python and aiohttp versions).
+SERVER = "deploybot"
 JSON_TYPE = "application/json"
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -58,6 +65,7 @@ _STATUS_CODES = {
     411: "length-required",
     413: "too-large",
     415: "unsupported-media-type",
+    421: "misdirected-request",
     500: "internal-error",
     503: "unavailable",
 }
@@ -74,6 +82,7 @@ class _State:
     reactor: BusReactor
     irc_status: Callable[[], IrcStatus | None]
     max_body: int
+    read_token: str | None = field(default=None, repr=False)
     requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
 
@@ -114,11 +123,13 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    """Errors as the JSON envelope under /api/, a short text elsewhere; count requests."""
+    """Errors as the JSON envelope under /api/ (and for a refused Host or token), a short
+    text elsewhere; count requests."""
     is_api = request.path == "/api" or request.path.startswith("/api/")
     status = 500
     try:
         try:
+            _guard(request)
             response = await handler(request)
         except api.ApiError as error:
             response = _json(error.document(), error.status, error.headers or None)
@@ -140,6 +151,19 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
     finally:
         method = request.method if request.method in _METHODS else "other"
         _state(request).requests[(method, _route(request), str(status))] += 1
+
+
+def _guard(request: web.Request) -> None:
+    """The Host check and the read token, before any route (ApiError 421 or 401)."""
+    state = _state(request)
+    api.check_host(state.core.config, request.headers.get(hdrs.HOST))
+    api.check_read_token(
+        state.read_token, request.path, request.method, request.headers.get(hdrs.AUTHORIZATION)
+    )
+
+
+async def _server_header(_: web.Request, response: web.StreamResponse) -> None:
+    response.headers[hdrs.SERVER] = SERVER
 
 
 def _http_error(error: web.HTTPException) -> web.Response:
@@ -257,12 +281,15 @@ def make_app(
     *,
     irc_status: Callable[[], IrcStatus | None] | None = None,
     max_body: int = MAX_BODY,
+    read_token: str | None = None,
 ) -> web.Application:
     """The aiohttp application: every route of SPEC §6 on ``core``, webhook events to
     ``reactor`` (the one every bus source feeds).  ``irc_status`` tells /healthz and
-    /metrics whether IRC is up, and if not why (None: unknown)."""
+    /metrics whether IRC is up, and if not why (None: unknown); ``read_token`` (None:
+    none) is asked of every route but /healthz and the webhook."""
     app = web.Application(middlewares=[_errors], client_max_size=max_body)
-    app[STATE] = _State(core, reactor, irc_status or (lambda: None), max_body)
+    app[STATE] = _State(core, reactor, irc_status or (lambda: None), max_body, read_token)
+    app.on_response_prepare.append(_server_header)
     router = app.router
     router.add_get("/api/v1/deployments", _deployments)
     router.add_get("/api/v1/deployments/{id}", _deployment)
@@ -291,10 +318,13 @@ class WebServer:
         port: int,
         irc_status: Callable[[], IrcStatus | None] | None = None,
         max_body: int = MAX_BODY,
+        read_token: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
-        self.app = make_app(core, reactor, irc_status=irc_status, max_body=max_body)
+        self.app = make_app(
+            core, reactor, irc_status=irc_status, max_body=max_body, read_token=read_token
+        )
         self._runner: web.AppRunner | None = None
 
     @property

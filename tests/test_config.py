@@ -143,7 +143,9 @@ def test_every_key_is_parsed(tmp_path: Path) -> None:
             amqp_bindings="org.fedoraproject.prod.ansible.# org.fedoraproject.*.pagure.*",
             web_host="::1",
             web_port="0",
-            webhook_secret="s3cret with spaces",
+            web_public_names="Deploybot.Example.org. deploybot-internal",
+            web_read_token_file="secrets/read-token",
+            webhook_secret="s3cret with spaces, 32 bytes or more",
         ),
     )
     config = load_config(path)
@@ -181,7 +183,9 @@ def test_every_key_is_parsed(tmp_path: Path) -> None:
         "org.fedoraproject.*.pagure.*",
     )
     assert config.web_host == "::1" and config.web_port == 0
-    assert config.webhook_secret == "s3cret with spaces"
+    assert config.web_public_names == ("deploybot.example.org", "deploybot-internal")
+    assert config.web_read_token_file == tmp_path / "secrets" / "read-token"
+    assert config.webhook_secret == "s3cret with spaces, 32 bytes or more"
 
 
 @pytest.mark.parametrize(
@@ -458,7 +462,23 @@ BAD_VALUES = [
     ("fedmsg_topic_prefix", "org\0x", "U+0000"),
     ("announce_channels", "#a\r#b", "U+000D"),
     ("amqp_bindings", "a.#\x00", "U+0000"),
+    ("web_public_names", "https://deploybot.example.org", "is not a host name"),
+    ("web_public_names", "deploybot.example.org:8080", "no scheme, port or path"),
+    ("web_public_names", "a..b", "'a..b' is not a host name"),
+    ("webhook_secret", "x" * 31, "the secret is 31 bytes: use at least 32"),
 ]
+
+
+def test_a_short_webhook_secret_is_refused_without_showing_it() -> None:
+    """A webhook_secret under 32 bytes is an error giving its size, never its value (a
+    secret that short can be guessed offline from one signed request); 32 bytes pass, and
+    so does an empty one (the webhook is off)."""
+    with pytest.raises(InvalidConfig) as caught:
+        config_from_mapping({"webhook_secret": "s3cret webhook key"})
+    assert caught.value.key == "webhook_secret"
+    assert "s3cret" not in str(caught.value) and "18 bytes" in str(caught.value)
+    assert config_from_mapping({"webhook_secret": "é" * 16}).webhook_secret == "é" * 16
+    assert config_from_mapping({"webhook_secret": ""}).webhook_secret == ""
 
 
 @pytest.mark.parametrize(("key", "value", "shown"), BAD_VALUES)
@@ -493,7 +513,8 @@ def test_webhook_secret_with_a_line_break_is_rejected_without_showing_it() -> No
 
 def test_secrets_are_not_shown_in_repr_or_amqp_errors() -> None:
     """repr(Config) hides webhook_secret and amqp_url; a bad amqp_url is not echoed."""
-    config = config_from_mapping({"webhook_secret": "hunter2", "amqp_url": "amqp://u:pw@h/"})
+    secret = "hunter2" * 5
+    config = config_from_mapping({"webhook_secret": secret, "amqp_url": "amqp://u:pw@h/"})
     assert "hunter2" not in repr(config) and "pw@" not in repr(config)
     with pytest.raises(InvalidConfig) as caught:
         config_from_mapping({"amqp_url": "https://user:hunter2@rabbit/"})

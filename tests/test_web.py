@@ -25,11 +25,12 @@ from deploybot.bus.reactor import BusReactor
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
 from deploybot.deployday.day import DeployDay
+from deploybot.errors import ConfigError
 from deploybot.health import IrcStatus
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.store import Store, StoreBusyError
-from deploybot.web.api import signature
+from deploybot.web.api import load_read_token, signature
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
 
@@ -127,15 +128,23 @@ def core_factory(tmp_path: Path) -> Iterator[Callable[..., Core]]:
 
 @pytest.fixture
 async def serve(core_factory: Callable[..., Core]) -> AsyncIterator[Serve]:
-    """`await serve(webhook_secret=…)`: the real server on 127.0.0.1 at a free port."""
+    """`await serve(webhook_secret=…)`: the real server on 127.0.0.1 at a free port
+    (`read_token=…`: asking for that token)."""
     running: list[Served] = []
 
-    async def start(database: Path | None = None, **config: str) -> Served:
+    async def start(
+        database: Path | None = None, read_token: str | None = None, **config: str
+    ) -> Served:
         core = core_factory(database, **config)
         outbox = RecordingOutbox()
         reactor = BusReactor(core, outbox)
         server = WebServer(
-            core, reactor, host="127.0.0.1", port=0, irc_status=lambda: IrcStatus(True)
+            core,
+            reactor,
+            host="127.0.0.1",
+            port=0,
+            irc_status=lambda: IrcStatus(True),
+            read_token=read_token,
         )
         await server.start()
         served = Served(server, core, reactor, outbox)
@@ -615,6 +624,101 @@ async def test_the_front_page_shows_todays_incidents_and_those_still_open(web: S
     assert "old and still open" in text and "acl page returns 500" in text
     assert "old and fixed" not in text
     assert f"#{today}" in text
+
+
+# -- who may ask ----------------------------------------------------------------------------
+
+EVERY_GET = ["/api/v1/deployments", "/api/v1/incidents", "/", "/calendar.ics", "/metrics"]
+TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize("path", [*EVERY_GET, "/healthz", "/no-such-page"])
+async def test_a_host_header_naming_another_site_is_421(web: Served, path: str) -> None:
+    """A DNS-rebinding page (its own name resolved to 127.0.0.1) sends its own name as
+    Host: every path answers 421 misdirected-request in the envelope, reads nothing."""
+    status, body, response = await web.get(
+        path, headers={"Host": f"evil.example:{web.server.port}"}
+    )
+    assert response.content_type == "application/json"
+    message = assert_error(status, body, 421, "misdirected-request")
+    assert "'evil.example'" in message and "web_public_names" in message
+
+
+async def test_a_signed_webhook_event_for_another_host_is_421_too(web: Served) -> None:
+    payload = encoded(start_payload())
+    stamp = str(int(NOW.timestamp()))
+    headers = {
+        "Host": "evil.example",
+        "X-Deploybot-Timestamp": stamp,
+        "X-Deploybot-Signature": signature(SECRET, stamp, payload),
+    }
+    status, body, _ = await web.request("POST", "/api/v1/events", data=payload, headers=headers)
+    assert_error(status, body, 421, "misdirected-request")
+    assert web.outbox.calls == []
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST.", "[::1]:{port}", "192.0.2.7", "{public}"],
+)
+async def test_addresses_localhost_and_the_public_names_are_served(serve: Serve, host: str) -> None:
+    """IP addresses (a rebinding page cannot send one), localhost and web_public_names
+    (any case, a trailing dot, any port) are served."""
+    web = await serve(web_public_names="deploybot.example.org")
+    wanted = host.format(port=web.server.port, public="Deploybot.Example.org:443")
+    status, body, _ = await web.get("/api/v1/deployments", headers={"Host": wanted})
+    assert status == 200, body
+
+
+async def test_the_server_header_names_no_version(web: Served) -> None:
+    """aiohttp's Server header gives Python's and aiohttp's versions away; ours does not,
+    on a page, an API answer and an error."""
+    for path in ("/", "/api/v1/deployments", "/api/v1/nothing"):
+        _, _, response = await web.get(path)
+        assert response.headers["Server"] == "deploybot", response.headers
+
+
+@pytest.mark.parametrize("path", EVERY_GET)
+async def test_with_a_read_token_the_api_pages_and_metrics_ask_for_it(
+    serve: Serve, path: str
+) -> None:
+    """With a read token set, no Authorization is 401 missing-token and a wrong one 401
+    bad-token (both with WWW-Authenticate: Bearer); Bearer TOKEN is served."""
+    web = await serve(read_token=TOKEN)
+    status, body, response = await web.get(path)
+    assert_error(status, body, 401, "missing-token")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    for wrong in ("Bearer " + TOKEN[:-1], "Basic " + TOKEN, TOKEN, "Bearer " + TOKEN + "x"):
+        status, body, _ = await web.get(path, headers={"Authorization": wrong})
+        assert_error(status, body, 401, "bad-token")
+    status, body, _ = await web.get(path, headers={"Authorization": f"bearer  {TOKEN}"})
+    assert status == 200, body
+
+
+async def test_healthz_and_the_signed_webhook_need_no_read_token(serve: Serve) -> None:
+    """/healthz is for probes and the webhook has its signature: no token asked."""
+    web = await serve(read_token=TOKEN, webhook_secret=SECRET)
+    status, _, _ = await web.get("/healthz")
+    assert status == 200
+    status, body, _ = await web.post_event(encoded(start_payload()))
+    assert status == 202, body
+
+
+def test_the_read_token_file_is_read_and_checked(tmp_path: Path) -> None:
+    """load_read_token: the file's one line (blanks around ignored); a missing file, a
+    short token or one with spaces is a ConfigError naming web_read_token_file, never
+    showing the content; no file set: no token."""
+    path = tmp_path / "token"
+    path.write_text(f"  {TOKEN}\n", encoding="utf-8")
+    assert load_read_token(path) == TOKEN
+    assert load_read_token(None) is None
+    for content in ("short-token\n", f"{TOKEN[:16]} {TOKEN[16:]}\n"):
+        path.write_text(content, encoding="utf-8")
+        with pytest.raises(ConfigError, match="web_read_token_file") as caught:
+            load_read_token(path)
+        assert "short-token" not in str(caught.value) and "32 printable" in str(caught.value)
+    with pytest.raises(ConfigError, match="no such file"):
+        load_read_token(tmp_path / "missing")
 
 
 # -- the server -----------------------------------------------------------------------------

@@ -147,3 +147,26 @@ def test_a_web_port_in_use_stops_the_bot_at_start_naming_it(tmp_path: Path) -> N
         web_port = taken.getsockname()[1]
         done = run_refused(write_ini)
     assert f"cannot listen on web_host:web_port 127.0.0.1:{web_port}:" in done.stderr, done.stderr
+
+
+@pytest.mark.e2e  # starts the bot
+def test_an_unusable_read_token_file_stops_the_bot_at_start_naming_the_key(
+    tmp_path: Path,
+) -> None:
+    """`deploybot run` whose web_read_token_file holds a short token exits 1 with a line
+    naming web_read_token_file (not the token), no traceback, and never connects."""
+    ini = tmp_path / "bot.ini"
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "token").write_text("too-short-token\n", encoding="utf-8")
+
+    def write_ini(port: int) -> Path:
+        ini.write_text(
+            "[bot]\nnick = deploybot\nhost = 127.0.0.1\n"
+            f"port = {port}\n\n[deploybot]\nplans_dir = plans\n"
+            f"web_host = 127.0.0.1\nweb_port = {free_port()}\nweb_read_token_file = token\n"
+        )
+        return ini
+
+    done = run_refused(write_ini)
+    assert "[deploybot] web_read_token_file: " in done.stderr, done.stderr
+    assert "too-short-token" not in done.stderr

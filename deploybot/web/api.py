@@ -130,6 +130,18 @@ Webhook acceptance (:func:`webhook_precheck`, then :func:`webhook_document`)
     the answer is 503 ``store-unavailable`` with ``Retry-After``: nothing of the event was
     remembered, so the sender's retry does all of it.
 
+Who may ask (:func:`check_host`, :func:`check_read_token`), before any route
+    Every request's ``Host`` must name the server: an IP address (v4 or v6), ``localhost``,
+    ``web_host`` or one of ``web_public_names`` (any case, any port, a trailing dot
+    ignored); anything else is 421 ``misdirected-request``.  A page of another site that
+    rebinds its own name to 127.0.0.1 (DNS rebinding) sends its own name as ``Host``, so
+    it cannot read a server on the loopback address.  A request without ``Host`` (HTTP/1.0;
+    no browser sends one) is let through.  With ``web_read_token_file`` set, every route
+    but ``/healthz`` (a probe reveals nothing but whether the bot is up) and ``POST
+    /api/v1/events`` (signed) asks for ``Authorization: Bearer <token>``, compared in
+    constant time: 401 ``missing-token`` or ``bad-token`` with ``WWW-Authenticate:
+    Bearer``.  :func:`load_read_token` reads the file (32 characters or more).
+
 Metrics (:func:`metrics_text`)
     Prometheus text format 0.0.4, every family with ``# HELP`` and ``# TYPE``:
     ``deploybot_bus_received_total{source}``, ``deploybot_bus_decoded_total``,
@@ -145,7 +157,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -154,11 +168,12 @@ from typing import Any, get_args
 
 from deploybot.bus.events import BadMessage, from_webhook
 from deploybot.bus.reactor import BusReactor
+from deploybot.config import Config
 from deploybot.core import Core
 from deploybot.deployday.digest import digest_for_day, digest_to_dict
 from deploybot.deployday.roster import firefight_channel
 from deploybot.durations import DAY, FIRST_YEAR, LAST_YEAR, iso_utc, parse_day, whole_seconds
-from deploybot.errors import DateError, DeploybotError
+from deploybot.errors import ConfigError, DateError, DeploybotError
 from deploybot.health import IrcStatus
 from deploybot.lines import one_line
 from deploybot.plans.model import Plan
@@ -183,6 +198,8 @@ __all__ = [
     "ApiError",
     "IncidentQuery",
     "SignedRequest",
+    "check_host",
+    "check_read_token",
     "deployment_document",
     "deployments_document",
     "digest_document",
@@ -191,6 +208,7 @@ __all__ = [
     "incident_document",
     "incident_to_dict",
     "incidents_document",
+    "load_read_token",
     "metrics_text",
     "parse_incident_query",
     "path_day",
@@ -757,6 +775,99 @@ def metrics_text(
         ),
     )
     return "\n".join(out.lines) + "\n"
+
+
+# -- who may ask ---------------------------------------------------------------------------
+
+#: Routes that ask for no read token (path, method or None for any).
+TOKEN_FREE: tuple[tuple[str, str | None], ...] = (("/healthz", None), ("/api/v1/events", "POST"))
+#: The shortest read token accepted.
+MIN_READ_TOKEN = 32
+_BEARER = re.compile(r"Bearer[ \t]+(\S+)[ \t]*", re.IGNORECASE)
+
+
+def _host_name(header: str) -> str:
+    """The name in a ``Host`` header: without the port, brackets or a trailing dot, lower."""
+    text = header.strip().lower()
+    if text.startswith("["):
+        return text[1:].partition("]")[0]
+    name, colon, port = text.rpartition(":")
+    if colon and port.isdigit() and ":" not in name:
+        text = name
+    return text.removesuffix(".")
+
+
+def _is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def check_host(config: Config, host: str | None) -> None:
+    """Let a request through when its ``Host`` names this server (see the module
+    documentation); :class:`ApiError` 421 ``misdirected-request`` otherwise."""
+    if host is None:
+        return
+    name = _host_name(host)
+    allowed = {"localhost", config.web_host.lower().strip("[]"), *config.web_public_names}
+    if name in allowed or _is_ip_address(name):
+        return
+    raise ApiError(
+        421,
+        "misdirected-request",
+        f"this server does not answer to the host name {_shown(name)}: use its address, or "
+        "add the name to web_public_names in the [deploybot] section",
+    )
+
+
+def check_read_token(token: str | None, path: str, method: str, authorization: str | None) -> None:
+    """Let a request through when no read ``token`` is set, the route asks for none, or
+    ``authorization`` is ``Bearer <token>``; :class:`ApiError` 401 otherwise."""
+    if token is None or any(
+        path == free and wanted in (None, method) for free, wanted in TOKEN_FREE
+    ):
+        return
+    challenge = {"WWW-Authenticate": 'Bearer realm="deploybot"'}
+    if authorization is None:
+        raise ApiError(
+            401,
+            "missing-token",
+            "this server asks for a read token: send Authorization: Bearer <token>",
+            challenge,
+        )
+    match = _BEARER.fullmatch(authorization)
+    offered = match[1].encode("utf-8", "replace") if match else b""
+    if not hmac.compare_digest(offered, token.encode("utf-8")):
+        raise ApiError(
+            401, "bad-token", "the Authorization header is not the read token", challenge
+        )
+
+
+def load_read_token(path: str | os.PathLike[str] | None) -> str | None:
+    """The read token in ``web_read_token_file`` (one line, surrounding blanks ignored);
+    None when no file is set.  :class:`~deploybot.errors.ConfigError` naming the key when
+    the file cannot be read or holds no usable token (its content is never shown)."""
+    if path is None:
+        return None
+    key = "web_read_token_file"
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read(4096)
+    except UnicodeDecodeError:
+        raise ConfigError(key, f"cannot read {os.fspath(path)}: not UTF-8 text") from None
+    except OSError as error:
+        reason = os.strerror(error.errno).lower() if error.errno else "cannot read it"
+        raise ConfigError(key, f"cannot read {os.fspath(path)}: {reason}") from None
+    token = text.strip()
+    if len(token) < MIN_READ_TOKEN or any(c.isspace() or not c.isprintable() for c in token):
+        raise ConfigError(
+            key,
+            f"{os.fspath(path)} does not hold a token of {MIN_READ_TOKEN} printable characters "
+            "or more without spaces (e.g. openssl rand -hex 32 > FILE)",
+        )
+    return token
 
 
 # -- webhook signatures -----------------------------------------------------------------
