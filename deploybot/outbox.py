@@ -8,6 +8,10 @@ disconnected.  Two kinds of output differ in what happens when the bot is offlin
   once the bot is back in its channels, never dropped;
 * ``reply`` — answers to a command: dropped (with a log line) if they could not be
   sent within a minute, since the person asking has moved on.
+
+Replies go out before posts waiting at the same time, and private posts (pages) and
+topics before channel posts; the adapter bounds what waits and may join short lines to
+one target with `` · `` (never one person's reply with another's); SPEC §4 says how.
 """
 
 from __future__ import annotations

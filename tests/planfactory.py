@@ -120,3 +120,20 @@ def make_plan(**overrides: Any) -> Plan:
     }
     fields.update(overrides)
     return Plan(**fields)
+
+
+def on_shift_plan(when: datetime, window: timedelta, channel: str, people: list[str]) -> Plan:
+    """The factory's plan opening at `when` for `window` in `channel`, with `people` all on
+    one infrastructure shift the whole window (the first is the escalation list too), no
+    teams and no consumers: its opening pages exactly `people`."""
+    return make_plan(
+        when=when,
+        duration=window,
+        teams=(),
+        consumers=(),
+        roster=Roster(
+            channel=channel,
+            shifts=(Shift("infrastructure", tuple(people), when, when + window),),
+            escalation=(people[0],),
+        ),
+    )

@@ -33,7 +33,7 @@ from tests.botprocess import (
 from tests.ircd.client import IrcClient, Message
 from tests.ircd.fixtures import Account, IrcClientFactory, MakeAccount
 from tests.ircd.servers import InspircdWithServices
-from tests.planfactory import make_plan
+from tests.planfactory import make_plan, on_shift_plan
 
 pytestmark = pytest.mark.irc
 
@@ -587,3 +587,62 @@ async def test_a_crash_mid_window_repeats_no_page_and_the_digest_comes_once(
     assert rows == [(1,)]
     await bot.stop(infra)
     assert "Traceback" not in bot.log_text()
+
+
+# -- 3. replies before the opening burst ----------------------------------------------------------
+
+
+async def test_a_report_is_answered_within_2s_while_pages_to_ten_people_wait(
+    inspircd_services: InspircdWithServices,
+    make_account: MakeAccount,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+) -> None:
+    """The opening of a deploy with ten people on shift queues the topic, the API break,
+    ten private pages and their highlights: a dozen seconds of output on the stock class.
+    A `!broke` sent as soon as the bot joins the channel is answered within 2 s — command replies go
+    before queued posts — while pages are still arriving after the answer."""
+    net = inspircd_services
+    window = timedelta(seconds=60)
+    admin_chan, fire_chan = "#" + net.unique_name("rp-admin"), "#" + net.unique_name("rp-fire")
+    account = await make_account("deploybot")
+    people = await connect_all(
+        irc_client, net.relaxed_port, [net.unique_name(f"oncall{i}") for i in range(10)]
+    )
+    reporter = people[0]
+    await reporter.join(admin_chan)
+    await create_channel(reporter, fire_chan)
+    bot, when, _end, _digest = await deploy_day_bot(
+        net,
+        make_account,
+        bot_process,
+        account,
+        admin_chan,
+        window=window,
+        escalate_after=timedelta(seconds=600),
+        digest_delay=timedelta(seconds=600),
+    )
+    plan = on_shift_plan(when, window, fire_chan, [p.nick for p in people])
+    bot.write_plan(plan)
+    b = account.name
+    await bot.start(reporter, admin_chan)
+    # the JOIN is the opening's first line: the topic, the break and the pages are queued
+    await bot.wait_joined(reporter, fire_chan, timeout=seconds_until(when) + PACE_TIMEOUT)
+
+    loop = asyncio.get_running_loop()
+    asked_at = loop.time()
+    await reporter.privmsg(fire_chan, "!broke pkgdb2 the compose fails")
+    await wait_said(reporter, b, "recorded incident #1", target=fire_chan, timeout=PACE_TIMEOUT)
+    answered_in = loop.time() - asked_at
+    answered_at = [len(client.messages) for client in people]
+
+    for client in people:
+        await wait_said(client, b, PAGE_PREFIX, target=client.nick, timeout=PACE_TIMEOUT)
+    paged_after = [
+        client.nick
+        for client, since in zip(people, answered_at, strict=True)
+        if private_pages(client, b, since)
+    ]
+    assert answered_in <= 2.0, f"the reply took {answered_in:.1f} s"
+    assert paged_after, "every page went out before the reply: nothing was queued"
+    await bot.stop(reporter)

@@ -56,6 +56,7 @@ from deploybot.texts import irc_back_line
 
 from .accounts import irc_lower as _lower
 from .capabilities import SECRET_KEYS, BotConfigError, IrcLoginError, resolve_sasl_password
+from .outqueue import OutItem, OutputQueue, is_channel
 from .throttle import TokenBucket, backoff_delay, command_cost
 
 __all__ = ["BotConfigError", "DeployIrcBot", "IrcLoginError", "IrcOutbox", "resolve_sasl_password"]
@@ -106,17 +107,6 @@ def _loggable(line: str) -> str:
     if command.upper() == "AUTHENTICATE" and rest not in ("PLAIN", "+", "*"):
         return "AUTHENTICATE ****"
     return line
-
-
-@dataclass
-class _Item:
-    """One queued output: a message, a topic, a JOIN/PART, or a raw protocol line."""
-
-    kind: str  # "post" (kept until sent) or "reply" (dropped after reply_ttl)
-    created: float
-    command: str  # PRIVMSG, NOTICE, TOPIC, JOIN, PART or "" for a raw line
-    target: str
-    text: str
 
 
 @dataclass
@@ -189,6 +179,10 @@ class _Connection(irc3.IrcConnection):
         self.factory._on_connection_lost(self, exc)
 
 
+def _asker(target: str, person: str | None) -> str:
+    return person if person is not None else "" if is_channel(target) else target
+
+
 class IrcOutbox:
     """:class:`deploybot.outbox.Outbox` for a :class:`DeployIrcBot`."""
 
@@ -199,10 +193,15 @@ class IrcOutbox:
         self._bot._enqueue("post", "PRIVMSG", target, text)
 
     def reply(self, target: str, text: str) -> None:
-        self._bot._enqueue("reply", "PRIVMSG", target, text)
+        self.answer(target, text, None)
 
     def notice(self, target: str, text: str) -> None:
-        self._bot._enqueue("reply", "NOTICE", target, text)
+        self._bot._enqueue("reply", "NOTICE", target, text, _asker(target, None))
+
+    def answer(self, target: str, text: str, person: str | None) -> None:
+        """A reply to ``person``'s command (default: ``target`` when it is a nick): it is
+        joined with that person's other waiting replies, never with anyone else's."""
+        self._bot._enqueue("reply", "PRIVMSG", target, text, _asker(target, person))
 
     def join(self, channel: str) -> None:
         channel = self._bot._channel_name(channel)
@@ -279,7 +278,7 @@ class DeployIrcBot(irc3.IrcBot):
         self._bucket = TokenBucket(
             settings["throttle_burst"], settings["throttle_rate"], loop.time()
         )
-        self._queue: deque[_Item] = deque()
+        self._queue = OutputQueue(settings["reply_ttl"])
         self._current: deque[tuple[str, str, float]] = deque()  # lines of the item being sent
         self._priority: deque[str] = deque()
         self._wake = asyncio.Event()
@@ -503,38 +502,23 @@ class DeployIrcBot(irc3.IrcBot):
             raise ValueError(f"not a channel name: {name!r}")
         return channel if channel[0] in "#&+!" else "#" + channel
 
-    def _enqueue(self, kind: str, command: str, target: str, text: str) -> None:
-        self._queue.append(_Item(kind, self.loop.time(), command, target, text))
+    def _enqueue(self, kind: str, command: str, target: str, text: str, person: str = "") -> None:
+        self._queue.add(OutItem(kind, self.loop.time(), command, target, text, person))
         self._wake.set()
 
     def _stale(self, kind: str, created: float) -> bool:
-        return kind == "reply" and self.loop.time() - created > self.settings["reply_ttl"]
+        return self._queue.stale(kind, created, self.loop.time())
 
-    def _load_next(self) -> None:
-        """Move the next queued item's lines into ``_current`` (coalescing short replies)."""
-        item = self._queue.popleft()
-        if self._stale(item.kind, item.created):
-            age = self.loop.time() - item.created
-            log.info("dropping a reply queued %.0f s ago: %s %s", age, item.target, item.text)
-            return
-        lines = self._lines(item)
-        if item.kind == "reply" and item.command in ("PRIVMSG", "NOTICE") and len(lines) == 1:
-            while self._queue:
-                nxt = self._queue[0]
-                same = (nxt.kind, nxt.command, nxt.target) == ("reply", item.command, item.target)
-                if not same or self._stale(nxt.kind, nxt.created):
-                    break
-                if not one_line(nxt.text):
-                    self._queue.popleft()
-                    continue
-                merged = message_lines(item.command, item.target, f"{item.text} · {nxt.text}")
-                if len(merged) != 1:
-                    break
-                item.text, lines = f"{item.text} · {nxt.text}", merged
-                self._queue.popleft()
-        self._current.extend((line, item.kind, item.created) for line in lines)
+    def _load_next(self) -> bool:
+        """Move the next queued item's lines into ``_current`` (see :class:`OutputQueue`
+        for the order, merging and bounds); False when nothing is waiting."""
+        item = self._queue.take(self.loop.time())
+        if item is None:
+            return False
+        self._current.extend((line, item.kind, item.created) for line in self._lines(item))
+        return True
 
-    def _lines(self, item: _Item) -> list[str]:
+    def _lines(self, item: OutItem) -> list[str]:
         if item.command in ("PRIVMSG", "NOTICE"):
             if not one_line(item.text) or not one_line(item.target):
                 log.debug("not sending an empty %s to %r", item.command, item.target)
@@ -557,6 +541,14 @@ class DeployIrcBot(irc3.IrcBot):
             )
         return [item.text]
 
+    def _output_waiting(self) -> bool:
+        """Whether anything may go out now (once the bucket allows)."""
+        if not self._registered or self.failed.done():
+            return False
+        return bool(self._priority) or (
+            self._ready and (bool(self._current) or self._queue.waiting())
+        )
+
     def _next_line(self) -> deque[Any] | None:
         """The deque whose head goes out next, or None when nothing may go now."""
         if not self._registered or self.failed.done():
@@ -565,8 +557,8 @@ class DeployIrcBot(irc3.IrcBot):
             return self._priority
         if not self._ready:
             return None
-        while not self._current and self._queue:
-            self._load_next()
+        while not self._current and self._load_next():
+            pass
         while self._current and self._stale(self._current[0][1], self._current[0][2]):
             log.info("dropping a stale reply line: %s", self._current.popleft()[0])
         return self._current or None
@@ -574,10 +566,18 @@ class DeployIrcBot(irc3.IrcBot):
     async def _send_loop(self) -> None:
         while True:
             try:
-                source = self._next_line()
-                if source is None:
+                if not self._output_waiting():
                     self._wake.clear()
                     await self._wake.wait()
+                    continue
+                # Choose the line only once a token is there: a reply queued meanwhile
+                # goes before a post that would otherwise have been chosen earlier.
+                delay = self._bucket.delay_until_available(self.loop.time(), 1)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    continue
+                source = self._next_line()
+                if source is None:
                     continue
                 head = source[0]
                 line = head if isinstance(head, str) else head[0]

@@ -84,16 +84,17 @@ class Commands:
     async def _answer(self, app: Any, request: Request) -> None:
         flood = self.flood(app)
         for out in await dispatch(app.core, self.registry, request, flood):
-            self._send(out)
+            self._send(out, request.nick)
         who = flood_key(request)
         if flood.has_pending(who):
             self.bot.once_later(f"flood-reports {who}", REPORT_MERGE_SECONDS, self._held(who))
 
-    def _send(self, out: Outgoing) -> None:
+    def _send(self, out: Outgoing, person: str | None = None) -> None:
+        """Send ``out``; a reply is joined only with ``person``'s other waiting replies."""
         if out.notice:
             self.bot.outbox.notice(out.target, out.text)
         else:
-            self.bot.outbox.reply(out.target, out.text)
+            self.bot.outbox.answer(out.target, out.text, person)
 
     def _held(self, who: str) -> Callable[[], None]:
         """Send ``who``'s held report replies as one private line."""
