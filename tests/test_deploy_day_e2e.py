@@ -55,8 +55,10 @@ async def deploy_day_bot(
     window: timedelta,
     escalate_after: timedelta,
     digest_delay: timedelta,
+    stock: bool = False,
 ) -> tuple[BotProcess, datetime, datetime, datetime]:
-    """The bot (not started) on the relaxed port, logged in to `account`, with the one
+    """The bot (not started) on the relaxed port (`stock`: the stock port with the default
+    pacing), logged in to `account`, with the one
     countdown "0", pages escalated `escalate_after` after they are sent and the digest due
     `digest_delay` after a `window` that starts LEAD from now; and that window's start, its
     end and the digest's time."""
@@ -68,6 +70,7 @@ async def deploy_day_bot(
         make_account,
         bot_process,
         account,
+        stock=stock,
         admin_channel=admin_channel,
         countdowns="0",
         deploybot_settings={
@@ -621,6 +624,7 @@ async def test_a_report_is_answered_within_2s_while_pages_to_ten_people_wait(
         window=window,
         escalate_after=timedelta(seconds=600),
         digest_delay=timedelta(seconds=600),
+        stock=True,
     )
     plan = on_shift_plan(when, window, fire_chan, [p.nick for p in people])
     bot.write_plan(plan)
