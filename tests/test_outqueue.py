@@ -166,3 +166,15 @@ def test_pages_to_one_nick_are_bounded_and_other_pages_are_not_held_back() -> No
     assert len(out) == POSTS_PER_NICK + 1
     assert out[0].endswith(f"(and {50 - POSTS_PER_NICK} more not sent: too many at once)")
     assert out[-1] == "PRIVMSG oncall :[page #99] deploy started"
+
+
+def test_peek_cost_is_the_cost_of_what_take_gives_next() -> None:
+    """A TOPIC waiting costs 2 tokens; once a reply is queued the next item is the reply
+    (1 token): the sender waits for the cost of what it will really send."""
+    queue = OutputQueue(reply_ttl=60)
+    assert queue.peek_cost() == 1
+    queue.add(post("#fire", "deploy pkgdb2", "TOPIC"))
+    assert queue.peek_cost() == 2
+    queue.add(reply("#fire", "alice: recorded #1", "alice"))
+    assert queue.peek_cost() == 1
+    assert drain(queue)[0] == "PRIVMSG #fire :alice: recorded #1"

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping
@@ -549,6 +550,14 @@ class DeployIrcBot(irc3.IrcBot):
             self._ready and (bool(self._current) or self._queue.waiting())
         )
 
+    def _next_cost(self) -> int:
+        """Tokens the line :meth:`_next_line` would give now costs."""
+        if self._priority:
+            return command_cost(self._priority[0])
+        if self._current:
+            return command_cost(self._current[0][0])
+        return self._queue.peek_cost()
+
     def _next_line(self) -> deque[Any] | None:
         """The deque whose head goes out next, or None when nothing may go now."""
         if not self._registered or self.failed.done():
@@ -570,11 +579,14 @@ class DeployIrcBot(irc3.IrcBot):
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                # Choose the line only once a token is there: a reply queued meanwhile
-                # goes before a post that would otherwise have been chosen earlier.
-                delay = self._bucket.delay_until_available(self.loop.time(), 1)
+                # Take the next line only once the bucket holds what it costs, and wake
+                # for anything queued meanwhile: a reply queued while a TOPIC (2 tokens)
+                # waits goes first.
+                delay = self._bucket.delay_until_available(self.loop.time(), self._next_cost())
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), delay)
                     continue
                 source = self._next_line()
                 if source is None:

@@ -43,6 +43,8 @@ from dataclasses import dataclass
 
 from deploybot.lines import message_lines, one_line
 
+from .throttle import command_cost
+
 __all__ = [
     "LANE_LIMITS",
     "MERGE_POSTS_ABOVE",
@@ -210,15 +212,27 @@ class OutputQueue:
                 item.text += f" (and {dropped} more not sent: too many at once)"
             return item
 
-    def _next_reply(self, lane: deque[OutItem]) -> OutItem:
+    def peek_cost(self) -> int:
+        """Tokens (:func:`~deploybot_plugins.irc.throttle.command_cost`) of the item that
+        :meth:`take` would give now; 1 when nothing is waiting."""
+        n = self._lane_to_take()
+        if n is None:
+            return 1
+        lane = self._lanes[n]
+        item = self._reply_candidate(lane) if n == REPLY else lane[0]
+        return command_cost(item.text if not item.command else item.command)
+
+    def _reply_candidate(self, lane: deque[OutItem]) -> OutItem:
         """The oldest reply of the person served longest ago (round robin among people)."""
         firsts: dict[str, OutItem] = {}
         for item in lane:
             firsts.setdefault(item.person.lower(), item)
-        person = min(firsts, key=lambda p: self._served.get(p, -1))
+        return firsts[min(firsts, key=lambda p: self._served.get(p, -1))]
+
+    def _next_reply(self, lane: deque[OutItem]) -> OutItem:
+        item = self._reply_candidate(lane)
         self._turn += 1
-        self._served[person] = self._turn
-        item = firsts[person]
+        self._served[item.person.lower()] = self._turn
         lane.remove(item)
         return item
 
