@@ -31,7 +31,6 @@ __all__ = [
     "irc_back_line",
     "named",
     "plan_line",
-    "plural",
     "when_text",
 ]
 

@@ -12,8 +12,9 @@ import re
 from typing import TYPE_CHECKING
 
 from deploybot.commands.base import Reply, Request, UsageError, command, example
+from deploybot.durations import plural
 from deploybot.plans.schedule import running, upcoming
-from deploybot.texts import plan_line, plural
+from deploybot.texts import plan_line
 
 if TYPE_CHECKING:
     from deploybot.core import Core

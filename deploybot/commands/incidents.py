@@ -24,10 +24,11 @@ from deploybot.commands.base import (
     number_argument,
 )
 from deploybot.commands.consumers import known_service, planned_services
+from deploybot.durations import plural
 from deploybot.plans.model import Plan
 from deploybot.plans.schedule import day_bounds, running
 from deploybot.store import Incident, UnknownIncidentError
-from deploybot.texts import deploy_link, elapsed_text, incident_detail, incident_line, plural
+from deploybot.texts import deploy_link, elapsed_text, incident_detail, incident_line
 
 if TYPE_CHECKING:
     from deploybot.core import Core

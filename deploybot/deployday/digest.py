@@ -68,10 +68,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol
 
-from deploybot.durations import iso_utc, whole_seconds
+from deploybot.durations import iso_utc, plural, whole_seconds
 from deploybot.plans.model import Plan
 from deploybot.plans.schedule import day_bounds, today
-from deploybot.texts import clock_text, elapsed_text, plural, when_text
+from deploybot.texts import clock_text, elapsed_text, when_text
 
 __all__ = [
     "MAX_SHORT_LINES",

@@ -57,13 +57,14 @@ from deploybot.deployday.roster import (
     on_shift_nicks,
     pagees,
 )
+from deploybot.durations import plural
 from deploybot.errors import DeploybotError
 from deploybot.jobs import add_date_job, remove_jobs
 from deploybot.lines import fits, one_line, shorten
 from deploybot.plans.model import Plan
 from deploybot.plans.schedule import running
 from deploybot.store import Incident, Page
-from deploybot.texts import break_lines, clock_text, incident_line, named, plural
+from deploybot.texts import break_lines, clock_text, incident_line, named
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler

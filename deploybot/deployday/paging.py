@@ -66,12 +66,13 @@ from deploybot.deployday.roster import (
     team_members_on_shift,
     team_named,
 )
+from deploybot.durations import plural
 from deploybot.errors import DeploybotError
 from deploybot.jobs import add_date_job
 from deploybot.lines import fits, one_line, shorten
 from deploybot.plans.model import Plan
 from deploybot.store import Page
-from deploybot.texts import elapsed_text, plural
+from deploybot.texts import elapsed_text
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
