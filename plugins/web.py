@@ -44,7 +44,7 @@ from deploybot.core import Core
 from deploybot.health import IrcStatus
 from deploybot.web import api
 from deploybot.web.calendarfeed import calendar_feed
-from deploybot.web.pages import digest_page_of, front_page
+from deploybot.web.pages import deployment_page_of, digest_page_of, front_page
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +254,14 @@ async def _index(request: web.Request) -> web.Response:
     return _html(front_page(_state(request).core))
 
 
+async def _deployment_page(request: web.Request) -> web.Response:
+    plan_id = request.match_info["id"]
+    page = deployment_page_of(_state(request).core, plan_id)
+    if page is None:
+        raise web.HTTPNotFound(text=f"no deployment {plan_id[:60]!r}\n")
+    return _html(page)
+
+
 def _page_day(text: str) -> date:
     try:
         return api.path_day(text)
@@ -300,6 +308,7 @@ def make_app(
     router.add_get("/healthz", _healthz)
     router.add_get("/metrics", _metrics)
     router.add_get("/", _index)
+    router.add_get("/deployments/{id}", _deployment_page)
     router.add_get("/digest/{date}", _digest_page)
     router.add_get("/calendar.ics", _calendar)
     return app

@@ -175,14 +175,21 @@ def encoded(document: Any) -> bytes:
     return json.dumps(document).encode("utf-8")
 
 
-def report(core: Core, minutes: int, service: str = "pkgdb2") -> int:
+def report(
+    core: Core,
+    minutes: int,
+    service: str = "pkgdb2",
+    text: str = "acl page returns 500",
+    deploy_id: str | None = None,
+) -> int:
     return core.store.report_incident(
         service=service,
-        text="acl page returns 500",
+        text=text,
         reporter_nick="alice",
         reporter_account=None,
         channel="#pkgdb2-firefight",
         now=WHEN + timedelta(minutes=minutes),
+        deploy_id=deploy_id,
     ).number
 
 
@@ -626,9 +633,35 @@ async def test_the_front_page_shows_todays_incidents_and_those_still_open(web: S
     assert f"#{today}" in text
 
 
+async def test_the_deploy_page_is_linked_from_the_front_page_and_shows_its_incidents(
+    web: Served,
+) -> None:
+    """/ links each deploy to /deployments/{id}; that page shows the plan, who is on
+    shift and the incidents reported during the deploy (not the others); an unknown id
+    is a plain 404."""
+    report(web.core, 5, text="during the deploy", deploy_id="pkgdb2-2.0")
+    report(web.core, 6, text="elsewhere")
+    status, text, _ = await web.get("/")
+    assert status == 200 and '<a href="deployments/pkgdb2-2.0">' in text
+    status, text, response = await web.get("/deployments/pkgdb2-2.0")
+    assert status == 200 and response.content_type == "text/html"
+    assert "⚠ API BREAK" in text and "On shift now:" in text
+    assert "during the deploy" in text and "elsewhere" not in text
+    status, text, response = await web.get("/deployments/no-such-plan")
+    assert status == 404 and response.content_type != "application/json"
+    assert "no deployment 'no-such-plan'" in text
+
+
 # -- who may ask ----------------------------------------------------------------------------
 
-EVERY_GET = ["/api/v1/deployments", "/api/v1/incidents", "/", "/calendar.ics", "/metrics"]
+EVERY_GET = [
+    "/api/v1/deployments",
+    "/api/v1/incidents",
+    "/",
+    "/deployments/pkgdb2-2.0",
+    "/calendar.ics",
+    "/metrics",
+]
 TOKEN = "0123456789abcdef0123456789abcdef"
 
 

@@ -17,7 +17,13 @@ from deploybot.deployday.digest import Digest, build_digest, full_lines
 from deploybot.plans.model import ApiBreak, Plan
 from deploybot.store import Incident, Store
 from deploybot.web import pages
-from deploybot.web.pages import digest_page, front_page_incidents, index_page
+from deploybot.web.pages import (
+    deployment_page,
+    digest_page,
+    front_page_incidents,
+    index_page,
+    templates,
+)
 from tests.planfactory import DEFAULT_WHEN, make_plan
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -256,6 +262,105 @@ def test_links_are_relative() -> None:
     assert '<a href="calendar.ics">' in page
     digest = build_digest([], [], date(2026, 12, 1), UTC)
     assert '<a href="../">' in digest_page(digest, tz=UTC)
+
+
+def test_index_links_each_deploy_to_its_page_quoting_the_id() -> None:
+    """Each deploy's name links to deployments/{id}, the id quoted as one path segment."""
+    page = index([make_plan(id="pkgdb2-2.0"), make_plan(id="a/b c", when=DEFAULT_WHEN)])
+    assert '<a href="deployments/pkgdb2-2.0">' in page
+    assert '<a href="deployments/a%2Fb%20c">' in page
+
+
+# -- /deployments/{id} --------------------------------------------------------------------
+
+
+def deployment(
+    plan: Plan | None = None, incidents: list[Incident] | None = None, now: datetime = NOW
+) -> str:
+    return deployment_page(
+        plan or make_plan(), incidents or [], now=now, tz=UTC, channel="#pkgdb2-firefight"
+    )
+
+
+def test_deployment_page_shows_the_plan_breaks_readiness_and_roster() -> None:
+    """Before the deploy: its window and countdown, what the plan says, each API break,
+    every readiness rule with its reason, the roster's shifts and escalation."""
+    document = parse(deployment())
+    text = document.all_text
+    assert document.title == "deploy pkgdb2-2.0"
+    assert "Tue 2026-12-15 13:00 UTC to 21:00 UTC (8h)" in text
+    assert "upcoming: in 3 days" in text
+    assert "⚠ API BREAK" in text
+    assert "/api/packager/acl — returns null instead of []" in text
+    assert "READY (6 of 6 rules met, 14 days' notice)" in text
+    assert "discussed at the weekly meeting on 2026-12-02" in text
+    assert "rel-eng compose scripts (rel-eng): dgilmore" in text
+    assert "Firefighting channel: #pkgdb2-firefight." in text
+    assert "17:00–21:00 UTC" in text and "abadger1999" in text
+    assert "Escalation: nirik." in text
+    assert "On shift now" not in text  # not started yet
+    assert "no incidents reported during this deploy" in text
+    assert '<a href="../">' in deployment()
+
+
+def test_deployment_page_says_who_is_on_shift_during_the_deploy() -> None:
+    """During the window: running, and the people whose shift covers now, by team."""
+    text = parse(deployment(now=DEFAULT_WHEN + timedelta(hours=5))).all_text
+    assert "running: started 5h ago, ends 21:00 UTC" in text
+    assert "On shift now: abadger1999 (infrastructure), dgilmore (rel-eng)." in text
+    assert "pingou (infrastructure)" not in text
+
+
+def test_deployment_page_lists_missing_rules_and_the_deploys_incidents() -> None:
+    """A plan not ready: each rule met or missing; the incidents passed, by number."""
+    incidents = [make_incident(number=7, text="second"), make_incident(number=5, text="first")]
+    text = parse(
+        deployment(make_plan(meetings=()), incidents, now=DEFAULT_WHEN + timedelta(hours=9))
+    ).all_text
+    assert "NOT READY (5 of 6 rules met" in text
+    assert "✘ missing" in text and "not discussed" in text
+    assert "finished Tue 2026-12-15 21:00 UTC" in text
+    assert text.index("#5") < text.index("#7")
+    assert "deploy pkgdb2-2.0 +20 min" in text
+
+
+def test_deployment_page_escapes_every_plan_and_incident_value() -> None:
+    """No value from a plan or an incident leaves its text on the deploy page either."""
+    plan = make_plan(
+        id=EVIL,
+        service=EVIL,
+        release=EVIL,
+        title=EVIL,
+        owners=(EVIL,),
+        playbooks=(EVIL,),
+        api_breaks=(ApiBreak(EVIL, EVIL, EVIL),),
+        consumers=(replace(make_plan().consumers[0], contact=EVIL, name=EVIL),),
+    )
+    incident = make_incident(service=EVIL, text=EVIL, reporter_nick=EVIL, owner=EVIL)
+    page = deployment(plan, [incident])
+    assert "<script" not in page
+    assert 'onmouseover="' not in page
+    document = parse(page)
+    assert "script" not in document.tags
+    assert document.all_text.count(EVIL) >= 10
+
+
+@given(st.text(), st.text())
+def test_any_text_stays_text_on_the_deploy_page(title: str, summary: str) -> None:
+    """Whatever a plan title or an incident text holds, the deploy page stays well-formed."""
+    page = deployment(make_plan(title=title), [make_incident(text=summary)])
+    text = parse(page).all_text
+    for value in (title, summary):
+        assert value.replace("\r", "\n") in text.replace("\r", "\n")
+
+
+def test_templates_autoescape_and_refuse_undefined_names() -> None:
+    """The environment escapes by default and a typo in a template is an error, not an
+    empty string."""
+    environment = templates()
+    assert environment.from_string("{{ x }}").render(x="<b>") == "&lt;b&gt;"
+    with pytest.raises(Exception, match="undefined"):
+        environment.from_string("{{ nothing.here }}").render()
 
 
 # -- /digest/{date} ---------------------------------------------------------------------

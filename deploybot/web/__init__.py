@@ -2,7 +2,8 @@
 
 Owns the JSON contract of ``/api/v1`` (:mod:`.api`), the HTML pages (:mod:`.pages`) and
 the iCalendar feed (:mod:`.calendarfeed`).  No HTTP here: ``plugins/web.py`` adapts
-these to aiohttp.
+these to aiohttp.  Libraries that write a format (Jinja2 for the pages) are welcome here:
+only the transports (irc3, aiohttp, pyzmq) stay out of the core.
 
 May import everything below it: the foundation, :mod:`deploybot.plans`,
 :mod:`deploybot.store`, :mod:`deploybot.texts`, :mod:`deploybot.core`,
