@@ -38,11 +38,12 @@ from datetime import date
 from typing import Any
 
 from aiohttp import hdrs, web
+from prometheus_client.registry import CollectorRegistry
 
 from deploybot.bus.reactor import BusReactor
 from deploybot.core import Core
 from deploybot.health import IrcStatus
-from deploybot.web import api
+from deploybot.web import api, metrics
 from deploybot.web.calendarfeed import calendar_feed
 from deploybot.web.pages import deployment_page_of, digest_page_of, front_page
 
@@ -54,7 +55,6 @@ SHUTDOWN_TIMEOUT = 5.0
 #: The ``Server`` header of every answer (aiohttp's names the Python and aiohttp versions).
 SERVER = "deploybot"
 JSON_TYPE = "application/json"
-METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _STATUS_CODES = {
     400: "bad-request",
@@ -84,6 +84,20 @@ class _State:
     max_body: int
     read_token: str | None = field(default=None, repr=False)
     requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    #: Holds only :class:`~deploybot.web.metrics.DeploybotCollector`, reading this state.
+    registry: CollectorRegistry = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.registry = metrics.registry_for(self.core, self.readings)
+
+    def readings(self) -> metrics.Readings:
+        """What /metrics reads at scrape time besides the store and the plans."""
+        return metrics.Readings(
+            bus=self.reactor.stats.as_dict(),
+            duplicates=self.reactor.duplicates,
+            http_requests=dict(self.requests),
+            irc=self.irc_status(),
+        )
 
 
 STATE = web.AppKey("deploybot_state", _State)
@@ -235,15 +249,11 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    state = _state(request)
-    text = api.metrics_text(
-        state.core,
-        bus=state.reactor.stats.as_dict(),
-        duplicates=state.reactor.duplicates,
-        http_requests=dict(state.requests),
-        irc=state.irc_status(),
+    """The text format 0.0.4, or OpenMetrics when ``Accept`` asks for it."""
+    body, content_type = metrics.exposition(
+        _state(request).registry, request.headers.get(hdrs.ACCEPT)
     )
-    return web.Response(body=text.encode("utf-8"), headers={"Content-Type": METRICS_TYPE})
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def _html(text: str) -> web.Response:

@@ -1,5 +1,5 @@
 """deploybot.web.api: the /api/v1 documents built from a real core (SQLite store under
-tmp_path, plans loaded from plan files), query validation, metrics and signatures."""
+tmp_path, plans loaded from plan files), query validation and signatures."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from deploybot.bus.reactor import BusReactor
-from deploybot.bus.rules import BusStats
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
 from deploybot.health import IrcStatus
@@ -36,7 +35,6 @@ from deploybot.web.api import (
     health_document,
     incident_document,
     incidents_document,
-    metrics_text,
     signature,
     signature_ok,
     webhook_document,
@@ -496,59 +494,6 @@ def test_health_says_ok_with_the_plan_count_and_503_when_the_store_is_gone(core:
     core.store.close()
     status, document = health_document(core, IrcStatus(False))
     assert (status, document["ok"]) == (503, False)
-
-
-SAMPLE = re.compile(r'[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_]\w*="([^"\\]|\\.)*",?)*\})? [0-9.eE+-]+')
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """Every line a comment (# HELP/# TYPE) or ``name{labels} value``; samples by line."""
-    assert text.endswith("\n")
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("#"):
-            assert re.fullmatch(r"# (HELP|TYPE) deploybot_\w+ .+", line), line
-            continue
-        assert SAMPLE.fullmatch(line), line
-        name, _, value = line.rpartition(" ")
-        samples[name] = float(value)
-    return samples
-
-
-def test_metrics_are_prometheus_text_with_every_family(core: Core) -> None:
-    """Bus counters (every source, kind and fact present from the start), incidents by
-    state, plans, HTTP requests; label values are escaped."""
-    first = report(core, 10)
-    report(core, 20)
-    core.store.fix(first, "bob", None, WHEN + timedelta(minutes=30))
-    stats = BusStats()
-    stats.count_received("webhook")
-    text = metrics_text(
-        core,
-        bus=stats.as_dict(),
-        duplicates=2,
-        http_requests={("GET", '/a"\\b', "200"): 3},
-        irc=IrcStatus(True, login_failures=3),
-    )
-    samples = parse_metrics(text)
-    assert samples['deploybot_bus_received_total{source="webhook"}'] == 1
-    assert samples['deploybot_bus_received_total{source="fedmsg"}'] == 0
-    assert samples['deploybot_bus_dropped_total{kind="not-json"}'] == 0
-    assert samples['deploybot_bus_facts_total{fact="DeployStarted"}'] == 0
-    assert samples["deploybot_bus_decoded_total"] == 0
-    assert samples["deploybot_bus_duplicates_total"] == 2
-    assert samples['deploybot_incidents{state="open"}'] == 1
-    assert samples['deploybot_incidents{state="fixed"}'] == 1
-    assert samples["deploybot_plans_loaded"] == 2
-    assert samples["deploybot_irc_connected"] == 1
-    assert samples["deploybot_irc_down_seconds"] == 0
-    assert samples["deploybot_irc_login_failures_total"] == 3
-    route = 'deploybot_http_requests_total{method="GET",route="/a\\"\\\\b",status="200"}'
-    assert samples[route] == 3
-    assert "# TYPE deploybot_incidents gauge" in text
-    assert "# TYPE deploybot_bus_received_total counter" in text
-    unknown = metrics_text(core, bus=stats.as_dict(), duplicates=0, http_requests={}, irc=None)
-    assert "deploybot_irc_connected" not in unknown
 
 
 # -- signatures -----------------------------------------------------------------------------

@@ -20,6 +20,10 @@ from typing import Any
 import aiohttp
 import pytest
 from deploybot_plugins.web import MAX_BODY, WebServer, WebStartError
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
+from prometheus_client.parser import text_string_to_metric_families
 
 from deploybot.bus.reactor import BusReactor
 from deploybot.config import config_from_mapping
@@ -42,10 +46,6 @@ SECRET = "a webhook secret of 32 bytes or more"
 START = "org.fedoraproject.prod.ansible.playbook.start"
 PLAYBOOK = "/srv/web/infra/ansible/playbooks/groups/pkgdb.yml"
 SAMPLES_DIR = Path(__file__).parent / "data" / "bus-samples"
-SAMPLE_LINE = re.compile(
-    r'deploybot_[a-z_]+(\{[a-z_]+="([^"\\\n]|\\[\\n"])*"(,[a-z_]+="([^"\\\n]|\\[\\n"])*")*\})?'
-    r" -?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?"
-)
 
 
 class Served:
@@ -553,9 +553,9 @@ async def test_healthz_reports_the_last_failed_write_until_one_succeeds(web: Ser
 
 
 async def test_metrics_parse_as_prometheus_text_and_count_what_happened(web: Served) -> None:
-    """After a webhook event and a 404, /metrics (text/plain; version=0.0.4) has a HELP
-    and a TYPE line per family and every other line is `name{labels} value`; the
-    counters show the event, the fact, the incident and the requests by route."""
+    """After a webhook event and a 404, /metrics (text/plain; version=0.0.4) parses with
+    prometheus-client's parser, with every family; the counters show the event, the
+    fact, the incident and the requests by route."""
     report(web.core, 1)
     await web.post_event(encoded(start_payload()))
     await web.get("/api/v1/incidents/99")
@@ -563,37 +563,47 @@ async def test_metrics_parse_as_prometheus_text_and_count_what_happened(web: Ser
     status, text, response = await web.get("/metrics")
     assert status == 200
     assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
-    samples: dict[str, float] = {}
-    families = set()
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            families.add(line.split()[2])
-            continue
-        if line.startswith("# HELP "):
-            continue
-        assert SAMPLE_LINE.fullmatch(line), line
-        name, _, value = line.rpartition(" ")
-        samples[name] = float(value)
-    assert families >= {
-        "deploybot_bus_received_total",
-        "deploybot_bus_decoded_total",
-        "deploybot_bus_dropped_total",
-        "deploybot_bus_facts_total",
-        "deploybot_bus_duplicates_total",
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    samples = {
+        sample.name + json.dumps(sample.labels, sort_keys=True): sample.value
+        for family in families.values()
+        for sample in family.samples
+    }
+    assert set(families) >= {
+        "deploybot_bus_received",
+        "deploybot_bus_decoded",
+        "deploybot_bus_dropped",
+        "deploybot_bus_facts",
+        "deploybot_bus_duplicates",
         "deploybot_incidents",
         "deploybot_plans_loaded",
         "deploybot_irc_connected",
-        "deploybot_http_requests_total",
+        "deploybot_http_requests",
     }
-    assert samples['deploybot_bus_received_total{source="webhook"}'] == 1
-    assert samples['deploybot_bus_facts_total{fact="DeployStarted"}'] == 1
-    assert samples['deploybot_incidents{state="open"}'] == 1
-    assert samples["deploybot_plans_loaded"] == 1
-    route = '{method="GET",route="/api/v1/incidents/{n}",status="%s"}'
+    assert samples['deploybot_bus_received_total{"source": "webhook"}'] == 1
+    assert samples['deploybot_bus_facts_total{"fact": "DeployStarted"}'] == 1
+    assert samples['deploybot_incidents{"state": "open"}'] == 1
+    assert samples["deploybot_plans_loaded{}"] == 1
+    route = '{"method": "GET", "route": "/api/v1/incidents/{n}", "status": "%s"}'
     assert samples["deploybot_http_requests_total" + route % "404"] == 1
     assert samples["deploybot_http_requests_total" + route % "200"] == 1
-    events = '{method="POST",route="/api/v1/events",status="202"}'
+    events = '{"method": "POST", "route": "/api/v1/events", "status": "202"}'
     assert samples["deploybot_http_requests_total" + events] == 1
+
+
+async def test_metrics_are_openmetrics_when_prometheus_asks(web: Served) -> None:
+    """Prometheus's own Accept header gets OpenMetrics 1.0, ending with # EOF."""
+    accept = (
+        "application/openmetrics-text;version=1.0.0;q=0.5,"
+        "application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,"
+        "*/*;q=0.2"
+    )
+    status, text, response = await web.get("/metrics", headers={"Accept": accept})
+    assert status == 200
+    assert response.headers["Content-Type"].startswith("application/openmetrics-text;")
+    assert text.endswith("# EOF\n")
+    names = {family.name for family in openmetrics_families(text)}
+    assert {"deploybot_incidents", "deploybot_http_requests"} <= names
 
 
 async def test_front_page_digest_page_and_calendar_answer_with_their_types(web: Served) -> None:

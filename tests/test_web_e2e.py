@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from deploybot.web.api import signature
 from tests.botprocess import (
@@ -117,8 +118,14 @@ async def test_healthz_and_a_signed_webhook_event_reach_irc(
 
         async with session.get(f"{base}/metrics") as response:
             metrics = await response.text()
-        assert 'deploybot_bus_received_total{source="webhook"} 1' in metrics
-        assert 'route="/api/v1/events",status="401"} 1' in metrics
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(metrics)
+            for sample in family.samples
+        }
+        assert samples["deploybot_bus_received_total", (("source", "webhook"),)] == 1
+        refused = (("method", "POST"), ("route", "/api/v1/events"), ("status", "401"))
+        assert samples["deploybot_http_requests_total", refused] == 1
 
     await bot.stop(watcher)
     assert "Traceback" not in bot.log_text()

@@ -142,15 +142,7 @@ Who may ask (:func:`check_host`, :func:`check_read_token`), before any route
     constant time: 401 ``missing-token`` or ``bad-token`` with ``WWW-Authenticate:
     Bearer``.  :func:`load_read_token` reads the file (32 characters or more).
 
-Metrics (:func:`metrics_text`)
-    Prometheus text format 0.0.4, every family with ``# HELP`` and ``# TYPE``:
-    ``deploybot_bus_received_total{source}``, ``deploybot_bus_decoded_total``,
-    ``deploybot_bus_dropped_total{kind}``, ``deploybot_bus_facts_total{fact}``,
-    ``deploybot_bus_duplicates_total``, ``deploybot_incidents{state}``,
-    ``deploybot_plans_loaded``, ``deploybot_irc_connected``,
-    ``deploybot_irc_down_seconds`` and ``deploybot_irc_login_failures_total`` (only when
-    known) and
-    ``deploybot_http_requests_total{method,route,status}``.
+``/metrics`` is :mod:`deploybot.web.metrics`'s.
 """
 
 from __future__ import annotations
@@ -181,7 +173,6 @@ from deploybot.plans.policy import assess
 from deploybot.store import (
     Incident,
     IncidentState,
-    Store,
     StoreUnavailableError,
     TimelineEntry,
     UnknownIncidentError,
@@ -209,7 +200,6 @@ __all__ = [
     "incident_to_dict",
     "incidents_document",
     "load_read_token",
-    "metrics_text",
     "parse_incident_query",
     "path_day",
     "plan_to_dict",
@@ -652,129 +642,6 @@ def health_document(core: Core, irc: IrcStatus | None) -> tuple[int, dict[str, A
         "as_of": iso_utc(core.now()),
     }
     return (200 if store_error is None else 503), document
-
-
-def incident_counts(store: Store) -> dict[str, int]:
-    """Incidents by state (``open``, ``fixed``), all of them."""
-    return store.incident_counts()
-
-
-def _label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _sample(name: str, labels: Mapping[str, str], value: int | float) -> str:
-    if labels:
-        inner = ",".join(f'{key}="{_label_value(text)}"' for key, text in labels.items())
-        return f"{name}{{{inner}}} {value}"
-    return f"{name} {value}"
-
-
-class _Families:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(
-        self,
-        name: str,
-        kind: str,
-        help_text: str,
-        samples: Iterable[tuple[Mapping[str, str], int | float]],
-    ) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        self.lines.extend(_sample(name, labels, value) for labels, value in samples)
-
-
-def _counter_map(value: object) -> dict[str, int]:
-    if not isinstance(value, Mapping):
-        return {}
-    return {str(key): int(count) for key, count in value.items()}
-
-
-def metrics_text(
-    core: Core,
-    *,
-    bus: Mapping[str, object],
-    duplicates: int,
-    http_requests: Mapping[tuple[str, str, str], int],
-    irc: IrcStatus | None,
-) -> str:
-    """The ``/metrics`` page (Prometheus text format 0.0.4), ending with a line break.
-
-    ``bus`` is :meth:`deploybot.bus.rules.BusStats.as_dict`; ``http_requests`` counts
-    requests by ``(method, route, status)``."""
-    out = _Families()
-    out.family(
-        "deploybot_bus_received_total",
-        "counter",
-        "Bus messages received, by source (before decoding).",
-        (({"source": s}, n) for s, n in sorted(_counter_map(bus.get("received")).items())),
-    )
-    decoded = bus.get("decoded")
-    out.family(
-        "deploybot_bus_decoded_total",
-        "counter",
-        "Bus messages decoded into events.",
-        [({}, decoded if isinstance(decoded, int) else 0)],
-    )
-    out.family(
-        "deploybot_bus_dropped_total",
-        "counter",
-        "Bus messages dropped, by kind of problem.",
-        (({"kind": k}, n) for k, n in sorted(_counter_map(bus.get("dropped")).items())),
-    )
-    out.family(
-        "deploybot_bus_facts_total",
-        "counter",
-        "Deploy facts drawn from bus events, by fact type.",
-        (({"fact": f}, n) for f, n in sorted(_counter_map(bus.get("facts")).items())),
-    )
-    out.family(
-        "deploybot_bus_duplicates_total",
-        "counter",
-        "Bus events ignored as repeats of a recent message id.",
-        [({}, duplicates)],
-    )
-    counts = incident_counts(core.store)
-    out.family(
-        "deploybot_incidents",
-        "gauge",
-        "Incidents recorded, by state.",
-        (({"state": state}, counts.get(state, 0)) for state in INCIDENT_STATES),
-    )
-    out.family(
-        "deploybot_plans_loaded", "gauge", "Deployment plans in force.", [({}, len(core.plans))]
-    )
-    if irc is not None:
-        out.family(
-            "deploybot_irc_connected",
-            "gauge",
-            "1 when the bot is connected to its IRC server.",
-            [({}, int(irc.connected))],
-        )
-        out.family(
-            "deploybot_irc_down_seconds",
-            "gauge",
-            "Seconds since the bot lost (or began seeking) its IRC connection; 0 when on.",
-            [({}, int(irc.down_seconds))],
-        )
-        out.family(
-            "deploybot_irc_login_failures_total",
-            "counter",
-            "Transient IRC login failures (services away, no SASL offered); each retried.",
-            [({}, irc.login_failures)],
-        )
-    out.family(
-        "deploybot_http_requests_total",
-        "counter",
-        "HTTP requests answered, by method, route and status.",
-        (
-            ({"method": method, "route": route, "status": status}, count)
-            for (method, route, status), count in sorted(http_requests.items())
-        ),
-    )
-    return "\n".join(out.lines) + "\n"
 
 
 # -- who may ask ---------------------------------------------------------------------------
