@@ -39,6 +39,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 from prometheus_client.registry import CollectorRegistry
+from yarl import URL
 
 from deploybot.bus.reactor import BusReactor
 from deploybot.core import Core
@@ -286,7 +287,12 @@ async def _digest_page(request: web.Request) -> web.Response:
 
 async def _calendar(request: web.Request) -> web.Response:
     core = _state(request).core
-    feed = calendar_feed(core.plans, now=core.now(), notice_days=core.config.notice_days)
+    # The deploy pages' URLs are resolved against this request's own (the Host it named,
+    # which _guard checked), so they point where the client reached the server.
+    base_url = str(request.url.with_query(None).join(URL("./")))
+    feed = calendar_feed(
+        core.plans, now=core.now(), notice_days=core.config.notice_days, base_url=base_url
+    )
     return web.Response(text=feed, content_type="text/calendar", charset="utf-8")
 
 

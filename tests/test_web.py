@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import icalendar
 import pytest
 from deploybot_plugins.web import MAX_BODY, WebServer, WebStartError
 from prometheus_client.openmetrics.parser import (
@@ -618,6 +619,8 @@ async def test_front_page_digest_page_and_calendar_answer_with_their_types(web: 
     assert status == 200 and response.content_type == "text/calendar"
     assert response.charset == "utf-8"
     assert text.startswith("BEGIN:VCALENDAR") and "pkgdb2" in text
+    [event] = icalendar.Calendar.from_ical(text).walk("VEVENT")
+    assert str(event["URL"]) == web.url("/deployments/pkgdb2-2.0")
     status, text, response = await web.get("/digest/not-a-day")
     assert status == 400 and "is not a date" in text
 

@@ -1,8 +1,11 @@
-"""The ``/calendar.ics`` feed (SPEC §6): the deploy windows as an iCalendar (RFC 5545).
+"""The ``/calendar.ics`` feed (SPEC §6): the deploy windows as an iCalendar (RFC 5545),
+built with the ``icalendar`` library.
 
-:func:`calendar_feed` is a pure function of the plans, ``now`` and ``notice_days``; the
-HTTP layer serves its result encoded as UTF-8 with ``Content-Type: text/calendar;
-charset=utf-8``.
+:func:`calendar_feed` is a pure function of the plans, ``now``, ``notice_days`` and the
+server's address; the HTTP layer serves its result with ``Content-Type: text/calendar;
+charset=utf-8``.  The events are :class:`icalendar.Event` objects: the library writes
+the content lines — escaping of TEXT values (backslash, ``;``, ``,``, line breaks),
+folding at 75 octets (never inside a UTF-8 character), CRLF line ends, UTC times.
 
 The calendar
     ``VERSION:2.0``, a ``PRODID``, ``CALSCALE:GREGORIAN``, ``METHOD:PUBLISH`` and a display
@@ -13,55 +16,50 @@ An event
     ``UID`` ``{plan.id}@deploybot`` (stable across runs and restarts, so a calendar client
     updates the event when the plan changes); ``DTSTAMP`` is ``now``; ``DTSTART``/``DTEND``
     the window ``[when, end)``, all in UTC (``20261215T130000Z``), so no ``VTIMEZONE`` is
-    needed.  ``SUMMARY`` is ``deploy SERVICE RELEASE``, prefixed ``⚠ API BREAK: `` when the
-    plan breaks an API.  ``DESCRIPTION`` is several lines: the title, each API break (or
-    "no API break"), the readiness of :func:`deploybot.plans.policy.assess` (a verdict, then
+    needed (no ``DTEND`` for an empty window: it must be later than ``DTSTART``).
+    ``SUMMARY`` is ``deploy SERVICE RELEASE``, prefixed ``⚠ API BREAK: `` when the plan
+    breaks an API.  ``DESCRIPTION`` is several lines: the title, each API break (or "no
+    API break"), the readiness of :func:`deploybot.plans.policy.assess` (a verdict, then
     each rule as ``met``/``MISSING`` with its reason, times in UTC), staging (URL and call
-    for testing), production, owners, teams and the firefighting roster.  ``CATEGORIES``:
-    ``deploy``, the service, and ``API break`` / ``not ready`` when they apply.
+    for testing), production, owners, teams and the firefighting roster.  ``URL`` is the
+    deploy page, ``{base_url}deployments/{id}`` (when the caller gives ``base_url``).
+    ``CATEGORIES``: ``deploy``, the service, and ``API break`` / ``not ready`` when they
+    apply.
 
 Text from plan files
-    Every TEXT value is cleaned, then escaped: CR, NUL and the other control characters
-    (C0 but TAB and LF, DEL, C1) and lone surrogates are removed; the Unicode line breaks
-    NEL, LS and PS become LF; then backslash, ``;`` and ``,`` are escaped with a backslash
-    and LF is written ``\\n``.  So no value can end a content line or start a property:
-    ``"\\r\\nEND:VEVENT"`` in a plan stays inside its property.  Content lines are folded
-    (CRLF and one space) so that no line is longer than 75 octets, never inside a UTF-8
-    character nor inside a backslash escape.
+    Every TEXT value is cleaned before the library escapes it (:func:`clean_text`): CR,
+    NUL and the other control characters (C0 but TAB and LF, DEL, C1) and lone
+    surrogates are removed; the Unicode line breaks NEL, LS and PS become LF.  So no
+    value can end a content line or start a property: ``"\\r\\nEND:VEVENT"`` in a plan
+    stays inside its property, and the feed always encodes to UTF-8.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+
+import icalendar
 
 from deploybot.durations import format_duration
 from deploybot.plans.model import Plan
 from deploybot.plans.policy import DEFAULT_NOTICE_DAYS, Readiness, Span, assess
+from deploybot.web.pages import path_segment
 
 __all__ = [
-    "MAX_LINE_OCTETS",
+    "CALENDAR_NAME",
     "PRODID",
     "calendar_feed",
     "clean_text",
-    "escape_text",
-    "fold_line",
+    "deploy_page_url",
 ]
 
 PRODID = "-//deploybot//deploy calendar//EN"
 CALENDAR_NAME = "deploys"
-#: RFC 5545 §3.1: content lines SHOULD NOT be longer than 75 octets, line break excluded.
-MAX_LINE_OCTETS = 75
 
 _LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
-# One escape (backslash and the character it escapes) or one character: the units that a
-# fold never splits.
-_UNITS = re.compile(r"\\.|.", re.DOTALL)
-
-
-# -- values -----------------------------------------------------------------------------
 
 
 def clean_text(value: str) -> str:
@@ -76,68 +74,43 @@ def clean_text(value: str) -> str:
     )
 
 
-def escape_text(value: str) -> str:
-    """``value`` cleaned (:func:`clean_text`) and escaped as an RFC 5545 TEXT value.
+def deploy_page_url(base_url: str, plan_id: str) -> str:
+    """The deploy page of ``plan_id`` under ``base_url`` (which ends with ``/``), the id
+    quoted as one path segment.
 
-    >>> escape_text("a, b; c\\\\d\\ne")
-    'a\\\\, b\\\\; c\\\\\\\\d\\\\ne'
+    >>> deploy_page_url("http://127.0.0.1:8080/", "pkgdb2-2.0")
+    'http://127.0.0.1:8080/deployments/pkgdb2-2.0'
     """
-    return (
-        clean_text(value)
-        .replace("\\", "\\\\")
-        .replace(";", "\\;")
-        .replace(",", "\\,")
-        .replace("\n", "\\n")
-    )
-
-
-def fold_line(line: str) -> list[str]:
-    """The physical lines of the content line ``line`` (continuations start with a space),
-    each at most :data:`MAX_LINE_OCTETS` octets in UTF-8; joined with CRLF they unfold
-    back to ``line``.  A character, or a backslash escape, is never split."""
-    lines: list[str] = []
-    current: list[str] = []
-    size = 0
-    for unit in _UNITS.findall(line):
-        octets = len(unit.encode("utf-8"))
-        if size + octets > MAX_LINE_OCTETS and current:
-            lines.append("".join(current))
-            current, size = [" "], 1
-        current.append(unit)
-        size += octets
-    lines.append("".join(current))
-    return lines
-
-
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-# -- the feed ---------------------------------------------------------------------------
+    return f"{base_url}deployments/{path_segment(plan_id)}"
 
 
 def calendar_feed(
-    plans: Sequence[Plan], *, now: datetime, notice_days: int = DEFAULT_NOTICE_DAYS
+    plans: Sequence[Plan],
+    *,
+    now: datetime,
+    notice_days: int = DEFAULT_NOTICE_DAYS,
+    base_url: str | None = None,
 ) -> str:
     """The iCalendar text of ``plans`` (CRLF line ends), stamped ``now``; readiness is
-    assessed with ``notice_days``.  See the module documentation."""
+    assessed with ``notice_days``; each event's ``URL`` is its deploy page under
+    ``base_url`` (none without it).  See the module documentation."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    lines = [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        f"PRODID:{PRODID}",
-        "CALSCALE:GREGORIAN",
-        "METHOD:PUBLISH",
-        f"X-WR-CALNAME:{CALENDAR_NAME}",
-    ]
+    calendar = icalendar.Calendar()
+    calendar.add("version", "2.0")
+    calendar.add("prodid", PRODID)
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "PUBLISH")
+    calendar.add("x-wr-calname", CALENDAR_NAME)
     for plan in sorted(plans, key=lambda p: (p.when, p.id)):
-        lines += _event(plan, now, assess(plan, notice_days))
-    lines.append("END:VCALENDAR")
-    return "".join(f"{physical}\r\n" for line in lines for physical in fold_line(line))
+        calendar.add_component(_event(plan, now, assess(plan, notice_days), base_url))
+    ical: bytes = calendar.to_ical()
+    return ical.decode("utf-8")
 
 
-def _event(plan: Plan, now: datetime, readiness: Readiness) -> Iterator[str]:
+def _event(
+    plan: Plan, now: datetime, readiness: Readiness, base_url: str | None
+) -> icalendar.Event:
     summary = f"deploy {plan.service} {plan.release}".strip()
     if plan.breaks_api:
         summary = f"⚠ API BREAK: {summary}"
@@ -146,16 +119,18 @@ def _event(plan: Plan, now: datetime, readiness: Readiness) -> Iterator[str]:
         categories.append("API break")
     if not readiness.ready:
         categories.append("not ready")
-    yield "BEGIN:VEVENT"
-    yield f"UID:{escape_text(plan.id)}@deploybot"
-    yield f"DTSTAMP:{_utc(now)}"
-    yield f"DTSTART:{_utc(plan.when)}"
+    event = icalendar.Event()
+    event.add("uid", f"{clean_text(plan.id)}@deploybot")
+    event.add("dtstamp", now.astimezone(UTC))
+    event.add("dtstart", plan.when.astimezone(UTC))
     if plan.duration > timedelta(0):  # DTEND must be later than DTSTART
-        yield f"DTEND:{_utc(plan.end)}"
-    yield f"SUMMARY:{escape_text(summary)}"
-    yield f"DESCRIPTION:{escape_text(_description(plan, readiness))}"
-    yield "CATEGORIES:" + ",".join(escape_text(c) for c in categories if c)
-    yield "END:VEVENT"
+        event.add("dtend", plan.end.astimezone(UTC))
+    event.add("summary", clean_text(summary))
+    event.add("description", clean_text(_description(plan, readiness)))
+    if base_url is not None:
+        event.add("url", deploy_page_url(base_url, plan.id))
+    event.add("categories", [clean_text(c) for c in categories if c])
+    return event
 
 
 def _description(plan: Plan, readiness: Readiness) -> str:
