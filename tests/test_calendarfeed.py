@@ -231,6 +231,14 @@ def test_control_characters_are_removed() -> None:
     assert clean_text("a\r\nb") == "a\nb"
 
 
+def test_a_backslash_n_in_plan_text_is_a_line_break_as_icalendar_reads_it() -> None:
+    """icalendar turns a literal ``\\N`` it is given into a line break; clean_text does
+    it first, so what the feed says is what clean_text documents."""
+    assert clean_text("C:\\Net") == "C:\net"
+    [event] = events(feed_of(make_plan(title="C:\\Net \\\\N")))
+    assert text(event, "DESCRIPTION").startswith(clean_text("C:\\Net \\\\N") + "\n")
+
+
 def test_plan_values_cannot_inject_properties_or_events() -> None:
     """CRLF + END:VEVENT in any plan text stays inside its property: one event, and its
     SUMMARY and DESCRIPTION carry the text (CR removed); the URL quotes the id."""
@@ -294,6 +302,7 @@ NASTY = st.sampled_from(["\\", ",", ";", "\n", "\r", "\x00", "\u2028", "é", "�
 @example("\\n" * 40)
 @example("é" * 80)
 @example(INJECTION)
+@example("\\N")
 def test_any_title_keeps_the_feed_structure_and_reads_back(title: str) -> None:
     """Whatever the title, the feed has one event, lines within 75 octets, CRLF only,
     and icalendar reads the title back as it was, cleaned (only control characters are

@@ -29,9 +29,9 @@ An event
 Text from plan files
     Every TEXT value is cleaned before the library escapes it (:func:`clean_text`): CR,
     NUL and the other control characters (C0 but TAB and LF, DEL, C1) and lone
-    surrogates are removed; the Unicode line breaks NEL, LS and PS become LF.  So no
-    value can end a content line or start a property: ``"\\r\\nEND:VEVENT"`` in a plan
-    stays inside its property, and the feed always encodes to UTF-8.
+    surrogates are removed; the Unicode line breaks NEL, LS and PS, and ``\\N``, become
+    LF.  So no value can end a content line or start a property: ``"\\r\\nEND:VEVENT"``
+    in a plan stays inside its property, and the feed always encodes to UTF-8.
 """
 
 from __future__ import annotations
@@ -65,10 +65,16 @@ _LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
 def clean_text(value: str) -> str:
     """``value`` without what may not appear in iCalendar TEXT, line breaks as LF.
 
+    ``\\N`` (a backslash and a capital N) is a line break too: icalendar reads it so
+    in the values it is given (RFC 5545's other spelling of the ``\\n`` escape), so it
+    is made one here, where it is documented and tested, rather than by surprise.
+
     >>> clean_text("a\\r\\nb\\x00c\\u2028d")
     'a\\nbc\\nd'
+    >>> clean_text("a\\\\Nb")
+    'a\\nb'
     """
-    value = _LINE_BREAKS.sub("\n", value)
+    value = _LINE_BREAKS.sub("\n", value).replace("\\N", "\n")
     return "".join(
         ch for ch in value if ch in "\t\n" or unicodedata.category(ch) not in ("Cc", "Cs")
     )
