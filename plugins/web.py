@@ -190,7 +190,7 @@ def _http_error(error: web.HTTPException) -> web.Response:
         message = f"{error.method} is not allowed here; allowed: {allowed}"
         headers["Allow"] = allowed
     elif isinstance(error, web.HTTPNotFound):
-        message = "no such API route; see /api/v1/deployments, /api/v1/incidents"
+        message = "no such API route; /api/v1/ lists them"
     elif isinstance(error, web.HTTPRequestEntityTooLarge):
         message = "the request body is too large"
     else:
@@ -199,6 +199,15 @@ def _http_error(error: web.HTTPException) -> web.Response:
 
 
 # -- API handlers -------------------------------------------------------------------------
+
+
+async def _api_index(request: web.Request) -> web.Response:
+    return _json(api.index_document(_query(request)))
+
+
+async def _schema(request: web.Request) -> web.Response:
+    body = api.schema_bytes(request.match_info["file"])
+    return web.Response(body=body, headers={"Content-Type": f"{api.SCHEMA_TYPE}; charset=utf-8"})
 
 
 async def _deployments(request: web.Request) -> web.Response:
@@ -315,6 +324,9 @@ def make_app(
     app[STATE] = _State(core, reactor, irc_status or (lambda: None), max_body, read_token)
     app.on_response_prepare.append(_server_header)
     router = app.router
+    router.add_get("/api/v1/", _api_index)
+    router.add_get("/api/v1", _api_index)
+    router.add_get("/api/v1/schemas/{file}", _schema)
     router.add_get("/api/v1/deployments", _deployments)
     router.add_get("/api/v1/deployments/{id}", _deployment)
     router.add_get("/api/v1/incidents", _incidents)

@@ -23,23 +23,18 @@ from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.plans.model import Production, Roster, Staging
 from deploybot.store import Store
+from deploybot.web import api
 from deploybot.web.api import (
     INCIDENT_STATES,
     MAX_INCIDENTS,
     ApiError,
     SignedRequest,
-    deployment_document,
-    deployments_document,
-    digest_document,
     error_document,
-    health_document,
-    incident_document,
-    incidents_document,
     signature,
     signature_ok,
-    webhook_document,
     webhook_precheck,
 )
+from tests.apischema import check_answer
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
 
@@ -139,9 +134,52 @@ def assert_explicit(value: Any, where: str = "$") -> None:
 
 
 def api_error(call: Any, *args: Any) -> ApiError:
+    """The ApiError of ``call(*args)``, its document checked against error.schema.json."""
     with pytest.raises(ApiError) as caught:
         call(*args)
+    check_answer("GET", "/api/v1/", caught.value.status, caught.value.document())
     return caught.value
+
+
+# Every document these tests build is checked against its schema in docs/api/.
+
+
+def fits(path: str, document: dict[str, Any]) -> dict[str, Any]:
+    """``document``, once checked as the 200 answer of ``GET path``."""
+    check_answer("GET", path, 200, document)
+    return document
+
+
+def deployments_document(core: Core, query: Any = ()) -> dict[str, Any]:
+    return fits("/api/v1/deployments", api.deployments_document(core, query))
+
+
+def deployment_document(core: Core, plan_id: str, query: Any = ()) -> dict[str, Any]:
+    return fits(f"/api/v1/deployments/{plan_id}", api.deployment_document(core, plan_id, query))
+
+
+def incidents_document(core: Core, query: Any = ()) -> dict[str, Any]:
+    return fits("/api/v1/incidents", api.incidents_document(core, query))
+
+
+def incident_document(core: Core, number: str, query: Any = ()) -> dict[str, Any]:
+    return fits(f"/api/v1/incidents/{number}", api.incident_document(core, number, query))
+
+
+def digest_document(core: Core, day: str, query: Any = ()) -> dict[str, Any]:
+    return fits(f"/api/v1/digests/{day}", api.digest_document(core, day, query))
+
+
+def health_document(core: Core, irc: IrcStatus | None) -> tuple[int, dict[str, Any]]:
+    status, document = api.health_document(core, irc)
+    check_answer("GET", "/healthz", status, document)
+    return status, document
+
+
+def webhook_document(core: Core, *args: Any) -> tuple[int, dict[str, Any]]:
+    status, document = api.webhook_document(core, *args)
+    check_answer("POST", "/api/v1/events", status, document)
+    return status, document
 
 
 # -- deployments ----------------------------------------------------------------------------

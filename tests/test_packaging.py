@@ -28,14 +28,16 @@ def test_every_package_directory_is_listed_for_setuptools() -> None:
     assert {"deploybot.commands", "deploybot_plugins.demo.ircd"} <= found
 
 
-def test_every_template_is_package_data() -> None:
-    """The page templates ship in the wheel: each file under deploybot/web/templates/
-    matches a package-data pattern (an editable install would hide a missing one)."""
+def test_every_template_and_schema_is_package_data() -> None:
+    """The page templates and the API's schemas ship in the wheel: each file under
+    deploybot/web/templates/ and deploybot/web/schemas/ (a link to docs/api/) matches a
+    package-data pattern (an editable install would hide a missing one)."""
     setuptools = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]
     patterns = setuptools["package-data"]["deploybot.web"]
     package = REPO / "deploybot" / "web"
-    files = sorted((package / "templates").iterdir())
-    assert any(path.name == "base.html" for path in files)
+    assert (package / "schemas").resolve() == REPO / "docs" / "api"
+    files = sorted([*(package / "templates").iterdir(), *(package / "schemas").iterdir()])
+    assert {"base.html", "deployments.schema.json"} <= {path.name for path in files}
     for path in files:
         relative = path.relative_to(package)
         assert any(relative.match(pattern) for pattern in patterns), relative

@@ -36,6 +36,7 @@ from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.store import Store, StoreBusyError
 from deploybot.web.api import load_read_token, signature
+from tests.apischema import SCHEMA_DIR, check_answer
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
 
@@ -65,14 +66,17 @@ class Served:
         return self.server.url + path
 
     async def get(self, path: str, **kwargs: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
-        async with self.session.get(self.url(path), **kwargs) as response:
-            return response.status, await _body(response), response
+        return await self.request("GET", path, **kwargs)
 
     async def request(
         self, method: str, path: str, **kwargs: Any
     ) -> tuple[int, Any, aiohttp.ClientResponse]:
+        """The answer; a JSON one is checked against its schema in docs/api/ first."""
         async with self.session.request(method, self.url(path), **kwargs) as response:
-            return response.status, await _body(response), response
+            body = await _body(response)
+            if response.content_type == "application/json":
+                check_answer(method, path, response.status, body)
+            return response.status, body, response
 
     async def post_event(
         self,
@@ -218,6 +222,23 @@ async def test_deployments_and_one_deployment_as_json(web: Served) -> None:
     assert deployment["id"] == "pkgdb2-2.0" and deployment["status"] == "running"
     status, one, _ = await web.get("/api/v1/deployments/pkgdb2-2.0")
     assert status == 200 and one["deployment"] == deployment
+
+
+async def test_the_api_index_links_the_schemas_and_serves_them(web: Served) -> None:
+    """/api/v1/ (and /api/v1) lists each route with its schema; every schema it links is
+    served as application/schema+json, byte for byte the file in docs/api/."""
+    status, index, _ = await web.get("/api/v1/")
+    assert status == 200
+    assert (await web.get("/api/v1"))[1] == index
+    route = {"method": "GET", "path": "/api/v1/incidents", "schema": index["schemas"]["incidents"]}
+    assert route in index["routes"]
+    for name, path in index["schemas"].items():
+        async with web.session.get(web.url(path)) as response:
+            assert response.status == 200, path
+            assert response.content_type == "application/schema+json"
+            assert await response.read() == (SCHEMA_DIR / f"{name}.schema.json").read_bytes()
+    status, body, _ = await web.get("/api/v1/schemas/nothing.schema.json")
+    assert_error(status, body, 404, "not-found")
 
 
 async def test_empty_lists_are_lists_over_http(web: Served) -> None:
@@ -668,6 +689,8 @@ async def test_the_deploy_page_is_linked_from_the_front_page_and_shows_its_incid
 # -- who may ask ----------------------------------------------------------------------------
 
 EVERY_GET = [
+    "/api/v1/",
+    "/api/v1/schemas/error.schema.json",
     "/api/v1/deployments",
     "/api/v1/incidents",
     "/",

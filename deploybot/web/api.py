@@ -15,6 +15,15 @@ Rules every document follows (the pkgdb2 post-mortem was about an API that retur
   needs a new version (``/api/v2``).
 
 Version 1 shapes
+    ``GET /api/v1/`` → ``{"version": 1, "routes": [{"method", "path", "schema"}],
+    "schemas": {name: path}}`` (:func:`index_document`): every route with the path of
+    the JSON Schema of its answer, and every schema by name.  The schemas are the files
+    of ``docs/api/`` (shipped in the package as ``deploybot/web/schemas/``), served at
+    ``GET /api/v1/schemas/{name}.schema.json`` (:func:`schema_bytes`); refs between them
+    are relative, so a client resolves them against the path it fetched.  Each schema
+    lists every key of its shape as required and allows no other: a change of shape is a
+    change of its schema, in the same commit.
+
     ``GET /api/v1/deployments`` → ``{"as_of": time, "deployments": [DEPLOYMENT…]}``, by
     start time then id, every plan in force (past, running and upcoming).
 
@@ -156,6 +165,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from importlib import resources
 from typing import Any, get_args
 
 from deploybot.bus.events import BadMessage, from_webhook
@@ -184,6 +194,8 @@ __all__ = [
     "MAX_BODY",
     "MAX_INCIDENTS",
     "MAX_SKEW",
+    "ROUTES",
+    "SCHEMAS",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "ApiError",
@@ -199,10 +211,12 @@ __all__ = [
     "incident_document",
     "incident_to_dict",
     "incidents_document",
+    "index_document",
     "load_read_token",
     "parse_incident_query",
     "path_day",
     "plan_to_dict",
+    "schema_bytes",
     "signature",
     "signature_ok",
     "webhook_document",
@@ -267,6 +281,63 @@ def _shown(value: str) -> str:
     """A value from a request, for an error message: quoted, one line, shortened."""
     text = repr(value)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+# -- the index and the schemas ----------------------------------------------------------
+
+#: The response shapes, each with its JSON Schema file ``{name}.schema.json``;
+#: ``definitions`` holds the pieces the others refer to.
+SCHEMAS: tuple[str, ...] = (
+    "index",
+    "deployments",
+    "deployment",
+    "incidents",
+    "incident",
+    "digest",
+    "event-accepted",
+    "health",
+    "error",
+    "definitions",
+)
+#: Every JSON route: (method, path, the schema of its answer); errors are ``error``.
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("GET", "/api/v1/", "index"),
+    ("GET", "/api/v1/deployments", "deployments"),
+    ("GET", "/api/v1/deployments/{id}", "deployment"),
+    ("GET", "/api/v1/incidents", "incidents"),
+    ("GET", "/api/v1/incidents/{n}", "incident"),
+    ("GET", "/api/v1/digests/{date}", "digest"),
+    ("POST", "/api/v1/events", "event-accepted"),
+    ("GET", "/healthz", "health"),
+)
+SCHEMA_PATH = "/api/v1/schemas/{name}.schema.json"
+SCHEMA_TYPE = "application/schema+json"
+
+
+def index_document(query: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
+    """``GET /api/v1/``: each route with the path of its answer's schema, every schema."""
+    _no_query(query)
+    return {
+        "version": API_VERSION,
+        "routes": [
+            {"method": method, "path": path, "schema": SCHEMA_PATH.format(name=name)}
+            for method, path, name in ROUTES
+        ],
+        "schemas": {name: SCHEMA_PATH.format(name=name) for name in SCHEMAS},
+    }
+
+
+def schema_bytes(file_name: str) -> bytes:
+    """The schema file ``file_name`` (``deployments.schema.json``) as shipped; 404
+    ``not-found`` for a name not in :data:`SCHEMAS` (nothing else is ever read)."""
+    name = file_name.removesuffix(".schema.json")
+    if name not in SCHEMAS or file_name != f"{name}.schema.json":
+        raise ApiError(
+            404,
+            "not-found",
+            f"no schema {_shown(file_name)}; the schemas are listed at /api/v1/",
+        )
+    return resources.files(__package__).joinpath("schemas", file_name).read_bytes()
 
 
 # -- values -------------------------------------------------------------------------------
