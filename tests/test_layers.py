@@ -30,10 +30,14 @@ RANKS: Mapping[str, int] = {
     "deploybot.jobs": 0,
     "deploybot.outbox": 0,
     "deploybot.config": 0,
+    # pure JSON shapes and their diff (the plan key `probes` reads the path syntax)
+    "deploybot.drift.shape": 0,
+    "deploybot.drift.diff": 0,
     # the domain's nouns
     "deploybot.plans": 1,
     "deploybot.store": 1,
     "deploybot.texts": 2,
+    "deploybot.drift": 2,
     "deploybot.core": 3,
     # what happens
     "deploybot.deployday": 4,
@@ -56,6 +60,8 @@ FOUNDATION_ORDER = (
     "deploybot.casemapping",
     "deploybot.durations",
     "deploybot.config",
+    "deploybot.drift.shape",
+    "deploybot.drift.diff",
 )
 
 

@@ -11,6 +11,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from deploybot.drift.shape import format_path
 from deploybot.errors import PlanError, Problem
 from deploybot.plans import files
 from deploybot.plans.files import (
@@ -32,6 +33,7 @@ from deploybot.plans.model import (
     ApiBreak,
     Consumer,
     Plan,
+    Probe,
     Production,
     Roster,
     Shift,
@@ -781,6 +783,14 @@ def shifts(draw: st.DrawFn, when: datetime, end: datetime, offset: timedelta) ->
     return Shift(team, people, at(first), at(last), _hhmm(first), _hhmm(last))
 
 
+probe_paths = st.from_regex(
+    r"/[A-Za-z0-9_./-]{0,20}(\?[A-Za-z0-9_=&%-]{0,15})?", fullmatch=True
+).filter(lambda path: ".." not in path.split("?")[0].split("/"))
+json_paths = st.lists(st.one_of(st.none(), st.text(max_size=8)), max_size=4).map(
+    lambda parts: format_path(tuple(parts))
+)
+
+
 @st.composite
 def plans(draw: st.DrawFn) -> Plan:
     """Any valid plan, with ``when`` in any whole-minute offset."""
@@ -788,6 +798,12 @@ def plans(draw: st.DrawFn) -> Plan:
     naive = draw(st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1)))
     when = naive.replace(microsecond=0, tzinfo=UTC)
     duration = timedelta(seconds=draw(st.integers(1, 3 * 86400)))
+    staging = Staging(draw(urls), draw(st.none() | days))
+    production = Production(draw(urls))
+    probes: tuple[Probe, ...] = ()
+    if staging.url and production.url:
+        paths = draw(st.lists(probe_paths, max_size=3, unique=True))
+        probes = tuple(Probe(path, tuple(draw(st.lists(json_paths, max_size=2)))) for path in paths)
     roster = Roster(
         channel=draw(st.none() | channels),
         shifts=tuple(draw(st.lists(shifts(when, when + duration, offset), max_size=3))),
@@ -805,9 +821,10 @@ def plans(draw: st.DrawFn) -> Plan:
         essential=draw(st.booleans()),
         owners=tuple(draw(st.lists(nicks, max_size=3))),
         playbooks=tuple(draw(st.lists(names, max_size=3))),
-        staging=Staging(draw(urls), draw(st.none() | days)),
-        production=Production(draw(urls)),
+        staging=staging,
+        production=production,
         api_breaks=tuple(draw(st.lists(st.builds(ApiBreak, names, names, texts), max_size=3))),
+        probes=probes,
         consumers=tuple(
             draw(
                 st.lists(
@@ -995,3 +1012,75 @@ def test_lines_are_counted_as_an_editor_counts_them(odd_break: str) -> None:
     text = f"title: 'a{odd_break}  b'\n" + HEAD + "bogus: 1\n"
     found = problems(text)
     assert [(p.line, p.key) for p in found][-1] == (5, "bogus")
+
+
+# --- probes (issue 12) ---------------------------------------------------------------------
+
+PROBED = dedent(
+    """\
+    service: pkgdb2
+    when: 2014-05-28T13:00:00Z
+    duration: 8h
+    staging: {url: https://admin.stg.fedoraproject.org/pkgdb}
+    production: {url: https://admin.fedoraproject.org/pkgdb}
+    probes:
+    """
+)
+
+
+def test_probes_are_paths_or_mappings_with_ignore() -> None:
+    """A probe is a GET path with its query, or {path, ignore}; ignore paths are normalised
+    to the form the drift report writes (leading dot)."""
+    plan = load_text(
+        PROBED
+        + "  - /api/packager/acl?packagername=toshio\n"
+        + "  - path: /api/collections\n"
+        + '    ignore: ["collections[].date_updated", \'.["fas name"]\']\n',
+        "pkgdb2.yaml",
+    )
+    assert plan.probes == (
+        Probe("/api/packager/acl?packagername=toshio"),
+        Probe("/api/collections", (".collections[].date_updated", '.["fas name"]')),
+    )
+    assert plan.probes[0].endpoint == "/api/packager/acl"
+    assert plan.source.line_of("probes[1].ignore") == 9
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("https://evil.example/x", "names a scheme or a host"),
+        ("javascript:alert(1)", "names a scheme or a host"),
+        ("//evil.example/x", "names a scheme or a host"),
+        ("api/x", "must start with /"),
+        ('"/api/x\\r\\nHost: evil"', "line break"),
+        ('"/api/x\\u0007"', "control character"),
+        ("/api/a b", "percent-encode"),
+        ("/api/x#top", "fragment"),
+        ("/pkgdb/../../admin", ".. segment"),
+        ("[/x]", "expected a path or a mapping"),
+        ("{ignore: [.x]}", "missing: a probe needs path"),
+        ("{path: /x, ignore: [.a b]}", "not a JSON path"),
+        ("{path: /x, ignores: []}", "unknown key 'ignores' in a probe; valid keys: path, ignore"),
+    ],
+)
+def test_bad_probes_are_located_by_file_line_and_key(written: str, message: str) -> None:
+    """Absolute URLs, other schemes, another host, CR/LF and other path troubles are each
+    an error naming the file, the line and the probe's key."""
+    found = problems(PROBED + f"  - /api/fine\n  - {written}\n", "pkgdb2.yaml")
+    assert len(found) == 1, found
+    assert found[0].file == "pkgdb2.yaml" and found[0].line == 8
+    assert found[0].key.startswith("probes[1]")
+    assert message in found[0].message
+
+
+def test_probes_need_both_urls_and_each_path_once() -> None:
+    """Probe paths are appended to both URLs, so both must be there; a path listed twice is
+    an error on its second line."""
+    no_production = PROBED.replace("production: {url: https://admin.fedoraproject.org/pkgdb}\n", "")
+    found = problems(no_production + "  - /api/x\n")
+    assert where(found) == [("plan.yaml", 5, "probes")]
+    assert "probes need production.url" in found[0].message
+    found = problems(PROBED + "  - /api/x\n  - /api/y\n  - /api/x\n")
+    assert where(found) == [("plan.yaml", 9, "probes[2]")]
+    assert "already probes[0]" in found[0].message

@@ -36,6 +36,7 @@ from deploybot.plans.model import (
     ApiBreak,
     Consumer,
     Plan,
+    Probe,
     Production,
     Roster,
     Shift,
@@ -55,6 +56,7 @@ from deploybot.plans.yamlnodes import (
     day,
     describe,
     ident,
+    json_path,
     list_of,
     moment,
     name,
@@ -63,6 +65,7 @@ from deploybot.plans.yamlnodes import (
     optional_nick,
     optional_word,
     positive_duration,
+    probe_path,
     read_mapping,
     text,
     url,
@@ -150,6 +153,26 @@ API_BREAK = Schema(
     },
     build_with(ApiBreak),
 )
+PROBE = Schema(
+    "a probe",
+    {
+        "path": Field(probe_path, required=True),
+        "ignore": Field(list_of(json_path, what="JSON paths")),
+    },
+    build_with(Probe),
+)
+
+
+def _probe(reader: NodeReader, node: yaml.Node, key: str) -> Probe:
+    """A probe: its path alone, or a mapping with ``path`` and ``ignore``."""
+    if isinstance(node, yaml.MappingNode):
+        probe: Probe = read_mapping(reader, node, key, PROBE)
+        return probe
+    if isinstance(node, yaml.SequenceNode):
+        raise reader.fail(node, key, "expected a path or a mapping (path, ignore), got a list")
+    return Probe(probe_path(reader, node, key))
+
+
 CONSUMER = Schema(
     "a consumer",
     {
@@ -212,8 +235,38 @@ def _check_plan(reader: NodeReader, _key: str, node: yaml.Node, values: dict[str
             raise reader.fail(line, "duration", "the window would end after year 9999") from None
         if "roster" in values:
             ok = _place_shifts(reader, values, start, end, offset) and ok
+    ok = _check_probes(reader, values) and ok
     if not ok:
         raise Invalid("")
+
+
+def _check_probes(reader: NodeReader, values: dict[str, Any]) -> bool:
+    """Probes need both URLs, and each path once; False on problems."""
+    probes: tuple[Probe, ...] = values.get("probes", ())
+    ok = True
+    missing = [
+        f"{where}.url"
+        for where, cls in (("staging", Staging), ("production", Production))
+        if not values.get(where, cls()).url
+    ]
+    if probes and missing:
+        reader.fail(
+            reader.lines.get("probes", 0),
+            "probes",
+            f"probes need {' and '.join(missing)}: their paths are appended to it",
+        )
+        ok = False
+    seen: dict[str, int] = {}
+    for index, probe in enumerate(probes):
+        if probe.path in seen:
+            reader.fail(
+                reader.lines.get(f"probes[{index}]", 0),
+                f"probes[{index}]",
+                f"{probe.path!r} is already probes[{seen[probe.path]}]",
+            )
+            ok = False
+        seen.setdefault(probe.path, index)
+    return ok
 
 
 def _place_shifts(
@@ -320,6 +373,7 @@ PLAN = Schema(
         "staging": Field(nested(STAGING)),
         "production": Field(nested(PRODUCTION)),
         "api_breaks": _list(nested(API_BREAK), "API breaks"),
+        "probes": _list(_probe, "probes (GET paths)"),
         "consumers": _list(nested(CONSUMER), "consumers"),
         "announcements": _list(nested(ANNOUNCEMENT), "announcements"),
         "meetings": _list(day, "dates"),
@@ -616,6 +670,11 @@ def dump_plan(plan: Plan) -> str:
         for b in plan.api_breaks
     ]
     out += _items("api_breaks", breaks)
+    probes = [
+        [*_strings(path=probe.path), *_flow_pair("ignore", [_q(p) for p in probe.ignore])]
+        for probe in plan.probes
+    ]
+    out += _items("probes", probes)
     consumers = [_strings(name=c.name, team=c.team, contact=c.contact) for c in plan.consumers]
     out += _items("consumers", consumers)
     announcements = [
@@ -666,6 +725,10 @@ def _flow(items: list[str]) -> str:
 
 def _flow_line(key: str, items: list[str], indent: int = 0) -> list[str]:
     return [f"{' ' * indent}{key}: {_flow(items)}"] if items else []
+
+
+def _flow_pair(key: str, items: list[str]) -> list[tuple[str, str]]:
+    return [(key, _flow(items))] if items else []
 
 
 def _block(key: str, pairs: list[tuple[str, str]]) -> list[str]:

@@ -21,6 +21,23 @@ class ApiBreak:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A GET question asked of staging and production alike (SPEC §1 ``probes``).
+
+    ``path`` (with its query string) is appended to ``staging.url`` and
+    ``production.url``; ``ignore`` holds JSON paths (``.date_updated``) never compared.
+    """
+
+    path: str
+    ignore: tuple[str, ...] = ()
+
+    @property
+    def endpoint(self) -> str:
+        """The path without its query string: what an API break's ``endpoint`` names."""
+        return self.path.split("?", 1)[0]
+
+
+@dataclass(frozen=True)
 class Consumer:
     name: str
     team: str = ""
@@ -99,6 +116,7 @@ class Plan:
     staging: Staging = field(default_factory=Staging)
     production: Production = field(default_factory=Production)
     api_breaks: tuple[ApiBreak, ...] = ()
+    probes: tuple[Probe, ...] = ()
     consumers: tuple[Consumer, ...] = ()
     announcements: tuple[Announcement, ...] = ()
     meetings: tuple[date, ...] = ()

@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 import yaml
 
+from deploybot.drift.shape import format_path, parse_path
 from deploybot.durations import DAY, parse_day, parse_duration
 from deploybot.errors import DateError, DurationError, Problem
 
@@ -192,6 +193,42 @@ def url(reader: NodeReader, node: yaml.Node, key: str) -> str:
     if value and (not value.startswith(("http://", "https://")) or any(c.isspace() for c in value)):
         raise reader.fail(node, key, f"{value!r} is not an http:// or https:// address")
     return value
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def probe_path(reader: NodeReader, node: yaml.Node, key: str) -> str:
+    """A GET path with its query string (``/api/packager/acl?packagername=toshio``): it is
+    appended to ``staging.url`` and ``production.url``, so it may not name a host."""
+    value = name(reader, node, key)
+    if _SCHEME.match(value) or value.startswith("//"):
+        raise reader.fail(
+            node,
+            key,
+            f"{value!r} names a scheme or a host: write the path only (e.g. /api/...); "
+            "it is appended to staging.url and production.url",
+        )
+    if not value.startswith("/"):
+        raise reader.fail(node, key, f"{value!r} must start with / (a path on the service)")
+    if any(char.isspace() for char in value) or "\\" in value:
+        raise reader.fail(
+            node, key, f"{value!r} contains a space or a backslash; percent-encode it (%20)"
+        )
+    if "#" in value:
+        raise reader.fail(node, key, f"{value!r} has a fragment (#...), which is never sent")
+    if ".." in value.split("?", 1)[0].split("/"):
+        raise reader.fail(node, key, f"{value!r} has a .. segment: it would leave the service")
+    return value
+
+
+def json_path(reader: NodeReader, node: yaml.Node, key: str) -> str:
+    """A JSON path as :mod:`deploybot.drift.shape` writes them (``.acls[].packager``)."""
+    value = name(reader, node, key)
+    try:
+        return format_path(parse_path(value))
+    except ValueError as error:
+        raise reader.fail(node, key, f"not a JSON path: {error}") from None
 
 
 def boolean(reader: NodeReader, node: yaml.Node, key: str) -> bool:
