@@ -27,6 +27,7 @@ from deploybot.core import Core, utc_now
 from deploybot.deployday.countdowns import CountdownPoster
 from deploybot.deployday.day import DeployDay
 from deploybot.deployday.digestpost import DigestPoster
+from deploybot.deployday.posts import StoredOutbox
 from deploybot.errors import ConfigError
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.store import Store
@@ -68,6 +69,7 @@ class Application:
         self.poster: CountdownPoster
         self.deploy_day: DeployDay
         self.digests: DigestPoster
+        self.outbox: StoredOutbox
         self._fingerprint: tuple[tuple[str, int, int], ...] = ()
 
     # --- tasks ---------------------------------------------------------------------------
@@ -98,9 +100,16 @@ class Application:
             self._fingerprint = book.fingerprint()
             self.bot = self._make_bot(loop)
             self.bot.report_channel = config.admin_channel
-            self.poster = CountdownPoster(self.core, self.bot.outbox)
-            self.deploy_day = DeployDay(self.core, self.bot.outbox, accounts=self.bot)
-            self.digests = DigestPoster(self.core, self.bot.outbox, self.deploy_day.firefight)
+            # Posts are kept in the store until the server confirms them; what an earlier
+            # run left unconfirmed goes out first, in its order.
+            self.outbox = StoredOutbox(store, self.bot.outbox, self.clock)
+            self.bot.confirm_posts = store.confirm_posts
+            resumed = self.outbox.resume()
+            if resumed:
+                log.info("%d posts left unconfirmed by the last run are sent again", resumed)
+            self.poster = CountdownPoster(self.core, self.outbox)
+            self.deploy_day = DeployDay(self.core, self.outbox, accounts=self.bot)
+            self.digests = DigestPoster(self.core, self.outbox, self.deploy_day.firefight)
             self.core.plan_listeners.append(self._plans_reloaded)
             for channel in (config.admin_channel, *config.announce_channels):
                 self.bot.outbox.join(channel)
@@ -195,7 +204,7 @@ class Application:
     def _bus_reactor(self) -> BusReactor:
         """The one :class:`BusReactor` every bus source feeds, created on first use."""
         if self.bus is None:
-            self.bus = BusReactor(self.core, self.bot.outbox, self.deploy_day)
+            self.bus = BusReactor(self.core, self.outbox, self.deploy_day)
             self.scheduler.add_job(
                 self._flush_bus_log, "interval", seconds=BAD_MESSAGE_LOG_INTERVAL, id="bus-log"
             )

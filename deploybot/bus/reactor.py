@@ -111,23 +111,25 @@ class BusReactor:
         if facts and event.id and store.event_seen(event.id, now - SEEN_IDS_KEPT):
             self._remember_recent(event.id)
             return self._repeat(event)
-        for fact in facts:
-            try:
-                self._act(fact, now)
-            except StoreUnavailableError as error:
-                log.warning(
-                    "bus event %s (%s): %s failed (%s); not remembered, so a redelivery acts "
-                    "on it again",
-                    event.id or "(no id)",
-                    event.topic,
-                    type(fact).__name__,
-                    error,
-                )
-                raise
-            except Exception:
-                log.exception("acting on %r failed", type(fact).__name__)
-        if facts and event.id:
-            store.remember_event(event.id, now, forget_before=now - SEEN_IDS_KEPT)
+        with store.transaction():  # what it caused and that it was seen: kept together
+            for fact in facts:
+                try:
+                    with store.transaction():
+                        self._act(fact, now)
+                except StoreUnavailableError as error:
+                    log.warning(
+                        "bus event %s (%s): %s failed (%s); not remembered, so a redelivery"
+                        " acts on it again",
+                        event.id or "(no id)",
+                        event.topic,
+                        type(fact).__name__,
+                        error,
+                    )
+                    raise
+                except Exception:
+                    log.exception("acting on %r failed", type(fact).__name__)
+            if facts and event.id:
+                store.remember_event(event.id, now, forget_before=now - SEEN_IDS_KEPT)
         self._remember_recent(event.id)
         self.stats.count_facts(facts)
         return facts
@@ -175,6 +177,8 @@ class BusReactor:
         for target in targets:  # one refusing target does not silence the others
             try:
                 self.outbox.post(target, text)
+            except StoreUnavailableError:
+                raise  # not stored: the event is not remembered either
             except Exception:
                 log.exception("posting a bus fact to %s failed", target)
         log.info("bus: %s", text)

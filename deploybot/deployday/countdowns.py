@@ -2,9 +2,11 @@
 
 :meth:`CountdownPoster.post_due` is the one step that sends: for every due post it
 claims the key in the store's ledger and, only if the claim is new, hands the text to
-the outbox.  Check and write are one SQLite statement, so a restart (or two overlapping
-sweeps) cannot post twice; a post that came due while the bot was down is found by the
-sweep at start-up and sent once, marked late.  Older passed countdowns are recorded as
+the outbox, in the same transaction (through a
+:class:`~deploybot.deployday.posts.StoredOutbox` the posts are stored with the claim).
+Check and write are one SQLite statement, so a restart (or two overlapping sweeps)
+cannot post twice; a post that came due while the bot was down is found by the sweep at
+start-up and sent once, marked late.  Older passed countdowns are recorded as
 skipped without posting (never "7 days to go" after "3 days to go").
 
 :meth:`CountdownPoster.reschedule` turns the future countdowns into APScheduler date
@@ -55,12 +57,13 @@ class CountdownPoster:
             if due.superseded:
                 store.claim_countdown(due.key, now, skipped=True)
                 continue
-            if not store.claim_countdown(due.key, now, late=due.late):
-                continue  # another sweep got there first
             lines = countdown_post(due.plan, due.countdown.offset, now, config.timezone, due.late)
-            for channel in config.announce_channels:
-                for line in lines:
-                    self.outbox.post(channel, line)
+            with store.transaction():  # the claim and its posts: both kept, or neither
+                if not store.claim_countdown(due.key, now, late=due.late):
+                    continue  # another sweep got there first
+                for channel in config.announce_channels:
+                    for line in lines:
+                        self.outbox.post(channel, line)
             log.info("countdown %s posted%s", due.key, " (late)" if due.late else "")
             posted.append(due.key)
         return posted

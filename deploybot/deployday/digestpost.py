@@ -2,9 +2,10 @@
 
 At ``digest_time`` (configured timezone) on every day with a deploy or an incident, the
 short form goes to the admin channel and to that day's firefighting channels.  "Once" is
-the store's ledger (``digest:YYYY-MM-DD``), claimed before posting, so a restart never
-posts twice; a digest whose time passed while the bot was down (today's, or yesterday's
-if the bot was down over its time) is posted when the bot is back, marked late.
+the store's ledger (``digest:YYYY-MM-DD``), claimed in the transaction that stores the
+posts, so a restart never posts twice; a digest whose time passed while the bot was down
+(today's, or yesterday's if the bot was down over its time) is posted when the bot is
+back, marked late.
 """
 
 from __future__ import annotations
@@ -92,18 +93,20 @@ class DigestPoster:
         digest = digest_for_day(self.core.store, self.core.plans, day, config.timezone, as_of=now)
         if digest.empty:
             return False  # nothing to say; a later incident that day may still make one
-        if not self.core.store.claim_once(f"digest:{day.isoformat()}", now):
-            return False
         lines = self.lines(digest, now)
         present = self._present_channels(day, now)
-        for channel in self.channels_for(day):
-            visiting = channel.lower() not in present
-            if visiting:  # the bot left it at the end of the window (+n: must be inside)
-                self.outbox.join(channel)
-            for line in lines:
-                self.outbox.post(channel, line)
-            if visiting:
-                self.outbox.part(channel, "incident digest posted")
+        store = self.core.store
+        with store.transaction():  # the claim and the posts: kept together or not at all
+            if not store.claim_once(f"digest:{day.isoformat()}", now):
+                return False
+            for channel in self.channels_for(day):
+                visiting = channel.lower() not in present
+                if visiting:  # the bot left it at the end of the window (+n: must be inside)
+                    self.outbox.join(channel)
+                for line in lines:
+                    self.outbox.post(channel, line)
+                if visiting:
+                    self.outbox.part(channel, "incident digest posted")
         log.info("digest of %s posted to %s", day, ", ".join(self.channels_for(day)))
         return True
 

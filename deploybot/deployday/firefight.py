@@ -157,15 +157,26 @@ class Firefight:
                 f"{clock_text(plan.end, self.core.config.timezone, now)}; nothing to open"
             )
         channel = self.channel_for(plan)
-        first = self.core.store.claim_once(f"firefight-open:{plan.id}", now)
-        self.outbox.join(channel)
+        store = self.core.store
+        # The claim, the posts and the pages are one transaction: kept together, or
+        # (an error anywhere) none of them, and the next sweep opens it again.
+        with store.transaction():
+            first = store.claim_once(f"firefight-open:{plan.id}", now)
+            self.outbox.join(channel)
+            if first:
+                self._announce_opening(plan, channel, now, reason)
+            else:
+                self._refresh_topic(plan, channel, now, force=True)
         self._active.add(plan.id)
         self._finished.discard(plan.id)
         if not first:
             log.info("firefighting for %s already open: rejoined %s (%s)", plan.id, channel, reason)
-            self._refresh_topic(plan, channel, now, force=True)
             return False
         log.info("opening firefighting for %s in %s (%s)", plan.id, channel, reason)
+        return True
+
+    def _announce_opening(self, plan: Plan, channel: str, now: datetime, reason: str) -> None:
+        """The first opening's topic, "deploy started" line, API breaks and pages."""
         # People on the first shift are paged even when the deploy starts early.
         shift_time = max(now, plan.when)
         self._refresh_topic(plan, channel, shift_time, force=True)
@@ -186,7 +197,6 @@ class Firefight:
             message=f"deploy of {named(plan)} started: firefighting in {channel}",
             highlight=f"{named(plan)} deploy started — join {channel}; !ack to acknowledge",
         )
-        return True
 
     # -- topic ---------------------------------------------------------------------------
 
@@ -279,28 +289,31 @@ class Firefight:
         self._active.discard(plan.id)
         self._finished.add(plan.id)
         store = self.core.store
-        # Claiming the opening here means "never opened" can be told apart, and a plan
-        # closed by hand before it was opened will not be opened afterwards.
-        never_opened = store.claim_once(f"firefight-open:{plan.id}", now)
-        first = store.claim_once(f"firefight-close:{plan.id}", now)
-        if never_opened or not first:
-            if was_active and channel is not None:
+        with store.transaction():  # the claims and the posts: kept together or not at all
+            # Claiming the opening here means "never opened" can be told apart, and a plan
+            # closed by hand before it was opened will not be opened afterwards.
+            never_opened = store.claim_once(f"firefight-open:{plan.id}", now)
+            first = store.claim_once(f"firefight-close:{plan.id}", now)
+            if never_opened or not first:
+                if was_active and channel is not None:
+                    self._leave(plan, channel, reason)
+            else:
+                if channel is None:  # opened, then its plan was changed and lost its channel
+                    raise NoFirefightChannelError(plan, self.core.config)
+                if not was_active:
+                    self.outbox.join(channel)  # e.g. the window ended while the bot was down
+                for line in self.summary(plan, now, reason):
+                    self.outbox.post(channel, line)
+                self.outbox.set_topic(channel, self.closed_topic(plan, now))
                 self._leave(plan, channel, reason)
+        if never_opened or not first:
             log.info(
                 "firefighting for %s %s",
                 plan.id,
                 "never opened" if never_opened else "already closed",
             )
             return False
-        if channel is None:  # opened, then its plan was changed and lost its channel
-            raise NoFirefightChannelError(plan, self.core.config)
-        if not was_active:
-            self.outbox.join(channel)  # e.g. the window ended while the bot was down
-        for line in self.summary(plan, now, reason):
-            self.outbox.post(channel, line)
-        self.outbox.set_topic(channel, self.closed_topic(plan, now))
         self._topics.pop(plan.id, None)
-        self._leave(plan, channel, reason)
         log.info("closed firefighting for %s in %s (%s)", plan.id, channel, reason)
         return True
 

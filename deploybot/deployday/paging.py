@@ -13,7 +13,8 @@ Paging
     message ``[page #N] …; reply !ack N``, and a highlight in the firefighting and admin
     channels; highlights of several people are coalesced into as few lines as fit.  Each
     deploy pages a person at most once automatically (ledger key
-    ``firefight-page:ID:nick``, claimed in the page's own transaction,
+    ``firefight-page:ID:nick``, claimed in the page's own transaction, which also stores
+    its message when the outbox is a :class:`~deploybot.deployday.posts.StoredOutbox`,
     :meth:`Pager.page_people`): at opening, or — for someone
     whose shift starts later in the window — by the sweep when their shift begins
     ("shift follow-up", :meth:`~deploybot.deployday.firefight.Firefight.follow_shifts`), which also
@@ -53,6 +54,7 @@ Escalation (:meth:`Pager.escalate_due`)
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -259,38 +261,50 @@ class Pager:
         """
         escalate_at = now + self.core.config.page_escalate_after
         pages: list[Page] = []
-        for person in people:
-            key = (plan.id, nick_key(person.nick))
-            try:
-                page = self.core.store.create_page_once(
-                    f"firefight-page:{plan.id}:{key[1]}",
-                    target_nick=person.nick,
-                    team=person.team,
-                    plan_id=plan.id,
-                    message=message,
-                    sender_nick=BOT_SENDER,
-                    now=now,
-                    escalate_at=escalate_at,
-                    target_account=self.account_of(person.nick),
-                )
-            except Exception:
-                log.exception("paging %s for %s failed; trying again later", person.nick, plan.id)
-                self._unpaged[key] = _Unpaged(plan, channel, person, message, highlight)
-                continue
-            self._paged.add(key)
-            self._unpaged.pop(key, None)
-            if page is None:
-                continue  # paged already (e.g. by an earlier run)
-            self.outbox.post(
-                person.nick,
-                f"[page #{page.number}] {message} ({person.why}); reply !ack {page.number}",
-            )
-            pages.append(page)
+        store = self.core.store
+        with store.transaction():  # the caller's, if it has one (opening firefighting)
+            for person in people:
+                key = (plan.id, nick_key(person.nick))
+                try:
+                    with store.transaction():  # this page and its message, or neither
+                        page = store.create_page_once(
+                            f"firefight-page:{plan.id}:{key[1]}",
+                            target_nick=person.nick,
+                            team=person.team,
+                            plan_id=plan.id,
+                            message=message,
+                            sender_nick=BOT_SENDER,
+                            now=now,
+                            escalate_at=escalate_at,
+                            target_account=self.account_of(person.nick),
+                        )
+                        if page is not None:
+                            self.outbox.post(
+                                person.nick,
+                                f"[page #{page.number}] {message} ({person.why});"
+                                f" reply !ack {page.number}",
+                            )
+                except Exception:
+                    log.exception(
+                        "paging %s for %s failed; trying again later", person.nick, plan.id
+                    )
+                    self._unpaged[key] = _Unpaged(plan, channel, person, message, highlight)
+                    continue
+                store.after_commit(functools.partial(self._paged_now, key))
+                if page is not None:  # else paged already (e.g. by an earlier run)
+                    pages.append(page)
+            if pages:
+                channels = _distinct(channel, self.core.config.admin_channel)
+                self._highlight(channels, pages, highlight)
         if pages:
             self._escalate_at(escalate_at)
-            self._highlight(_distinct(channel, self.core.config.admin_channel), pages, highlight)
             log.info("paged %s for %s: %s", len(pages), plan.id, _pages_text(pages))
         return pages
+
+    def _paged_now(self, key: tuple[str, str]) -> None:
+        """The page for ``key`` (plan id, nick key) is stored: not to be tried again."""
+        self._paged.add(key)
+        self._unpaged.pop(key, None)
 
     def retry_unpaged(self, now: datetime) -> list[Page]:
         """Page the people whose automatic page could not be stored (:meth:`page_people`),
@@ -354,17 +368,19 @@ class Pager:
                 repeats.append(same)
         if not targets:
             return []
-        pages = self._record(targets, message, sender_nick, now)
-        for page in pages:
-            self.outbox.post(
-                page.target_nick,
-                f"[page #{page.number} from {sender_nick}] {message} — reply !ack {page.number}",
-            )
         config = self.core.config
-        channels = _distinct(
-            *(channel for plan in live if (channel := firefight_channel(plan, config)))
-        ) or [config.admin_channel]
-        self._highlight(channels, pages, page_line(sender_nick, team, message, pages))
+        with self.core.store.transaction():  # the pages and their posts, or none of them
+            pages = self._record(targets, message, sender_nick, now)
+            for page in pages:
+                self.outbox.post(
+                    page.target_nick,
+                    f"[page #{page.number} from {sender_nick}] {message}"
+                    f" — reply !ack {page.number}",
+                )
+            channels = _distinct(
+                *(channel for plan in live if (channel := firefight_channel(plan, config)))
+            ) or [config.admin_channel]
+            self._highlight(channels, pages, page_line(sender_nick, team, message, pages))
         log.info("%s paged %s: %s", sender_nick, who, _pages_text(pages))
         return pages
 
@@ -417,6 +433,10 @@ class Pager:
         down) is not escalated hours late: it is marked escalated and listed in one line
         in the admin channel instead (and not returned).
         """
+        with self.core.store.transaction():  # the marks and the posts: kept together
+            return self._escalate_due(now)
+
+    def _escalate_due(self, now: datetime) -> list[Page]:
         store = self.core.store
         groups: dict[str | None, list[Page]] = {}
         stale: list[Page] = []

@@ -16,6 +16,10 @@ command-line tools with :data:`DEFAULT_BUSY_TIMEOUT`.  A write that still cannot
 message tells the user that nothing was changed; :meth:`Store.check_writable` probes for it
 without writing (``/healthz``).
 
+Several writes (a decision and the posts it causes) form one transaction inside
+:meth:`Store.transaction`: each write joins it as a savepoint, and
+:meth:`Store.after_commit` callbacks run once it has committed.
+
 Durability: WAL journal, ``synchronous=FULL``: every write method commits before it
 returns, and a commit is on disk when it returns, so an incident survives the bot being
 killed (or the machine losing power) right after the reply "incident 3 recorded".
@@ -38,7 +42,8 @@ user.  Programming mistakes (a naive datetime, an unknown ``state``) raise ``Val
 The store is assembled from one mixin per part, each in its own module over the shared
 connection of :mod:`deploybot.store.base`: :mod:`deploybot.store.incidents`,
 :mod:`deploybot.store.consumers`, :mod:`deploybot.store.ledger`,
-:mod:`deploybot.store.pages` and :mod:`deploybot.store.busevents`.  The records they return
+:mod:`deploybot.store.pages`, :mod:`deploybot.store.busevents` and
+:mod:`deploybot.store.outbox` (the posts not yet confirmed by the server).  The records they return
 are in :mod:`deploybot.store.records`, the errors in :mod:`deploybot.store.errors`; all are
 re-exported here, so callers import them from :mod:`deploybot.store`.
 """
@@ -68,6 +73,7 @@ from deploybot.store.errors import (
 from deploybot.store.incidents import IncidentTable
 from deploybot.store.ledger import LedgerTable
 from deploybot.store.migrations import SCHEMA_VERSION, migrate
+from deploybot.store.outbox import OutboxTable
 from deploybot.store.pages import PageTable
 from deploybot.store.records import (
     CountdownClaim,
@@ -76,6 +82,7 @@ from deploybot.store.records import (
     IncidentSummary,
     Page,
     RegisteredConsumer,
+    StoredPost,
     TimelineEntry,
     TimelineKind,
 )
@@ -96,6 +103,7 @@ __all__ = [
     "StoreOpenError",
     "StoreUnavailableError",
     "StoreWriteError",
+    "StoredPost",
     "TimelineEntry",
     "TimelineKind",
     "TooManyNotesError",
@@ -106,7 +114,7 @@ __all__ = [
 DEFAULT_BUSY_TIMEOUT = 5.0
 
 
-class Store(IncidentTable, ConsumerTable, LedgerTable, PageTable, BusEventTable):
+class Store(IncidentTable, ConsumerTable, LedgerTable, PageTable, BusEventTable, OutboxTable):
     """The database.  Open with :meth:`open`; close with :meth:`close` or ``with``."""
 
     @classmethod

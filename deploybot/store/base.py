@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 
-from deploybot.store.errors import unavailable
+from deploybot.store.errors import StoreWriteError, unavailable
 from deploybot.store.times import db_time, floor, from_db, from_db_or_none
 
 __all__ = [
@@ -43,25 +43,92 @@ class StoreBase:
         #: Why the last write failed (a :class:`~deploybot.store.StoreUnavailableError`'s
         #: message), None once a write succeeds again (``/healthz`` reports it).
         self.last_write_error: str | None = None
+        #: The open transaction's levels (outermost first), each with the callbacks to
+        #: run after the outermost commits; empty outside a transaction.
+        self._levels: list[list[Callable[[], None]]] = []
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One transaction around several store writes and the posts they cause.
+
+        Every write method of the store called inside joins it (as a savepoint: a write
+        that fails inside rolls back only its own part, and the caller may go on), and
+        everything commits when the outermost block ends normally, or rolls back whole
+        when it raises.  :meth:`after_commit` callbacks registered inside run once the
+        outermost block has committed.  Blocks may nest; they must not span an ``await``
+        (the connection is the loop's)."""
+        return self._block()
+
+    @contextmanager
+    def _block(self) -> Iterator[None]:
+        with self._write():
+            yield
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the current transaction has committed (now, outside one);
+        never when it rolls back (also when only the savepoint it was registered in
+        does).  A callback that raises is logged; the others still run."""
+        if self._levels:
+            self._levels[-1].append(callback)
+        else:
+            _run_callbacks([callback])
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a :meth:`transaction` (or a write) is open."""
+        return bool(self._levels)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, committed (durably) when the block ends normally.
 
+        Inside another (:meth:`transaction`), it is a savepoint of that one: kept when
+        the block ends normally, rolled back alone when it raises.
+
         A database locked by another connection beyond the busy timeout, a full disk, a
         read-only file or an I/O error rolls the whole transaction back and raises
         :class:`~deploybot.store.StoreUnavailableError` (recorded in
         :attr:`last_write_error` until a write succeeds): nothing of the write is kept."""
+        if self._levels:
+            with self._savepoint():
+                yield self._db
+            return
         with self._unavailable_raised():
             self._db.execute("BEGIN IMMEDIATE")
+            self._levels.append([])
             try:
                 yield self._db
+                if not self._db.in_transaction:
+                    raise StoreWriteError("SQLite rolled the transaction back")
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
+            finally:
+                callbacks = self._levels.pop()
         self.last_write_error = None
+        _run_callbacks(callbacks)
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        """A savepoint inside the open transaction (see :meth:`_write`)."""
+        name = f"nested_{len(self._levels)}"
+        with self._unavailable_raised():
+            if not self._db.in_transaction:  # SQLite rolled the outer one back (I/O, full)
+                raise StoreWriteError("SQLite rolled the transaction back")
+            self._db.execute(f"SAVEPOINT {name}")
+            self._levels.append([])
+            try:
+                yield
+            except BaseException:
+                self._levels.pop()
+                if self._db.in_transaction:
+                    self._db.execute(f"ROLLBACK TO {name}")
+                    self._db.execute(f"RELEASE {name}")
+                raise
+            callbacks = self._levels.pop()
+            self._db.execute(f"RELEASE {name}")
+            self._levels[-1].extend(callbacks)
 
     def check_writable(self) -> None:
         """Take the write lock and let it go, changing nothing: raises
@@ -88,6 +155,14 @@ class StoreBase:
             self.last_write_error = str(failure)
             log.warning("store: a write to %s failed: %s (%s)", self.path, error, failure)
             raise failure from error
+
+
+def _run_callbacks(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            log.exception("store: an after-commit callback failed")
 
 
 class Where:

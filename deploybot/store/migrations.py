@@ -166,7 +166,23 @@ _V3 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+_V4 = Migration(
+    version=4,
+    description="the outbox: posts decided and not yet confirmed by the IRC server",
+    statements=(
+        """
+        CREATE TABLE outbox (
+            id        INTEGER PRIMARY KEY AUTOINCREMENT,
+            queued_at TEXT NOT NULL,
+            command   TEXT NOT NULL CHECK (command IN ('PRIVMSG', 'TOPIC', 'JOIN', 'PART')),
+            target    TEXT NOT NULL,
+            text      TEXT NOT NULL DEFAULT ''
+        )
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 """Every step, in order; ``MIGRATIONS[i].version == i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -22,6 +22,7 @@ __all__ = [
     "IncidentSummary",
     "Page",
     "RegisteredConsumer",
+    "StoredPost",
     "TimelineEntry",
     "TimelineKind",
     "consumer_from_row",
@@ -29,6 +30,22 @@ __all__ = [
     "page_from_row",
     "summaries_from_rows",
 ]
+
+PostCommand = Literal["PRIVMSG", "TOPIC", "JOIN", "PART"]
+
+
+@dataclass(frozen=True)
+class StoredPost:
+    """A post in the outbox: decided (committed with what caused it), not yet confirmed
+    by the server.  ``text`` is the message, the topic or the part reason (empty for a
+    JOIN); ``id`` gives the order the posts were decided in."""
+
+    id: int
+    queued_at: datetime
+    command: PostCommand
+    target: str
+    text: str
+
 
 TimelineKind = Literal["reported", "taken", "note", "fixed", "ack"]
 IncidentState = Literal["open", "fixed"]

@@ -53,6 +53,7 @@ from irc3.plugins.core import Core
 from deploybot.config import BOT_NUMBERS, parse_flag, positive_number, tcp_port
 from deploybot.health import IrcStatus
 from deploybot.lines import MAX_LINE_BYTES, fit, message_lines, one_line
+from deploybot.store import StoredPost
 from deploybot.texts import irc_back_line
 
 from .accounts import irc_lower as _lower
@@ -205,17 +206,33 @@ class IrcOutbox:
         self._bot._enqueue("reply", "PRIVMSG", target, text, _asker(target, person))
 
     def join(self, channel: str) -> None:
-        channel = self._bot._channel_name(channel)
-        self._bot._channels[_lower(channel)] = channel
-        self._bot._enqueue("post", "JOIN", channel, "")
+        self.keep_joined(channel, True)
+        self._bot._enqueue("post", "JOIN", self._bot._channel_name(channel), "")
 
     def part(self, channel: str, reason: str = "") -> None:
-        channel = self._bot._channel_name(channel)
-        self._bot._channels.pop(_lower(channel), None)
-        self._bot._enqueue("post", "PART", channel, reason)
+        self.keep_joined(channel, False)
+        self._bot._enqueue("post", "PART", self._bot._channel_name(channel), reason)
 
     def set_topic(self, channel: str, topic: str) -> None:
         self._bot._enqueue("post", "TOPIC", self._bot._channel_name(channel), topic)
+
+    # -- deploybot.deployday.posts.PostTransport -------------------------------------------
+
+    def keep_joined(self, channel: str, joined: bool) -> None:
+        """Be in ``channel`` (rejoined after every reconnect), or no longer."""
+        channel = self._bot._channel_name(channel)
+        if joined:
+            self._bot._channels[_lower(channel)] = channel
+        else:
+            self._bot._channels.pop(_lower(channel), None)
+
+    def send_post(self, post: StoredPost) -> None:
+        """Queue a post kept in the store; it is confirmed there (``bot.confirm_posts``)
+        once the server has confirmed it."""
+        target = post.target if post.command == "PRIVMSG" else self._bot._channel_name(post.target)
+        self._bot._enqueue(
+            "post", post.command, target, post.text, rows=(post.id,), queued_at=post.queued_at
+        )
 
 
 class DeployIrcBot(irc3.IrcBot):
@@ -279,8 +296,14 @@ class DeployIrcBot(irc3.IrcBot):
         self._bucket = TokenBucket(
             settings["throttle_burst"], settings["throttle_rate"], loop.time()
         )
-        self._queue = OutputQueue(settings["reply_ttl"])
-        self._current: deque[tuple[str, str, float]] = deque()  # lines of the item being sent
+        self._queue = OutputQueue(settings["reply_ttl"], self._discarded)
+        #: Lines of the item being sent: (line, kind, created, rows confirmed by it).
+        self._current: deque[tuple[str, str, float, tuple[int, ...]]] = deque()
+        #: Where stored posts are confirmed (the store's ``confirm_posts``; set by the
+        #: application); None: nothing is stored.
+        self.confirm_posts: Callable[[Iterable[int]], object] | None = None
+        #: Rows confirmed by the server but not yet removed from the store (it failed).
+        self._to_confirm: set[int] = set()
         self._priority: deque[str] = deque()
         self._wake = asyncio.Event()
         self._disconnected = asyncio.Event()
@@ -503,9 +526,36 @@ class DeployIrcBot(irc3.IrcBot):
             raise ValueError(f"not a channel name: {name!r}")
         return channel if channel[0] in "#&+!" else "#" + channel
 
-    def _enqueue(self, kind: str, command: str, target: str, text: str, person: str = "") -> None:
-        self._queue.add(OutItem(kind, self.loop.time(), command, target, text, person))
+    def _enqueue(
+        self,
+        kind: str,
+        command: str,
+        target: str,
+        text: str,
+        person: str = "",
+        *,
+        rows: tuple[int, ...] = (),
+        queued_at: datetime | None = None,
+    ) -> None:
+        item = OutItem(kind, self.loop.time(), command, target, text, person, rows, queued_at)
+        self._queue.add(item)
         self._wake.set()
+
+    def _discarded(self, item: OutItem) -> None:
+        """An item dropped at a bound: its stored rows are done with (told and logged)."""
+        self._confirm(item.rows)
+
+    def _confirm(self, rows: Iterable[int]) -> None:
+        """Remove stored posts the server confirmed (kept to retry when the store fails)."""
+        self._to_confirm.update(rows)
+        if not self._to_confirm or self.confirm_posts is None:
+            return
+        try:
+            self.confirm_posts(sorted(self._to_confirm))
+        except Exception as error:
+            log.warning("IRC: cannot mark %d posts confirmed: %s", len(self._to_confirm), error)
+            return
+        self._to_confirm.clear()
 
     def _stale(self, kind: str, created: float) -> bool:
         return self._queue.stale(kind, created, self.loop.time())
@@ -516,7 +566,12 @@ class DeployIrcBot(irc3.IrcBot):
         item = self._queue.take(self.loop.time())
         if item is None:
             return False
-        self._current.extend((line, item.kind, item.created) for line in self._lines(item))
+        lines = self._lines(item)
+        if not lines:
+            self._confirm(item.rows)  # nothing to send (joined already, empty…): done
+        for n, line in enumerate(lines, 1):
+            rows = item.rows if n == len(lines) else ()
+            self._current.append((line, item.kind, item.created, rows))
         return True
 
     def _lines(self, item: OutItem) -> list[str]:
@@ -597,7 +652,9 @@ class DeployIrcBot(irc3.IrcBot):
                 if delay > 0:
                     await asyncio.sleep(delay)
                 elif self._write_now(line):
-                    source.popleft()
+                    sent = source.popleft()
+                    if not isinstance(sent, str):
+                        self._confirm(sent[3])
                 else:
                     await asyncio.sleep(0.1)
             except asyncio.CancelledError:

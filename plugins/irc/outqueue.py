@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from deploybot.lines import message_lines, one_line
 
@@ -84,6 +85,11 @@ class OutItem:
     target: str
     text: str
     person: str = ""  # who asked, for a reply to a channel; "" for posts
+    #: The store's outbox rows this item carries (a stored post; several once merged):
+    #: confirmed when the server has confirmed the item, or when it is dropped.
+    rows: tuple[int, ...] = ()
+    #: When a stored post was decided (wall clock), to mark it late; None: just now.
+    queued_at: datetime | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -120,8 +126,13 @@ def _merged(first: OutItem, second: OutItem) -> str | None:
 class OutputQueue:
     """The bot's waiting output; see the module docstring."""
 
-    def __init__(self, reply_ttl: float) -> None:
+    def __init__(
+        self, reply_ttl: float, discarded: Callable[[OutItem], None] | None = None
+    ) -> None:
         self.reply_ttl = reply_ttl
+        #: Called with each item dropped at a bound (a stored post is then confirmed: it
+        #: was said that it was not sent, and it must not come back after a restart).
+        self._discarded = discarded
         self._lanes: tuple[deque[OutItem], ...] = (deque(), deque(), deque())
         self._streak = 0
         #: When each person's reply was last taken (a turn number), for the round robin.
@@ -166,12 +177,15 @@ class OutputQueue:
         text = _merged(last, item) if last is not None else None
         if last is not None and text is not None:
             last.text = text
+            last.rows += item.rows
             log.info(
                 "output queue: %s, merged into the last one: %s %s", why, item.target, item.text
             )
             return
         self._dropped[n, item.key] += 1
         self._dropped_target.setdefault((n, item.key), item)
+        if self._discarded is not None:
+            self._discarded(item)
         log.warning(
             "output queue: %s, dropped %s %s: %.120s",
             why,
@@ -248,6 +262,7 @@ class OutputQueue:
             if text is None:
                 return
             item.text = text
+            item.rows += later.rows
             lane.remove(later)
 
     def _leftover_note(self, now: float) -> OutItem | None:

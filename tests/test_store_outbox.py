@@ -1,0 +1,172 @@
+"""deploybot.store: the outbox table, and transactions that nest, on a real SQLite file.
+
+A decision (a ledger claim, a page) and the posts it causes are one transaction: both
+are kept or neither; callbacks registered with ``after_commit`` run only once the
+outermost block has committed."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from deploybot.store import Store, StoredPost, StoreUnavailableError, migrations
+
+T0 = datetime(2026, 11, 27, 14, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "deploybot.sqlite3"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Store]:
+    with Store.open(db_path) as opened:
+        yield opened
+
+
+def other_connection(db_path: Path) -> sqlite3.Connection:
+    """A second, independent connection to the file (as another process would have)."""
+    return sqlite3.connect(db_path, isolation_level=None)
+
+
+def test_posts_are_kept_in_order_until_confirmed_across_reopen(db_path: Path) -> None:
+    """Posts come back in the order they were added, with their time, after a reopen;
+    confirming removes exactly the ones named."""
+    with Store.open(db_path) as store:
+        first = store.add_post("JOIN", "#fire", "", T0)
+        second = store.add_post("TOPIC", "#fire", "pkgdb2 deploy", T0)
+        third = store.add_post("PRIVMSG", "pingou", "[page #1] hi", T0 + timedelta(seconds=1))
+    with Store.open(db_path) as store:
+        assert store.pending_posts() == (first, second, third)
+        assert third == StoredPost(
+            third.id, T0 + timedelta(seconds=1), "PRIVMSG", "pingou", "[page #1] hi"
+        )
+        assert store.confirm_posts([first.id, third.id]) == 2
+        assert store.confirm_posts([first.id]) == 0
+        assert store.pending_posts() == (second,)
+
+
+def test_an_unknown_command_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="not a post command"):
+        store.add_post("KICK", "#fire", "", T0)  # type: ignore[arg-type]
+
+
+def test_a_claim_and_its_posts_commit_together(db_path: Path, store: Store) -> None:
+    """Inside ``transaction`` nothing is visible to another connection until the block
+    ends; then the claim and the posts are there together."""
+    other = other_connection(db_path)
+    with store.transaction():
+        assert store.claim_once("firefight-open:pkgdb2-2.0", T0)
+        store.add_post("PRIVMSG", "#fire", "pkgdb2 deploy started", T0)
+        assert store.in_transaction
+        assert other.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+        assert other.execute("SELECT count(*) FROM once_claims").fetchone()[0] == 0
+    assert not store.in_transaction
+    assert other.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1
+    assert other.execute("SELECT count(*) FROM once_claims").fetchone()[0] == 1
+
+
+def test_a_failure_after_the_posts_rolls_back_the_claim_and_the_posts(store: Store) -> None:
+    """An error anywhere in the block leaves neither the claim nor any post, and no
+    after-commit callback runs."""
+    ran: list[str] = []
+    with pytest.raises(RuntimeError), store.transaction():
+        store.claim_once("firefight-open:pkgdb2-2.0", T0)
+        store.create_page_once(
+            "firefight-page:pkgdb2-2.0:pingou",
+            target_nick="pingou",
+            team=None,
+            plan_id="pkgdb2-2.0",
+            message="deploy started",
+            sender_nick="deploybot",
+            now=T0,
+            escalate_at=None,
+        )
+        store.add_post("PRIVMSG", "pingou", "[page #1] deploy started", T0)
+        store.after_commit(lambda: ran.append("sent"))
+        raise RuntimeError("crash in the middle")
+    assert store.pending_posts() == ()
+    assert not store.claimed("firefight-open:pkgdb2-2.0")
+    assert store.list_pages() == ()
+    assert ran == []
+    # and the same key can be claimed again: nothing was used up
+    assert store.claim_once("firefight-open:pkgdb2-2.0", T0)
+
+
+def test_a_failed_inner_write_rolls_back_only_itself(store: Store) -> None:
+    """A nested block that raises (and is caught) is undone alone, with its callbacks;
+    the rest of the transaction commits and its callbacks run after the commit."""
+    ran: list[str] = []
+    with store.transaction():
+        store.add_post("PRIVMSG", "#fire", "kept", T0)
+        store.after_commit(lambda: ran.append("kept"))
+        try:
+            with store.transaction():
+                store.add_post("PRIVMSG", "#fire", "undone", T0)
+                store.after_commit(lambda: ran.append("undone"))
+                raise RuntimeError("this page failed")
+        except RuntimeError:
+            pass
+        with store.transaction():
+            store.add_post("PRIVMSG", "#fire", "also kept", T0)
+            store.after_commit(lambda: ran.append("also kept"))
+        assert ran == []
+    assert [post.text for post in store.pending_posts()] == ["kept", "also kept"]
+    assert ran == ["kept", "also kept"]
+
+
+def test_after_commit_outside_a_transaction_runs_at_once(store: Store) -> None:
+    ran: list[int] = []
+    store.after_commit(lambda: ran.append(1))
+    assert ran == [1]
+
+
+def test_a_failing_callback_does_not_stop_the_others(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[int] = []
+
+    def explode() -> None:
+        raise RuntimeError("boom")
+
+    with store.transaction():
+        store.add_post("PRIVMSG", "#fire", "x", T0)
+        store.after_commit(explode)
+        store.after_commit(lambda: ran.append(1))
+    assert ran == [1]
+    assert "after-commit callback failed" in caplog.text
+
+
+def test_a_locked_database_rolls_back_the_whole_block(db_path: Path) -> None:
+    """Another connection holding the write lock: the block cannot start, nothing is
+    kept, and the error is the store's (the caller tells the user)."""
+    with Store.open(db_path, busy_timeout=0.05) as store:
+        other = other_connection(db_path)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreUnavailableError), store.transaction():
+                store.add_post("PRIVMSG", "#fire", "x", T0)
+        finally:
+            other.execute("ROLLBACK")
+        assert store.pending_posts() == ()
+        assert not store.in_transaction
+
+
+def test_schema_4_adds_the_outbox_to_a_version_3_database(db_path: Path) -> None:
+    """A database of schema 3 is upgraded in place; its data stays."""
+    raw = sqlite3.connect(db_path, isolation_level=None)
+    for step in migrations.MIGRATIONS[:3]:
+        step.apply(raw)
+    raw.execute("PRAGMA user_version = 3")
+    raw.execute("INSERT INTO once_claims VALUES ('digest:2026-11-27', '2026-11-27T10:00:00Z')")
+    raw.close()
+    with Store.open(db_path) as store:
+        assert store.claimed("digest:2026-11-27")
+        assert store.pending_posts() == ()
+        store.add_post("PART", "#fire", "bye", T0)
+        assert len(store.pending_posts()) == 1
