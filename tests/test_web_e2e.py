@@ -20,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploybot.web.api import signature
+from tests.apischema import check_answer
 from tests.botprocess import (
     UNTHROTTLED,
     BotProcess,
@@ -93,6 +94,7 @@ async def test_healthz_and_a_signed_webhook_event_reach_irc(
         async with session.get(f"{base}/healthz") as response:
             assert response.status == 200
             health = await response.json()
+            check_answer("GET", "/healthz", response.status, health)
         assert health["ok"] is True and health["irc_connected"] is True
         assert health["plans"] == 1
 
@@ -100,7 +102,9 @@ async def test_healthz_and_a_signed_webhook_event_reach_irc(
         payload = start_payload("ralph")
         async with session.post(f"{base}/api/v1/events", data=payload) as response:
             assert response.status == 401
-            assert (await response.json())["error"]["code"] == "missing-signature"
+            refused = await response.json()
+            check_answer("POST", "/api/v1/events", 401, refused)
+            assert refused["error"]["code"] == "missing-signature"
         stamp = str(int(time.time()))
         headers = {
             "X-Deploybot-Timestamp": stamp,
@@ -109,6 +113,7 @@ async def test_healthz_and_a_signed_webhook_event_reach_irc(
         async with session.post(f"{base}/api/v1/events", data=payload, headers=headers) as response:
             assert response.status == 202, await response.text()
             accepted = await response.json()
+            check_answer("POST", "/api/v1/events", 202, accepted)
         assert accepted["accepted"] is True and "DeployStarted" in accepted["facts"]
         started = "deploy of pkgdb2 started by ralph (groups/pkgdb.yml)"
         said = await wait_said(
