@@ -4,6 +4,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.ircd.fixtures import *  # noqa: F403  (IRC server fixtures and their hooks)
 from tests.rabbitmq import *  # noqa: F403  (the RabbitMQ broker fixtures)
+from tests.synapse import *  # noqa: F403  (the Matrix homeserver fixtures)
 
 # the e2e marker: applied by fixture use, and a test that starts a process without it fails
 pytest_plugins = ["tests.markers"]
