@@ -19,11 +19,13 @@ from typing import TextIO
 from deploybot import __version__
 from deploybot.announce import KINDS, announcement, default_kind
 from deploybot.config import Config, load_bot_section, load_config
+from deploybot.core import freeze_standing
 from deploybot.deployday.digest import digest_for_day, full_lines
 from deploybot.deployday.roster import NoFirefightChannelError, firefight_channel
 from deploybot.durations import parse_day, plural
 from deploybot.errors import ConfigError, DateError, DeploybotError
 from deploybot.plans.files import load_paths
+from deploybot.plans.freezes import FreezeBook
 from deploybot.plans.policy import assess, format_readiness
 from deploybot.store import Store
 from deploybot.texts import when_text
@@ -260,19 +262,34 @@ def run_check(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args.config, check_bot=True)
     paths = args.paths or [config.plans_dir]
     result = load_paths(paths)
+    freezes = FreezeBook(config.freezes, config.timezone)
+    freeze_problems = freezes.reload()
+    store = _existing_store(config) if freezes.freezes else None
     for plan in result.plans:
         print(
             f"{plan.id}: {plan.service} {plan.release} — {when_text(plan.when, config.timezone)}"
             f" ({plan.source.file})",
             file=out,
         )
-        for line in format_readiness(assess(plan, config.notice_days), config.timezone):
+        standing = freeze_standing(plan, freezes, store)
+        readiness = assess(plan, config.notice_days, standing)
+        for line in format_readiness(readiness, config.timezone):
             print(f"  {line}", file=out)
-    for problem in result.problems:
+    if store is not None:
+        store.close()
+    for problem in (*result.problems, *freeze_problems):
         print(problem, file=out)
-    problems = len(result.problems)
+    problems = len(result.problems) + len(freeze_problems)
     print(f"{plural(len(result.plans), 'plan')}, {plural(problems, 'problem')}", file=out)
     return 1 if problems else 0
+
+
+def _existing_store(config: Config) -> Store | None:
+    """The bot's database when it exists (for the freeze breaks it holds), else None."""
+    try:
+        return Store.open(config.database, create=False)
+    except DeploybotError:
+        return None
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

@@ -25,7 +25,7 @@ Reading rules for ``[deploybot]``:
 * List values are separated by spaces (or by line breaks from indented continuation
   lines); a value of any other key must fit on one line.  No value may contain a control
   character (CR, NUL, BEL…); channel names may not contain spaces or commas either.
-* Relative paths (``plans_dir``, ``database``, ``fedmsg_ca_cert``, ``fedmsg_crl``,
+* Relative paths (``plans_dir``, ``freezes``, ``database``, ``fedmsg_ca_cert``, ``fedmsg_crl``,
   ``web_read_token_file``) are resolved against the directory holding the ini file, so
   the bot behaves the same whatever its working directory; ``~`` means the home
   directory.  Paths are not checked for existence here: the parts that use them report
@@ -103,6 +103,16 @@ MIN_WEBHOOK_SECRET = 32
 # key: (default as written in bot.ini, one-line help).  Order = SPEC §7 order.
 _KEYS: dict[str, tuple[str, str]] = {
     "plans_dir": ("deploy-plans", "directory of plan files (*.yaml)"),
+    "freezes": (
+        "",
+        "YAML file listing infrastructure freezes ({name, from, to}); empty: none",
+    ),
+    "freeze_calendar": (
+        "",
+        "http(s):// URL of an iCalendar feed whose events named like a freeze are freezes; "
+        "empty: none",
+    ),
+    "freeze_calendar_refresh": ("1h", "how often the freeze calendar is fetched again"),
     "database": ("deploybot.sqlite3", "SQLite file (the embedded default)"),
     "database_busy_timeout": (
         "0.5",
@@ -351,6 +361,11 @@ class Config:
     """The validated ``[deploybot]`` section; one field per key (see :data:`KEY_HELP`)."""
 
     plans_dir: Path = Path("deploy-plans")
+    #: None: no freezes file.
+    freezes: Path | None = None
+    #: Empty: no freeze calendar.
+    freeze_calendar: str = ""
+    freeze_calendar_refresh: timedelta = timedelta(hours=1)
     database: Path = Path("deploybot.sqlite3")
     #: Seconds a write waits for a lock held by another connection, then fails whole
     #: (:class:`~deploybot.store.StoreBusyError`: "database busy, try again").
@@ -809,6 +824,16 @@ def _webhook_secret(text: str) -> str:
     return text
 
 
+def _http_url(text: str) -> str:
+    if text and (
+        not text.startswith(("http://", "https://"))
+        or any(c.isspace() for c in text)
+        or len(text.partition("://")[2]) == 0
+    ):
+        raise _Bad(f"{text!r} is not an http:// or https:// URL (or nothing, for no calendar)")
+    return text
+
+
 def _web_port(text: str) -> int:
     port = _whole_number(text, "a port")
     if port > 65535:
@@ -873,6 +898,9 @@ def config_from_mapping(
     timezone = get("timezone", _timezone)
     config = Config(
         plans_dir=get("plans_dir", reader.path),
+        freezes=get("freezes", reader.optional_path),
+        freeze_calendar=get("freeze_calendar", _http_url),
+        freeze_calendar_refresh=get("freeze_calendar_refresh", _positive_duration("1h or 6h")),
         database=get("database", reader.path),
         database_busy_timeout=get("database_busy_timeout", _busy_timeout),
         timezone=timezone,

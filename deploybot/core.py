@@ -1,7 +1,7 @@
 """The application's domain state, passed to everything that needs it.
 
 One :class:`Core` per running bot (no module-level singletons): the validated config,
-the store, the plans in force and the clock.  Adapters hold a reference to it; tests
+the store, the plans in force, the freezes and the clock.  Adapters hold a reference to it; tests
 build their own with a clock they drive.
 
 The core knows nothing of a transport: what needs one (sending pages, opening channels)
@@ -10,14 +10,17 @@ is composed beside it by the application and handed to those who act.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from deploybot.casemapping import DEFAULT
 from deploybot.config import Config
 from deploybot.plans.book import PlanBook, ReloadReport
+from deploybot.plans.freezes import FreezeBook, FreezeStanding
 from deploybot.plans.model import Plan
+from deploybot.plans.policy import Readiness, assess
 from deploybot.store import Store
 
 
@@ -33,6 +36,8 @@ class Core:
     clock: Callable[[], datetime] = utc_now
     #: Called after every reload (e.g. to reschedule countdowns).
     plan_listeners: list[Callable[[ReloadReport], None]] = field(default_factory=list)
+    #: The infrastructure freezes in force (none unless the config names a file or feed).
+    freezes: FreezeBook = field(default_factory=FreezeBook)
 
     @property
     def plans(self) -> tuple[Plan, ...]:
@@ -42,9 +47,13 @@ class Core:
         return self.clock()
 
     async def reload_plans(self) -> ReloadReport:
-        """Reload the plan files (read in a worker thread: the loop goes on meanwhile) and
-        tell every listener what changed."""
+        """Reload the plan files and the freezes file (read in a worker thread: the loop
+        goes on meanwhile) and tell every listener what changed; the freezes file's
+        problems are in the report too (it keeps its last good version)."""
         report = await self.book.reload_in_worker()
+        freeze_problems = await asyncio.to_thread(self.freezes.reload)
+        if freeze_problems:
+            report = replace(report, problems=(*report.problems, *freeze_problems))
         for listener in self.plan_listeners:
             listener(report)
         return report
@@ -53,3 +62,29 @@ class Core:
         """Admins are services accounts or host masks from the config, never bare nicks;
         names compare with the server's ``casemapping`` (:mod:`deploybot.casemapping`)."""
         return self.config.is_admin(account, mask, casemapping)
+
+    def freeze_standing(self, plan: Plan) -> FreezeStanding:
+        """Where ``plan``'s window stands against the freezes (:func:`freeze_standing`)."""
+        return freeze_standing(plan, self.freezes, self.store)
+
+    def readiness(self, plan: Plan) -> Readiness:
+        """The policy's verdict on ``plan`` (SPEC §2) with the freeze rule."""
+        return assess(plan, self.config.notice_days, self.freeze_standing(plan))
+
+
+def freeze_standing(plan: Plan, freezes: FreezeBook, store: Store | None) -> FreezeStanding:
+    """Where ``plan``'s window stands against ``freezes``: the ones it overlaps, its
+    exemption, and its freeze break from ``store`` (approved, or open; None: no store, so
+    no freeze break is known)."""
+    over = freezes.over(plan.when, plan.end)
+    exempt = plan.freeze_exempt.reason if plan.freeze_exempt is not None else None
+    found = store.freeze_break_for(plan.id) if over and store is not None else None
+    if found is None:
+        return FreezeStanding(plan.id, over, exempt)
+    if found.approved:
+        return FreezeStanding(
+            plan.id, over, exempt, approved_break=found.number, approvers=found.approvers
+        )
+    return FreezeStanding(
+        plan.id, over, exempt, open_break=found.number, open_approvers=found.approvers
+    )

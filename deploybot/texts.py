@@ -148,7 +148,12 @@ def break_lines(plan: Plan) -> list[str]:
 
 
 def countdown_post(
-    plan: Plan, countdown_offset: timedelta, now: datetime, tz: tzinfo, late: bool
+    plan: Plan,
+    countdown_offset: timedelta,
+    now: datetime,
+    tz: tzinfo,
+    late: bool,
+    freeze: str | None = None,
 ) -> list[str]:
     """The announce-channel post for the countdown ``countdown_offset`` before ``plan``.
 
@@ -158,7 +163,8 @@ def countdown_post(
     report a problem.  An on-time post counts down by the offset; a ``late`` post (sent
     after the bot was offline at the due time) counts from ``now`` and its first line
     starts with ``(late: due 13:00)`` (the bot was offline then, or the plan was added
-    after that time).
+    after that time).  ``freeze`` (a plan in a freeze: ``⚠ IN FREEZE (F42 Final freeze) —
+    …``, :meth:`~deploybot.plans.freezes.FreezeStanding.marker`) is the first line.
     """
     window = f"({when_text(plan.when, tz)}, {format_duration(plan.duration)} window)"
     remaining = plan.when - now if late else countdown_offset
@@ -170,7 +176,7 @@ def countdown_post(
     else:
         headline = f"{named(plan)} deploys {describe_countdown(remaining)} {window}"
         footer = []
-    lines: list[str] = []
+    lines: list[str] = [freeze] if freeze else []
     if plan.api_breaks:
         shown = plan.api_breaks[:MAX_BREAKS_IN_POST]
         lines += [break_line(api_break) for api_break in shown]

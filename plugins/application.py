@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,13 @@ from deploybot.deployday.digestpost import DigestPoster
 from deploybot.deployday.posts import StoredOutbox
 from deploybot.errors import ConfigError
 from deploybot.plans.book import PlanBook, ReloadReport
+from deploybot.plans.freezes import FreezeBook
 from deploybot.store import Store
 from deploybot.web.api import load_read_token
 
 from .bus.amqp_source import AmqpSource
 from .bus.fedmsg_source import FedmsgSource, make_validator
+from .freezecal import FreezeCalendar
 from .irc.bot import DeployIrcBot, IrcLoginError, resolve_sasl_password
 from .web import WebServer, WebStartError
 
@@ -95,8 +98,14 @@ class Application:
         store = Store.open(config.database, busy_timeout=config.database_busy_timeout)
         try:
             book = PlanBook(config.plans_dir)
-            self.core = Core(config=config, store=store, book=book, clock=self.clock)
+            freezes = FreezeBook(config.freezes, config.timezone)
+            self.core = Core(
+                config=config, store=store, book=book, clock=self.clock, freezes=freezes
+            )
             report = await book.reload_in_worker()
+            freeze_problems = await asyncio.to_thread(freezes.reload)
+            if freeze_problems:
+                report = replace(report, problems=(*report.problems, *freeze_problems))
             self._fingerprint = book.fingerprint()
             self.bot = self._make_bot(loop)
             self.bot.report_channel = config.admin_channel
@@ -134,6 +143,7 @@ class Application:
                 self.scheduler.add_job(
                     self._watch_plans, "interval", seconds=PLAN_WATCH_SECONDS, id="plan-watch"
                 )
+                self._start_freeze_calendar()
                 self._start_fedmsg()
                 self._start_amqp()
                 if not await self._start_web():
@@ -199,6 +209,19 @@ class Application:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- freezes --------------------------------------------------------------------------
+    def _start_freeze_calendar(self) -> None:
+        """Fetch the freeze calendar now and then, if ``freeze_calendar`` is set; its last
+        good copy (saved beside the database) is in force meanwhile."""
+        url = self.config.freeze_calendar
+        if not url:
+            return
+        database = self.config.database
+        cache = database.with_name(database.name + ".freeze-calendar.ics")
+        calendar = FreezeCalendar(self.core, url, cache)
+        calendar.load_cache()
+        self.spawn(calendar.run(), name="freeze-calendar")
 
     # --- bus -----------------------------------------------------------------------------
     def _bus_reactor(self) -> BusReactor:
@@ -288,8 +311,8 @@ class Application:
         A coroutine function so that the scheduler runs it in the loop's thread (it uses the
         store and the outbox), not in a worker thread as it would a plain function."""
         fingerprint = self.core.book.fingerprint()
-        if fingerprint != self._fingerprint:
-            log.info("plan files changed on disk; reloading")
+        if fingerprint != self._fingerprint or self.core.freezes.changed():
+            log.info("plan or freeze files changed on disk; reloading")
             self._report_problems(await self.core.reload_plans())
 
     def _plans_reloaded(self, report: ReloadReport) -> None:

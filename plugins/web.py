@@ -219,6 +219,10 @@ async def _deployment(request: web.Request) -> web.Response:
     return _json(api.deployment_document(core, request.match_info["id"], _query(request)))
 
 
+async def _freezes(request: web.Request) -> web.Response:
+    return _json(api.freezes_document(_state(request).core, _query(request)))
+
+
 async def _incidents(request: web.Request) -> web.Response:
     return _json(api.incidents_document(_state(request).core, _query(request)))
 
@@ -300,7 +304,12 @@ async def _calendar(request: web.Request) -> web.Response:
     # which _guard checked), so they point where the client reached the server.
     base_url = str(request.url.with_query(None).join(URL("./")))
     feed = calendar_feed(
-        core.plans, now=core.now(), notice_days=core.config.notice_days, base_url=base_url
+        core.plans,
+        now=core.now(),
+        notice_days=core.config.notice_days,
+        base_url=base_url,
+        freezes=core.freezes.freezes,
+        readiness=core.readiness,
     )
     return web.Response(text=feed, content_type="text/calendar", charset="utf-8")
 
@@ -329,6 +338,7 @@ def make_app(
     router.add_get("/api/v1/schemas/{file}", _schema)
     router.add_get("/api/v1/deployments", _deployments)
     router.add_get("/api/v1/deployments/{id}", _deployment)
+    router.add_get("/api/v1/freezes", _freezes)
     router.add_get("/api/v1/incidents", _incidents)
     router.add_get("/api/v1/incidents/{n}", _incident)
     router.add_get("/api/v1/digests/{date}", _digest)

@@ -30,6 +30,7 @@ from deploybot.deployday.day import DeployDay
 from deploybot.errors import DeploybotError
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
+from deploybot.plans.freezes import Freeze
 from deploybot.plans.model import ApiBreak, Consumer, Plan
 from deploybot.store import Store
 from tests.fakes import RecordingOutbox
@@ -227,6 +228,17 @@ def example_world(tmp_path: Path, clock: Clock) -> Iterator[DeployDay]:
         deploy_id="pkgdb2-2.0",
         minutes_into_deploy=20,
     )
+    # A freeze over fas-3.0's window, and a freeze break requested earlier for pkgdb2-2.0.
+    core.freezes.set_calendar([Freeze("F44 Beta freeze", utc(2026, 12, 18), utc(2026, 12, 22))])
+    core.store.request_freeze_break(
+        plan_id="pkgdb2-2.0",
+        freezes="F44 Beta freeze",
+        reason="the acl fix cannot wait",
+        nick="bob",
+        account="bob",
+        mask="bob!bob@example.test",
+        now=utc(2026, 12, 15, 12),
+    )
     clock.now = DURING + timedelta(minutes=5)
     yield DeployDay(core, RecordingOutbox())
     core.store.close()
@@ -308,6 +320,10 @@ BAD_CALLS = [
     ("!digest 20261215", "is not a date; write it as YYYY-MM-DD"),
     ("!digest 0001-01-01", "is out of range (years 1900 to 9000)"),
     ("!digest 2026-12-01 2026-12-02", "one date only"),
+    ("!freeze now", "takes no arguments"),
+    ("!freezebreak fas-3.0", "say which plan and why"),
+    ("!approve", "say which deploy's freeze break"),
+    ("!freezebreaks all", "takes no arguments"),
 ]
 
 

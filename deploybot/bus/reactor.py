@@ -8,7 +8,13 @@ it into deploy facts (:func:`~deploybot.bus.rules.interpret`) and acts on them (
   "deploy of SERVICE started by USER" goes to the admin and firefighting channels;
 * a playbook complete says "finished ok" or "finished with failures on HOST…";
 * a production run of a planned service outside its window is "⚠ unplanned deploy" in
-  the admin channel.
+  the admin channel;
+* a start during an infrastructure freeze without an approved freeze break (or an
+  outage-fix exemption) also says "⚠ deploy during the F42 Final freeze without an
+  approved freeze break" in the admin channel.
+
+Each of those facts is recorded on its deploy (:meth:`~deploybot.store.Store.record_deploy_event`,
+at the event's time) before it is said: the post-mortem's timeline reads them.
 
 :meth:`BusReactor.reject` counts and logs (rate-limited) a message that did not decode.
 Nothing a message holds makes either raise: a bad message never stops the bot.  The one
@@ -44,10 +50,12 @@ from deploybot.bus.rules import (
     OpenFirefighting,
     RateLimitedLog,
     UnplannedDeploy,
+    event_time,
     fact_text,
     interpret,
 )
 from deploybot.deployday.roster import firefight_channel
+from deploybot.lines import one_line
 from deploybot.store import StoreUnavailableError
 
 if TYPE_CHECKING:
@@ -62,6 +70,14 @@ BAD_MESSAGE_LOG_INTERVAL = 60.0
 RECENT_IDS = 4096
 #: How long the store remembers the id of an event that was acted on.
 SEEN_IDS_KEPT = timedelta(days=1)
+#: A user name recorded on a deploy is cut to this many characters.
+MAX_USER = 64
+#: The deploy event (:meth:`~deploybot.store.Store.record_deploy_event`) of each fact.
+_EVENT_KINDS: dict[type, str] = {
+    DeployStarted: "playbook-start",
+    DeployFinished: "playbook-finish",
+    UnplannedDeploy: "unplanned",
+}
 
 
 class BusReactor:
@@ -162,6 +178,7 @@ class BusReactor:
                 firefight.open(fact.plan, now, reason=f"bus: {fact.event.short_topic}")
             return
         text = fact_text(fact, config.timezone)
+        self._record(fact, now, text)
         targets = [config.admin_channel]
         if isinstance(fact, DeployStarted | DeployFinished):
             channel = firefight_channel(fact.plan, config)
@@ -182,3 +199,32 @@ class BusReactor:
             except Exception:
                 log.exception("posting a bus fact to %s failed", target)
         log.info("bus: %s", text)
+        if isinstance(fact, DeployStarted):
+            self._freeze_warning(fact, now)
+
+    def _record(self, fact: DeployFact, now: datetime, text: str) -> None:
+        """Record the fact on its deploy (for the post-mortem's timeline), at the event's
+        time, before anything is posted: a fact that cannot be recorded is not said."""
+        kind = _EVENT_KINDS.get(type(fact))
+        if kind is None:
+            return
+        user = one_line(getattr(fact, "user", ""))[:MAX_USER]
+        at = event_time(fact.event, now)
+        self.core.store.record_deploy_event(fact.plan.id, kind, at, nick=user, text=text)
+
+    def _freeze_warning(self, fact: DeployStarted, now: datetime) -> None:
+        """A deploy started during a freeze without an approved freeze break (nor an
+        outage-fix exemption): say it in the admin channel, and record it on the deploy."""
+        standing = self.core.freeze_standing(fact.plan)
+        at = event_time(fact.event, now)
+        if standing.cleared or not any(f.covers(at) for f in standing.freezes):
+            return
+        names = ", ".join(f.name for f in standing.freezes if f.covers(at))
+        text = f"⚠ deploy during the {names} without an approved freeze break"
+        by = one_line(fact.user)[:MAX_USER]
+        self.core.store.record_deploy_event(fact.plan.id, "freeze-warning", at, nick=by, text=text)
+        log.warning("bus: %s (%s)", text, fact.plan.id)
+        try:
+            self.outbox.post(self.core.config.admin_channel, f"{text} ({fact.plan.id})")
+        except Exception:
+            log.exception("posting the freeze warning failed")

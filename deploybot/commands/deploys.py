@@ -8,7 +8,7 @@ from deploybot.commands.base import Reply, Request, UsageError, command, example
 from deploybot.deployday.roster import roster_line
 from deploybot.errors import DeploybotError
 from deploybot.plans.model import Plan
-from deploybot.plans.policy import assess, format_readiness
+from deploybot.plans.policy import format_readiness
 from deploybot.plans.schedule import describe_countdown, running, upcoming
 from deploybot.texts import break_lines, plan_line, when_text
 
@@ -159,7 +159,7 @@ async def breaks(core: Core, request: Request) -> Reply:
 async def ready(core: Core, request: Request) -> Reply:
     """The lines of :func:`~deploybot.plans.policy.format_readiness`."""
     plan = find_plan(core, one_plan_id(request))
-    readiness = assess(plan, core.config.notice_days)
+    readiness = core.readiness(plan)
     return Reply.say(*format_readiness(readiness, core.config.timezone))
 
 
@@ -187,7 +187,7 @@ def describe_plan(core: Core, plan: Plan, request: Request) -> list[str]:
             for c in plan.consumers
         )
         lines.append(f"consumers: {consumers}")
-    readiness = assess(plan, core.config.notice_days)
+    readiness = core.readiness(plan)
     verdict = format_readiness(readiness, tz)[0]
     if readiness.missing:
         missing = ", ".join(check.rule for check in readiness.missing)

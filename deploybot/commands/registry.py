@@ -13,6 +13,7 @@ from deploybot.commands import (
     deployday,
     deploys,
     digest,
+    freeze,
     incidents,
 )
 from deploybot.commands.base import Registry
@@ -23,7 +24,7 @@ def build_registry() -> Registry:
     """A registry holding every IRC-free command of SPEC §3, in the order ``!help``
     lists them; ``!help`` last, answering about this registry."""
     registry = Registry()
-    for module in (deploys, consumers, incidents, deployday, digest, admin):
+    for module in (deploys, consumers, incidents, deployday, digest, freeze, admin):
         registry.add(*module.COMMANDS)
     registry.add(help_command(registry))
     return registry

@@ -57,7 +57,10 @@ class CountdownPoster:
             if due.superseded:
                 store.claim_countdown(due.key, now, skipped=True)
                 continue
-            lines = countdown_post(due.plan, due.countdown.offset, now, config.timezone, due.late)
+            freeze = self.core.freeze_standing(due.plan).marker()
+            lines = countdown_post(
+                due.plan, due.countdown.offset, now, config.timezone, due.late, freeze
+            )
             with store.transaction():  # the claim and its posts: both kept, or neither
                 if not store.claim_countdown(due.key, now, late=due.late):
                     continue  # another sweep got there first

@@ -176,7 +176,11 @@ class Firefight:
         return True
 
     def _announce_opening(self, plan: Plan, channel: str, now: datetime, reason: str) -> None:
-        """The first opening's topic, "deploy started" line, API breaks and pages."""
+        """The first opening's topic, "deploy started" line, API breaks and pages; the
+        opening is recorded on the deploy (its post-mortem's timeline)."""
+        self.core.store.record_deploy_event(
+            plan.id, "firefight-opened", now, text=f"firefighting opened in {channel} ({reason})"
+        )
         # People on the first shift are paged even when the deploy starts early.
         shift_time = max(now, plan.when)
         self._refresh_topic(plan, channel, shift_time, force=True)
@@ -300,6 +304,12 @@ class Firefight:
             else:
                 if channel is None:  # opened, then its plan was changed and lost its channel
                     raise NoFirefightChannelError(plan, self.core.config)
+                store.record_deploy_event(
+                    plan.id,
+                    "firefight-closed",
+                    now,
+                    text=f"firefighting closed in {channel} ({reason})",
+                )
                 if not was_active:
                     self.outbox.join(channel)  # e.g. the window ended while the bot was down
                 for line in self.summary(plan, now, reason):

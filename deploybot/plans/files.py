@@ -35,6 +35,7 @@ from deploybot.plans.model import (
     Announcement,
     ApiBreak,
     Consumer,
+    FreezeExemption,
     Plan,
     Probe,
     Production,
@@ -64,6 +65,7 @@ from deploybot.plans.yamlnodes import (
     nick,
     optional_nick,
     optional_word,
+    outage_fix,
     positive_duration,
     probe_path,
     read_mapping,
@@ -209,6 +211,12 @@ ROSTER = Schema(
         "escalation": Field(_nicks),
     },
     build_with(_RosterDraft),
+)
+
+FREEZE_EXEMPT = Schema(
+    "freeze_exempt",
+    {"kind": Field(outage_fix, required=True), "reason": Field(name, required=True)},
+    build_with(FreezeExemption),
 )
 
 
@@ -379,6 +387,7 @@ PLAN = Schema(
         "meetings": _list(day, "dates"),
         "teams": _list(word, "teams"),
         "roster": Field(nested(ROSTER)),
+        "freeze_exempt": Field(nested(FREEZE_EXEMPT)),
     },
     build=lambda reader, _key, _node, values: Plan(**values, source=_source(reader)),
     check=_check_plan,
@@ -588,6 +597,25 @@ def _line(reader: NodeReader, event: yaml.Event) -> int:
 
 def _compose(reader: NodeReader, text: str) -> yaml.Node | None:
     """The single YAML document of ``text`` as a mapping node, or None (problem recorded)."""
+    before = len(reader.problems)
+    node = _parse(reader, text)
+    if len(reader.problems) > before:
+        return None
+    if node is None or describe(node) == "nothing":
+        reader.fail(0, "", "the file is empty: a plan needs at least service, when and duration")
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        reader.fail(
+            node,
+            "",
+            f"a plan file must be a mapping (service: ..., when: ...), got {describe(node)}",
+        )
+        return None
+    return node
+
+
+def _parse(reader: NodeReader, text: str) -> yaml.Node | None:
+    """The single YAML document of ``text`` (None when empty or on a recorded problem)."""
     loader = _FAST_LOADER or yaml.SafeLoader
     try:
         documents = depth = 0
@@ -630,15 +658,18 @@ def _compose(reader: NodeReader, text: str) -> yaml.Node | None:
     except RecursionError:
         reader.fail(0, "", "YAML nested too deeply")
         return None
-    if node is None or describe(node) == "nothing":
-        reader.fail(0, "", "the file is empty: a plan needs at least service, when and duration")
+    return node
+
+
+def compose_document(reader: NodeReader, text: str) -> yaml.Node | None:
+    """The single YAML document of ``text`` (any node; None for an empty text), within the
+    plan files' size and nesting limits, without aliases; None with a problem recorded
+    otherwise.  For the other YAML files the bot reads (the freezes file)."""
+    if not _within_limits(reader, text):
         return None
-    if not isinstance(node, yaml.MappingNode):
-        reader.fail(
-            node,
-            "",
-            f"a plan file must be a mapping (service: ..., when: ...), got {describe(node)}",
-        )
+    before = len(reader.problems)
+    node = _parse(reader, text)
+    if len(reader.problems) > before:
         return None
     return node
 
@@ -690,6 +721,9 @@ def dump_plan(plan: Plan) -> str:
     roster_lines += _flow_line("escalation", [_q(n) for n in roster.escalation], indent=2)
     if roster_lines:
         out += ["roster:", *roster_lines]
+    if plan.freeze_exempt is not None:
+        exempt = plan.freeze_exempt
+        out += _block("freeze_exempt", _strings(kind=exempt.kind, reason=exempt.reason))
     return "\n".join(out) + "\n"
 
 

@@ -83,6 +83,19 @@ class Roster:
     escalation: tuple[str, ...] = ()
 
 
+#: The only reason a plan may skip the freeze rule: it fixes an outage.
+OUTAGE_FIX = "outage-fix"
+
+
+@dataclass(frozen=True)
+class FreezeExemption:
+    """``freeze_exempt: {kind: outage-fix, reason: …}``: an emergency fix deployed during a
+    freeze without a freeze break (Fedora's freeze policy exempts outage fixes)."""
+
+    kind: str
+    reason: str
+
+
 @dataclass(frozen=True)
 class Source:
     """Where a plan came from: the file and the line of each key (dotted path → line)."""
@@ -122,6 +135,7 @@ class Plan:
     meetings: tuple[date, ...] = ()
     teams: tuple[str, ...] = ()
     roster: Roster = field(default_factory=Roster)
+    freeze_exempt: FreezeExemption | None = None
     # The UTC offset `when` was written with; shift times are read in it.
     when_offset: timedelta = timedelta(0)
     source: Source = field(default_factory=lambda: Source(file="<memory>"), compare=False)

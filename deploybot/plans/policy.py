@@ -21,6 +21,14 @@ Rules (each gives one :class:`Check`, always all six, in this order)
     window ``[when, end)`` and every team in ``teams`` has a shift with at least one person;
     ``consumer-contacts``  every consumer has a contact (met when there are no consumers).
 
+The freeze rule (``freeze``)
+    A plan whose window overlaps an infrastructure freeze (:mod:`.freezes`, passed in as a
+    :class:`~deploybot.plans.freezes.FreezeStanding`) gets a seventh check, also when it is
+    otherwise exempt (a freeze covers every change): met when the plan is
+    ``freeze_exempt`` (an outage fix) or has an approved freeze break, missing otherwise.
+    An exempt plan missing it is ``NOT READY``.  Out of every freeze there is no such
+    check.
+
 Dates
     All date comparisons use the UTC calendar date of ``when`` (plans store ``when`` in
     UTC; announcement, meeting and call-for-testing dates are plain dates).  The deadline
@@ -38,6 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from deploybot.durations import plural
+from deploybot.plans.freezes import FreezeStanding
 from deploybot.plans.model import Announcement, Plan
 
 DEFAULT_NOTICE_DAYS = 14
@@ -52,13 +61,16 @@ class Span:
 
     start: datetime
     end: datetime
+    #: Show the start's date too (``2026-04-07 00:00–2026-04-22 00:00 CEST``).
+    dated: bool = False
 
     def render(self, tz: tzinfo) -> str:
         """``21:00–23:00 UTC``; a date is added to a time on another day than ``start``."""
         start = self.start.astimezone(tz)
         end = self.end.astimezone(tz)
         end_text = end.strftime("%H:%M" if end.date() == start.date() else "%Y-%m-%d %H:%M")
-        return f"{start:%H:%M}–{end_text} {start.tzname()}"
+        start_text = start.strftime("%Y-%m-%d %H:%M" if self.dated else "%H:%M")
+        return f"{start_text}–{end_text} {start.tzname()}"
 
 
 @dataclass(frozen=True)
@@ -98,8 +110,8 @@ class Readiness:
 
     @property
     def ready(self) -> bool:
-        """Exempt, or every rule met."""
-        return not self.under_policy or all(check.met for check in self.checks)
+        """Exempt, or every rule met (the freeze rule holds for an exempt plan too)."""
+        return all(check.met for check in self.checks)
 
     @property
     def missing(self) -> tuple[Check, ...]:
@@ -114,9 +126,9 @@ class Readiness:
     @property
     def verdict(self) -> str:
         """``EXEMPT``, ``READY`` or ``NOT READY``: what every view of a plan shows first."""
-        if not self.under_policy:
-            return "EXEMPT"
-        return "READY" if self.ready else "NOT READY"
+        if self.ready:
+            return "READY" if self.under_policy else "EXEMPT"
+        return "NOT READY"
 
     @property
     def exemption(self) -> str:
@@ -124,14 +136,18 @@ class Readiness:
         return (self.exempt_reason or "not under policy").removeprefix("exempt: ")
 
 
-def assess(plan: Plan, notice_days: int = DEFAULT_NOTICE_DAYS) -> Readiness:
-    """Check ``plan`` against the policy; see the module docstring for scope and rules."""
+def assess(
+    plan: Plan, notice_days: int = DEFAULT_NOTICE_DAYS, freeze: FreezeStanding | None = None
+) -> Readiness:
+    """Check ``plan`` against the policy (and, with ``freeze``, the freeze rule); see the
+    module docstring for scope and rules."""
     if notice_days < 0:
         raise ValueError(f"notice_days must not be negative, got {notice_days}")
+    frozen = (freeze_check(plan, freeze),) if freeze is not None and freeze.in_freeze else ()
     if not plan.major and not plan.breaks_api:
-        return Readiness(plan.id, False, MINOR_EXEMPTION, (), notice_days)
+        return Readiness(plan.id, False, MINOR_EXEMPTION, frozen, notice_days)
     if plan.leaf:
-        return Readiness(plan.id, False, LEAF_EXEMPTION, (), notice_days)
+        return Readiness(plan.id, False, LEAF_EXEMPTION, frozen, notice_days)
     deploy_day = plan.when.astimezone(UTC).date()
     deadline = deploy_day - timedelta(days=notice_days)
     checks = (
@@ -141,6 +157,7 @@ def assess(plan: Plan, notice_days: int = DEFAULT_NOTICE_DAYS) -> Readiness:
         _staging_check(plan, deploy_day, deadline, notice_days),
         _roster_check(plan),
         _consumers_check(plan),
+        *frozen,
     )
     return Readiness(plan.id, True, None, checks, notice_days)
 
@@ -152,13 +169,50 @@ def format_readiness(readiness: Readiness, tz: tzinfo) -> list[str]:
     ['nuancier-1.3: EXEMPT — leaf service (policy may be skipped)']
     """
     if not readiness.under_policy:
-        return [f"{readiness.plan_id}: EXEMPT — {readiness.exemption}"]
+        head = f"{readiness.plan_id}: {readiness.verdict} — {readiness.exemption}"
+        return [head, *(_check_line(check, tz) for check in readiness.checks)]
     counted = f"{readiness.met_count}/{len(readiness.checks)}"
     lines = [f"{readiness.plan_id}: {readiness.verdict} ({counted})"]
-    for check in readiness.checks:
-        mark = "✔" if check.met else "✘"
-        lines.append(f"  {mark} {check.rule}: {check.reason_in(tz)}")
+    lines += [_check_line(check, tz) for check in readiness.checks]
     return lines
+
+
+def _check_line(check: Check, tz: tzinfo) -> str:
+    return f"  {'✔' if check.met else '✘'} {check.rule}: {check.reason_in(tz)}"
+
+
+def freeze_check(plan: Plan, standing: FreezeStanding) -> Check:
+    """The ``freeze`` rule of a plan whose window overlaps a freeze (module docstring)."""
+    rule, title = "freeze", "an approved freeze break, or exempt as an outage fix"
+    spans: list[str | Span] = []
+    for index, freeze in enumerate(standing.freezes):
+        spans += [
+            ", " if index else "",
+            f"{freeze.name} (",
+            Span(freeze.start, freeze.end, True),
+            ")",
+        ]
+    head: tuple[str | Span, ...] = ("in the ", *spans)
+    if plan.freeze_exempt is not None:
+        text = f": exempt as an outage fix ({plan.freeze_exempt.reason})"
+        return Check(rule, title, True, "freeze_exempt", (*head, text))
+    if standing.approved_break is not None:
+        who = ", ".join(standing.approvers)
+        text = f": freeze break #{standing.approved_break} approved by {who}"
+        return Check(rule, title, True, "when", (*head, text))
+    if standing.open_break is not None:
+        got = len(standing.open_approvers)
+        by = f" ({', '.join(standing.open_approvers)})" if got else ""
+        text = (
+            f": freeze break #{standing.open_break} has {got} of 2 approvals{by}; "
+            f"admins approve it with !approve {plan.id}"
+        )
+        return Check(rule, title, False, "when", (*head, text))
+    text = (
+        f" without an approved freeze break; request one with !freezebreak {plan.id} REASON "
+        "(two admins must !approve it), or move the window"
+    )
+    return Check(rule, title, False, "when", (*head, text))
 
 
 # --- the rules ----------------------------------------------------------------------------

@@ -288,6 +288,35 @@ def moment(reader: NodeReader, node: yaml.Node, key: str) -> datetime:
     return aware
 
 
+def day_or_moment(reader: NodeReader, node: yaml.Node, key: str) -> date | datetime:
+    """A date ``YYYY-MM-DD`` (a whole day, placed in a time zone by the caller) or a date
+    and time with a UTC offset (:func:`moment`)."""
+    value = text(reader, node, key)
+    if DAY.fullmatch(value):
+        return day(reader, node, key)
+    if not _DATETIME.fullmatch(value):
+        raise reader.fail(
+            node,
+            key,
+            f"{value!r} is neither a date (2026-04-07) nor a date and time with a UTC offset "
+            "(2026-04-07T00:00:00Z)",
+        )
+    return moment(reader, node, key)
+
+
+def outage_fix(reader: NodeReader, node: yaml.Node, key: str) -> str:
+    """``outage-fix``: the only kind of freeze exemption there is."""
+    value = text(reader, node, key)
+    if value != "outage-fix":
+        raise reader.fail(
+            node,
+            key,
+            f"{value!r}: the only exemption from a freeze is outage-fix (a fix for an "
+            "outage); anything else needs a freeze break (!freezebreak)",
+        )
+    return value
+
+
 def positive_duration(reader: NodeReader, node: yaml.Node, key: str) -> timedelta:
     """A duration such as ``8h`` or ``1d12h`` (see :mod:`deploybot.durations`), above 0."""
     value = text(reader, node, key)

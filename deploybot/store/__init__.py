@@ -42,10 +42,12 @@ user.  Programming mistakes (a naive datetime, an unknown ``state``) raise ``Val
 The store is assembled from one mixin per part, each in its own module over the shared
 connection of :mod:`deploybot.store.base`: :mod:`deploybot.store.incidents`,
 :mod:`deploybot.store.consumers`, :mod:`deploybot.store.ledger`,
-:mod:`deploybot.store.pages`, :mod:`deploybot.store.busevents` and
-:mod:`deploybot.store.outbox` (the posts not yet confirmed by the server).  The records they return
-are in :mod:`deploybot.store.records`, the errors in :mod:`deploybot.store.errors`; all are
-re-exported here, so callers import them from :mod:`deploybot.store`.
+:mod:`deploybot.store.pages`, :mod:`deploybot.store.busevents`,
+:mod:`deploybot.store.outbox` (the posts not yet confirmed by the server),
+:mod:`deploybot.store.freezebreaks` and :mod:`deploybot.store.deployevents`.  The records
+they return are in :mod:`deploybot.store.records`, the errors in
+:mod:`deploybot.store.errors`; all are re-exported here, so callers import them from
+:mod:`deploybot.store`.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from typing import Self
 from deploybot.errors import DeploybotError
 from deploybot.store.busevents import BusEventTable
 from deploybot.store.consumers import ConsumerTable
+from deploybot.store.deployevents import DeployEventTable
 from deploybot.store.errors import (
     AlreadyFixedError,
     PageAlreadyAckedError,
@@ -70,6 +73,7 @@ from deploybot.store.errors import (
     UnknownIncidentError,
     UnknownPageError,
 )
+from deploybot.store.freezebreaks import APPROVALS_NEEDED, FreezeBreakTable
 from deploybot.store.incidents import IncidentTable
 from deploybot.store.ledger import LedgerTable
 from deploybot.store.migrations import SCHEMA_VERSION, migrate
@@ -77,6 +81,9 @@ from deploybot.store.outbox import OutboxTable
 from deploybot.store.pages import PageTable
 from deploybot.store.records import (
     CountdownClaim,
+    DeployEvent,
+    FreezeApproval,
+    FreezeBreak,
     Incident,
     IncidentState,
     IncidentSummary,
@@ -88,9 +95,13 @@ from deploybot.store.records import (
 )
 
 __all__ = [
+    "APPROVALS_NEEDED",
     "SCHEMA_VERSION",
     "AlreadyFixedError",
     "CountdownClaim",
+    "DeployEvent",
+    "FreezeApproval",
+    "FreezeBreak",
     "Incident",
     "IncidentState",
     "IncidentSummary",
@@ -114,7 +125,16 @@ __all__ = [
 DEFAULT_BUSY_TIMEOUT = 5.0
 
 
-class Store(IncidentTable, ConsumerTable, LedgerTable, PageTable, BusEventTable, OutboxTable):
+class Store(
+    IncidentTable,
+    ConsumerTable,
+    LedgerTable,
+    PageTable,
+    BusEventTable,
+    OutboxTable,
+    FreezeBreakTable,
+    DeployEventTable,
+):
     """The database.  Open with :meth:`open`; close with :meth:`close` or ``with``."""
 
     @classmethod

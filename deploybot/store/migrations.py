@@ -182,7 +182,52 @@ _V4 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
+_V5 = Migration(
+    version=5,
+    description="freeze breaks with their approvals; what happened to a deploy (bus, channel)",
+    statements=(
+        """
+        CREATE TABLE freeze_breaks (
+            number            INTEGER PRIMARY KEY AUTOINCREMENT,
+            plan_id           TEXT NOT NULL,
+            freezes           TEXT NOT NULL,
+            reason            TEXT NOT NULL,
+            requester_nick    TEXT NOT NULL,
+            requester_account TEXT,
+            requester_mask    TEXT NOT NULL,
+            requested_at      TEXT NOT NULL,
+            -- set with the approval that made two
+            approved_at       TEXT
+        )
+        """,
+        "CREATE INDEX freeze_breaks_plan ON freeze_breaks (plan_id)",
+        """
+        CREATE TABLE freeze_break_approvals (
+            freeze_break INTEGER NOT NULL REFERENCES freeze_breaks (number),
+            -- who, as one person: account:NAME, else host:HOST of the mask
+            person       TEXT NOT NULL COLLATE NOCASE,
+            nick         TEXT NOT NULL,
+            account      TEXT,
+            mask         TEXT NOT NULL,
+            at           TEXT NOT NULL,
+            PRIMARY KEY (freeze_break, person)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE deploy_events (
+            id      INTEGER PRIMARY KEY,
+            plan_id TEXT NOT NULL,
+            at      TEXT NOT NULL,
+            kind    TEXT NOT NULL,
+            nick    TEXT NOT NULL DEFAULT '',
+            text    TEXT NOT NULL DEFAULT ''
+        )
+        """,
+        "CREATE INDEX deploy_events_plan ON deploy_events (plan_id, at)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5)
 """Every step, in order; ``MIGRATIONS[i].version == i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

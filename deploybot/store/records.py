@@ -17,6 +17,9 @@ from deploybot.store.base import from_db, from_db_or_none
 
 __all__ = [
     "CountdownClaim",
+    "DeployEvent",
+    "FreezeApproval",
+    "FreezeBreak",
     "Incident",
     "IncidentState",
     "IncidentSummary",
@@ -260,3 +263,49 @@ def page_from_row(row: sqlite3.Row) -> Page:
         acked_mask=row["acked_mask"],
         acked_account=row["acked_account"],
     )
+
+
+@dataclass(frozen=True)
+class FreezeApproval:
+    """One admin's approval of a freeze break; ``person`` is who they count as."""
+
+    person: str
+    nick: str
+    account: str | None
+    mask: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class FreezeBreak:
+    """A request to deploy ``plan_id`` during ``freezes`` (their names), and its approvals."""
+
+    number: int
+    plan_id: str
+    freezes: str
+    reason: str
+    requester_nick: str
+    requester_account: str | None
+    requester_mask: str
+    requested_at: datetime
+    approved_at: datetime | None
+    approvals: tuple[FreezeApproval, ...] = ()
+
+    @property
+    def approved(self) -> bool:
+        return self.approved_at is not None
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        """The approvers' nicks, in the order they approved."""
+        return tuple(approval.nick for approval in self.approvals)
+
+
+@dataclass(frozen=True)
+class DeployEvent:
+    """Something that happened to a deploy (:mod:`deploybot.store.deployevents`)."""
+
+    at: datetime
+    kind: str
+    nick: str = ""
+    text: str = ""

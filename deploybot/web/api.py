@@ -46,12 +46,30 @@ Version 1 shapes
                     "escalation": [str]},
          "readiness": {"under_policy", "ready": bool, "exempt_reason": str | null,
                        "notice_days": int,
-                       "checks": [{"rule", "title": str, "met": bool, "reason": str}]}}
+                       "checks": [{"rule", "title": str, "met": bool, "reason": str}]},
+         "freeze": FREEZE_STANDING}
+    FREEZE_STANDING::
+        {"in_freeze", "cleared": bool, "freezes": [FREEZE],
+         "exempt_reason": str | null,
+         "freeze_break": {"number": int, "state": "open" | "approved", "reason": str,
+                          "requested_by": str, "requested_at": time,
+                          "approved_at": time | null,
+                          "approvals": [{"nick": str, "account": str | null, "at": time}]}
+                         | null}
+    ``GET /api/v1/freezes`` → ``{"as_of": time, "frozen_now": bool, "freezes": [FREEZE…],
+    "freeze_breaks": [FREEZE_BREAK…]}``: every freeze in force (file and calendar), by
+    start; the freeze breaks, newest first (at most :data:`MAX_FREEZE_BREAKS`; the
+    ``freeze_break`` shape above plus ``"plan_id"`` and ``"freezes": str``).  FREEZE::
+        {"name": str, "start", "end": time, "origin": str, "now": bool,
+         "deployments": [str]}
+    (``origin``: ``FILE:LINE`` or ``calendar``; ``deployments``: the ids of the plans in
+    force whose window overlaps it.)
 
     ``roster.channel`` is the firefighting channel
     (:func:`~deploybot.deployday.roster.firefight_channel`: the plan's own, else the
     config's pattern; ``null`` if the pattern makes no channel name of this plan).  ``checks`` is
-    empty for an exempt plan, else the six rules of SPEC §2 in order.
+    empty for an exempt plan, else the six rules of SPEC §2 in order; a plan whose window
+    overlaps a freeze has the rule ``freeze`` last (exempt plans too).
 
     ``GET /api/v1/incidents?since=&service=&state=`` →
     ``{"query": {"since": time | null, "service": str | null, "state": str | null},
@@ -178,9 +196,10 @@ from deploybot.durations import DAY, FIRST_YEAR, LAST_YEAR, iso_utc, parse_day, 
 from deploybot.errors import ConfigError, DateError, DeploybotError
 from deploybot.health import IrcStatus
 from deploybot.lines import one_line
+from deploybot.plans.freezes import Freeze
 from deploybot.plans.model import Plan
-from deploybot.plans.policy import assess
 from deploybot.store import (
+    FreezeBreak,
     Incident,
     IncidentState,
     StoreUnavailableError,
@@ -207,6 +226,7 @@ __all__ = [
     "deployments_document",
     "digest_document",
     "error_document",
+    "freezes_document",
     "health_document",
     "incident_document",
     "incident_to_dict",
@@ -362,7 +382,7 @@ def _status(plan: Plan, now: datetime) -> str:
 
 def plan_to_dict(plan: Plan, core: Core, now: datetime) -> dict[str, Any]:
     """One DEPLOYMENT (see the module documentation)."""
-    readiness = assess(plan, core.config.notice_days)
+    readiness = core.readiness(plan)
     return {
         "id": plan.id,
         "service": plan.service,
@@ -420,6 +440,7 @@ def plan_to_dict(plan: Plan, core: Core, now: datetime) -> dict[str, Any]:
             ],
             "escalation": list(plan.roster.escalation),
         },
+        "freeze": standing_to_dict(core, plan, now),
         "readiness": {
             "under_policy": readiness.under_policy,
             "ready": readiness.ready,
@@ -430,6 +451,67 @@ def plan_to_dict(plan: Plan, core: Core, now: datetime) -> dict[str, Any]:
                 for check in readiness.checks
             ],
         },
+    }
+
+
+#: ``/api/v1/freezes`` lists at most this many freeze breaks.
+MAX_FREEZE_BREAKS = 200
+
+
+def freeze_to_dict(freeze: Freeze, plans: Sequence[Plan], now: datetime) -> dict[str, Any]:
+    """One FREEZE (see the module documentation)."""
+    return {
+        "name": freeze.name,
+        "start": iso_utc(freeze.start),
+        "end": iso_utc(freeze.end),
+        "origin": freeze.origin,
+        "now": freeze.covers(now),
+        "deployments": [plan.id for plan in plans if freeze.overlaps(plan.when, plan.end)],
+    }
+
+
+def freeze_break_to_dict(item: FreezeBreak) -> dict[str, Any]:
+    """A FREEZE_BREAK (see the module documentation)."""
+    return {
+        "number": item.number,
+        "plan_id": item.plan_id,
+        "freezes": item.freezes,
+        "state": "approved" if item.approved else "open",
+        "reason": item.reason,
+        "requested_by": item.requester_nick,
+        "requested_at": iso_utc(item.requested_at),
+        "approved_at": None if item.approved_at is None else iso_utc(item.approved_at),
+        "approvals": [
+            {"nick": a.nick, "account": a.account, "at": iso_utc(a.at)} for a in item.approvals
+        ],
+    }
+
+
+def standing_to_dict(core: Core, plan: Plan, now: datetime) -> dict[str, Any]:
+    """A deployment's FREEZE_STANDING (see the module documentation)."""
+    standing = core.freeze_standing(plan)
+    found = core.store.freeze_break_for(plan.id) if standing.in_freeze else None
+    return {
+        "in_freeze": standing.in_freeze,
+        "cleared": standing.cleared,
+        "freezes": [freeze_to_dict(f, core.plans, now) for f in standing.freezes],
+        "exempt_reason": standing.exempt_reason,
+        "freeze_break": None if found is None else freeze_break_to_dict(found),
+    }
+
+
+def freezes_document(core: Core, query: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
+    """``GET /api/v1/freezes``: the freezes in force and the freeze breaks."""
+    _no_query(query)
+    now = core.now()
+    freezes = core.freezes.freezes
+    return {
+        "as_of": iso_utc(now),
+        "frozen_now": any(freeze.covers(now) for freeze in freezes),
+        "freezes": [freeze_to_dict(freeze, core.plans, now) for freeze in freezes],
+        "freeze_breaks": [
+            freeze_break_to_dict(item) for item in core.store.freeze_breaks(limit=MAX_FREEZE_BREAKS)
+        ],
     }
 
 

@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import icalendar
 
 from deploybot.durations import format_duration
+from deploybot.plans.freezes import Freeze
 from deploybot.plans.model import Plan
 from deploybot.plans.policy import DEFAULT_NOTICE_DAYS, Readiness, Span, assess
 from deploybot.web.pages import path_segment
@@ -96,10 +97,15 @@ def calendar_feed(
     now: datetime,
     notice_days: int = DEFAULT_NOTICE_DAYS,
     base_url: str | None = None,
+    freezes: Sequence[Freeze] = (),
+    readiness: Callable[[Plan], Readiness] | None = None,
 ) -> str:
     """The iCalendar text of ``plans`` (CRLF line ends), stamped ``now``; readiness is
     assessed with ``notice_days``; each event's ``URL`` is its deploy page under
-    ``base_url`` (none without it).  See the module documentation."""
+    ``base_url`` (none without it).  ``readiness`` (a core's, with the freeze rule)
+    replaces the policy with ``notice_days``.  Each of ``freezes`` is an event too
+    (``UID`` ``freeze-{start}-{name}@deploybot``, ``SUMMARY`` ``FREEZE: {name}``, the
+    deploys in it in ``DESCRIPTION``).  See the module documentation."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     calendar = icalendar.Calendar()
@@ -108,8 +114,11 @@ def calendar_feed(
     calendar.add("calscale", "GREGORIAN")
     calendar.add("method", "PUBLISH")
     calendar.add("x-wr-calname", CALENDAR_NAME)
+    assessed = readiness or (lambda plan: assess(plan, notice_days))
     for plan in sorted(plans, key=lambda p: (p.when, p.id)):
-        calendar.add_component(_event(plan, now, assess(plan, notice_days), base_url))
+        calendar.add_component(_event(plan, now, assessed(plan), base_url))
+    for freeze in freezes:
+        calendar.add_component(_freeze_event(freeze, plans, now))
     ical: bytes = calendar.to_ical()
     return ical.decode("utf-8")
 
@@ -136,6 +145,24 @@ def _event(
     if base_url is not None:
         event.add("url", deploy_page_url(base_url, plan.id))
     event.add("categories", [clean_text(c) for c in categories if c])
+    return event
+
+
+def _freeze_event(freeze: Freeze, plans: Sequence[Plan], now: datetime) -> icalendar.Event:
+    event = icalendar.Event()
+    name = clean_text(freeze.name)
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower())
+    event.add("uid", f"freeze-{freeze.start:%Y%m%dT%H%M%SZ}-{slug}@deploybot")
+    event.add("dtstamp", now.astimezone(UTC))
+    event.add("dtstart", freeze.start.astimezone(UTC))
+    event.add("dtend", freeze.end.astimezone(UTC))
+    event.add("summary", f"FREEZE: {name}")
+    inside = [plan.id for plan in plans if freeze.overlaps(plan.when, plan.end)]
+    text = "Infrastructure freeze: a change to a frozen host needs an approved freeze break."
+    if inside:
+        text += "\nDeploys in it: " + ", ".join(inside)
+    event.add("description", clean_text(text))
+    event.add("categories", ["freeze"])
     return event
 
 
@@ -177,7 +204,7 @@ def _description(plan: Plan, readiness: Readiness) -> str:
 
 
 def _readiness_lines(readiness: Readiness) -> list[str]:
-    if not readiness.under_policy:
+    if not readiness.under_policy and not readiness.checks:
         return [f"readiness: EXEMPT — {readiness.exemption}"]
     counted = f"{readiness.met_count} of {len(readiness.checks)} rules met"
     lines = [f"readiness: {readiness.verdict} ({counted})"]

@@ -31,7 +31,7 @@ The templates
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import quote
@@ -49,8 +49,9 @@ from deploybot.deployday.digest import (
 )
 from deploybot.deployday.roster import firefight_channel, on_shift, shift_hours
 from deploybot.durations import format_duration
+from deploybot.plans.freezes import Freeze, FreezeStanding, frozen_at, next_freeze
 from deploybot.plans.model import Plan, Shift
-from deploybot.plans.policy import DEFAULT_NOTICE_DAYS, assess
+from deploybot.plans.policy import DEFAULT_NOTICE_DAYS, Readiness, assess
 from deploybot.plans.schedule import day_bounds, describe_countdown, running, upcoming
 from deploybot.store import Incident, Store
 from deploybot.texts import clock_text, deploy_link, elapsed_text, when_text
@@ -140,12 +141,15 @@ def index_page(
     now: datetime,
     tz: tzinfo,
     notice_days: int = DEFAULT_NOTICE_DAYS,
+    readiness: Callable[[Plan], Readiness] | None = None,
+    freezes: Sequence[Freeze] = (),
 ) -> str:
     """``/``: the running deploys then the upcoming ones (by start time), each with its
     window in ``tz``, countdown, API breaks and readiness (:func:`deploybot.plans.policy.assess`
     with ``notice_days``: the verdict, and each missing rule with its reason), its name
     linking to its deploy page; then ``incidents`` (the caller passes today's), by number.
-    Finished deploys are left out.  An empty part says so in one line."""
+    Finished deploys are left out.  An empty part says so in one line.  Above them, the
+    ``freezes`` in force now and the next one."""
     shown = running(plans, now) + upcoming(plans, now)
     return _render(
         "index.html",
@@ -153,7 +157,9 @@ def index_page(
         today=now.astimezone(tz).date(),
         tz=tz,
         now=now,
-        deploys=[(plan, assess(plan, notice_days)) for plan in shown],
+        deploys=[(plan, _assessor(readiness, notice_days)(plan)) for plan in shown],
+        frozen_now=frozen_at(freezes, now),
+        next_freeze=next_freeze(freezes, now),
         incidents=sorted(incidents, key=by_number),
     )
 
@@ -169,6 +175,8 @@ def deployment_page(
     tz: tzinfo,
     channel: str | None,
     notice_days: int = DEFAULT_NOTICE_DAYS,
+    readiness: Callable[[Plan], Readiness] | None = None,
+    freeze: FreezeStanding | None = None,
 ) -> str:
     """``/deployments/{id}``: ``plan``'s window and status (upcoming with its countdown,
     running, finished), what the plan says (owners, teams, playbooks, staging and
@@ -192,11 +200,19 @@ def deployment_page(
         now=now,
         plan=plan,
         kind=kind,
-        readiness=assess(plan, notice_days),
+        readiness=_assessor(readiness, notice_days)(plan),
+        freeze=freeze or FreezeStanding(plan.id),
         channel=channel,
         on_shift=on_shift(plan, now),
         incidents=sorted(incidents, key=by_number),
     )
+
+
+def _assessor(
+    readiness: Callable[[Plan], Readiness] | None, notice_days: int
+) -> Callable[[Plan], Readiness]:
+    """``readiness`` (a core's, with the freeze rule), else the policy with ``notice_days``."""
+    return readiness or functools.partial(assess, notice_days=notice_days)
 
 
 # -- /digest/{date} ---------------------------------------------------------------------
@@ -279,6 +295,8 @@ def front_page(core: Core) -> str:
         now=now,
         tz=tz,
         notice_days=core.config.notice_days,
+        readiness=core.readiness,
+        freezes=core.freezes.freezes,
     )
 
 
@@ -306,4 +324,6 @@ def deployment_page_of(core: Core, plan_id: str) -> str | None:
         tz=core.config.timezone,
         channel=firefight_channel(plan, core.config),
         notice_days=core.config.notice_days,
+        readiness=core.readiness,
+        freeze=core.freeze_standing(plan),
     )
