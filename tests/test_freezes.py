@@ -31,6 +31,7 @@ from deploybot.plans.freezes import (
 from deploybot.plans.model import FreezeExemption
 from deploybot.plans.policy import assess
 from deploybot.web.api import freezes_document, plan_to_dict
+from tests.apischema import schema_errors
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
 from tests.test_busreactor import ansible
@@ -366,9 +367,28 @@ def test_the_api_lists_freezes_and_breaks(core: Core, clock: Clock) -> None:
         }
     ]
     assert document["freeze_breaks"] == []
-    standing = plan_to_dict(core.plans[0], core, clock.now)["freeze"]
+    deployment = plan_to_dict(core.plans[0], core, clock.now)
+    standing = deployment["freeze"]
     assert standing["in_freeze"] is True and standing["cleared"] is False
     assert standing["freeze_break"] is None
+    core.store.request_freeze_break(
+        plan_id="pkgdb2-2.0",
+        freezes="F42 Final freeze",
+        reason="r",
+        nick="bob",
+        account=None,
+        mask="bob!b@h",
+        now=clock.now,
+    )
+    core.store.approve_freeze_break(
+        "pkgdb2-2.0", nick="alice", account="alice", mask="alice!a@h2", now=clock.now
+    )
+    document = freezes_document(core)
+    assert [(b["state"], len(b["approvals"])) for b in document["freeze_breaks"]] == [("open", 1)]
+    assert schema_errors("freezes", document) == []
+    deployment = plan_to_dict(core.plans[0], core, clock.now)
+    assert deployment["freeze"]["freeze_break"]["requested_by"] == "bob"
+    assert schema_errors("deployment", {"as_of": document["as_of"], "deployment": deployment}) == []
 
 
 def test_freeze_exempt_reads_back_and_only_outage_fix_exists() -> None:

@@ -314,6 +314,7 @@ SCHEMAS: tuple[str, ...] = (
     "incidents",
     "incident",
     "digest",
+    "freezes",
     "event-accepted",
     "health",
     "error",
@@ -327,6 +328,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/api/v1/incidents", "incidents"),
     ("GET", "/api/v1/incidents/{n}", "incident"),
     ("GET", "/api/v1/digests/{date}", "digest"),
+    ("GET", "/api/v1/freezes", "freezes"),
     ("POST", "/api/v1/events", "event-accepted"),
     ("GET", "/healthz", "health"),
 )
