@@ -58,7 +58,7 @@ import os
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -74,6 +74,7 @@ __all__ = [
     "BOT_KEYS",
     "BOT_NUMBERS",
     "BOT_SECRET_KEYS",
+    "CREDENTIALS_ENV",
     "DEFAULTS",
     "IRC3_KEYS",
     "KEY_HELP",
@@ -81,16 +82,21 @@ __all__ = [
     "MIN_WEBHOOK_SECRET",
     "SECTION",
     "VALID_KEYS",
+    "WEBHOOK_SECRET_KEYS",
     "AdminRule",
     "Config",
     "InvalidConfig",
     "bot_section",
     "check_bot_section",
     "config_from_mapping",
+    "credential_name_problem",
+    "credential_path",
     "load_bot_section",
     "load_config",
     "parse_flag",
     "positive_number",
+    "read_secret_file",
+    "resolve_webhook_secret",
     "tcp_port",
 ]
 
@@ -193,6 +199,12 @@ _KEYS: dict[str, tuple[str, str]] = {
         "",
         "HMAC-SHA256 secret for POST /api/v1/events, 32 bytes or more; empty: webhook off",
     ),
+    "webhook_secret_file": ("", "file holding webhook_secret instead; empty: none"),
+    "webhook_secret_credential": (
+        "",
+        "name of a systemd credential holding webhook_secret instead (LoadCredential=NAME:FILE, "
+        "read from $CREDENTIALS_DIRECTORY by deploybot run); empty: none",
+    ),
 }
 
 #: Every valid ``[deploybot]`` key, in SPEC §7 order.
@@ -246,7 +258,16 @@ BOT_NUMBERS: Mapping[str, float] = MappingProxyType(
     }
 )
 #: Where the SASL secret is: at most one of them (``sasl_password`` inline is discouraged).
-BOT_SECRET_KEYS = ("sasl_password", "sasl_password_file", "sasl_password_env")
+BOT_SECRET_KEYS = (
+    "sasl_password",
+    "sasl_password_file",
+    "sasl_password_env",
+    "sasl_password_credential",
+)
+#: Where the webhook secret is: at most one of them.
+WEBHOOK_SECRET_KEYS = ("webhook_secret", "webhook_secret_file", "webhook_secret_credential")
+#: The variable systemd sets to the directory of a service's credentials (``LoadCredential=``).
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
 #: Every ``[bot]`` key deploybot itself reads.
 BOT_KEYS: tuple[str, ...] = (
     "sasl_username",
@@ -416,7 +437,11 @@ class Config:
     web_public_names: tuple[str, ...] = ()
     #: None: the pages and the API ask for no token.
     web_read_token_file: Path | None = None
+    #: The secret itself; with ``webhook_secret_file`` or ``webhook_secret_credential`` it
+    #: is empty until :func:`resolve_webhook_secret` reads it (``deploybot run`` does).
     webhook_secret: str = field(default="", repr=False)
+    webhook_secret_file: Path | None = None
+    webhook_secret_credential: str = ""
 
     @classmethod
     def defaults(cls) -> Config:
@@ -834,6 +859,88 @@ def _http_url(text: str) -> str:
     return text
 
 
+_CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_@-][A-Za-z0-9_.@-]{0,254}")
+
+
+def credential_name_problem(text: str) -> str | None:
+    """Why ``text`` is not the name of a systemd credential (a file name in
+    ``$CREDENTIALS_DIRECTORY``: letters, digits, ``_ . @ -``, not starting with a dot), or
+    None.
+
+    >>> credential_name_problem("webhook-secret") is None
+    True
+    >>> credential_name_problem("../x").split(":")[0]
+    "'../x' is not a credential name"
+    """
+    if _CREDENTIAL_NAME.fullmatch(text):
+        return None
+    return (
+        f"{text!r} is not a credential name: expected the NAME of LoadCredential=NAME:FILE "
+        "(letters, digits, _ . @ -, not starting with a dot)"
+    )
+
+
+def _credential_name(text: str) -> str:
+    if text and (problem := credential_name_problem(text)):
+        raise _Bad(problem)
+    return text
+
+
+def credential_path(name: str, environ: Mapping[str, str]) -> Path:
+    """The file of systemd credential ``name``: ``$CREDENTIALS_DIRECTORY/name``.
+    :class:`ValueError` (for people) when the variable is not set."""
+    directory = environ.get(CREDENTIALS_ENV, "")
+    if not directory:
+        raise ValueError(
+            f"${CREDENTIALS_ENV} is not set: systemd sets it for a service with "
+            f"LoadCredential={name}:FILE (see contrib/deploybot.service)"
+        )
+    return Path(directory) / name
+
+
+def read_secret_file(path: str | os.PathLike[str]) -> str:
+    """The secret held in the file ``path``: its text without one trailing line break.
+    :class:`ValueError` (for people, never showing the content) when the file cannot be
+    read, is not UTF-8 or is empty."""
+    shown = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read(1 << 16)
+    except OSError as error:
+        reason = error.strerror or "cannot read it"
+        raise ValueError(f"cannot read {shown}: {reason}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{shown} is not UTF-8 text") from None
+    secret = text.removesuffix("\n").removesuffix("\r")
+    if not secret:
+        raise ValueError(f"{shown} is empty")
+    return secret
+
+
+def resolve_webhook_secret(
+    config: Config, environ: Mapping[str, str], file: str | None = None
+) -> Config:
+    """``config`` with ``webhook_secret`` read from ``webhook_secret_file`` or the systemd
+    credential ``webhook_secret_credential`` (unchanged when neither is set).
+    :class:`~deploybot.errors.ConfigError` naming the key (and ``file``) when the secret
+    cannot be read or is shorter than :data:`MIN_WEBHOOK_SECRET` bytes."""
+    if config.webhook_secret_file is not None:
+        key, path = "webhook_secret_file", config.webhook_secret_file
+    elif config.webhook_secret_credential:
+        key = "webhook_secret_credential"
+        try:
+            path = credential_path(config.webhook_secret_credential, environ)
+        except ValueError as error:
+            raise ConfigError(key, str(error), file) from None
+    else:
+        return config
+    try:
+        secret = _webhook_secret(read_secret_file(path))
+    except (ValueError, _Bad) as error:
+        raise ConfigError(key, str(error), file) from None
+    return replace(config, webhook_secret=secret)
+
+
 def _web_port(text: str) -> int:
     port = _whole_number(text, "a port")
     if port > 65535:
@@ -939,7 +1046,12 @@ def config_from_mapping(
         web_public_names=get("web_public_names", _web_public_names),
         web_read_token_file=get("web_read_token_file", reader.optional_path),
         webhook_secret=get("webhook_secret", _webhook_secret),
+        webhook_secret_file=get("webhook_secret_file", reader.optional_path),
+        webhook_secret_credential=get("webhook_secret_credential", _credential_name),
     )
+    webhook_sources = [key for key in WEBHOOK_SECRET_KEYS if raw.get(key, "")]
+    if len(webhook_sources) > 1:
+        reader.add(webhook_sources[1], f"set only one of {', '.join(webhook_sources)}")
     if (
         config.fedmsg_validate_signatures
         and config.fedmsg_ca_cert is None
@@ -1153,6 +1265,7 @@ def check_bot_section(
         "port": tcp_port,
         "ssl": parse_flag,
         "allow_plaintext_sasl": parse_flag,
+        "sasl_password_credential": _bot_credential_name,
     }
     for key, value in section.items():
         if key in checks:
@@ -1177,6 +1290,12 @@ def check_bot_section(
     if problems:
         problems.sort(key=lambda problem: problem.line)
         raise InvalidConfig(problems, file, section="bot")
+
+
+def _bot_credential_name(value: object) -> None:
+    text = str(value).strip()
+    if text and (problem := credential_name_problem(text)):
+        raise ValueError(problem)
 
 
 def _plaintext_sasl_problem(section: Mapping[str, object]) -> str | None:

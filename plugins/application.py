@@ -23,7 +23,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from deploybot.bus.reactor import BAD_MESSAGE_LOG_INTERVAL, BusReactor
-from deploybot.config import Config, load_bot_section, load_config
+from deploybot.config import Config, load_bot_section, load_config, resolve_webhook_secret
 from deploybot.core import Core, utc_now
 from deploybot.deployday.countdowns import CountdownPoster
 from deploybot.deployday.day import DeployDay
@@ -53,7 +53,8 @@ class Application:
         self.ini = ini
         self.clock = clock
         # Read and validated before anything connects: a bad config fails here.
-        self.config: Config = load_config(ini)
+        # Secrets in files or systemd credentials ($CREDENTIALS_DIRECTORY) are read here.
+        self.config: Config = resolve_webhook_secret(load_config(ini), os.environ, str(ini))
         self.bot_config: dict[str, Any] = dict(load_bot_section(ini))
         self.sasl_password = resolve_sasl_password(self.bot_config, os.environ)
         # fedmsg signature checks: refused here (exit 1) if fedmsg cannot do them.

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deploybot.config import (
+    CREDENTIALS_ENV,
     DEFAULTS,
     KEY_HELP,
     VALID_KEYS,
@@ -23,6 +24,7 @@ from deploybot.config import (
     config_from_mapping,
     load_bot_section,
     load_config,
+    resolve_webhook_secret,
 )
 from deploybot.durations import format_duration
 from deploybot.errors import ConfigError
@@ -831,3 +833,84 @@ def test_sasl_without_tls_is_refused_unless_loopback_or_allowed() -> None:
     check_bot_section({"host": "irc.libera.chat", "ssl": "false"})  # no SASL: fine
     (bad,) = sasl_problems(host="irc.libera.chat", ssl="true", allow_plaintext_sasl="maybe")
     assert bad.startswith("allow_plaintext_sasl: 'maybe' is not a yes/no value")
+
+
+# -- secrets in files and systemd credentials --------------------------------------------------
+
+WEBHOOK_SECRET = "0123456789abcdef0123456789abcdef"  # 32 bytes
+
+
+def test_the_webhook_secret_comes_from_a_file_or_a_systemd_credential(tmp_path: Path) -> None:
+    """`webhook_secret_file` (relative to the ini's directory) and
+    `webhook_secret_credential` (the file of that name in $CREDENTIALS_DIRECTORY, where
+    systemd's LoadCredential= puts it) are read by resolve_webhook_secret, one trailing
+    line break dropped; the config alone holds no secret (repr shows none); an inline
+    webhook_secret, or none at all, is left as it is."""
+    (tmp_path / "webhook.key").write_text(WEBHOOK_SECRET + "\n")
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "webhook-secret").write_text(WEBHOOK_SECRET.upper() + "\r\n")
+    ini = tmp_path / "bot.ini"
+    ini.write_text("[deploybot]\nwebhook_secret_file = webhook.key\n")
+    config = load_config(ini)
+    assert config.webhook_secret_file == tmp_path / "webhook.key"
+    assert config.webhook_secret == ""
+    assert resolve_webhook_secret(config, {}).webhook_secret == WEBHOOK_SECRET
+    ini.write_text("[deploybot]\nwebhook_secret_credential = webhook-secret\n")
+    config = load_config(ini)
+    environ = {CREDENTIALS_ENV: str(credentials)}
+    resolved = resolve_webhook_secret(config, environ)
+    assert resolved.webhook_secret == WEBHOOK_SECRET.upper()
+    assert WEBHOOK_SECRET.upper() not in repr(resolved)
+    inline = config_from_mapping({"webhook_secret": WEBHOOK_SECRET})
+    assert resolve_webhook_secret(inline, environ) is inline
+    assert resolve_webhook_secret(Config.defaults(), environ).webhook_secret == ""
+
+
+def test_a_webhook_secret_that_cannot_be_read_is_an_error_naming_its_key(tmp_path: Path) -> None:
+    """No $CREDENTIALS_DIRECTORY (not started by systemd), a credential or file that is
+    missing, empty or under 32 bytes: a ConfigError naming the key, the file and what to
+    do, never the secret."""
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "short").write_text("s3cret webhook key\n")
+    (credentials / "empty").write_text("\n")
+    environ = {CREDENTIALS_ENV: str(credentials)}
+    cases = [
+        ({"webhook_secret_credential": "webhook-secret"}, {}, "$CREDENTIALS_DIRECTORY is not set"),
+        ({"webhook_secret_credential": "missing"}, environ, "cannot read"),
+        ({"webhook_secret_credential": "empty"}, environ, "is empty"),
+        ({"webhook_secret_credential": "short"}, environ, "the secret is 18 bytes"),
+        ({"webhook_secret_file": str(tmp_path / "none")}, environ, "cannot read"),
+    ]
+    for mapping, env, message in cases:
+        config = config_from_mapping(mapping)
+        with pytest.raises(ConfigError) as caught:
+            resolve_webhook_secret(config, env, "bot.ini")
+        (key,) = mapping
+        assert caught.value.key == key
+        assert str(caught.value).startswith(f"bot.ini: [deploybot] {key}: "), caught.value
+        assert message in str(caught.value), caught.value
+        assert "s3cret" not in str(caught.value)
+
+
+def test_one_source_of_the_webhook_secret_and_credential_names_are_file_names() -> None:
+    """At most one of webhook_secret, webhook_secret_file, webhook_secret_credential; a
+    credential name is a plain file name (no slash, not starting with a dot), in
+    [deploybot] and in [bot] (sasl_password_credential) alike."""
+    with pytest.raises(InvalidConfig) as caught:
+        config_from_mapping(
+            {"webhook_secret": WEBHOOK_SECRET, "webhook_secret_credential": "webhook-secret"}
+        )
+    assert caught.value.key == "webhook_secret_credential"
+    assert "set only one of webhook_secret, webhook_secret_credential" in str(caught.value)
+    for name in ("../etc/shadow", ".hidden", "a/b", "with space"):
+        with pytest.raises(InvalidConfig, match="is not a credential name"):
+            config_from_mapping({"webhook_secret_credential": name})
+        with pytest.raises(InvalidConfig, match=r"\[bot\] sasl_password_credential: .* is not a"):
+            check_bot_section({"sasl_password_credential": name}, "bot.ini")
+    check_bot_section({"sasl_password_credential": "sasl-password"})
+    with pytest.raises(InvalidConfig, match="set only one of sasl_password_file, sasl_passw"):
+        check_bot_section(
+            {"sasl_password_file": "/etc/pw", "sasl_password_credential": "sasl-password"}
+        )

@@ -99,7 +99,8 @@ def from_bot(bot: DeployIrcBot, channel: str) -> Callable[[Message], bool]:
 def test_sasl_password_comes_from_a_file_an_environment_variable_or_the_ini(
     tmp_path: Path,
 ) -> None:
-    """File (one trailing newline dropped), environment variable, inline value, or none."""
+    """File (one trailing newline dropped), environment variable, inline value, a systemd
+    credential, or none."""
     secret = tmp_path / "pw"
     secret.write_text("s3cret pass\n")
     assert resolve_sasl_password({"sasl_password_file": str(secret)}, {}) == "s3cret pass"
@@ -107,6 +108,12 @@ def test_sasl_password_comes_from_a_file_an_environment_variable_or_the_ini(
     assert resolve_sasl_password({"sasl_password_env": "BOT_PW"}, env) == "from-env"
     assert resolve_sasl_password({"sasl_password": "inline"}, {}) == "inline"
     assert resolve_sasl_password({"nick": "bot"}, env) is None
+    # systemd's LoadCredential=sasl-password:FILE: the file of that name in the directory
+    # $CREDENTIALS_DIRECTORY names
+    (tmp_path / "sasl-password").write_text("from systemd\n")
+    credentials = {"CREDENTIALS_DIRECTORY": str(tmp_path)}
+    section = {"sasl_password_credential": "sasl-password"}
+    assert resolve_sasl_password(section, credentials) == "from systemd"
 
 
 @pytest.mark.parametrize(
@@ -115,6 +122,17 @@ def test_sasl_password_comes_from_a_file_an_environment_variable_or_the_ini(
         ({"sasl_password_file": "/nonexistent/pw"}, {}, "sasl_password_file: cannot read"),
         ({"sasl_password_env": "NOPE"}, {}, "environment variable NOPE is not set"),
         ({"sasl_password_env": "EMPTY"}, {"EMPTY": ""}, "EMPTY is empty"),
+        (
+            {"sasl_password_credential": "sasl-password"},
+            {},
+            "sasl_password_credential: $CREDENTIALS_DIRECTORY is not set",
+        ),
+        (
+            {"sasl_password_credential": "sasl-password"},
+            {"CREDENTIALS_DIRECTORY": "/nonexistent"},
+            "cannot read /nonexistent/sasl-password",
+        ),
+        ({"sasl_password_credential": "../pw"}, {}, "'../pw' is not a credential name"),
         (
             {"sasl_password": "x", "sasl_password_env": "Y"},
             {"Y": "y"},

@@ -19,8 +19,8 @@ server then drops the bot at its registration timeout, forever, silently).  Here
     logged in, a server that registers us without SASL — is transient:
     ``bot.login_failed()`` warns, leaves, and reconnects with the usual backoff, forever.
 
-:func:`resolve_sasl_password` reads the secret from a file or an environment variable
-named in ``[bot]``, so it need not sit in the ini.
+:func:`resolve_sasl_password` reads the secret from a file, a systemd credential or an
+environment variable named in ``[bot]``, so it need not sit in the ini.
 
 The bot object must provide ``sasl_password``, ``sasl_username``, ``send(line)``,
 ``fatal(message)`` and ``login_failed(message)`` (see
@@ -37,7 +37,12 @@ from typing import Any
 
 import irc3
 
-from deploybot.config import BOT_SECRET_KEYS
+from deploybot.config import (
+    BOT_SECRET_KEYS,
+    credential_name_problem,
+    credential_path,
+    read_secret_file,
+)
 from deploybot.errors import ConfigError, DeploybotError
 
 from .port import IrcBotPort
@@ -69,7 +74,9 @@ def resolve_sasl_password(bot_section: Mapping[str, Any], environ: Mapping[str, 
     """The SASL password named by ``[bot]``, or None when no login is configured.
 
     At most one of ``sasl_password_file`` (a file holding the password; one trailing
-    newline is ignored), ``sasl_password_env`` (the name of an environment variable) and
+    newline is ignored), ``sasl_password_env`` (the name of an environment variable),
+    ``sasl_password_credential`` (the name of a systemd credential: the file of that name
+    in ``$CREDENTIALS_DIRECTORY``, as ``LoadCredential=`` puts it there) and
     ``sasl_password`` (the password itself, in the ini — discouraged) may be set.
     """
     given = [key for key in SECRET_KEYS if str(bot_section.get(key) or "").strip()]
@@ -79,17 +86,16 @@ def resolve_sasl_password(bot_section: Mapping[str, Any], environ: Mapping[str, 
         return None
     key = given[0]
     value = str(bot_section[key]).strip()
-    if key == "sasl_password_file":
-        path = os.path.expanduser(value)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                password = handle.read().removesuffix("\n").removesuffix("\r")
-        except OSError as error:
-            raise BotConfigError(key, f"cannot read {path}: {error.strerror}") from None
-        except UnicodeDecodeError:
-            raise BotConfigError(key, f"{path} is not UTF-8 text") from None
-        where = f"the file {path}"
-    elif key == "sasl_password_env":
+    try:
+        if key == "sasl_password_file":
+            return read_secret_file(os.path.expanduser(value))
+        if key == "sasl_password_credential":
+            if problem := credential_name_problem(value):
+                raise ValueError(problem)
+            return read_secret_file(credential_path(value, environ))
+    except ValueError as error:
+        raise BotConfigError(key, str(error)) from None
+    if key == "sasl_password_env":
         if value not in environ:
             raise BotConfigError(key, f"the environment variable {value} is not set")
         password, where = environ[value], f"the environment variable {value}"
