@@ -205,6 +205,23 @@ _KEYS: dict[str, tuple[str, str]] = {
         "name of a systemd credential holding webhook_secret instead (LoadCredential=NAME:FILE, "
         "read from $CREDENTIALS_DIRECTORY by deploybot run); empty: none",
     ),
+    "probe_timeout": (
+        "10s",
+        "drift probe: the longest one GET to staging or production may take (redirects too)",
+    ),
+    "probe_max_size": (
+        "8MiB",
+        "drift probe: an answer larger than this (B, KiB or MiB) is not read further",
+    ),
+    "probe_concurrency": ("4", "drift probe: GETs under way at once (1 to 64)"),
+    "probe_token_file_staging": (
+        "",
+        "file holding a token sent to staging as Authorization: Bearer TOKEN; empty: none",
+    ),
+    "probe_token_file_production": (
+        "",
+        "file holding a token sent to production as Authorization: Bearer TOKEN; empty: none",
+    ),
 }
 
 #: Every valid ``[deploybot]`` key, in SPEC §7 order.
@@ -442,6 +459,13 @@ class Config:
     webhook_secret: str = field(default="", repr=False)
     webhook_secret_file: Path | None = None
     webhook_secret_credential: str = ""
+    probe_timeout: timedelta = timedelta(seconds=10)
+    #: Bytes.
+    probe_max_size: int = 8 * 1024 * 1024
+    probe_concurrency: int = 4
+    #: None: no token for that environment.
+    probe_token_file_staging: Path | None = None
+    probe_token_file_production: Path | None = None
 
     @classmethod
     def defaults(cls) -> Config:
@@ -621,13 +645,13 @@ def _notice_days(text: str) -> int:
     return days
 
 
-def _count(what: str) -> Callable[[str], int]:
-    """A parser of a limit, a whole number of ``what`` from 1 to 100000."""
+def _count(what: str, most: int = 100_000) -> Callable[[str], int]:
+    """A parser of a limit, a whole number of ``what`` from 1 to ``most``."""
 
     def parse(text: str) -> int:
         count = _whole_number(text, f"a number of {what}")
-        if not 1 <= count <= 100_000:
-            raise _Bad(f"{text!r}: expected 1 to 100000 {what}")
+        if not 1 <= count <= most:
+            raise _Bad(f"{text!r}: expected 1 to {most} {what}")
         return count
 
     return parse
@@ -664,6 +688,53 @@ def _positive_duration(examples: str) -> Callable[[str], timedelta]:
         return delay
 
     return parse
+
+
+def _probe_timeout(text: str) -> timedelta:
+    delay = _positive_duration("10s or 1m")(text)
+    if delay > timedelta(minutes=10):
+        raise _Bad(f"{text!r}: expected at most 10m")
+    return delay
+
+
+_SIZE = re.compile(r"([0-9]+)\s*(B|KiB|MiB)?")
+_SIZE_UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
+
+
+def _size(text: str) -> int:
+    """``8MiB``, ``512KiB``, ``65536`` (bytes): from 1 KiB to 1 GiB."""
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise _Bad(f"{text!r} is not a size: expected e.g. 8MiB, 512KiB or 65536 (bytes)")
+    size = int(match[1]) * _SIZE_UNITS[match[2]]
+    if not 1024 <= size <= 1024**3:
+        raise _Bad(f"{text!r}: expected 1KiB to 1024MiB")
+    return size
+
+
+def read_token_file(
+    path: str | os.PathLike[str], key: str, *, min_length: int = 1, hint: str = ""
+) -> str:
+    """The token in a file (one line, surrounding blanks ignored); a
+    :class:`~deploybot.errors.ConfigError` naming ``key`` when the file cannot be read or
+    holds no token of ``min_length`` printable characters without spaces (``hint`` says
+    how to make one).  The content is never shown."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read(4096)
+    except UnicodeDecodeError:
+        raise ConfigError(key, f"cannot read {os.fspath(path)}: not UTF-8 text") from None
+    except OSError as error:
+        reason = os.strerror(error.errno).lower() if error.errno else "cannot read it"
+        raise ConfigError(key, f"cannot read {os.fspath(path)}: {reason}") from None
+    token = text.strip()
+    if len(token) < min_length or any(c.isspace() or not c.isprintable() for c in token):
+        length = "" if min_length <= 1 else f" of {min_length} printable characters or more"
+        raise ConfigError(
+            key,
+            f"{os.fspath(path)} does not hold a token{length} without spaces{hint}",
+        )
+    return token
 
 
 def _admins(text: str) -> tuple[AdminRule, ...]:
@@ -1048,6 +1119,11 @@ def config_from_mapping(
         webhook_secret=get("webhook_secret", _webhook_secret),
         webhook_secret_file=get("webhook_secret_file", reader.optional_path),
         webhook_secret_credential=get("webhook_secret_credential", _credential_name),
+        probe_timeout=get("probe_timeout", _probe_timeout),
+        probe_max_size=get("probe_max_size", _size),
+        probe_concurrency=get("probe_concurrency", _count("requests", 64)),
+        probe_token_file_staging=get("probe_token_file_staging", reader.optional_path),
+        probe_token_file_production=get("probe_token_file_production", reader.optional_path),
     )
     webhook_sources = [key for key in WEBHOOK_SECRET_KEYS if raw.get(key, "")]
     if len(webhook_sources) > 1:

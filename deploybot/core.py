@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from deploybot.casemapping import DEFAULT
 from deploybot.config import Config
+from deploybot.drift.runs import drift_state
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.freezes import FreezeBook, FreezeStanding
 from deploybot.plans.model import Plan
@@ -68,8 +69,14 @@ class Core:
         return freeze_standing(plan, self.freezes, self.store)
 
     def readiness(self, plan: Plan) -> Readiness:
-        """The policy's verdict on ``plan`` (SPEC §2) with the freeze rule."""
-        return assess(plan, self.config.notice_days, self.freeze_standing(plan))
+        """The policy's verdict on ``plan`` (SPEC §2) with the freeze rule and, for a plan
+        with probes, ``no-undeclared-drift`` from its latest stored drift run."""
+        return assess(
+            plan,
+            self.config.notice_days,
+            self.freeze_standing(plan),
+            drift_state(self.store, plan),
+        )
 
 
 def freeze_standing(plan: Plan, freezes: FreezeBook, store: Store | None) -> FreezeStanding:

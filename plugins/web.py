@@ -223,6 +223,11 @@ async def _freezes(request: web.Request) -> web.Response:
     return _json(api.freezes_document(_state(request).core, _query(request)))
 
 
+async def _drift(request: web.Request) -> web.Response:
+    core = _state(request).core
+    return _json(api.drift_document(core, request.match_info["id"], _query(request)))
+
+
 async def _incidents(request: web.Request) -> web.Response:
     return _json(api.incidents_document(_state(request).core, _query(request)))
 
@@ -339,6 +344,7 @@ def make_app(
     router.add_get("/api/v1/deployments", _deployments)
     router.add_get("/api/v1/deployments/{id}", _deployment)
     router.add_get("/api/v1/freezes", _freezes)
+    router.add_get("/api/v1/deployments/{id}/drift", _drift)
     router.add_get("/api/v1/incidents", _incidents)
     router.add_get("/api/v1/incidents/{n}", _incident)
     router.add_get("/api/v1/digests/{date}", _digest)

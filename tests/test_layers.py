@@ -51,6 +51,7 @@ RANKS: Mapping[str, int] = {
     "deploybot_plugins.irc": 10,
     "deploybot_plugins.bus": 10,
     "deploybot_plugins.web": 10,
+    "deploybot_plugins.drift": 10,
     "deploybot_plugins.application": 11,
     "deploybot_plugins.demo": 12,
 }

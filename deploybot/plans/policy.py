@@ -9,7 +9,8 @@ Scope
     first, since it holds whatever the plan is); otherwise a ``leaf`` plan is exempt as a
     leaf service.
 
-Rules (each gives one :class:`Check`, always all six, in this order)
+Rules (each gives one :class:`Check`, always all six, in this order; then the freeze rule
+when it applies, and ``no-undeclared-drift`` for a plan with ``probes``)
     ``api-break-announcement``  an announcement to ``infrastructure`` with
     ``api_break: true`` dated on or before the deadline (see below);
     ``devel-announcement``  the same to ``devel`` when the plan is ``essential`` — for a
@@ -19,7 +20,11 @@ Rules (each gives one :class:`Check`, always all six, in this order)
     ``staging-call``  ``staging.call_for_testing`` on or before the deadline;
     ``roster-coverage``  the union of the shifts (those with people) covers the whole
     window ``[when, end)`` and every team in ``teams`` has a shift with at least one person;
-    ``consumer-contacts``  every consumer has a contact (met when there are no consumers).
+    ``consumer-contacts``  every consumer has a contact (met when there are no consumers);
+    ``no-undeclared-drift``  (only for a plan with ``probes``, after the freeze rule, never
+    for an exempt plan) the latest drift run, given
+    as a :class:`DriftState`, found no undeclared API break and every probe ran; missing,
+    with the endpoints, when it found some, and "not checked yet" when there is no run.
 
 The freeze rule (``freeze``)
     A plan whose window overlaps an infrastructure freeze (:mod:`.freezes`, passed in as a
@@ -74,6 +79,31 @@ class Span:
 
 
 @dataclass(frozen=True)
+class At:
+    """A moment inside a reason; rendered in the reader's zone."""
+
+    moment: datetime
+
+    def render(self, tz: tzinfo) -> str:
+        """``2014-05-20 10:00 UTC``."""
+        local = self.moment.astimezone(tz)
+        return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
+@dataclass(frozen=True)
+class DriftState:
+    """What the latest drift run of a plan found (:mod:`deploybot.drift.report` makes it)."""
+
+    checked_at: datetime
+    #: How many probes the run asked.
+    probes: int
+    #: The probes (paths) with an undeclared API break.
+    undeclared: tuple[str, ...] = ()
+    #: The probes (paths) that could not run.
+    failed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Check:
     """One policy rule, met or missing, with a one-line reason a person can act on.
 
@@ -86,7 +116,7 @@ class Check:
     title: str
     met: bool
     key: str
-    parts: tuple[str | Span, ...]
+    parts: tuple[str | Span | At, ...]
 
     @property
     def reason(self) -> str:
@@ -137,10 +167,17 @@ class Readiness:
 
 
 def assess(
-    plan: Plan, notice_days: int = DEFAULT_NOTICE_DAYS, freeze: FreezeStanding | None = None
+    plan: Plan,
+    notice_days: int = DEFAULT_NOTICE_DAYS,
+    freeze: FreezeStanding | None = None,
+    drift: DriftState | None = None,
 ) -> Readiness:
     """Check ``plan`` against the policy (and, with ``freeze``, the freeze rule); see the
-    module docstring for scope and rules."""
+    module docstring for scope and rules.
+
+    ``drift`` is what the plan's latest drift run found (None: never run); it matters only
+    for a plan with probes.
+    """
     if notice_days < 0:
         raise ValueError(f"notice_days must not be negative, got {notice_days}")
     frozen = (freeze_check(plan, freeze),) if freeze is not None and freeze.in_freeze else ()
@@ -150,7 +187,7 @@ def assess(
         return Readiness(plan.id, False, LEAF_EXEMPTION, frozen, notice_days)
     deploy_day = plan.when.astimezone(UTC).date()
     deadline = deploy_day - timedelta(days=notice_days)
-    checks = (
+    checks: tuple[Check, ...] = (
         _announcement_check(plan, "infrastructure", deploy_day, deadline, notice_days),
         _devel_check(plan, deploy_day, deadline, notice_days),
         _meeting_check(plan, deploy_day),
@@ -159,6 +196,8 @@ def assess(
         _consumers_check(plan),
         *frozen,
     )
+    if plan.probes:
+        checks += (_drift_check(drift),)
     return Readiness(plan.id, True, None, checks, notice_days)
 
 
@@ -393,3 +432,33 @@ def _consumers_check(plan: Plan) -> Check:
         f"consumers[{without[0][0]}].contact",
         (f"no contact for {names}; add who to warn for each",),
     )
+
+
+def _drift_check(drift: DriftState | None) -> Check:
+    rule, title, key = "no-undeclared-drift", "no undeclared drift on staging", "probes"
+    if drift is None:
+        text = (
+            "not checked yet: no drift probe has run (deploybot drift ID or !drift ID; the bot "
+            "runs it before each countdown of a day or more)"
+        )
+        return Check(rule, title, False, key, (text,))
+    probed = ("probed ", At(drift.checked_at))
+    if drift.undeclared:
+        where = ", ".join(drift.undeclared)
+        return Check(
+            rule,
+            title,
+            False,
+            key,
+            (
+                f"⚠ UNDECLARED API BREAK on {where} (",
+                *probed,
+                "); declare it in api_breaks or fix staging",
+            ),
+        )
+    if drift.failed:
+        where = ", ".join(drift.failed)
+        text = f"not checked: {plural(len(drift.failed), 'probe')} could not run ({where}; "
+        return Check(rule, title, False, key, (text, *probed, ")"))
+    text = f"no undeclared drift on {plural(drift.probes, 'probe')} ("
+    return Check(rule, title, True, key, (text, *probed, ")"))

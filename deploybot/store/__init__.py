@@ -44,7 +44,8 @@ connection of :mod:`deploybot.store.base`: :mod:`deploybot.store.incidents`,
 :mod:`deploybot.store.consumers`, :mod:`deploybot.store.ledger`,
 :mod:`deploybot.store.pages`, :mod:`deploybot.store.busevents`,
 :mod:`deploybot.store.outbox` (the posts not yet confirmed by the server),
-:mod:`deploybot.store.freezebreaks` and :mod:`deploybot.store.deployevents`.  The records
+:mod:`deploybot.store.freezebreaks`, :mod:`deploybot.store.deployevents` and
+:mod:`deploybot.store.driftruns`.  The records
 they return are in :mod:`deploybot.store.records`, the errors in
 :mod:`deploybot.store.errors`; all are re-exported here, so callers import them from
 :mod:`deploybot.store`.
@@ -61,6 +62,7 @@ from deploybot.errors import DeploybotError
 from deploybot.store.busevents import BusEventTable
 from deploybot.store.consumers import ConsumerTable
 from deploybot.store.deployevents import DeployEventTable
+from deploybot.store.driftruns import DriftRunTable, StoredDriftRun
 from deploybot.store.errors import (
     AlreadyFixedError,
     PageAlreadyAckedError,
@@ -114,6 +116,7 @@ __all__ = [
     "StoreOpenError",
     "StoreUnavailableError",
     "StoreWriteError",
+    "StoredDriftRun",
     "StoredPost",
     "TimelineEntry",
     "TimelineKind",
@@ -134,6 +137,7 @@ class Store(
     OutboxTable,
     FreezeBreakTable,
     DeployEventTable,
+    DriftRunTable,
 ):
     """The database.  Open with :meth:`open`; close with :meth:`close` or ``with``."""
 

@@ -227,7 +227,24 @@ _V5 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5)
+_V6 = Migration(
+    version=6,
+    description="drift_runs: the drift probe's runs (issue 12), the report as JSON",
+    statements=(
+        """
+        CREATE TABLE drift_runs (
+            id         INTEGER PRIMARY KEY,
+            plan_id    TEXT NOT NULL,
+            ran_at     TEXT NOT NULL,
+            verdict    TEXT NOT NULL,
+            report     TEXT NOT NULL CHECK (json_valid(report))
+        )
+        """,
+        "CREATE INDEX drift_runs_plan ON drift_runs (plan_id, ran_at, id)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 """Every step, in order; ``MIGRATIONS[i].version == i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

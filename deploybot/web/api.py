@@ -29,6 +29,11 @@ Version 1 shapes
 
     ``GET /api/v1/deployments/{id}`` → ``{"as_of": time, "deployment": DEPLOYMENT}``.
 
+    ``GET /api/v1/deployments/{id}/drift`` → ``{"as_of": time, "deployment": id, "probes":
+    [path], "run": RUN | null}``: the latest drift run (:meth:`DriftRun.to_json
+    <deploybot.drift.report.DriftRun.to_json>`: time, verdict, per probe its status,
+    statuses, error and differences, and what became of each declared break).
+
     DEPLOYMENT::
 
         {"id", "service", "release", "title": str,
@@ -188,12 +193,13 @@ from typing import Any, get_args
 
 from deploybot.bus.events import BadMessage, from_webhook
 from deploybot.bus.reactor import BusReactor
-from deploybot.config import Config
+from deploybot.config import Config, read_token_file
 from deploybot.core import Core
 from deploybot.deployday.digest import digest_for_day, digest_to_dict
 from deploybot.deployday.roster import firefight_channel
+from deploybot.drift.runs import latest_run
 from deploybot.durations import DAY, FIRST_YEAR, LAST_YEAR, iso_utc, parse_day, whole_seconds
-from deploybot.errors import ConfigError, DateError, DeploybotError
+from deploybot.errors import DateError, DeploybotError
 from deploybot.health import IrcStatus
 from deploybot.lines import one_line
 from deploybot.plans.freezes import Freeze
@@ -225,6 +231,7 @@ __all__ = [
     "deployment_document",
     "deployments_document",
     "digest_document",
+    "drift_document",
     "error_document",
     "freezes_document",
     "health_document",
@@ -315,6 +322,7 @@ SCHEMAS: tuple[str, ...] = (
     "incident",
     "digest",
     "freezes",
+    "drift",
     "event-accepted",
     "health",
     "error",
@@ -325,6 +333,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/api/v1/", "index"),
     ("GET", "/api/v1/deployments", "deployments"),
     ("GET", "/api/v1/deployments/{id}", "deployment"),
+    ("GET", "/api/v1/deployments/{id}/drift", "drift"),
     ("GET", "/api/v1/incidents", "incidents"),
     ("GET", "/api/v1/incidents/{n}", "incident"),
     ("GET", "/api/v1/digests/{date}", "digest"),
@@ -542,6 +551,24 @@ def deployment_document(
         raise ApiError(404, "not-found", f"no deployment {_shown(plan_id)}")
     now = core.now()
     return {"as_of": iso_utc(now), "deployment": plan_to_dict(plan, core, now)}
+
+
+def drift_document(
+    core: Core, plan_id: str, query: Iterable[tuple[str, str]] = ()
+) -> dict[str, Any]:
+    """``GET /api/v1/deployments/{id}/drift``: the plan's probes and its latest drift run
+    (``null`` when none has run); 404 ``not-found`` for an unknown id."""
+    _no_query(query)
+    plan = core.book.get(plan_id)
+    if plan is None:
+        raise ApiError(404, "not-found", f"no deployment {_shown(plan_id)}")
+    run = latest_run(core.store, plan.id)
+    return {
+        "as_of": iso_utc(core.now()),
+        "deployment": plan.id,
+        "probes": [probe.path for probe in plan.probes],
+        "run": None if run is None else run.to_json(),
+    }
 
 
 # -- incidents --------------------------------------------------------------------------
@@ -873,23 +900,12 @@ def load_read_token(path: str | os.PathLike[str] | None) -> str | None:
     the file cannot be read or holds no usable token (its content is never shown)."""
     if path is None:
         return None
-    key = "web_read_token_file"
-    try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read(4096)
-    except UnicodeDecodeError:
-        raise ConfigError(key, f"cannot read {os.fspath(path)}: not UTF-8 text") from None
-    except OSError as error:
-        reason = os.strerror(error.errno).lower() if error.errno else "cannot read it"
-        raise ConfigError(key, f"cannot read {os.fspath(path)}: {reason}") from None
-    token = text.strip()
-    if len(token) < MIN_READ_TOKEN or any(c.isspace() or not c.isprintable() for c in token):
-        raise ConfigError(
-            key,
-            f"{os.fspath(path)} does not hold a token of {MIN_READ_TOKEN} printable characters "
-            "or more without spaces (e.g. openssl rand -hex 32 > FILE)",
-        )
-    return token
+    return read_token_file(
+        path,
+        "web_read_token_file",
+        min_length=MIN_READ_TOKEN,
+        hint=" (e.g. openssl rand -hex 32 > FILE)",
+    )
 
 
 # -- webhook signatures -----------------------------------------------------------------

@@ -48,6 +48,8 @@ from deploybot.deployday.digest import (
     slowest_text,
 )
 from deploybot.deployday.roster import firefight_channel, on_shift, shift_hours
+from deploybot.drift.report import DriftRun
+from deploybot.drift.runs import latest_run
 from deploybot.durations import format_duration
 from deploybot.plans.freezes import Freeze, FreezeStanding, frozen_at, next_freeze
 from deploybot.plans.model import Plan, Shift
@@ -146,7 +148,8 @@ def index_page(
 ) -> str:
     """``/``: the running deploys then the upcoming ones (by start time), each with its
     window in ``tz``, countdown, API breaks and readiness (:func:`deploybot.plans.policy.assess`
-    with ``notice_days``: the verdict, and each missing rule with its reason), its name
+    with ``notice_days`` and ``drift``, plan id → its latest drift run's state: the
+    verdict, and each missing rule with its reason), its name
     linking to its deploy page; then ``incidents`` (the caller passes today's), by number.
     Finished deploys are left out.  An empty part says so in one line.  Above them, the
     ``freezes`` in force now and the next one."""
@@ -177,13 +180,16 @@ def deployment_page(
     notice_days: int = DEFAULT_NOTICE_DAYS,
     readiness: Callable[[Plan], Readiness] | None = None,
     freeze: FreezeStanding | None = None,
+    drift_run: DriftRun | None = None,
 ) -> str:
     """``/deployments/{id}``: ``plan``'s window and status (upcoming with its countdown,
     running, finished), what the plan says (owners, teams, playbooks, staging and
     production, meetings, announcements, consumers), its API breaks, every readiness rule
     met or missing with its reason, the roster (firefighting ``channel``, each shift with
     its hours in ``tz`` and whether it covers ``now``, who is on shift now, escalation)
-    and ``incidents`` (the caller passes the deploy's), by number."""
+    and ``incidents`` (the caller passes the deploy's), by number; for a plan with probes,
+    its latest drift run (``drift_run``, None: never run) with each probe's status and
+    differences."""
     if plan.major and plan.leaf:
         kind = "major release, leaf service"
     elif plan.major:
@@ -202,6 +208,7 @@ def deployment_page(
         kind=kind,
         readiness=_assessor(readiness, notice_days)(plan),
         freeze=freeze or FreezeStanding(plan.id),
+        drift_run=drift_run,
         channel=channel,
         on_shift=on_shift(plan, now),
         incidents=sorted(incidents, key=by_number),
@@ -326,4 +333,5 @@ def deployment_page_of(core: Core, plan_id: str) -> str | None:
         notice_days=core.config.notice_days,
         readiness=core.readiness,
         freeze=core.freeze_standing(plan),
+        drift_run=latest_run(core.store, plan.id) if plan.probes else None,
     )

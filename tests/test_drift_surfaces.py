@@ -1,0 +1,136 @@
+"""The drift probe's surfaces over a real core (plans from files, SQLite under tmp_path):
+the API route, the deploy page's section, the readiness rule in !ready, !deploy, the
+API, the pages and the calendar — all from the latest stored run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploybot.config import config_from_mapping
+from deploybot.core import Core
+from deploybot.drift.report import DriftRun, judge
+from deploybot.drift.runs import drift_state, latest_run
+from deploybot.plans.book import PlanBook
+from deploybot.store import Store
+from deploybot.store.driftruns import KEPT_RUNS
+from deploybot.web import api
+from deploybot.web.api import ApiError
+from deploybot.web.calendarfeed import calendar_feed
+from deploybot.web.pages import deployment_page_of, front_page
+from tests.apischema import check_answer
+from tests.planfactory import utc
+from tests.test_webpages import parse
+
+from .driftdata import PROBES, plan_text
+from .test_drift_report import fetch_all
+
+NOW = utc(2026, 12, 14, 13)
+
+
+@pytest.fixture
+def core(tmp_path: Path) -> Iterator[Core]:
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    text = plan_text("https://stg.example/pkgdb", "https://prod.example/pkgdb", PROBES)
+    (plans / "pkgdb2-2.0.yaml").write_text(text, encoding="utf-8")
+    store = Store.open(tmp_path / "db.sqlite3")
+    book = PlanBook(plans)
+    assert not book.reload().problems
+    config = config_from_mapping({"timezone": "UTC"})
+    yield Core(config=config, store=store, book=book, clock=lambda: NOW)
+    store.close()
+
+
+def record(core: Core, failing: str = "") -> DriftRun:
+    plan = core.plans[0]
+    run = judge(plan, fetch_all(plan, failing), utc(2026, 12, 14, 12, 55))
+    core.store.record_drift_run(plan.id, run.ran_at, run.verdict, run.dumps())
+    return run
+
+
+def test_the_api_route_before_and_after_a_run(core: Core) -> None:
+    """``run`` is null until a run is stored, then the latest run; it fits its schema."""
+    path = "/api/v1/deployments/pkgdb2-2.0/drift"
+    before = api.drift_document(core, "pkgdb2-2.0")
+    check_answer("GET", path, 200, before)
+    assert before["run"] is None and before["probes"] == list(PROBES)
+    run = record(core)
+    after = api.drift_document(core, "pkgdb2-2.0")
+    check_answer("GET", path, 200, after)
+    assert after["run"] == run.to_json()
+    assert after["run"]["verdict"] == "undeclared-drift"
+    with pytest.raises(ApiError) as unknown:
+        api.drift_document(core, "nope")
+    assert unknown.value.status == 404
+
+
+def test_readiness_everywhere_reads_the_latest_run(core: Core) -> None:
+    plan = core.plans[0]
+    assert drift_state(core.store, plan) is None
+    document = api.deployment_document(core, plan.id)
+    check_answer("GET", "/api/v1/deployments/pkgdb2-2.0", 200, document)
+    (rule,) = [
+        c
+        for c in document["deployment"]["readiness"]["checks"]
+        if c["rule"] == "no-undeclared-drift"
+    ]
+    assert not rule["met"] and rule["reason"].startswith("not checked yet")
+    record(core)
+    document = api.deployment_document(core, plan.id)
+    (rule,) = [
+        c
+        for c in document["deployment"]["readiness"]["checks"]
+        if c["rule"] == "no-undeclared-drift"
+    ]
+    assert rule["reason"].startswith("⚠ UNDECLARED API BREAK on /api/collections")
+    assert "⚠ UNDECLARED API BREAK on /api/collections" in parse(front_page(core)).all_text
+    feed = calendar_feed(core.plans, now=NOW, readiness=core.readiness).replace("\r\n ", "")
+    assert "MISSING: no undeclared drift on staging — ⚠ UNDECLARED API BREAK on /api/c" in feed
+
+
+def test_the_deploy_page_shows_the_latest_run(core: Core) -> None:
+    page = deployment_page_of(core, "pkgdb2-2.0")
+    assert page is not None
+    assert "not probed yet: deploybot drift pkgdb2-2.0 or !drift pkgdb2-2.0" in parse(page).all_text
+    record(core, failing="/api/version")
+    page = deployment_page_of(core, "pkgdb2-2.0")
+    assert page is not None
+    text = parse(page).all_text
+    assert "Staging vs production drift" in text
+    assert "⚠ undeclared API break" in text
+    assert ".collections[].koji_name: renamed to .collections[].dist_tag (string)" in text
+    assert "✘ could not run" in text and "staging: connection refused" in text
+    assert "declared, not observed (check the probe)" in text
+
+
+def test_the_store_keeps_the_latest_runs(core: Core) -> None:
+    for _ in range(KEPT_RUNS + 3):
+        record(core)
+    assert core.store.drift_run_count("pkgdb2-2.0") == KEPT_RUNS
+    assert latest_run(core.store, "pkgdb2-2.0") is not None
+
+
+def test_a_version_5_database_gains_the_drift_runs_table(tmp_path: Path) -> None:
+    """Migration 6 adds drift_runs to a database of the previous version, data kept."""
+    import sqlite3
+
+    from deploybot.store import migrations
+
+    path = tmp_path / "old.sqlite3"
+    raw = sqlite3.connect(path, isolation_level=None)
+    for step in migrations.MIGRATIONS[:5]:
+        step.apply(raw)
+    raw.execute("PRAGMA user_version = 5")
+    raw.execute(
+        "INSERT INTO consumers (service, nick, registered_at, updated_at)"
+        " VALUES ('pkgdb2', 'dgilmore', '2026-11-27T10:00:00Z', '2026-11-27T10:00:00Z')"
+    )
+    raw.close()
+    with Store.open(path) as store:
+        assert [c.nick for c in store.consumers("pkgdb2")] == ["dgilmore"]
+        assert store.latest_drift_run("pkgdb2-2.0") is None
+        store.record_drift_run("pkgdb2-2.0", NOW, "incomplete", "{}")
+        assert store.drift_run_count("pkgdb2-2.0") == 1
