@@ -1,7 +1,8 @@
 """The ``deploybot`` command line (SPEC §8).
 
 ``deploybot check [PATH…]`` validates plans and reports readiness; ``deploybot announce
-ID`` prints a plan's announcement e-mail; ``deploybot digest`` prints a day's digest.
+ID`` prints a plan's announcement e-mail; ``deploybot digest`` prints a day's digest;
+``deploybot postmortem ID`` prints a deploy's post-mortem draft (Markdown or HTML).
 Expected problems (bad plans, bad config) are printed as they are and give exit status 1;
 usage errors give 2 (argparse's convention).
 """
@@ -21,12 +22,14 @@ from deploybot.announce import KINDS, announcement, default_kind
 from deploybot.config import Config, load_bot_section, load_config
 from deploybot.core import freeze_standing
 from deploybot.deployday.digest import digest_for_day, full_lines
+from deploybot.deployday.record import deploy_record
 from deploybot.deployday.roster import NoFirefightChannelError, firefight_channel
 from deploybot.durations import parse_day, plural
 from deploybot.errors import ConfigError, DateError, DeploybotError
 from deploybot.plans.files import load_paths
 from deploybot.plans.freezes import FreezeBook
 from deploybot.plans.policy import assess, format_readiness
+from deploybot.postmortem import draft_html, draft_markdown
 from deploybot.store import Store
 from deploybot.texts import when_text
 
@@ -90,6 +93,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_option(announce, "naming the plans, timezone and firefighting channel pattern")
     announce.set_defaults(run=run_announce)
+
+    postmortem = commands.add_parser(
+        "postmortem",
+        help="print the post-mortem draft of a deploy",
+        description=(
+            "Print a post-mortem draft of a deploy from the bot's database and the plan: "
+            "summary, timeline, numbers, API breaks declared vs observed, who was affected, "
+            "open incidents, and empty sections to fill in."
+        ),
+    )
+    postmortem.add_argument("plan_id", metavar="ID", help="the plan's id (see deploybot check)")
+    postmortem.add_argument(
+        "--format",
+        choices=("md", "html"),
+        default="md",
+        help="Markdown (default) or an HTML page with the picture of the day",
+    )
+    _config_option(postmortem, "naming the database, plans, freezes and timezone")
+    postmortem.set_defaults(run=run_postmortem)
 
     run = commands.add_parser(
         "run",
@@ -243,6 +265,34 @@ def run_announce(args: argparse.Namespace, out: TextIO) -> int:
         print(f"deploybot: {error}", file=sys.stderr)
         return 1
     out.write(email.as_text())
+    return 0
+
+
+def run_postmortem(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args.config)
+    result = load_paths([config.plans_dir])
+    plan = next((p for p in result.plans if p.id == args.plan_id), None)
+    if plan is None:
+        known = ", ".join(sorted(p.id for p in result.plans)) or "none"
+        print(
+            f"deploybot: no plan {args.plan_id!r} in {config.plans_dir} (plans: {known})",
+            file=sys.stderr,
+        )
+        return 1
+    freezes = FreezeBook(config.freezes, config.timezone)
+    freezes.reload()
+    try:
+        store = Store.open(config.database, create=False)
+    except DeploybotError as error:
+        print(f"deploybot: {error}", file=sys.stderr)
+        return 1
+    now = datetime.now(UTC)
+    with store:
+        record = deploy_record(store, plan, freeze_standing(plan, freezes, store), now)
+    if args.format == "html":
+        out.write(draft_html(record, config.timezone, now))
+    else:
+        out.write(draft_markdown(record, config.timezone))
     return 0
 
 

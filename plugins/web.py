@@ -43,7 +43,10 @@ from yarl import URL
 
 from deploybot.bus.reactor import BusReactor
 from deploybot.core import Core
+from deploybot.deployday.record import record_of
 from deploybot.health import IrcStatus
+from deploybot.plans.model import Plan
+from deploybot.postmortem import draft_html, draft_markdown
 from deploybot.web import api, metrics
 from deploybot.web.calendarfeed import calendar_feed
 from deploybot.web.pages import deployment_page_of, digest_page_of, front_page
@@ -291,6 +294,26 @@ async def _deployment_page(request: web.Request) -> web.Response:
     return _html(page)
 
 
+def _plan_or_404(core: Core, plan_id: str) -> Plan:
+    plan = core.book.get(plan_id)
+    if plan is None:
+        raise web.HTTPNotFound(text=f"no deployment {plan_id[:60]!r}\n")
+    return plan
+
+
+async def _postmortem_page(request: web.Request) -> web.Response:
+    core = _state(request).core
+    plan = _plan_or_404(core, request.match_info["id"])
+    return _html(draft_html(record_of(core, plan), core.config.timezone, core.now()))
+
+
+async def _postmortem_markdown(request: web.Request) -> web.Response:
+    core = _state(request).core
+    plan = _plan_or_404(core, request.match_info["id"])
+    text = draft_markdown(record_of(core, plan), core.config.timezone)
+    return web.Response(text=text, content_type="text/markdown", charset="utf-8")
+
+
 def _page_day(text: str) -> date:
     try:
         return api.path_day(text)
@@ -353,6 +376,8 @@ def make_app(
     router.add_get("/metrics", _metrics)
     router.add_get("/", _index)
     router.add_get("/deployments/{id}", _deployment_page)
+    router.add_get("/deployments/{id}/postmortem", _postmortem_page)
+    router.add_get("/deployments/{id}/postmortem.md", _postmortem_markdown)
     router.add_get("/digest/{date}", _digest_page)
     router.add_get("/calendar.ics", _calendar)
     return app

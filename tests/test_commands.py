@@ -321,6 +321,7 @@ BAD_CALLS = [
     ("!digest 0001-01-01", "is out of range (years 1900 to 9000)"),
     ("!digest 2026-12-01 2026-12-02", "one date only"),
     ("!freeze now", "takes no arguments"),
+    ("!postmortem", "say which plan"),
     ("!freezebreak fas-3.0", "say which plan and why"),
     ("!approve", "say which deploy's freeze break"),
     ("!freezebreaks all", "takes no arguments"),

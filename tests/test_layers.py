@@ -45,6 +45,7 @@ RANKS: Mapping[str, int] = {
     "deploybot.web": 6,
     "deploybot.commands": 7,
     "deploybot.announce": 7,
+    "deploybot.postmortem": 7,
     "deploybot.cli": 8,
     # adapters
     "deploybot_plugins": 10,

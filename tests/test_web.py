@@ -686,6 +686,26 @@ async def test_the_deploy_page_is_linked_from_the_front_page_and_shows_its_incid
     assert "no deployment 'no-such-plan'" in text
 
 
+async def test_the_post_mortem_draft_is_served_in_html_and_markdown(web: Served) -> None:
+    """/deployments/{id}/postmortem: the HTML draft with the picture of the day (an SVG with
+    one bar per incident), linked from the deploy page; …/postmortem.md the Markdown; an
+    unknown id is a plain 404."""
+    report(web.core, 5, text="during the deploy", deploy_id="pkgdb2-2.0")
+    status, text, _ = await web.get("/deployments/pkgdb2-2.0")
+    assert status == 200 and '<a href="pkgdb2-2.0/postmortem">Post-mortem draft</a>' in text
+    assert text.count('class="incident ') == 1
+    status, text, response = await web.get("/deployments/pkgdb2-2.0/postmortem")
+    assert status == 200 and response.content_type == "text/html"
+    assert "<h1>Post-mortem draft: pkgdb2 2.0 (pkgdb2-2.0)</h1>" in text
+    assert text.count("<svg ") == 1 and text.count('class="incident ') == 1
+    status, text, response = await web.get("/deployments/pkgdb2-2.0/postmortem.md")
+    assert status == 200 and response.content_type == "text/markdown"
+    assert text.startswith("# Post-mortem draft: pkgdb2 2.0 (pkgdb2-2.0)\n")
+    assert "during the deploy" in text
+    status, text, _ = await web.get("/deployments/nope/postmortem.md")
+    assert status == 404 and "no deployment 'nope'" in text
+
+
 # -- who may ask ----------------------------------------------------------------------------
 
 EVERY_GET = [
@@ -695,6 +715,8 @@ EVERY_GET = [
     "/api/v1/incidents",
     "/",
     "/deployments/pkgdb2-2.0",
+    "/deployments/pkgdb2-2.0/postmortem",
+    "/deployments/pkgdb2-2.0/postmortem.md",
     "/calendar.ics",
     "/metrics",
 ]

@@ -51,8 +51,8 @@ def help_command(registry: Registry) -> Command:
             "!help",
             "commands: !deploys !deploy !breaks !ready !uses !consumers !broke !take !note "
             "!fixed !incident !incidents !roster !oncall !page !ack !firefight (admin) "
-            "!digest !freeze !freezebreak !approve (admin) !freezebreaks !plans (admin) !help "
-            "— !help COMMAND for one",
+            "!digest !postmortem !freeze !freezebreak !approve (admin) !freezebreaks "
+            "!plans (admin) !help — !help COMMAND for one",
         ),
         example(
             "!help broke",

@@ -15,6 +15,7 @@ from deploybot.commands import (
     digest,
     freeze,
     incidents,
+    postmortem,
 )
 from deploybot.commands.base import Registry
 from deploybot.commands.help import help_command
@@ -24,7 +25,7 @@ def build_registry() -> Registry:
     """A registry holding every IRC-free command of SPEC §3, in the order ``!help``
     lists them; ``!help`` last, answering about this registry."""
     registry = Registry()
-    for module in (deploys, consumers, incidents, deployday, digest, freeze, admin):
+    for module in (deploys, consumers, incidents, deployday, digest, postmortem, freeze, admin):
         registry.add(*module.COMMANDS)
     registry.add(help_command(registry))
     return registry

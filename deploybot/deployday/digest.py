@@ -89,8 +89,11 @@ __all__ = [
     "digest_for_day",
     "digest_to_dict",
     "full_lines",
+    "median",
     "short_lines",
     "slowest_text",
+    "team_of",
+    "teams_of",
 ]
 
 #: The title of the section for incidents of no deploy of the day.
@@ -273,9 +276,9 @@ def build_digest(
         nick = incident.reporter_nick
         tally.reporters[nick] = tally.reporters.get(nick, 0) + 1
 
-    everyone = _teams_of(day_plans)
+    everyone = teams_of(day_plans)
     sections = [
-        tally.section(plan.id, plan.id, (plan.when, plan.end), (_teams_of((plan,)), everyone))
+        tally.section(plan.id, plan.id, (plan.when, plan.end), (teams_of((plan,)), everyone))
         for plan, tally in zip(day_plans, tallies, strict=False)
     ]
     if outside.reported or outside.fixed or outside.open:
@@ -337,7 +340,7 @@ class _Tally:
     ) -> Section:
         teams: Counter[str] = Counter()
         for nick, count in self.reporters.items():
-            teams[_team(nick, rosters)] += count
+            teams[team_of(nick, rosters)] += count
         return Section(
             title=title,
             deploy_id=deploy_id,
@@ -347,9 +350,9 @@ class _Tally:
             open=tuple(sorted(self.open, key=by_number)),
             acknowledged=len(self.acks),
             repaired=len(self.repairs),
-            median_ack=_median(self.acks),
+            median_ack=median(self.acks),
             mean_ack=_mean(self.acks),
-            median_repair=_median(self.repairs),
+            median_repair=median(self.repairs),
             mean_repair=_mean(self.repairs),
             slowest=self.slowest,
             teams=_ordered_teams(teams),
@@ -389,9 +392,9 @@ def _totals(tallies: Sequence[_Tally], sections: Sequence[Section]) -> Section:
         open=tuple(sorted((i for section in sections for i in section.open), key=by_number)),
         acknowledged=len(acks),
         repaired=len(repairs),
-        median_ack=_median(acks),
+        median_ack=median(acks),
         mean_ack=_mean(acks),
-        median_repair=_median(repairs),
+        median_repair=median(repairs),
         mean_repair=_mean(repairs),
         slowest=slowest,
         teams=_ordered_teams(teams),
@@ -402,7 +405,7 @@ def _ordered_teams(teams: Counter[str]) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(teams.items(), key=lambda item: (item[0] == OTHER_TEAM, -item[1], item[0])))
 
 
-def _teams_of(plans: Iterable[Plan]) -> dict[str, str]:
+def teams_of(plans: Iterable[Plan]) -> dict[str, str]:
     """Lower-cased nick → team, from roster shifts first, then consumer contacts; for
     several plans the first plan that knows a nick wins."""
     plans = tuple(plans)
@@ -425,7 +428,7 @@ def _fold(nick: str) -> str:
     return nick.translate(_ASCII_LOWER)
 
 
-def _team(nick: str, rosters: Sequence[Mapping[str, str]]) -> str:
+def team_of(nick: str, rosters: Sequence[Mapping[str, str]]) -> str:
     folded = _fold(nick)
     for roster in rosters:
         team = roster.get(folded)
@@ -434,7 +437,7 @@ def _team(nick: str, rosters: Sequence[Mapping[str, str]]) -> str:
     return OTHER_TEAM
 
 
-def _median(values: list[timedelta]) -> timedelta | None:
+def median(values: list[timedelta]) -> timedelta | None:
     """The median (sorts ``values`` in place); of an even count, the mean of the middle two."""
     if not values:
         return None

@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
+from markupsafe import Markup
 
 from deploybot.core import Core
 from deploybot.deployday.digest import (
@@ -47,6 +48,7 @@ from deploybot.deployday.digest import (
     full_lines,
     slowest_text,
 )
+from deploybot.deployday.record import record_of
 from deploybot.deployday.roster import firefight_channel, on_shift, shift_hours
 from deploybot.drift.report import DriftRun
 from deploybot.drift.runs import latest_run
@@ -57,6 +59,7 @@ from deploybot.plans.policy import DEFAULT_NOTICE_DAYS, Readiness, assess
 from deploybot.plans.schedule import day_bounds, describe_countdown, running, upcoming
 from deploybot.store import Incident, Store
 from deploybot.texts import clock_text, deploy_link, elapsed_text, when_text
+from deploybot.web.timeline import timeline_svg
 
 __all__ = [
     "MAX_PAGE_INCIDENTS",
@@ -181,6 +184,7 @@ def deployment_page(
     readiness: Callable[[Plan], Readiness] | None = None,
     freeze: FreezeStanding | None = None,
     drift_run: DriftRun | None = None,
+    picture: str = "",
 ) -> str:
     """``/deployments/{id}``: ``plan``'s window and status (upcoming with its countdown,
     running, finished), what the plan says (owners, teams, playbooks, staging and
@@ -209,6 +213,7 @@ def deployment_page(
         readiness=_assessor(readiness, notice_days)(plan),
         freeze=freeze or FreezeStanding(plan.id),
         drift_run=drift_run,
+        picture=Markup(picture),
         channel=channel,
         on_shift=on_shift(plan, now),
         incidents=sorted(incidents, key=by_number),
@@ -334,4 +339,15 @@ def deployment_page_of(core: Core, plan_id: str) -> str | None:
         readiness=core.readiness,
         freeze=core.freeze_standing(plan),
         drift_run=latest_run(core.store, plan.id) if plan.probes else None,
+        picture=_picture(core, plan),
     )
+
+
+def _picture(core: Core, plan: Plan) -> str:
+    """The deploy's picture (:func:`~deploybot.web.timeline.timeline_svg`) once it has
+    begun or has anything recorded; empty for a deploy still to come with nothing yet."""
+    now = core.now()
+    record = record_of(core, plan)
+    if now < plan.when and not (record.events or record.pages or record.incidents):
+        return ""
+    return timeline_svg(record, core.config.timezone, now)
