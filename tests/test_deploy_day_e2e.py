@@ -15,12 +15,19 @@ joins it: that client sets `-t` so that the bot, not an operator there, may set 
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from markdown_it import MarkdownIt
 
+from deploybot.cli import main as cli_main
+from deploybot.deployday.record import deploy_record
+from deploybot.plans.files import load_paths
+from deploybot.plans.freezes import FreezeStanding
 from deploybot.plans.model import Consumer, Plan, Roster, Shift
+from deploybot.store import Store
 from tests.botprocess import (
     BotProcess,
     BotProcesses,
@@ -446,6 +453,65 @@ async def test_a_deploy_day_from_the_opening_to_the_digest(
     assert len(channel_texts(infra, b, fire_chan, "deploy started (")) == 1
     await bot.stop(infra)
     assert "Traceback" not in bot.log_text()
+    check_post_mortem(bot, when, end, infra=infra.nick, releng=releng.nick, boss=boss.nick)
+
+
+def check_post_mortem(
+    bot: BotProcess, when: datetime, end: datetime, *, infra: str, releng: str, boss: str
+) -> None:
+    """The post-mortem draft of the recorded day (issue 13): its timeline holds every
+    event in order at the time the database holds for it, and `deploybot postmortem`'s
+    Markdown reads back with its sections and those lines."""
+    with Store.open(bot.database, create=False) as store:
+        plan = store_plan(bot)
+        record = deploy_record(store, plan, FreezeStanding(plan.id), datetime.now(UTC))
+        pages = {p.target_nick.lower(): p for p in store.list_pages(plan_id=plan.id)}
+        (incident,) = store.list_incidents(deploy_id=plan.id)
+    day = [m for m in record.timeline if not m.day_only and m.kind != "countdown"]
+    assert [m.at for m in day] == sorted(m.at for m in day)
+    texts = [m.text for m in day]
+
+    def at(prefix: str) -> int:
+        return next(i for i, text in enumerate(texts) if text.startswith(prefix))
+
+    opened, closed = at("firefighting opened in "), at("firefighting closed in ")
+    escalated = at(f"page #{pages[infra.lower()].number} to {infra} not acknowledged")
+    boss_page = at(f"page #{pages[boss.lower()].number} to {boss}")
+    reported, taken, fixed = at("#1 reported (pkgdb2): "), at("#1 taken"), at("#1 fixed")
+    acks = [at(f"page #{pages[n.lower()].number} acknowledged") for n in (releng,)]
+    assert opened < min(acks) and opened < escalated <= boss_page < reported < taken < fixed
+    assert fixed < closed == len(texts) - 1
+    assert when - timedelta(seconds=2) <= day[opened].at <= when + timedelta(seconds=10)
+    assert end <= day[closed].at <= end + timedelta(seconds=40)
+    assert day[escalated].at == pages[infra.lower()].escalated_at
+    assert day[reported].at == incident.reported_at and day[fixed].at == incident.fixed_at
+    assert (day[reported].who, day[fixed].who) == (incident.reporter_nick, infra)
+    out = io.StringIO()
+    assert cli_main(["postmortem", plan.id, "--config", str(bot.ini)], out) == 0
+    draft = out.getvalue()
+    tokens = MarkdownIt("commonmark").parse(draft)
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert headings[1:] == [
+        "Summary",
+        "Timeline",
+        "Numbers",
+        "API breaks: declared vs observed",
+        "Who was affected",
+        "Open incidents",
+        "What went well",
+        "What went wrong",
+        "Lessons",
+    ]
+    assert "- Incidents: 1 reported, 1 fixed, 0 open." in draft
+    assert "observed: incident #1." in draft  # the report names /api/packager/acl
+    stamp = f"{incident.reported_at:%Y-%m-%d %H:%M} UTC"
+    assert f"- **{stamp}** — {incident.reporter_nick}: #1 reported (pkgdb2): " in draft
+
+
+def store_plan(bot: BotProcess) -> Plan:
+    """The plan the bot ran, read back from its plans directory."""
+    (plan,) = load_paths([bot.plans_dir]).plans
+    return plan
 
 
 # -- 2. a crash in the middle of the window -----------------------------------------------------
