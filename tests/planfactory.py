@@ -137,3 +137,17 @@ def on_shift_plan(when: datetime, window: timedelta, channel: str, people: list[
             escalation=(people[0],),
         ),
     )
+
+
+def badges_plan(when: datetime, **overrides: object) -> Plan:
+    """The factory's plan as badges-1.0, whose playbook is the badges backend one that the
+    real ansible samples of ``tests/data/bus-samples`` ran."""
+    fields: dict[str, object] = {
+        "id": "badges-1.0",
+        "service": "badges",
+        "release": "1.0",
+        "playbooks": ("groups/badges-backend.yml",),
+        "when": when,
+    }
+    fields.update(overrides)
+    return make_plan(**fields)

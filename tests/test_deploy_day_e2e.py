@@ -41,6 +41,7 @@ from tests.ircd.client import IrcClient, Message
 from tests.ircd.fixtures import Account, IrcClientFactory, MakeAccount
 from tests.ircd.servers import InspircdWithServices
 from tests.planfactory import make_plan, on_shift_plan
+from tests.test_postmortem import HEADINGS
 
 pytestmark = pytest.mark.irc
 
@@ -491,17 +492,7 @@ def check_post_mortem(
     draft = out.getvalue()
     tokens = MarkdownIt("commonmark").parse(draft)
     headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
-    assert headings[1:] == [
-        "Summary",
-        "Timeline",
-        "Numbers",
-        "API breaks: declared vs observed",
-        "Who was affected",
-        "Open incidents",
-        "What went well",
-        "What went wrong",
-        "Lessons",
-    ]
+    assert headings[1:] == HEADINGS[1:]
     assert "- Incidents: 1 reported, 1 fixed, 0 open." in draft
     assert "observed: incident #1." in draft  # the report names /api/packager/acl
     stamp = f"{incident.reported_at:%Y-%m-%d %H:%M} UTC"

@@ -21,7 +21,7 @@ from tests.botprocess import (
 )
 from tests.ircd.fixtures import IrcClientFactory
 from tests.ircd.servers import NgircdServer
-from tests.planfactory import make_plan
+from tests.planfactory import badges_plan, make_plan
 from tests.test_bus_e2e import (  # noqa: F401  (the xpub fixture)
     START,
     SUBSCRIPTION,
@@ -30,6 +30,7 @@ from tests.test_bus_e2e import (  # noqa: F401  (the xpub fixture)
     subscriptions,
     xpub,
 )
+from tests.test_freezes import approved_break
 
 pytestmark = pytest.mark.irc
 
@@ -53,14 +54,7 @@ async def test_countdowns_and_a_playbook_start_in_a_freeze(
     now = datetime.now(UTC)
     when = (now + timedelta(minutes=21)).replace(second=0, microsecond=0)
     pkgdb2 = make_plan(when=when, duration=timedelta(hours=2))
-    badges = make_plan(
-        id="badges-1.0",
-        service="badges",
-        release="1.0",
-        playbooks=("groups/badges-backend.yml",),
-        when=when,
-        duration=timedelta(hours=2),
-    )
+    badges = badges_plan(when, duration=timedelta(hours=2))
     bot = bot_process(
         port=ngircd_server.port,
         nick="deploybot",
@@ -76,19 +70,7 @@ async def test_countdowns_and_a_playbook_start_in_a_freeze(
     bot.write_plan(pkgdb2)
     bot.write_plan(badges)
     with Store.open(bot.database) as store:
-        store.request_freeze_break(
-            plan_id="badges-1.0",
-            freezes="F42 Final freeze",
-            reason="the badge fix",
-            nick="bob",
-            account="bob",
-            mask="bob!bob@example.test",
-            now=now,
-        )
-        for nick in ("alice", "carol"):
-            store.approve_freeze_break(
-                "badges-1.0", nick=nick, account=nick, mask=f"{nick}!x@y", now=now
-            )
+        approved_break(store, "badges-1.0", now)
     watcher = await joined(irc_client, ngircd_server.port, "watcher", [ADMIN])
     since = watcher.mark()
     await bot.start(watcher)

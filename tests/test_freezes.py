@@ -30,10 +30,11 @@ from deploybot.plans.freezes import (
 )
 from deploybot.plans.model import FreezeExemption
 from deploybot.plans.policy import assess
+from deploybot.store import Store
 from deploybot.web.api import freezes_document, plan_to_dict
 from tests.apischema import schema_errors
 from tests.fakes import RecordingOutbox
-from tests.planfactory import make_plan, utc
+from tests.planfactory import badges_plan, make_plan, utc
 from tests.test_busreactor import ansible
 from tests.test_commands import Clock, make_core, say
 
@@ -61,6 +62,22 @@ def core(tmp_path: Path, clock: Clock) -> Iterator[Core]:
 @pytest.fixture
 def registry() -> Registry:
     return build_registry()
+
+
+def approved_break(store: Store, plan_id: str, now: datetime) -> None:
+    """A freeze break for ``plan_id`` (F42 Final freeze) requested by bob and approved by
+    alice and carol at ``now``."""
+    store.request_freeze_break(
+        plan_id=plan_id,
+        freezes="F42 Final freeze",
+        reason="it cannot wait",
+        nick="bob",
+        account="bob",
+        mask="bob!bob@example.test",
+        now=now,
+    )
+    for nick in ("alice", "carol"):
+        store.approve_freeze_break(plan_id, nick=nick, account=nick, mask=f"{nick}!x@y", now=now)
 
 
 # --- the freezes file --------------------------------------------------------------------
@@ -303,20 +320,7 @@ def test_countdowns_in_a_freeze_say_so_first(core: Core, clock: Clock) -> None:
     assert (
         outbox.to("#fedora-admin")[0] == "⚠ IN FREEZE (F42 Final freeze) — no approved freeze break"
     )
-    store = core.store
-    store.request_freeze_break(
-        plan_id="pkgdb2-2.0",
-        freezes="F42 Final freeze",
-        reason="r",
-        nick="bob",
-        account="bob",
-        mask="bob!b@h",
-        now=clock.now,
-    )
-    for nick in ("alice", "carol"):
-        store.approve_freeze_break(
-            "pkgdb2-2.0", nick=nick, account=nick, mask=f"{nick}!x@y", now=clock.now
-        )
+    approved_break(core.store, "pkgdb2-2.0", clock.now)
     outbox.clear()
     clock.now = PKGDB2 - timedelta(days=3)
     poster.post_due(clock.now)
@@ -329,13 +333,7 @@ def test_a_playbook_start_in_a_freeze_without_approval_warns_and_is_recorded(
     core: Core,
 ) -> None:
     """The admin channel is told, and the deploy records it (the post-mortem reads it)."""
-    plan = make_plan(
-        id="badges-1.0",
-        service="badges",
-        release="1.0",
-        playbooks=("groups/badges-backend.yml",),
-        when=PKGDB2,
-    )
+    plan = badges_plan(PKGDB2)
     core.book.directory.joinpath("badges-1.0.yaml").write_text(dump_plan(plan))
     core.book.reload()
     outbox = RecordingOutbox()

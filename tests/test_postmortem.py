@@ -23,7 +23,7 @@ from deploybot.deployday.record import DeployRecord, record_of
 from deploybot.postmortem import draft_html, draft_markdown, md, moment_time
 from deploybot.web.timeline import timeline_svg
 from tests.fakes import RecordingOutbox
-from tests.planfactory import make_plan, utc
+from tests.planfactory import badges_plan, utc
 from tests.test_busreactor import ansible
 from tests.test_commands import Clock, make_core
 
@@ -52,13 +52,7 @@ def recorded(tmp_path: Path) -> Iterator[Core]:
     taken and fixed by pingou at 13:30/13:50; #2 with hostile text by alice at 14:00,
     still open; the playbook finishes at 14:30.  The clock stops at 15:00."""
     clock = Clock(WHEN)
-    plan = make_plan(
-        id="badges-1.0",
-        service="badges",
-        release="1.0",
-        playbooks=("groups/badges-backend.yml",),
-        when=WHEN,
-    )
+    plan = badges_plan(WHEN)
     core = make_core(tmp_path, clock, [plan])
     outbox = RecordingOutbox()
     day = DeployDay(core, outbox)

@@ -3,7 +3,8 @@
 Owns the decisions of the day a plan runs: which countdown line is due
 (:mod:`.countdowns`), opening and closing the firefighting channel (:mod:`.firefight`),
 paging and escalation (:mod:`.paging`), who is on shift (:mod:`.roster`), the incident
-digest (:mod:`.digest`) and its daily post (:mod:`.digestpost`).  :mod:`.day` composes
+digest (:mod:`.digest`) and its daily post (:mod:`.digestpost`), and what was recorded
+about one deploy for its post-mortem (:mod:`.record`).  :mod:`.day` composes
 the parts that need a transport (:class:`~deploybot.deployday.day.DeployDay`) beside the
 core, which knows nothing of this package.
 

@@ -1,5 +1,6 @@
-"""The bot's embedded SQLite database: incidents, ``!uses`` consumers, ledgers, pages, and
-the ids of the bus events acted on.
+"""The bot's embedded SQLite database: incidents, ``!uses`` consumers, ledgers, pages,
+the ids of the bus events acted on, the outbox, freeze breaks and what happened to each
+deploy.
 
 The package owns every line of SQL; it may import only :mod:`deploybot.errors` (no plans,
 no clock, no core).

@@ -252,7 +252,8 @@ class Demo:
         if self.options.keep and self.workdir is not None:
             note(
                 f"  kept {self.workdir}: bot.ini, plans/, deploybot.sqlite3, bot.log "
-                f"(cd there and try: deploybot digest --config bot.ini)"
+                f"(cd there and try: deploybot digest --config bot.ini, or the post-mortem "
+                f"draft: deploybot postmortem pkgdb2-2.0 --config bot.ini)"
             )
         note("run the bot for real: see README.md (deploybot run bot.ini)")
 
