@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,15 +17,21 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from deploybot.bus.reactor import BusReactor
+from deploybot.config import config_from_mapping
 from deploybot.core import Core
 from deploybot.deployday.day import DeployDay
 from deploybot.deployday.record import DeployRecord, record_of
+from deploybot.drift.report import judge
+from deploybot.plans.book import PlanBook
 from deploybot.postmortem import draft_html, draft_markdown, md, moment_time
+from deploybot.store import Store
 from deploybot.web.timeline import timeline_svg
+from tests.driftdata import PROBES, plan_text
 from tests.fakes import RecordingOutbox
 from tests.planfactory import badges_plan, utc
 from tests.test_busreactor import ansible
 from tests.test_commands import Clock, make_core
+from tests.test_drift_report import fetch_all
 
 WHEN = utc(2026, 12, 15, 13)
 HOSTILE = "## pwned `rm -rf` </svg><script>alert(1)</script> [x](javascript:alert(1)) | *b*"
@@ -202,3 +208,32 @@ def test_the_html_draft_embeds_the_picture_and_escapes_the_rest(recorded: Core) 
     assert "&lt;/svg&gt;&lt;script&gt;" in page
     start = page.index("<svg ")
     ET.fromstring(page[start : page.index("</svg>") + len("</svg>")])
+
+
+def test_drift_findings_of_the_latest_run_are_in_the_timeline(tmp_path: Path) -> None:
+    """A plan with probes and a stored drift run: the run's summary and findings are in
+    the timeline at the time it ran, and in the Markdown draft."""
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    text = plan_text("https://stg.example/pkgdb", "https://prod.example/pkgdb", PROBES)
+    (plans / "pkgdb2-2.0.yaml").write_text(text, encoding="utf-8")
+    book = PlanBook(plans)
+    assert not book.reload().problems
+    with Store.open(tmp_path / "db.sqlite3") as store:
+        core = Core(
+            config=config_from_mapping({"timezone": "UTC"}),
+            store=store,
+            book=book,
+            clock=lambda: utc(2026, 12, 14, 13),
+        )
+        plan = core.plans[0]
+        ran = utc(2026, 12, 14, 12, 55)
+        run = judge(plan, fetch_all(plan, ""), ran)
+        store.record_drift_run(plan.id, run.ran_at, run.verdict, run.dumps())
+        drift = [m for m in record_of(core, plan).timeline if m.kind == "drift"]
+        draft = draft_markdown(record_of(core, plan), core.config.timezone)
+    assert drift and all(m.at == ran for m in drift)
+    assert drift[0].text.startswith("drift probe, latest of 1 run: ")
+    assert [m.text for m in drift[1:]] == run.lines(UTC)[1:]
+    assert "No drift findings" not in draft
+    assert "drift probe, latest of 1 run" in draft

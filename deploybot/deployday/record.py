@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from deploybot.deployday.digest import median, team_of, teams_of
+from deploybot.drift.runs import latest_run
 from deploybot.durations import format_duration, plural
 from deploybot.lines import one_line
 from deploybot.plans.freezes import FreezeStanding
@@ -71,11 +72,27 @@ class Moment:
     incident: int | None = None
 
 
+def drift_moments(store: Store, plan: Plan) -> tuple[Moment, ...]:
+    """The drift probe's findings (issue 12) for the timeline: the plan's latest stored
+    run (the store keeps the latest few; older ones are not read back) — its summary, then
+    a line per finding, failure and declared break not observed — at the time it ran."""
+    if not plan.probes:
+        return ()
+    run = latest_run(store, plan.id)
+    if run is None:
+        return ()
+    runs = store.drift_run_count(plan.id)
+    summary = run.summary(UTC).partition("): ")[2] or run.summary(UTC)
+    head = f"drift probe, latest of {plural(runs, 'run')}: {summary}"
+    return (
+        Moment(run.ran_at, "drift", head),
+        *(Moment(run.ran_at, "drift", line) for line in run.lines(UTC)[1:]),
+    )
+
+
 #: Where drift findings (issue 12) enter the timeline: a function of the store and the
-#: plan giving their :class:`Moment` s (kind ``drift``).  The drift probe keeps no
-#: findings in the store yet, so there are none; when it does, this is the one place to
-#: read them (see the module documentation of :mod:`deploybot.drift`).
-DRIFT_HOOK: Callable[[Store, Plan], Sequence[Moment]] = lambda _store, _plan: ()  # noqa: E731
+#: plan giving their :class:`Moment` s (kind ``drift``); tests may pass another.
+DRIFT_HOOK: Callable[[Store, Plan], Sequence[Moment]] = drift_moments
 
 
 @dataclass(frozen=True)
