@@ -8,12 +8,16 @@ Each test uses a real core (SQLite under ``tmp_path``, plan files written with
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import icalendar
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from deploybot.bus.reactor import BusReactor
 from deploybot.commands.base import Registry
@@ -32,6 +36,8 @@ from deploybot.plans.model import FreezeExemption
 from deploybot.plans.policy import assess
 from deploybot.store import Store
 from deploybot.web.api import freezes_document, plan_to_dict
+from deploybot.web.calendarfeed import calendar_feed
+from deploybot.web.pages import deployment_page_of, front_page
 from tests.apischema import schema_errors
 from tests.fakes import RecordingOutbox
 from tests.planfactory import badges_plan, make_plan, utc
@@ -400,3 +406,46 @@ def test_freeze_exempt_reads_back_and_only_outage_fix_exists() -> None:
     (problem,) = raised.value.problems
     assert (problem.key, problem.line) == ("freeze_exempt.kind", text.count("\n"))
     assert "the only exemption from a freeze is outage-fix" in problem.message
+
+
+def test_the_calendar_feed_and_the_pages_show_the_freeze(core: Core, clock: Clock) -> None:
+    """/calendar.ics has an event per freeze (with the deploys in it); / says we are
+    frozen; the deploy page shows its freeze and that no freeze break is approved."""
+    clock.now = utc(2026, 12, 10)
+    feed = calendar_feed(
+        core.plans,
+        now=clock.now,
+        freezes=core.freezes.freezes,
+        readiness=core.readiness,
+    )
+    calendar = icalendar.Calendar.from_ical(feed)
+    (event,) = [e for e in calendar.walk("VEVENT") if str(e["SUMMARY"]).startswith("FREEZE")]
+    assert str(event["SUMMARY"]) == "FREEZE: F42 Final freeze"
+    assert event.decoded("DTSTART") == FINAL.start and event.decoded("DTEND") == FINAL.end
+    assert "Deploys in it: pkgdb2-2.0" in str(event["DESCRIPTION"])
+    deploy = next(e for e in calendar.walk("VEVENT") if str(e["UID"]) == "pkgdb2-2.0@deploybot")
+    assert "MISSING: an approved freeze break" in str(deploy["DESCRIPTION"])
+    assert "⚠ infrastructure freeze now: F42 Final freeze until" in front_page(core)
+    page = deployment_page_of(core, "pkgdb2-2.0")
+    assert page is not None
+    assert "⚠ IN FREEZE (F42 Final freeze) — no approved freeze break" in page
+
+
+@given(
+    name=st.text(
+        st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters="\x85"),
+        min_size=1,
+        max_size=40,
+    ).filter(lambda text: text.strip() != ""),
+    first=st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)),
+    days=st.integers(min_value=0, max_value=60),
+)
+def test_any_named_freeze_reads_back(name: str, first: date, days: int) -> None:
+    """A freeze written with a quoted name and two dates reads back as that name over whole
+    days in the zone, whatever the name holds (quotes, colons, #, YAML words)."""
+    quoted = json.dumps(name, ensure_ascii=False)  # a YAML double-quoted scalar
+    last = first + timedelta(days=days)
+    (freeze,) = load_freezes_text(f"- {{name: {quoted}, from: {first}, to: {last}}}\n", PARIS)
+    assert freeze.name == name
+    assert freeze.start == datetime.combine(first, time(0), PARIS).astimezone(UTC)
+    assert freeze.end == datetime.combine(last + timedelta(days=1), time(0), PARIS).astimezone(UTC)
