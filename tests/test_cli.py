@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from deploybot.cli import main
+from deploybot.plans.files import dump_plan
+from deploybot.store import Store
 from tests.botprocess import run_refused
+from tests.planfactory import make_plan
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -197,3 +200,39 @@ def test_console_script_is_installed() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 plans, 0 problems" in result.stdout
+
+
+def test_check_reads_the_freezes_file(tmp_path: Path) -> None:
+    """With freezes set, a plan in a freeze gets the freeze rule, missing (no database:
+    no freeze break known), and the freezes file's problems are listed and count."""
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "p.yaml").write_text(dump_plan(make_plan()), encoding="utf-8")
+    write(
+        tmp_path, "freezes.yaml", "- {name: F42 Final freeze, from: 2026-12-08, to: 2026-12-15}\n"
+    )
+    ini = write(tmp_path, "bot.ini", "[deploybot]\nplans_dir = plans\nfreezes = freezes.yaml\n")
+    status, output = run("check", "--config", str(ini))
+    assert "pkgdb2-2.0: NOT READY (6/7)" in output
+    assert "✘ freeze: in the F42 Final freeze (2026-12-08 00:00–2026-12-16 00:00 UTC) " in output
+    write(tmp_path, "freezes.yaml", "- {name: F42 Final freeze, from: 2026-12-08}\n")
+    status, output = run("check", "--config", str(ini))
+    assert status == 1
+    assert (
+        f"{tmp_path / 'freezes.yaml'}:1: [0].to: missing: a freeze needs name, from and to"
+        in output
+    )
+
+
+def test_postmortem_needs_the_plan_and_the_database(tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "p.yaml").write_text(dump_plan(make_plan()), encoding="utf-8")
+    ini = write(tmp_path, "bot.ini", "[deploybot]\nplans_dir = plans\n")
+    assert run("postmortem", "nope", "--config", str(ini))[0] == 1
+    assert run("postmortem", "pkgdb2-2.0", "--config", str(ini))[0] == 1  # no database
+    Store.open(tmp_path / "deploybot.sqlite3").close()
+    status, output = run("postmortem", "pkgdb2-2.0", "--config", str(ini))
+    assert status == 0 and output.startswith("# Post-mortem draft: pkgdb2 2.0 (pkgdb2-2.0)\n")
+    status, output = run("postmortem", "pkgdb2-2.0", "--config", str(ini), "--format", "html")
+    assert status == 0 and output.startswith("<!DOCTYPE html>") and "<svg " in output
