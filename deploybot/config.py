@@ -272,6 +272,8 @@ BOT_NUMBERS: Mapping[str, float] = MappingProxyType(
         "join_timeout": 15.0,
         "quit_timeout": 3.0,
         "connect_timeout": 30.0,
+        "late_after": 120.0,
+        "flush_timeout": 3.0,
     }
 )
 #: Where the SASL secret is: at most one of them (``sasl_password`` inline is discouraged).

@@ -5,7 +5,9 @@ cleans every line (:mod:`deploybot.lines`), throttles, and holds posts while it 
 disconnected.  Two kinds of output differ in what happens when the bot is offline:
 
 * ``post`` — countdowns, pages, digests, firefighting messages: queued and delivered
-  once the bot is back in its channels, never dropped;
+  once the bot is back in its channels, never dropped; through
+  :class:`deploybot.deployday.posts.StoredOutbox` kept in the store (with the decision
+  that caused them) until the server has confirmed them, so a crash loses none;
 * ``reply`` — answers to a command: dropped (with a log line) if they could not be
   sent within a minute, since the person asking has moved on.
 

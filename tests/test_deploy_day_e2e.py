@@ -714,3 +714,118 @@ async def test_a_report_is_answered_within_2s_while_pages_to_ten_people_wait(
     assert answered_in <= 2.0, f"the reply took {answered_in:.1f} s"
     assert paged_after, "every page went out before the reply: nothing was queued"
     await bot.stop(reporter)
+
+
+# -- 4. a crash in the opening burst --------------------------------------------------------------
+
+LATE_MARK = re.compile(r"^\(late: queued \d\d:\d\d UTC\) ")
+
+
+def unmarked(text: str) -> str:
+    """`text` without its `(late: queued 14:02 UTC) ` mark."""
+    return LATE_MARK.sub("", text)
+
+
+@pytest.mark.slow
+async def test_a_kill_in_the_opening_burst_loses_nothing_and_repeats_nothing(
+    inspircd_services: InspircdWithServices,
+    make_account: MakeAccount,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+) -> None:
+    """On the stock class the opening (join, topic, API break, "started" line, six pages,
+    their highlights) takes some 15 s. SIGKILL half a second after the bot's JOIN, then a
+    restart past `late_after` (1 s here): every page, the topic, the break and the
+    "started" line reach their target exactly once, in their original wording (no page is
+    "repeated": nothing comes from escalation), and each line the second run sends is marked
+    `(late: queued HH:MM UTC)`; what the first run got confirmed is not sent again. At the
+    end the store's outbox is empty."""
+    net = inspircd_services
+    window = timedelta(seconds=300)
+    admin_chan, fire_chan = "#" + net.unique_name("kb-admin"), "#" + net.unique_name("kb-fire")
+    account = await make_account("deploybot")
+    people = await connect_all(
+        irc_client, net.relaxed_port, [net.unique_name(f"burst{i}") for i in range(6)]
+    )
+    watcher = people[0]
+    await watcher.join(admin_chan)
+    await create_channel(watcher, fire_chan)
+    bot, when, _end, _digest = await deploy_day_bot(
+        net,
+        make_account,
+        bot_process,
+        account,
+        admin_chan,
+        window=window,
+        escalate_after=timedelta(seconds=600),
+        digest_delay=timedelta(seconds=600),
+        stock=True,
+    )
+    bot.configure(bot_settings={"late_after": "1"})
+    plan = on_shift_plan(when, window, fire_chan, [p.nick for p in people])
+    bot.write_plan(plan)
+    b = account.name
+
+    await bot.start(watcher, admin_chan)
+    await bot.wait_joined(watcher, fire_chan, timeout=seconds_until(when) + PACE_TIMEOUT)
+    await asyncio.sleep(0.5)
+    await bot.kill()
+    killed_at = [len(client.messages) for client in people]
+    left = bot.read_db("SELECT count(*) FROM outbox")[0][0]
+    assert isinstance(left, int) and left > 0, "the burst was over before the kill"
+    await asyncio.sleep(1.5)  # the posts left are now older than late_after
+
+    await bot.start(watcher, admin_chan)
+    for client in people:
+        await wait_said(client, b, PAGE_PREFIX, target=client.nick, timeout=PACE_TIMEOUT)
+    for channel in (fire_chan, admin_chan):  # late-marked: not `nick nick: …` any more
+        await wait_said(watcher, b, "deploy started — join", target=channel, timeout=PACE_TIMEOUT)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PACE_TIMEOUT
+    while bot.read_db("SELECT count(*) FROM outbox") != [(0,)]:
+        assert loop.time() < deadline, bot.read_db("SELECT * FROM outbox")
+        await asyncio.sleep(0.2)
+    # one more line through the same queue: anything repeated would have come before it
+    mark = watcher.mark()
+    await watcher.privmsg(admin_chan, "!oncall")
+    await wait_said(
+        watcher, b, "infrastructure: ", target=admin_chan, since=mark, timeout=PACE_TIMEOUT
+    )
+
+    # every page once, in its wording, to its person; never "repeated"
+    numbers = {}
+    for client in people:
+        texts = [unmarked(m.text) for m in bot_lines(client, b, client.nick)]
+        pages = [text for text in texts if text.startswith(PAGE_PREFIX)]
+        assert len(pages) == 1, (client.nick, pages)
+        assert pages[0].endswith(
+            f"] deploy of pkgdb2 2.0 started: firefighting in {fire_chan}"
+            f" (infrastructure shift); reply !ack {page_number(pages[0])}"
+        ), pages[0]
+        numbers[client.nick] = page_number(pages[0])
+    rows = bot.read_db("SELECT target_nick, number FROM pages ORDER BY number")
+    assert sorted(numbers.items(), key=lambda item: item[1]) == rows
+    # the topic once; the break, the "started" line and each highlight line once
+    topics = [m for m in watcher.messages if m.command == "TOPIC" and nick_eq(m.nick, b)]
+    assert len(topics) == 1, [m.text for m in topics]
+    assert topics[0].text.startswith("pkgdb2-2.0: pkgdb2 2.0 deploy"), topics[0].text
+    fire_lines = [unmarked(m.text) for m in bot_lines(watcher, b, fire_chan)]
+    assert len(fire_lines) == len(set(fire_lines)), fire_lines
+    assert sum("deploy started (scheduled at" in text for text in fire_lines) == 1
+    assert sum("API BREAK" in text for text in fire_lines) == 1, fire_lines
+    admin_lines = [unmarked(m.text) for m in bot_lines(watcher, b, admin_chan)]
+    highlights_seen = [text for text in admin_lines if "deploy started — join" in text]
+    assert len(highlights_seen) == len(set(highlights_seen)), highlights_seen
+    named = " ".join(highlights_seen)
+    assert all(client.nick in named for client in people), highlights_seen
+    # what the second run sent is marked late; what the first run sent is not
+    for client, since in zip(people, killed_at, strict=True):
+        for m in client.messages[:since]:
+            if m.command == "PRIVMSG" and nick_eq(m.nick, b):
+                assert not LATE_MARK.match(m.text), m.text
+        for m in client.messages[since:]:
+            if m.command == "PRIVMSG" and nick_eq(m.nick, b) and "infrastructure: " not in m.text:
+                assert LATE_MARK.match(m.text), m.text
+    assert "already open: rejoined" in bot.current_run_log()
+    await bot.stop(watcher)
+    assert "Traceback" not in bot.log_text()

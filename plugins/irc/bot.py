@@ -17,6 +17,15 @@
   :mod:`deploybot.lines`, paced by a :class:`~deploybot_plugins.irc.throttle.TokenBucket`, and
   held in a queue that survives reconnects (``outbox`` implements
   :class:`deploybot.outbox.Outbox`);
+* keeps every stored post (:class:`~deploybot.deployday.posts.StoredOutbox`) until the
+  server has confirmed it — its echo (IRCv3 ``echo-message``), or the PONG of a PING sent
+  after it (a barrier: the server answers in order, so everything before it was
+  processed) — and only then removes it from the store (``confirm_posts``); what a lost
+  connection left unconfirmed goes out again after the reconnect, in its order, and a
+  message queued more than ``late_after`` s ago says ``(late: queued 14:02 UTC)``;
+  at :meth:`~DeployIrcBot.stop` it flushes stored posts for at most ``flush_timeout`` s;
+* treats a topic as wanted state: a TOPIC equal to the channel's current topic is not
+  sent again, and after a rejoin the last topic it set is set again if it differs;
 * rejoins every channel it should be in after a reconnect (irc3's autojoins is not used);
 * reconnects with exponential backoff and jitter, and notices a hung server (PING after
   ``ping_interval`` s of silence, reconnect after ``hang_timeout`` s without data).
@@ -26,7 +35,8 @@ Own keys in ``[bot]`` (all optional; irc3's keys keep their meaning): ``sasl_use
 :func:`resolve_sasl_password`), ``throttle_burst`` (4), ``throttle_rate`` (1.0 line/s),
 ``ping_interval`` (30 s), ``hang_timeout`` (90 s), ``reconnect_delay`` (1 s),
 ``reconnect_max_delay`` (60 s), ``reconnect_reset_after`` (60 s), ``reply_ttl`` (60 s),
-``join_timeout`` (15 s), ``quit_timeout`` (3 s), ``connect_timeout`` (30 s).
+``join_timeout`` (15 s), ``quit_timeout`` (3 s), ``connect_timeout`` (30 s), ``late_after``
+(120 s), ``flush_timeout`` (3 s).
 
 Checked and harmless: ``irc3/compat.py`` replaces ``asyncio.sleep`` and ``asyncio.wait``
 process-wide with wrappers that only drop a ``loop=`` argument (removed in Python 3.10);
@@ -78,6 +88,13 @@ _REMEDY = {
 }
 #: A refusal for one channel and numeric is reported at most this often (seconds).
 REFUSAL_REPORT_INTERVAL = 600.0
+#: A stored line not confirmed by its echo this long after it was sent gets a PING
+#: barrier (seconds); while more output waits and the server does not echo, the barrier
+#: waits until :data:`BARRIER_EVERY` stored lines are unconfirmed (a PING costs a line).
+BARRIER_DELAY = 1.0
+BARRIER_EVERY = 8
+BARRIER_PREFIX = "deploybot-confirm-"
+MESSAGES = ("PRIVMSG", "NOTICE")
 OWN_PLUGINS = (
     "irc3.plugins.core",
     "deploybot_plugins.irc.capabilities",
@@ -181,6 +198,13 @@ class _Connection(irc3.IrcConnection):
         self.factory._on_connection_lost(self, exc)
 
 
+def _message_key(line: str) -> tuple[str, str, str]:
+    """``(COMMAND, target lower-cased, text)`` of a line we send, as its echo shows it."""
+    command, _, rest = line.partition(" ")
+    target, _, text = rest.partition(" ")
+    return (command.upper(), _lower(target), text.removeprefix(":"))
+
+
 def _asker(target: str, person: str | None) -> str:
     return person if person is not None else "" if is_channel(target) else target
 
@@ -225,6 +249,7 @@ class IrcOutbox:
             self._bot._channels[_lower(channel)] = channel
         else:
             self._bot._channels.pop(_lower(channel), None)
+            self._bot._topic_wanted.pop(_lower(channel), None)
 
     def send_post(self, post: StoredPost) -> None:
         """Queue a post kept in the store; it is confirmed there (``bot.confirm_posts``)
@@ -297,13 +322,27 @@ class DeployIrcBot(irc3.IrcBot):
             settings["throttle_burst"], settings["throttle_rate"], loop.time()
         )
         self._queue = OutputQueue(settings["reply_ttl"], self._discarded)
-        #: Lines of the item being sent: (line, kind, created, rows confirmed by it).
-        self._current: deque[tuple[str, str, float, tuple[int, ...]]] = deque()
+        #: Lines of the item being sent: (line, kind, created, rows confirmed by it,
+        #: whether the item is stored).
+        self._current: deque[tuple[str, str, float, tuple[int, ...], bool]] = deque()
         #: Where stored posts are confirmed (the store's ``confirm_posts``; set by the
         #: application); None: nothing is stored.
         self.confirm_posts: Callable[[Iterable[int]], object] | None = None
         #: Rows confirmed by the server but not yet removed from the store (it failed).
         self._to_confirm: set[int] = set()
+        #: Stored items whose lines are (being) sent and not confirmed yet: queued again,
+        #: in order, when the connection is lost.
+        self._inflight: list[OutItem] = []
+        #: Lines sent from the queue on this connection and not confirmed yet:
+        #: (number, what its echo looks like, stored rows it confirms, loop time sent).
+        self._unconfirmed: deque[tuple[int, tuple[str, str, str], tuple[int, ...], float]] = deque()
+        self._sent_count = 0
+        self._barrier_sent = 0  # the number of the last line a PING barrier covers
+        #: The last topic set (or found already set) per channel (lower-cased), re-set
+        #: after a rejoin when the channel's topic differs; the channel's current topic,
+        #: as the server last said (absent: not known since our last JOIN).
+        self._topic_wanted: dict[str, tuple[str, str]] = {}
+        self._topic_now: dict[str, str] = {}
         self._priority: deque[str] = deque()
         self._wake = asyncio.Event()
         self._disconnected = asyncio.Event()
@@ -342,6 +381,15 @@ class DeployIrcBot(irc3.IrcBot):
             r"^(@\S+ )?:\S+ (?P<code>404|442|482) \S+ (?P<channel>\S+) :?(?P<data>.*)",
             self._on_refused,
         )
+        self._attach(
+            r"^(@\S+ )?:(?P<mask>\S+) (?P<command>PRIVMSG|NOTICE|TOPIC) (?P<target>\S+)"
+            r" :?(?P<data>.*)",
+            self._on_message,
+        )
+        self._attach(r"^(@\S+ )?:\S+ PONG \S+ :?(?P<data>\S+)", self._on_pong)
+        self._attach(r"^(@\S+ )?:\S+ 332 \S+ (?P<channel>\S+) :?(?P<data>.*)", self._on_topic_is)
+        self._attach(r"^(@\S+ )?:\S+ 331 \S+ (?P<channel>\S+)", self._on_topic_is)
+        self._attach(r"^(@\S+ )?:\S+ 366 \S+ (?P<channel>\S+)", self._on_names_end)
 
     # --- public API ---------------------------------------------------------------------
     @property
@@ -404,6 +452,9 @@ class DeployIrcBot(irc3.IrcBot):
         """QUIT, wait up to ``quit_timeout`` s for the server to close, then release everything."""
         if self._stopping and not self._tasks and not self._handles:
             return
+        protocol = self.protocol
+        if not self._stopping and protocol is not None and not protocol.closed:
+            await self._flush(self.settings["flush_timeout"])
         self._stopping = True
         self._cancel_handle("reconnect")
         protocol = self.protocol
@@ -430,6 +481,9 @@ class DeployIrcBot(irc3.IrcBot):
             self.failed.cancel()
         if self.queued():
             log.warning("IRC: %d queued outputs not delivered at stop", self.queued())
+        unsent = len(self._inflight) + sum(1 for item in self._queue if item.rows)
+        if unsent:
+            log.info("IRC: %d stored posts not confirmed at stop: sent at the next start", unsent)
 
     def fatal(self, message: str) -> None:
         """Give up for good: log ``message``, leave the server, complete ``failed``."""
@@ -568,20 +622,40 @@ class DeployIrcBot(irc3.IrcBot):
             return False
         lines = self._lines(item)
         if not lines:
-            self._confirm(item.rows)  # nothing to send (joined already, empty…): done
+            self._confirm(item.rows)  # nothing to send (joined already, same topic…): done
+        elif item.rows:
+            self._inflight.append(item)
         for n, line in enumerate(lines, 1):
             rows = item.rows if n == len(lines) else ()
-            self._current.append((line, item.kind, item.created, rows))
+            self._current.append((line, item.kind, item.created, rows, bool(item.rows)))
         return True
+
+    def _late_text(self, item: OutItem) -> str:
+        """A stored message's text, with ``(late: queued 14:02 UTC)`` before it when it was
+        queued more than ``late_after`` s ago (after a restart or a long outage)."""
+        queued = item.queued_at
+        if queued is None or item.command not in MESSAGES:
+            return item.text
+        if (datetime.now(UTC) - queued).total_seconds() <= self.settings["late_after"]:
+            return item.text
+        return f"(late: queued {queued.astimezone(UTC):%H:%M} UTC) {item.text}"
 
     def _lines(self, item: OutItem) -> list[str]:
         if item.command in ("PRIVMSG", "NOTICE"):
             if not one_line(item.text) or not one_line(item.target):
                 log.debug("not sending an empty %s to %r", item.command, item.target)
                 return []
-            return message_lines(item.command, item.target, item.text)
+            return message_lines(item.command, item.target, self._late_text(item))
         if item.command == "TOPIC":
-            return message_lines("TOPIC", item.target, item.text)[:1]
+            lines = message_lines("TOPIC", item.target, item.text)[:1]
+            if not lines:
+                return []
+            lchan, topic = _lower(item.target), _message_key(lines[0])[2]
+            self._topic_wanted[lchan] = (item.target, topic)
+            if self._topic_now.get(lchan) == topic:
+                log.info("the topic of %s is already the one wanted; not set again", item.target)
+                return []
+            return lines
         # JOIN and PART are decided by what was asked when they were queued, not by the
         # wanted set at send time: "join, post, part" (a visit) must send all three even
         # though the part is already recorded when the join goes out.
@@ -654,7 +728,7 @@ class DeployIrcBot(irc3.IrcBot):
                 elif self._write_now(line):
                     sent = source.popleft()
                     if not isinstance(sent, str):
-                        self._confirm(sent[3])
+                        self._sent(line, sent[3])
                 else:
                     await asyncio.sleep(0.1)
             except asyncio.CancelledError:
@@ -673,6 +747,112 @@ class DeployIrcBot(irc3.IrcBot):
         log.debug(">> %s", _loggable(sent))
         self.dispatch(sent, iotype="out")
         return True
+
+    # --- confirmation of stored posts ---------------------------------------------------
+    @property
+    def _echoes(self) -> bool:
+        caps = self.get_plugin("deploybot_plugins.irc.capabilities.Capabilities")
+        return "echo-message" in caps.enabled
+
+    def _sent(self, line: str, rows: tuple[int, ...]) -> None:
+        """A line from the queue went out: wait for its confirmation (stored rows)."""
+        self._sent_count += 1
+        now = self.loop.time()
+        self._unconfirmed.append((self._sent_count, _message_key(line), rows, now))
+        if rows and "barrier" not in self._handles:
+            self._later("barrier", BARRIER_DELAY, self._barrier_due)
+
+    def _confirmed_through(self, number: int) -> None:
+        """The server has processed every line up to line ``number``: confirm them."""
+        rows: list[int] = []
+        while self._unconfirmed and self._unconfirmed[0][0] <= number:
+            rows += self._unconfirmed.popleft()[2]
+        if rows:
+            done = set(rows)
+            self._inflight = [item for item in self._inflight if not set(item.rows) <= done]
+            self._confirm(rows)
+
+    def _stored_unconfirmed(self) -> int:
+        """Stored lines sent and not confirmed, not covered by a PING barrier yet."""
+        return sum(1 for n, _, rows, _ in self._unconfirmed if rows and n > self._barrier_sent)
+
+    def _barrier_due(self) -> None:
+        """PING after the stored lines still unconfirmed (see :data:`BARRIER_DELAY`)."""
+        waiting = self._stored_unconfirmed()
+        if not waiting or not self._registered:
+            return
+        busy = self._output_waiting()
+        if busy and not self._echoes and waiting < BARRIER_EVERY:
+            self._later("barrier", BARRIER_DELAY, self._barrier_due)
+            return
+        self._send_barrier()
+
+    def _send_barrier(self) -> None:
+        if self._stored_unconfirmed() and self._write_now(
+            f"PING :{BARRIER_PREFIX}{self._sent_count}"
+        ):
+            self._barrier_sent = self._sent_count
+
+    def _on_pong(self, data: str = "", **_: Any) -> None:
+        number = data.removeprefix(BARRIER_PREFIX)
+        if data.startswith(BARRIER_PREFIX) and number.isdigit():
+            self._confirmed_through(int(number))
+            if self._stored_unconfirmed() and "barrier" not in self._handles:
+                self._later("barrier", BARRIER_DELAY, self._barrier_due)
+
+    def _on_message(
+        self, mask: str = "", command: str = "", target: str = "", data: str = "", **_: Any
+    ) -> None:
+        """Our own message echoed (``echo-message``) or our TOPIC: the server processed
+        it, and every line before it.  Any TOPIC tells the channel's current topic."""
+        if command == "TOPIC":
+            self._topic_now[_lower(target)] = data
+        if not self.is_me(mask):
+            return
+        key = (command, _lower(target), data)
+        for number, sent, _rows, _at in self._unconfirmed:
+            if sent == key:
+                self._confirmed_through(number)
+                return
+
+    def _on_topic_is(self, channel: str = "", data: str = "", **_: Any) -> None:
+        """RPL_TOPIC (332) or RPL_NOTOPIC (331, no ``data``)."""
+        self._topic_now[_lower(channel)] = data
+
+    def _on_names_end(self, channel: str = "", **_: Any) -> None:
+        """End of NAMES after our JOIN: the channel's topic is known now (332 comes
+        before it); set the wanted one again if it differs, then the channel is ready."""
+        lchan = _lower(channel)
+        current = self._topic_now.setdefault(lchan, "")
+        wanted = self._topic_wanted.get(lchan)
+        if wanted is not None and lchan in self._channels and current != wanted[1]:
+            log.info("the topic of %s differs from the one set; setting it again", channel)
+            self._enqueue("post", "TOPIC", wanted[0], wanted[1])
+        self._channel_done(lchan)
+
+    def _requeue_unconfirmed(self) -> None:
+        """The connection is gone: what was sent and not confirmed goes out again, in
+        its order, before anything queued after it (lines of a stored item being sent
+        are dropped: the item is queued again whole)."""
+        self._unconfirmed.clear()
+        self._barrier_sent = self._sent_count
+        self._cancel_handle("barrier")
+        self._current = deque(entry for entry in self._current if not entry[4])
+        items, self._inflight = self._inflight, []
+        if items:
+            log.info("IRC: %d posts not confirmed before the connection was lost", len(items))
+            self._queue.requeue(items)
+
+    async def _flush(self, timeout: float) -> None:  # noqa: ASYNC109 (the setting's name)
+        """Let stored posts go out and be confirmed, for at most ``timeout`` s."""
+        deadline = self.loop.time() + timeout
+        while self.loop.time() < deadline and self._registered and self._ready:
+            waiting = self._queue.stored() or any(entry[4] for entry in self._current)
+            if not waiting and not any(rows for _, _, rows, _ in self._unconfirmed):
+                return
+            if not waiting and self._stored_unconfirmed():
+                self._send_barrier()
+            await asyncio.sleep(0.05)
 
     # --- connection ---------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -763,6 +943,7 @@ class DeployIrcBot(irc3.IrcBot):
         self._registered = self._ready = False
         self._priority.clear()
         self._joined.clear()
+        self._topic_now.clear()
         self.config["nick"] = self._wanted_nick
         if self.config.get("password"):
             self._write_now("PASS {password}".format(**self.config))
@@ -783,6 +964,7 @@ class DeployIrcBot(irc3.IrcBot):
         was_registered = self._registered
         self.protocol = None
         self._registered = self._ready = False
+        self._requeue_unconfirmed()
         self._cancel_handle("join-settle")
         self._cancel_handle("fatal-close")
         self._cancel_handle("register-timeout")
@@ -838,7 +1020,8 @@ class DeployIrcBot(irc3.IrcBot):
         guarded.__name__ = callback.__name__
         self.attach_events(irc3.event(regexp, guarded))
 
-    def _is_me(self, mask: str) -> bool:
+    def is_me(self, mask: str) -> bool:
+        """Whether ``mask`` (``nick!user@host`` or a nick) is the bot."""
         return _lower(mask.split("!", 1)[0]) == _lower(self.nick)
 
     def _on_welcome(self, me: str = "", **_: Any) -> None:
@@ -909,16 +1092,16 @@ class DeployIrcBot(irc3.IrcBot):
                 self._set_ready()
 
     def _on_join(self, mask: str = "", channel: str = "", **_: Any) -> None:
-        if self._is_me(mask):
+        if self.is_me(mask):  # ready once the NAMES end (and the topic is known)
             self._joined.add(_lower(channel))
-            self._channel_done(_lower(channel))
+            self._topic_now.pop(_lower(channel), None)
 
     def _on_part(self, mask: str = "", channel: str = "", **_: Any) -> None:
-        if self._is_me(mask):
+        if self.is_me(mask):
             self._joined.discard(_lower(channel))
 
     def _on_kick(self, channel: str = "", target: str = "", data: str = "", **_: Any) -> None:
-        if self._is_me(target):
+        if self.is_me(target):
             self._joined.discard(_lower(channel))
             if _lower(channel) in self._channels:
                 log.warning("kicked from %s (%s); rejoining", channel, data or "no reason")

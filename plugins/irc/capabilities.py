@@ -6,7 +6,8 @@ server then drops the bot at its registration timeout, forever, silently).  Here
 * ``CAP LS 302`` goes out before USER/NICK (from the ``connection_ready`` hook), so the
   server holds registration until ``CAP END``;
 * we request what we use and the server offers: ``account-tag``, ``account-notify``,
-  ``extended-join``, and ``sasl`` when a password is set — never ``message-tags`` or
+  ``extended-join``, ``echo-message`` (our messages come back: the confirmation of a
+  stored post), and ``sasl`` when a password is set — never ``message-tags`` or
   ``server-time``, whose tag prefix irc3's "connected" regexes do not accept;
 * SASL PLAIN via ``AUTHENTICATE`` (base64, 400-byte chunks, ``+`` for an empty one);
   ``903`` ends negotiation.  A failed login is judged by its cause:
@@ -49,7 +50,7 @@ from .port import IrcBotPort
 
 log = logging.getLogger(__name__)
 
-WANTED = ("account-tag", "account-notify", "extended-join")
+WANTED = ("account-tag", "account-notify", "extended-join", "echo-message")
 SASL_FAILURES = {"902", "904", "905", "906", "908"}
 #: The server (its services) refused the account and password.
 CREDENTIALS_REFUSED = "904"

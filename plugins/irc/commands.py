@@ -54,7 +54,7 @@ class Commands:
     @irc3.event(COMMAND_LINE)
     def on_command(self, mask: str, target: str, data: str, tags: str | None = None) -> None:
         parsed = parse_command_line(data)
-        if parsed is None:
+        if parsed is None or self.bot.is_me(mask):  # our own line, echoed (echo-message)
             return
         app = self.bot.config["deploybot_app"]
         nick = mask.split("!", 1)[0]

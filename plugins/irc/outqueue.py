@@ -194,6 +194,16 @@ class OutputQueue:
             item.text,
         )
 
+    def requeue(self, items: list[OutItem]) -> None:
+        """Put ``items`` (sent, not confirmed, in their order) back at the head of their
+        lanes, before everything waiting; no bound applies (they were in already)."""
+        for item in reversed(items):
+            self._lanes[lane_of(item)].appendleft(item)
+
+    def stored(self) -> bool:
+        """Whether a stored post (an item with outbox rows) is waiting."""
+        return any(item.rows for item in self)
+
     # -- taking ------------------------------------------------------------------------------
     def _lane_to_take(self) -> int | None:
         replies, urgent, channel = (bool(lane) for lane in self._lanes)
