@@ -298,13 +298,16 @@ def run_postmortem(args: argparse.Namespace, out: TextIO) -> int:
 
 def _config(path: Path | None, *, check_bot: bool = False) -> Config:
     """``[deploybot]`` of ``path`` (default: ./bot.ini if it exists, else the defaults);
-    with ``check_bot``, the file's ``[bot]`` is checked too (an error: InvalidConfig)."""
+    with ``check_bot``, the file's ``[bot]`` and ``[matrix]`` are checked too (an error:
+    InvalidConfig)."""
     if path is None and not DEFAULT_CONFIG.is_file():
         return Config.defaults()
     file = path if path is not None else DEFAULT_CONFIG
     config = load_config(file)
     if check_bot:
         load_bot_section(file)
+        # the chat adapters validate their own sections (loaded only here and in run)
+        importlib.import_module("deploybot_plugins.matrix.settings").load_matrix_settings(file)
     return config
 
 

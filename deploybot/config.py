@@ -71,6 +71,7 @@ from deploybot.durations import DEFAULT_COUNTDOWNS, parse_countdowns, parse_dura
 from deploybot.errors import ConfigError, DurationError, Problem
 
 __all__ = [
+    "ADDRESS_KINDS",
     "BOT_KEYS",
     "BOT_NUMBERS",
     "BOT_SECRET_KEYS",
@@ -83,6 +84,7 @@ __all__ = [
     "SECTION",
     "VALID_KEYS",
     "WEBHOOK_SECRET_KEYS",
+    "Address",
     "AdminRule",
     "Config",
     "InvalidConfig",
@@ -96,6 +98,7 @@ __all__ = [
     "parse_flag",
     "positive_number",
     "read_secret_file",
+    "read_section",
     "resolve_webhook_secret",
     "tcp_port",
 ]
@@ -168,7 +171,8 @@ _KEYS: dict[str, tuple[str, str]] = {
     "uses_flood_window": ("10m", "the window the !uses limits count in"),
     "admins": (
         "account:pingou mask:*!*@fedora/sysadmin/*",
-        "space-separated account:NAME (services account) or mask:NICK!USER@HOST",
+        "space-separated account:NAME (services account), mask:NICK!USER@HOST or "
+        "mxid:@NAME:SERVER (an address on another network)",
     ),
     "fedmsg_endpoints": ("", "space-separated tcp://HOST:PORT, ipc:// or inproc://; empty: no bus"),
     "fedmsg_topic_prefix": ("org.fedoraproject", "fedmsg topic prefix to subscribe to"),
@@ -362,30 +366,64 @@ def _describe(problem: Problem, file: str | None, section: str) -> str:
     return f"{where}{what}{problem.message}"
 
 
+#: The kinds of address a person has on a network other than IRC, as admin rules name them
+#: (``mxid:@pingou:fedora.im``); a sender from such a network carries one
+#: (:attr:`deploybot.commands.base.Request.address`) and only rules of its kind match it.
+ADDRESS_KINDS = ("mxid",)
+_ADDRESS = {"mxid": re.compile(r"@[^\s:@]+:[^\s:@]+(?::[0-9]{1,5})?")}
+_AddressKind = Literal["mxid"]
+
+
+@dataclass(frozen=True)
+class Address:
+    """A person's address on a network, as that network authenticated it: ``kind`` is how
+    admin rules name such addresses (:data:`ADDRESS_KINDS`), ``value`` the address itself
+    (``mxid``, ``@pingou:fedora.im``).  An IRC sender has none: IRC names people by
+    services account and hostmask (``account:``, ``mask:``)."""
+
+    kind: _AddressKind
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+
 @dataclass(frozen=True)
 class AdminRule:
-    """Who is an admin: a services ``account`` name or a hostmask ``mask``.
+    """Who is an admin: a services ``account`` name, a hostmask ``mask`` (IRC), or an
+    address on another network (``mxid``: a user ID such as ``@pingou:fedora.im``,
+    compared exactly).
 
     Masks use IRC wildcards only: ``*`` (any run of characters) and ``?`` (one
     character).  Case is ignored the way the server ignores it (its CASEMAPPING,
     :mod:`deploybot.casemapping`), never with Unicode folding: ``mask:pingou!*@*`` does
-    not cover ``pıngou`` (dotless ı), ``account:strasse`` is not ``straße``.
+    not cover ``pıngou`` (dotless ı), ``account:strasse`` is not ``straße``.  A sender with
+    an :class:`Address` is matched by rules of that address's kind only, never by
+    ``account:`` or ``mask:``; an IRC sender never by an address rule.
     """
 
-    kind: Literal["account", "mask"]
+    kind: Literal["account", "mask", "mxid"]
     value: str
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"
 
     def matches(
-        self, account: str | None, hostmask: str, casemapping: str = DEFAULT_CASEMAPPING
+        self,
+        account: str | None,
+        hostmask: str,
+        casemapping: str = DEFAULT_CASEMAPPING,
+        address: Address | None = None,
     ) -> bool:
         """Whether a user logged in as ``account`` (None: not logged in) with
         ``hostmask`` (``nick!user@host``) is covered by this rule, on a server with
-        ``casemapping``."""
+        ``casemapping``; or, for a sender from another network, its ``address``."""
+        if address is not None:
+            return self.kind == address.kind and self.value == address.value
         if self.kind == "account":
             return account is not None and irc_equal(account, self.value, casemapping)
+        if self.kind != "mask":
+            return False
         pattern = _mask_regex(irc_fold(self.value, casemapping))
         return pattern.fullmatch(irc_fold(hostmask, casemapping)) is not None
 
@@ -487,11 +525,16 @@ class Config:
         return name
 
     def is_admin(
-        self, account: str | None, hostmask: str, casemapping: str = DEFAULT_CASEMAPPING
+        self,
+        account: str | None,
+        hostmask: str,
+        casemapping: str = DEFAULT_CASEMAPPING,
+        address: Address | None = None,
     ) -> bool:
-        """Whether a user (services ``account`` or None, ``nick!user@host``) is an admin,
-        names compared with the server's ``casemapping`` (:class:`AdminRule`)."""
-        return any(rule.matches(account, hostmask, casemapping) for rule in self.admins)
+        """Whether a user (services ``account`` or None, ``nick!user@host``; or the
+        ``address`` of a sender from another network) is an admin, names compared with the
+        server's ``casemapping`` (:class:`AdminRule`)."""
+        return any(rule.matches(account, hostmask, casemapping, address) for rule in self.admins)
 
 
 # ---------------------------------------------------------------------------------------
@@ -747,10 +790,13 @@ def _admins(text: str) -> tuple[AdminRule, ...]:
             rules[AdminRule("account", value)] = None
         elif sep and kind == "mask" and re.fullmatch(r"[^!@]+![^!@]+@[^!@]+", value):
             rules[AdminRule("mask", value)] = None
+        elif sep and kind == "mxid" and _ADDRESS["mxid"].fullmatch(value):
+            rules[AdminRule("mxid", value)] = None
         else:
             raise _Bad(
-                f"bad entry {word!r}: expected account:NAME (a services account) "
-                "or mask:NICK!USER@HOST (wildcards * and ?)"
+                f"bad entry {word!r}: expected account:NAME (a services account), "
+                "mask:NICK!USER@HOST (wildcards * and ?) or mxid:@NAME:SERVER "
+                "(a user ID on another network)"
             )
     return tuple(rules)
 
@@ -1257,6 +1303,20 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise InvalidConfig(problems, file)
     section = dict(parser[SECTION]) if parser.has_section(SECTION) else {}
     return config_from_mapping(section, file, lines=lines)
+
+
+def read_section(
+    path: str | os.PathLike[str], name: str
+) -> tuple[dict[str, str], dict[str, int]] | None:
+    """Section ``name`` of the ini file read with ``[deploybot]``'s rules (``; comment``
+    after a value, no interpolation, keys case-sensitive) and the line of each key; None
+    when the file has no such section.  For the sections adapters validate themselves."""
+    file = os.fspath(path)
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
+    text = _read_ini(file, parser)
+    if not parser.has_section(name):
+        return None
+    return dict(parser[name]), _scan_section(text, name)[0]
 
 
 def bot_section(path: str | os.PathLike[str]) -> dict[str, str]:

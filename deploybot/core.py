@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from deploybot.casemapping import DEFAULT
-from deploybot.config import Config
+from deploybot.config import Address, Config
 from deploybot.drift.runs import drift_state
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.freezes import FreezeBook, FreezeStanding
@@ -59,10 +59,18 @@ class Core:
             listener(report)
         return report
 
-    def is_admin(self, account: str | None, mask: str, casemapping: str = DEFAULT) -> bool:
-        """Admins are services accounts or host masks from the config, never bare nicks;
-        names compare with the server's ``casemapping`` (:mod:`deploybot.casemapping`)."""
-        return self.config.is_admin(account, mask, casemapping)
+    def is_admin(
+        self,
+        account: str | None,
+        mask: str,
+        casemapping: str = DEFAULT,
+        address: Address | None = None,
+    ) -> bool:
+        """Admins are services accounts, host masks or network addresses from the config,
+        never bare nicks or display names; names compare with the server's
+        ``casemapping`` (:mod:`deploybot.casemapping`); a sender with an ``address`` (from
+        a network other than IRC) is matched by address rules only."""
+        return self.config.is_admin(account, mask, casemapping, address)
 
     def freeze_standing(self, plan: Plan) -> FreezeStanding:
         """Where ``plan``'s window stands against the freezes (:func:`freeze_standing`)."""

@@ -22,9 +22,9 @@ import pytest
 import deploybot.commands as commands_package
 from deploybot.commands import base
 from deploybot.commands.base import Example, Registry, Reply, Request
-from deploybot.commands.dispatch import Outgoing, dispatch
+from deploybot.commands.dispatch import Outgoing, dispatch, flood_key
 from deploybot.commands.registry import build_registry
-from deploybot.config import config_from_mapping
+from deploybot.config import Address, config_from_mapping
 from deploybot.core import Core
 from deploybot.deployday.day import DeployDay
 from deploybot.errors import DeploybotError
@@ -714,6 +714,25 @@ async def test_plans_reload_by_mask_admin(core: Core, registry: Registry) -> Non
     )
     assert lines[0].startswith("plans reloaded:")
     assert title_in_force(core) == "pkgdb2, second try"
+
+
+async def test_sender_from_another_network_is_admin_by_address_only(
+    core: Core, registry: Registry
+) -> None:
+    """A sender with a network address (mask is that address, no account) is refused by
+    account:/mask: rules, even one covering every IRC mask, and admitted by its mxid: rule;
+    flood control counts them by that address."""
+    config = config_from_mapping({"admins": "account:alice mask:*!*@* mxid:@carol:fedora.im"})
+    core.config = config
+    for address, allowed in (("@alice:fedora.im", False), ("@carol:fedora.im", True)):
+        typed = replace(
+            request(core, "!plans reload", nick="alice", account=None),
+            mask=address,
+            address=Address("mxid", address),
+        )
+        assert flood_key(typed) == f"mxid:{address}"
+        (out, *_) = await dispatch(core, registry, typed)
+        assert out.text.startswith("plans reloaded:") is allowed, out.text
 
 
 async def test_plans_reload_keeps_last_good_version(core: Core, registry: Registry) -> None:

@@ -16,6 +16,7 @@ from deploybot.config import (
     DEFAULTS,
     KEY_HELP,
     VALID_KEYS,
+    Address,
     AdminRule,
     Config,
     InvalidConfig,
@@ -304,6 +305,28 @@ def test_admin_rules_match_accounts_and_masks() -> None:
     assert not config.is_admin(None, "kx!kevin@fedora/sysadmin/kevin")
     assert not config.is_admin(None, "[kev]x!kevin@example.org")
     assert str(config.admins[1]) == "mask:[kev]?!*@fedora/*"
+
+
+def test_admin_rules_by_address_match_only_senders_from_that_network() -> None:
+    """mxid: matches the exact address of a sender from another network; such a sender is
+    never matched by account: or mask: (not even mask:*!*@*), an IRC sender never by mxid:."""
+    config = config_from_mapping({"admins": "account:pingou mask:*!*@* mxid:@pingou:fedora.im"})
+    pingou = Address("mxid", "@pingou:fedora.im")
+    assert config.is_admin(None, "@pingou:fedora.im", address=pingou)
+    assert str(config.admins[2]) == "mxid:@pingou:fedora.im"
+    for other in ("@pingou:fedora.im.evil", "@Pingou:fedora.im", "@pingou2:fedora.im"):
+        impostor = Address("mxid", other)
+        assert not config.is_admin("pingou", "pingou!pingou@fedora.im", address=impostor)
+    irc_only = config_from_mapping({"admins": "account:pingou mask:*!*@*"})
+    assert not irc_only.is_admin("pingou", "pingou!x@y", address=pingou)
+    mxid_only = config_from_mapping({"admins": "mxid:@pingou:fedora.im"})
+    assert not mxid_only.is_admin("@pingou:fedora.im", "@pingou:fedora.im")
+
+
+@pytest.mark.parametrize("entry", ["mxid:pingou", "mxid:@pingou", "mxid:@:x", "mxid:@a b:x"])
+def test_bad_mxid_admin_entry_is_an_error(entry: str) -> None:
+    with pytest.raises(InvalidConfig, match="mxid:@NAME:SERVER"):
+        config_from_mapping({"admins": entry})
 
 
 def test_admin_accounts_are_not_unicode_folded() -> None:

@@ -50,6 +50,7 @@ RANKS: Mapping[str, int] = {
     # adapters
     "deploybot_plugins": 10,
     "deploybot_plugins.irc": 10,
+    "deploybot_plugins.matrix": 10,
     "deploybot_plugins.bus": 10,
     "deploybot_plugins.web": 10,
     "deploybot_plugins.drift": 10,

@@ -17,7 +17,7 @@ from deploybot.config import config_from_mapping
 from deploybot.core import Core
 from deploybot.deployday.countdowns import CountdownPoster
 from deploybot.deployday.day import DeployDay
-from deploybot.deployday.posts import StoredOutbox
+from deploybot.deployday.posts import Networks, StoredOutbox
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.store import Store, StoredPost, StoreWriteError
@@ -176,3 +176,43 @@ def test_resume_hands_over_what_was_left_in_order_and_replies_are_not_kept(
         ("send", "PRIVMSG", "pingou", "[page #1] hi"),
         ("send", "PART", "#fire", "bye"),
     ]
+
+
+def test_on_two_networks_a_post_stays_until_both_confirmed_and_goes_again_only_where_not(
+    core: Core,
+) -> None:
+    """With two networks, each confirms for itself: the post is kept until both have, and
+    at a restart it is handed only to the network that had not confirmed it."""
+    irc, other = Transport(), Transport()
+    core.store.post_networks = ("irc", "other")
+    outbox = StoredOutbox(core.store, Networks({"irc": irc, "other": other}), core.clock)
+    outbox.post("#admin", "first")
+    outbox.post("#admin", "second")
+    assert [p.text for p in irc.posts] == [p.text for p in other.posts] == ["first", "second"]
+    first, second = irc.posts
+    assert core.store.confirm_posts([first.id, second.id], "irc") == 0
+    assert core.store.confirm_posts([first.id], "other") == 1
+    (left,) = core.store.pending_posts()
+    assert (left.text, left.confirmed_by) == ("second", frozenset({"irc"}))
+    irc2, other2 = Transport(), Transport()
+    restarted = StoredOutbox(core.store, Networks({"irc": irc2, "other": other2}), core.clock)
+    assert restarted.resume() == 1
+    assert (irc2.posts, [p.text for p in other2.posts]) == ([], ["second"])
+    assert core.store.confirm_posts([second.id], "other") == 1
+    assert core.store.pending_posts() == ()
+
+
+def test_network_state_is_kept_per_network(core: Core) -> None:
+    """What an adapter keeps (a sync position, a direct-message room) is per network and key;
+    None forgets it."""
+    store = core.store
+    assert store.network_value("other", "since") is None
+    store.set_network_value("other", "since", "s1")
+    store.set_network_value("other", "since", "s2")
+    store.set_network_value("third", "since", "t1")
+    assert (store.network_value("other", "since"), store.network_value("third", "since")) == (
+        "s2",
+        "t1",
+    )
+    store.set_network_value("other", "since", None)
+    assert store.network_value("other", "since") is None

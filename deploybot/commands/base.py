@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from deploybot.casemapping import DEFAULT as DEFAULT_CASEMAPPING
+from deploybot.config import Address
 from deploybot.errors import DeploybotError
 
 if TYPE_CHECKING:
@@ -41,6 +42,15 @@ class Request:
     #: How the server compares nicks and accounts (ISUPPORT CASEMAPPING; see
     #: :mod:`deploybot.casemapping`).
     casemapping: str = DEFAULT_CASEMAPPING
+    #: The sender's address on a network other than IRC, as that network authenticated
+    #: it (:class:`~deploybot.config.Address`); then ``mask`` is that address too,
+    #: ``account`` None, and admin rules of its kind alone can match.  None on IRC.
+    address: Address | None = None
+
+    @property
+    def is_admin_for(self) -> tuple[str | None, str, str, Address | None]:
+        """The arguments :meth:`~deploybot.core.Core.is_admin` judges this sender by."""
+        return (self.account, self.mask, self.casemapping, self.address)
 
     @property
     def reply_target(self) -> str:

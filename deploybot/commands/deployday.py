@@ -165,7 +165,7 @@ async def ack(core: Core, request: Request) -> Reply:
     if len(words) > 1:
         raise UsageError(f"one page number at most, got {len(words)} words")
     number = page_number(words[0]) if words else None
-    admin = core.is_admin(request.account, request.mask, request.casemapping)
+    admin = core.is_admin(*request.is_admin_for)
     pages = core.store.ack_pages(
         request.nick,
         request.now,

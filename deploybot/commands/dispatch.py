@@ -272,7 +272,10 @@ def flood_guard(config: Config) -> FloodGuard:
 
 
 def flood_key(request: Request) -> str:
-    """Who a command counts against: the services account, else the full mask."""
+    """Who a command counts against: the network address, else the services account,
+    else the full mask."""
+    if request.address is not None:
+        return str(request.address)
     if request.account:
         return "account:" + irc_fold(request.account, request.casemapping)
     return "mask:" + irc_fold(request.mask, request.casemapping)
@@ -345,7 +348,7 @@ async def dispatch(
             )
             return route(request, Reply.say(refusal)) if refusal else []
     try:
-        if command.admin and not core.is_admin(request.account, request.mask, request.casemapping):
+        if command.admin and not core.is_admin(*request.is_admin_for):
             raise NotAllowed(
                 f"not allowed: !{command.name} is for admins "
                 "(a services account or host mask named in the bot's config)"

@@ -13,18 +13,23 @@ confirmed it (:meth:`~deploybot.store.Store.confirm_posts`).  At start-up,
 in the order it was decided, before anything new.
 
 Replies and notices are not kept: they go straight to the transport (best effort).
+
+On several chat networks at once, :class:`Networks` is the one transport
+:class:`StoredOutbox` speaks to: every post goes to each network (each confirms it for
+itself; the store removes it once all have), and after a restart only to the networks
+that had not confirmed it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
 from deploybot.store import Store, StoredPost
 from deploybot.store.records import PostCommand
 
-__all__ = ["PostTransport", "StoredOutbox"]
+__all__ = ["Networks", "PostTransport", "StoredOutbox"]
 
 
 class PostTransport(Protocol):
@@ -91,3 +96,27 @@ class StoredOutbox:
         """Store the post (in the caller's transaction); send it once that commits."""
         post = self.store.add_post(command, target, text, self._clock())
         self.store.after_commit(lambda: self.transport.send_post(post))
+
+
+class Networks:
+    """Several transports, by network name, as one :class:`PostTransport` (module doc)."""
+
+    def __init__(self, transports: Mapping[str, PostTransport]) -> None:
+        self.transports = dict(transports)
+
+    def reply(self, target: str, text: str) -> None:
+        for transport in self.transports.values():
+            transport.reply(target, text)
+
+    def notice(self, target: str, text: str) -> None:
+        for transport in self.transports.values():
+            transport.notice(target, text)
+
+    def keep_joined(self, channel: str, joined: bool) -> None:
+        for transport in self.transports.values():
+            transport.keep_joined(channel, joined)
+
+    def send_post(self, post: StoredPost) -> None:
+        for network, transport in self.transports.items():
+            if network not in post.confirmed_by:
+                transport.send_post(post)

@@ -244,7 +244,31 @@ _V6 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = Migration(
+    version=7,
+    description="chat networks beside IRC: their own state (sync position, direct-message "
+    "rooms, a login's device) and which networks confirmed each post",
+    statements=(
+        """
+        CREATE TABLE network_state (
+            network TEXT NOT NULL,
+            key     TEXT NOT NULL,
+            value   TEXT NOT NULL,
+            PRIMARY KEY (network, key)
+        ) WITHOUT ROWID
+        """,
+        # a post is removed from the outbox once every network the bot runs on confirmed it
+        """
+        CREATE TABLE post_confirmations (
+            post    INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+            network TEXT NOT NULL,
+            PRIMARY KEY (post, network)
+        ) WITHOUT ROWID
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 """Every step, in order; ``MIGRATIONS[i].version == i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,6 +7,13 @@ transport learns of it once that transaction has committed
 (:meth:`~deploybot.store.Store.after_commit`) and removes it with :meth:`OutboxTable.confirm_posts`
 once the server has confirmed it.  What is left after a crash is sent again at the next
 start, in order (:meth:`OutboxTable.pending_posts`).
+
+When the bot runs on several chat networks (:attr:`OutboxTable.post_networks`), each
+confirms for itself (``confirm_posts(ids, network)``) and a post is removed once all of
+them have; until then :attr:`~deploybot.store.records.StoredPost.confirmed_by` says which
+did, so that a restart sends it again only where it was not confirmed.  The networks'
+own bits of state (a sync position, a direct-message room per person) are kept by
+:meth:`OutboxTable.network_value` / :meth:`OutboxTable.set_network_value`.
 """
 
 from __future__ import annotations
@@ -26,6 +33,10 @@ POST_COMMANDS: frozenset[str] = frozenset({"PRIVMSG", "TOPIC", "JOIN", "PART"})
 class OutboxTable(StoreBase):
     """The outbox methods of :class:`~deploybot.store.Store`."""
 
+    #: The networks every post must be confirmed by (set once at start-up); with one or
+    #: none, a confirmation removes the post at once.
+    post_networks: tuple[str, ...] = ()
+
     def add_post(self, command: PostCommand, target: str, text: str, now: datetime) -> StoredPost:
         """Keep a post until it is confirmed (inside the caller's transaction, if any)."""
         if command not in POST_COMMANDS:
@@ -40,7 +51,11 @@ class OutboxTable(StoreBase):
         return StoredPost(number, from_db(db_time(now)), command, target, text)
 
     def pending_posts(self) -> tuple[StoredPost, ...]:
-        """The posts not confirmed yet, in the order they were decided."""
+        """The posts not confirmed yet, in the order they were decided, with the networks
+        that confirmed them already."""
+        confirmed: dict[int, set[str]] = {}
+        for row in self._db.execute("SELECT post, network FROM post_confirmations"):
+            confirmed.setdefault(row["post"], set()).add(row["network"])
         rows = self._db.execute(
             "SELECT id, queued_at, command, target, text FROM outbox ORDER BY id"
         )
@@ -51,15 +66,58 @@ class OutboxTable(StoreBase):
                 cast(PostCommand, row["command"]),
                 row["target"],
                 row["text"],
+                frozenset(confirmed.get(row["id"], ())),
             )
             for row in rows
         )
 
-    def confirm_posts(self, ids: Iterable[int]) -> int:
-        """Forget the posts ``ids`` (the server confirmed them); how many there were."""
+    def confirm_posts(self, ids: Iterable[int], network: str | None = None) -> int:
+        """``network`` (None: the only one) confirmed the posts ``ids``; forget those that
+        every network of :attr:`post_networks` has confirmed now; how many they were."""
         numbers = [(number,) for number in ids]
         if not numbers:
             return 0
+        networks = self.post_networks
         with self._write() as db:
-            cursor = db.executemany("DELETE FROM outbox WHERE id = ?", numbers)
+            if network is None or len(networks) <= 1:
+                cursor = db.executemany("DELETE FROM outbox WHERE id = ?", numbers)
+                return cursor.rowcount
+            db.executemany(
+                "INSERT OR IGNORE INTO post_confirmations (post, network)"
+                " SELECT id, ? FROM outbox WHERE id = ?",
+                [(network, number) for (number,) in numbers],
+            )
+            marks = ", ".join("?" * len(networks))
+            done = [
+                (row[0],)
+                for (number,) in numbers
+                for row in db.execute(
+                    "SELECT post FROM post_confirmations WHERE post = ?"
+                    f" AND network IN ({marks}) GROUP BY post HAVING count(*) = ?",
+                    (number, *networks, len(networks)),
+                )
+            ]
+            db.executemany("DELETE FROM post_confirmations WHERE post = ?", done)
+            cursor = db.executemany("DELETE FROM outbox WHERE id = ?", done)
         return cursor.rowcount
+
+    def network_value(self, network: str, key: str) -> str | None:
+        """What ``network``'s adapter kept under ``key`` (None: nothing)."""
+        row = self._db.execute(
+            "SELECT value FROM network_state WHERE network = ? AND key = ?", (network, key)
+        ).fetchone()
+        return None if row is None else str(row["value"])
+
+    def set_network_value(self, network: str, key: str, value: str | None) -> None:
+        """Keep ``value`` under ``key`` for ``network`` (None: forget it)."""
+        with self._write() as db:
+            if value is None:
+                db.execute(
+                    "DELETE FROM network_state WHERE network = ? AND key = ?", (network, key)
+                )
+            else:
+                db.execute(
+                    "INSERT INTO network_state (network, key, value) VALUES (?, ?, ?)"
+                    " ON CONFLICT (network, key) DO UPDATE SET value = excluded.value",
+                    (network, key, value),
+                )

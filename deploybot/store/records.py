@@ -48,6 +48,9 @@ class StoredPost:
     command: PostCommand
     target: str
     text: str
+    #: The networks that confirmed it already (the bot runs on several: it stays until
+    #: all of them did).
+    confirmed_by: frozenset[str] = frozenset()
 
 
 TimelineKind = Literal["reported", "taken", "note", "fixed", "ack"]
