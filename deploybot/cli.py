@@ -2,15 +2,21 @@
 
 ``deploybot check [PATH…]`` validates plans and reports readiness; ``deploybot announce
 ID`` prints a plan's announcement e-mail; ``deploybot digest`` prints a day's digest;
-``deploybot postmortem ID`` prints a deploy's post-mortem draft (Markdown or HTML).
+``deploybot postmortem ID`` prints a deploy's post-mortem draft (Markdown or HTML);
+``deploybot drift ID`` runs a plan's drift probe now, stores the run and prints it.
 Expected problems (bad plans, bad config) are printed as they are and give exit status 1;
-usage errors give 2 (argparse's convention).
+usage errors give 2 (argparse's convention).  ``deploybot drift`` is a gate for scripts
+and its statuses say what it found: 0 no undeclared drift, 1 undeclared drift, 2 the
+probe could not run (a probe failed, or the command could not start: unknown plan, no
+probes, bad config, unusable database or token file).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
+import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -20,18 +26,22 @@ from typing import TextIO
 from deploybot import __version__
 from deploybot.announce import KINDS, announcement, default_kind
 from deploybot.config import Config, load_bot_section, load_config
-from deploybot.core import freeze_standing
+from deploybot.core import Core, freeze_standing, utc_now
 from deploybot.deployday.digest import digest_for_day, full_lines
 from deploybot.deployday.record import deploy_record
 from deploybot.deployday.roster import NoFirefightChannelError, firefight_channel
+from deploybot.drift.report import EXIT_CODES
+from deploybot.drift.runs import DriftRunner, Fetch
 from deploybot.durations import parse_day, plural
 from deploybot.errors import ConfigError, DateError, DeploybotError
+from deploybot.plans.book import PlanBook
 from deploybot.plans.files import load_paths
 from deploybot.plans.freezes import FreezeBook
 from deploybot.plans.policy import assess, format_readiness
 from deploybot.postmortem import draft_html, draft_markdown
 from deploybot.store import Store
 from deploybot.texts import when_text
+from deploybot.web.api import drift_document
 
 DEFAULT_CONFIG = Path("bot.ini")
 
@@ -112,6 +122,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_option(postmortem, "naming the database, plans, freezes and timezone")
     postmortem.set_defaults(run=run_postmortem)
+
+    drift = commands.add_parser(
+        "drift",
+        help="run a plan's drift probe now: staging's API answers against production's",
+        description=(
+            "Ask staging and production every probe of the plan (production twice: what "
+            "differs between its answers is noise), store the run in the bot's database "
+            "and print the report. Exit 0: no undeclared drift, 1: an undeclared API "
+            "break, 2: a probe could not run (or the command could not start)."
+        ),
+    )
+    drift.add_argument("plan_id", metavar="ID", help="the plan's id (see deploybot check)")
+    drift.add_argument(
+        "--json",
+        action="store_true",
+        help="print the document GET /api/v1/deployments/ID/drift serves instead",
+    )
+    _config_option(drift, "naming the plans, database, timezone and probe_* settings")
+    drift.set_defaults(run=run_drift)
 
     run = commands.add_parser(
         "run",
@@ -294,6 +323,42 @@ def run_postmortem(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(draft_markdown(record, config.timezone))
     return 0
+
+
+#: ``deploybot drift``'s status when it could not run (the verdict ``incomplete``).
+DRIFT_CANNOT_RUN = EXIT_CODES["incomplete"]
+
+
+def run_drift(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        config = _config(args.config)
+        # The HTTP client is an adapter: loaded only here, as `run` loads the bot.
+        adapter = importlib.import_module("deploybot_plugins.drift")
+        fetch: Fetch = adapter.ProbeFetcher.from_config(config)  # reads the token files
+        book = PlanBook(config.plans_dir)
+        report = book.reload()
+        plan = book.get(args.plan_id)
+        if plan is None:
+            known = ", ".join(sorted(p.id for p in book.plans)) or "none"
+            problems = report.problems
+            hint = f"; {plural(len(problems), 'plan problem')}: deploybot check" if problems else ""
+            raise DeploybotError(
+                f"no plan {args.plan_id!r} in {config.plans_dir} (plans: {known}){hint}"
+            )
+        store = Store.open(config.database, busy_timeout=config.database_busy_timeout)
+        with store:
+            core = Core(config=config, store=store, book=book, clock=utc_now)
+            run = asyncio.run(DriftRunner(store, fetch, utc_now).run(plan))
+            if args.json:
+                document = drift_document(core, plan.id)
+                out.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+            else:
+                for line in run.lines(config.timezone):
+                    print(line, file=out)
+    except DeploybotError as error:  # ConfigError too: a bad config here is status 2
+        print(f"deploybot: {error}", file=sys.stderr)
+        return DRIFT_CANNOT_RUN
+    return run.exit_code
 
 
 def _config(path: Path | None, *, check_bot: bool = False) -> Config:

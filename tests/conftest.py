@@ -2,6 +2,7 @@
 
 from hypothesis import HealthCheck, settings
 
+from tests.driftdata import serve  # noqa: F401  (local aiohttp apps for the drift probe)
 from tests.ircd.fixtures import *  # noqa: F403  (IRC server fixtures and their hooks)
 from tests.rabbitmq import *  # noqa: F403  (the RabbitMQ broker fixtures)
 from tests.synapse import *  # noqa: F403  (the Matrix homeserver fixtures)

@@ -2,7 +2,8 @@
 pkgdb2, as on the eve of the 2014-05-28 deploy (cut down).
 
 :func:`body` gives what each side answers to each probe (``call`` counts the calls, so
-the noisy fields change on every one); :func:`pkgdb_app` serves it with aiohttp.  The plan
+the noisy fields change on every one); :func:`pkgdb_app` serves it with aiohttp, and the
+fixture :func:`serve` (loaded by conftest) starts such apps on 127.0.0.1.  The plan
 (:func:`plan_text`) declares two of the breaks and not the third.
 """
 
@@ -11,9 +12,12 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from textwrap import dedent
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 PROBES = (
@@ -101,3 +105,27 @@ def pkgdb_app(role: str) -> tuple[web.Application, list[web.Request]]:
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", handle)
     return app, calls
+
+
+Serve = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Start an aiohttp app on 127.0.0.1 (a free port); returns its base URL."""
+    runners: list[web.AppRunner] = []
+
+    async def start(
+        app: web.Application, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1"
+    ) -> str:
+        runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
+        await site.start()
+        port = runner.addresses[0][1]
+        return f"{'https' if tls else 'http'}://{host}:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()

@@ -9,7 +9,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -23,31 +23,8 @@ from deploybot.errors import ConfigError
 from deploybot.plans.files import load_text
 from deploybot.plans.model import Plan
 
-from .driftdata import PROBES, pkgdb_app, plan_text
+from .driftdata import PROBES, Serve, pkgdb_app, plan_text
 from .test_drift_report import RAN_AT
-
-Serve = Callable[..., Awaitable[str]]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Serve]:
-    """Start an aiohttp app on 127.0.0.1 (a free port); returns its base URL."""
-    runners: list[web.AppRunner] = []
-
-    async def start(
-        app: web.Application, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1"
-    ) -> str:
-        runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await runner.setup()
-        runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
-        await site.start()
-        port = runner.addresses[0][1]
-        return f"{'https' if tls else 'http'}://{host}:{port}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
 
 
 def plan_for(staging: str, production: str, probes: tuple[str, ...]) -> Plan:
