@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import statistics
 import subprocess
@@ -51,10 +52,19 @@ BARE_BOT = textwrap.dedent(
 
 
 def start_deploybot(ini: Path, log: Path) -> subprocess.Popen[bytes]:
-    """``deploybot run ini`` from the repository's venv, its stderr written to ``log``."""
+    """``deploybot run ini`` from the repository's venv, its stderr written to ``log``.
+
+    With ``DEPLOYBOT_BENCH_LAG_PROBE=FILE`` in the environment (bench/looplag.py) it runs
+    under the loop-lag probe (bench/_lagprobe.py), which writes its samples to FILE at exit.
+    """
+    command = [str(REPO / ".venv/bin/deploybot")]
+    probe = os.environ.get("DEPLOYBOT_BENCH_LAG_PROBE")
+    if probe:
+        command = [str(REPO / ".venv/bin/python"), "-m", "bench._lagprobe", probe]
     with log.open("w") as stderr:
         return subprocess.Popen(
-            [str(REPO / ".venv/bin/deploybot"), "run", str(ini)],
+            [*command, "run", str(ini)],
+            cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
@@ -80,6 +90,10 @@ def write_bot_config(workdir: Path, port: int) -> Path:
             admin_channel = #bench
             announce_channels = #bench
             web_port = 0
+            # one person asks 1,000 times in a row: flood control (5 commands in 10 s by
+            # default) would ignore them
+            command_flood_limit = 100000
+            command_flood_window = 1s
             """
         )
     )
