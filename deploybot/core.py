@@ -1,8 +1,8 @@
 """The application's domain state, passed to everything that needs it.
 
 One :class:`Core` per running bot (no module-level singletons): the validated config,
-the store, the plans in force, the freezes and the clock.  Adapters hold a reference to it; tests
-build their own with a clock they drive.
+the store, the plans in force, the freezes, the clock and the drift probe's runner.
+Adapters hold a reference to it; tests build their own with a clock they drive.
 
 The core knows nothing of a transport: what needs one (sending pages, opening channels)
 is composed beside it by the application and handed to those who act.
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from deploybot.casemapping import DEFAULT
 from deploybot.config import Address, Config
-from deploybot.drift.runs import drift_state
+from deploybot.drift.runs import DriftRunner, drift_state
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.freezes import FreezeBook, FreezeStanding
 from deploybot.plans.model import Plan
@@ -39,6 +39,9 @@ class Core:
     plan_listeners: list[Callable[[ReloadReport], None]] = field(default_factory=list)
     #: The infrastructure freezes in force (none unless the config names a file or feed).
     freezes: FreezeBook = field(default_factory=FreezeBook)
+    #: Runs the drift probe (``!drift``, the countdowns' runs): the application composes it
+    #: with the HTTP fetcher; None where nothing may fetch (the stored runs are still read).
+    drift: DriftRunner | None = None
 
     @property
     def plans(self) -> tuple[Plan, ...]:

@@ -29,6 +29,7 @@ from deploybot.deployday.countdowns import CountdownPoster
 from deploybot.deployday.day import DeployDay
 from deploybot.deployday.digestpost import DigestPoster
 from deploybot.deployday.posts import StoredOutbox
+from deploybot.drift.runs import DriftRunner
 from deploybot.errors import ConfigError
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.freezes import FreezeBook
@@ -37,6 +38,7 @@ from deploybot.web.api import load_read_token
 
 from .bus.amqp_source import AmqpSource
 from .bus.fedmsg_source import FedmsgSource, make_validator
+from .drift import ProbeFetcher
 from .freezecal import FreezeCalendar
 from .irc.bot import DeployIrcBot, IrcLoginError, resolve_sasl_password
 from .web import WebServer, WebStartError
@@ -57,6 +59,8 @@ class Application:
         self.config: Config = resolve_webhook_secret(load_config(ini), os.environ, str(ini))
         self.bot_config: dict[str, Any] = dict(load_bot_section(ini))
         self.sasl_password = resolve_sasl_password(self.bot_config, os.environ)
+        # The drift probe's HTTP client; its token files are read here (ConfigError: exit 1).
+        self.fetch = ProbeFetcher.from_config(self.config)
         # fedmsg signature checks: refused here (exit 1) if fedmsg cannot do them.
         self.fedmsg_validator = (
             make_validator(self.config, str(ini)) if self.config.fedmsg_endpoints else None
@@ -101,7 +105,12 @@ class Application:
             book = PlanBook(config.plans_dir)
             freezes = FreezeBook(config.freezes, config.timezone)
             self.core = Core(
-                config=config, store=store, book=book, clock=self.clock, freezes=freezes
+                config=config,
+                store=store,
+                book=book,
+                clock=self.clock,
+                freezes=freezes,
+                drift=DriftRunner(store, self.fetch, self.clock),
             )
             report = await book.reload_in_worker()
             freeze_problems = await asyncio.to_thread(freezes.reload)
@@ -166,6 +175,8 @@ class Application:
                     loop.remove_signal_handler(signum)
                 self.scheduler.shutdown(wait=False)
                 await self._cancel_tasks()
+                if self.core.drift is not None:
+                    await self.core.drift.close()  # runs under way: before the store closes
                 await self._stop_web()  # idempotent; before the store closes
                 await self._close_amqp()  # idempotent; before the store closes
                 if self.fedmsg is not None:

@@ -6,6 +6,7 @@ plan files written with ``dump_plan``, a validated Config and a clock it sets.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import pkgutil
@@ -27,14 +28,17 @@ from deploybot.commands.registry import build_registry
 from deploybot.config import Address, config_from_mapping
 from deploybot.core import Core
 from deploybot.deployday.day import DeployDay
+from deploybot.drift.report import Fetched
+from deploybot.drift.runs import DriftRunner
 from deploybot.errors import DeploybotError
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.plans.freezes import Freeze
-from deploybot.plans.model import ApiBreak, Consumer, Plan
+from deploybot.plans.model import ApiBreak, Consumer, Plan, Probe
 from deploybot.store import Store
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
+from tests.test_drift_report import fetch_all
 
 ADMINS = "account:alice mask:*!*@admin.test"
 CHANNEL = "#fedora-admin"
@@ -211,12 +215,26 @@ def test_every_declared_command_is_registered(registry: Registry) -> None:
         assert registry.get(command.name) is command
 
 
+#: The probes of the examples' pkgdb2-2.0: its declared break, and one that answers alike.
+EXAMPLE_PROBES = ("/api/packager/acl?packagername=toshio", "/api/critpath")
+
+
+async def fetch_2014(plan: Plan) -> list[Fetched]:
+    return fetch_all(plan)
+
+
 @pytest.fixture
 def example_world(tmp_path: Path, clock: Clock) -> Iterator[DeployDay]:
     """The world every example runs in (see :class:`~deploybot.commands.base.Example`):
     pkgdb2-2.0 and fas-3.0, the bot connected, incident #1 reported by alice at 13:20
     during the pkgdb2 deploy, and the clock at 13:25 UTC."""
-    core = make_core(tmp_path, clock, [make_plan(), fas_plan()])
+    pkgdb2 = make_plan(probes=tuple(Probe(path) for path in EXAMPLE_PROBES))
+    core = make_core(tmp_path, clock, [pkgdb2, fas_plan()])
+    # The drift probe asks the 2014 answers (the network is the boundary replaced here);
+    # a run at 12:00 found no undeclared drift.
+    core.drift = DriftRunner(core.store, fetch_2014, clock)
+    clock.now = utc(2026, 12, 15, 12)
+    asyncio.run(core.drift.run(core.plans[0]))
     clock.now = DURING
     core.store.report_incident(
         service="pkgdb2",
@@ -322,6 +340,7 @@ BAD_CALLS = [
     ("!digest 2026-12-01 2026-12-02", "one date only"),
     ("!freeze now", "takes no arguments"),
     ("!postmortem", "say which plan"),
+    ("!drift", "say which plan"),
     ("!freezebreak fas-3.0", "say which plan and why"),
     ("!approve", "say which deploy's freeze break"),
     ("!freezebreaks all", "takes no arguments"),

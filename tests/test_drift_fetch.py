@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from deploybot_plugins.application import Application
 from deploybot_plugins.drift import ProbeFetcher
 
 from deploybot import __version__
@@ -275,6 +276,19 @@ def test_token_files_come_from_the_config(tmp_path: Path) -> None:
     missing = config_from_mapping({"probe_token_file_production": "nope"}, tmp_path / "bot.ini")
     with pytest.raises(ConfigError, match=r"probe_token_file_production: cannot read .*nope"):
         ProbeFetcher.from_config(missing)
+
+
+def test_deploybot_run_reads_the_token_files_at_start(tmp_path: Path) -> None:
+    """The application makes its fetcher before connecting: an unreadable token file stops
+    ``deploybot run`` (exit 1 through the CLI's ConfigError) naming the key."""
+    ini = tmp_path / "bot.ini"
+    ini.write_text(
+        "[bot]\nnick = deploybot\nhost = 127.0.0.1\n"
+        "[deploybot]\nprobe_token_file_staging = nope.token\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"probe_token_file_staging: cannot read .*nope"):
+        Application(ini)
 
 
 # --- TLS ----------------------------------------------------------------------------------

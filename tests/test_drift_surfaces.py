@@ -1,19 +1,26 @@
 """The drift probe's surfaces over a real core (plans from files, SQLite under tmp_path):
 the API route, the deploy page's section, the readiness rule in !ready, !deploy, the
-API, the pages and the calendar — all from the latest stored run."""
+API, the pages and the calendar — all from the latest stored run — and ``!drift``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
 
+from deploybot.commands.base import Request
+from deploybot.commands.dispatch import Outgoing, dispatch
+from deploybot.commands.registry import build_registry
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
-from deploybot.drift.report import DriftRun, judge
-from deploybot.drift.runs import drift_state, latest_run
+from deploybot.drift.report import DriftRun, Fetched, judge
+from deploybot.drift.runs import REUSE_WITHIN, DriftRunner, drift_state, latest_run
 from deploybot.plans.book import PlanBook
+from deploybot.plans.files import dump_plan
+from deploybot.plans.model import Plan
 from deploybot.store import Store
 from deploybot.store.driftruns import KEPT_RUNS
 from deploybot.web import api
@@ -21,7 +28,7 @@ from deploybot.web.api import ApiError
 from deploybot.web.calendarfeed import calendar_feed
 from deploybot.web.pages import deployment_page_of, front_page
 from tests.apischema import check_answer
-from tests.planfactory import utc
+from tests.planfactory import make_plan, utc
 from tests.test_webpages import parse
 
 from .driftdata import PROBES, plan_text
@@ -134,3 +141,74 @@ def test_a_version_5_database_gains_the_drift_runs_table(tmp_path: Path) -> None
         assert store.latest_drift_run("pkgdb2-2.0") is None
         store.record_drift_run("pkgdb2-2.0", NOW, "incomplete", "{}")
         assert store.drift_run_count("pkgdb2-2.0") == 1
+
+
+# --- !drift ---------------------------------------------------------------------------------
+
+
+def drift_request(line: str, channel: str | None = "#fedora-admin") -> Request:
+    name, _, args = line.removeprefix("!").partition(" ")
+    return Request("bob", "bob!bob@users.test", None, channel, name, args, NOW)
+
+
+class CountingFetch:
+    """The 2014 answers (the network is the boundary replaced here), counting the runs."""
+
+    def __init__(self, failing: str = "") -> None:
+        self.failing = failing
+        self.calls = 0
+
+    async def __call__(self, plan: Plan) -> list[Fetched]:
+        self.calls += 1
+        return fetch_all(plan, self.failing)
+
+
+async def test_drift_command_long_report_privately_summary_in_the_channel(core: Core) -> None:
+    """The 2014 run is five lines: they go privately, and the channel gets the run's
+    summary instead of "sent you 5 lines"; the run is stored."""
+    fetch = CountingFetch()
+    core.drift = DriftRunner(core.store, fetch, lambda: NOW)
+    out = await dispatch(core, build_registry(), drift_request("!drift pkgdb2-2.0"))
+    run = latest_run(core.store, "pkgdb2-2.0")
+    assert run is not None and fetch.calls == 1
+    assert out[0] == Outgoing(
+        "#fedora-admin",
+        "bob: pkgdb2-2.0 drift (2026-12-14 13:00 UTC): ⚠ 1 UNDECLARED API BREAK "
+        "(/api/collections); declared breaks seen on 2 probes; 1 declared break not observed "
+        "(sent you 5 lines)",
+    )
+    assert out[1:] == [Outgoing("bob", line) for line in run.lines(UTC)]
+    assert out[2].text.startswith("declared (/api/packager/acl) ")
+
+
+async def test_drift_command_answers_a_run_of_the_last_minute_again(core: Core) -> None:
+    """Within REUSE_WITHIN the latest run is the answer: staging and production are not
+    asked again; after it, they are."""
+    fetch = CountingFetch(failing="/api/collections")
+    clock = [NOW]
+    core.drift = DriftRunner(core.store, fetch, lambda: clock[0])
+    first = await dispatch(core, build_registry(), drift_request("!drift pkgdb2-2.0", None))
+    later = NOW + REUSE_WITHIN - timedelta(seconds=1)
+    again = drift_request("!drift pkgdb2-2.0", None)
+    second = await dispatch(core, build_registry(), replace(again, now=later))
+    assert fetch.calls == 1 and first == second
+    assert "could not run" in first[0].text  # privately: a private message asked
+    clock[0] = NOW + REUSE_WITHIN
+    await dispatch(core, build_registry(), replace(again, now=clock[0]))
+    assert fetch.calls == 2 and core.store.drift_run_count("pkgdb2-2.0") == 2
+
+
+async def test_drift_command_without_probes_or_fetcher_says_why(core: Core, tmp_path: Path) -> None:
+    out = await dispatch(core, build_registry(), drift_request("!drift pkgdb2-2.0"))
+    assert [o.text for o in out] == [
+        "the drift probe cannot run here; deploybot drift pkgdb2-2.0 runs it"
+    ]
+    (tmp_path / "plans" / "fas.yaml").write_text(
+        dump_plan(make_plan(id="fas-3.0", service="fas", probes=())), encoding="utf-8"
+    )
+    core.book.reload()
+    out = await dispatch(core, build_registry(), drift_request("!drift fas-3.0"))
+    assert [o.text for o in out] == [
+        "fas-3.0 has no probes: list GET paths under probes: in its plan to compare "
+        "staging's answers with production's"
+    ]

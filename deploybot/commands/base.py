@@ -73,6 +73,9 @@ class Reply:
     #: The incidents this reply acknowledges, as (number, service): a report's reply that
     #: flood control merges with the reporter's other pending ones.
     recorded: tuple[tuple[int, str], ...] = ()
+    #: When the lines go privately from a channel (too many, or ``private``), the one line
+    #: the channel gets instead of "sent you N lines" (``!drift``: the run's summary).
+    summary: str = ""
 
     @classmethod
     def say(cls, *lines: str, private: bool = False) -> Reply:
@@ -113,7 +116,9 @@ class Example:
     ``reply`` is every line of the handler's reply, in order: a string is compared
     exactly, a compiled pattern must match the whole line.  tests/test_commands.py runs
     each example alone, in one world: the plans ``pkgdb2-2.0`` (Tue 2026-12-15
-    13:00–21:00 UTC, one API break) and ``fas-3.0`` (Sun 2026-12-20 09:00 UTC, exempt);
+    13:00–21:00 UTC, one API break, two probes — staging answers the 2014 pkgdb2 answers,
+    ``null`` where production answers ``[]``; a drift run at 12:00 found no undeclared
+    drift) and ``fas-3.0`` (Sun 2026-12-20 09:00 UTC, exempt);
     the bot connected, with ``#fedora-admin`` as the admin channel; incident #1
     "pkgdb2: the acl page returns 500" reported by alice in ``#fedora-admin`` at 13:20;
     the example typed at 13:25 UTC in ``#fedora-admin`` by alice, an admin.

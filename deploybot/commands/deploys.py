@@ -96,7 +96,7 @@ async def deploys(core: Core, request: Request) -> Reply:
         "13:00–17:00 UTC; abadger1999 17:00–21:00 UTC | rel-eng: ●dgilmore whole window | "
         "escalation: nirik",
         "consumers: rel-eng compose scripts (dgilmore)",
-        "pkgdb2-2.0: READY (6/6) — !ready pkgdb2-2.0 for the checklist",
+        "pkgdb2-2.0: READY (7/7) — !ready pkgdb2-2.0 for the checklist",
     ),
 )
 async def deploy(core: Core, request: Request) -> Reply:
@@ -146,7 +146,7 @@ async def breaks(core: Core, request: Request) -> Reply:
     "the deployment policy checklist of a plan (SPEC §2): each rule met or missing",
     example(
         "!ready pkgdb2-2.0",
-        "pkgdb2-2.0: READY (6/6)",
+        "pkgdb2-2.0: READY (7/7)",
         "  ✔ api-break-announcement: announced to infrastructure on 2026-11-20 (25 days ahead)",
         "  ✔ devel-announcement: announced to devel on 2026-11-22 (23 days ahead)",
         "  ✔ meeting: discussed at the weekly meeting on 2026-12-02",
@@ -154,6 +154,7 @@ async def breaks(core: Core, request: Request) -> Reply:
         "  ✔ roster-coverage: window 13:00–21:00 UTC covered by 3 people; "
         "every team present (rel-eng)",
         "  ✔ consumer-contacts: the consumer has a contact",
+        "  ✔ no-undeclared-drift: no undeclared drift on 2 probes (probed 2026-12-15 12:00 UTC)",
     ),
 )
 async def ready(core: Core, request: Request) -> Reply:

@@ -376,7 +376,8 @@ async def dispatch(
 
 
 def route(request: Request, reply: Reply) -> list[Outgoing]:
-    """Where each line goes: long or private output goes to the requester (SPEC §3)."""
+    """Where each line goes: long or private output goes to the requester, and the channel
+    is told so — with the reply's summary when it has one (SPEC §3)."""
     lines = [line for line in reply.lines if line]
     if not lines:
         return []
@@ -385,11 +386,7 @@ def route(request: Request, reply: Reply) -> list[Outgoing]:
         return [Outgoing(request.reply_target, line) for line in lines]
     out = [Outgoing(request.nick, line) for line in lines]
     if request.channel is not None:
-        out.insert(
-            0,
-            Outgoing(
-                request.channel,
-                f"{request.nick}: sent you {plural(len(lines), 'line')}",
-            ),
-        )
+        sent = f"sent you {plural(len(lines), 'line')}"
+        said = f"{reply.summary} ({sent})" if reply.summary else sent
+        out.insert(0, Outgoing(request.channel, f"{request.nick}: {said}"))
     return out

@@ -51,7 +51,7 @@ def help_command(registry: Registry) -> Command:
             "!help",
             "commands: !deploys !deploy !breaks !ready !uses !consumers !broke !take !note "
             "!fixed !incident !incidents !roster !oncall !page !ack !firefight (admin) "
-            "!digest !postmortem !freeze !freezebreak !approve (admin) !freezebreaks "
+            "!digest !postmortem !drift !freeze !freezebreak !approve (admin) !freezebreaks "
             "!plans (admin) !help — !help COMMAND for one",
         ),
         example(

@@ -13,6 +13,7 @@ from deploybot.commands import (
     deployday,
     deploys,
     digest,
+    drift,
     freeze,
     incidents,
     postmortem,
@@ -25,7 +26,17 @@ def build_registry() -> Registry:
     """A registry holding every IRC-free command of SPEC §3, in the order ``!help``
     lists them; ``!help`` last, answering about this registry."""
     registry = Registry()
-    for module in (deploys, consumers, incidents, deployday, digest, postmortem, freeze, admin):
+    for module in (
+        deploys,
+        consumers,
+        incidents,
+        deployday,
+        digest,
+        postmortem,
+        drift,
+        freeze,
+        admin,
+    ):
         registry.add(*module.COMMANDS)
     registry.add(help_command(registry))
     return registry
