@@ -4,6 +4,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.driftdata import serve  # noqa: F401  (local aiohttp apps for the drift probe)
 from tests.ircd.fixtures import *  # noqa: F403  (IRC server fixtures and their hooks)
+from tests.postgres import *  # noqa: F403  (the PostgreSQL server fixtures)
 from tests.rabbitmq import *  # noqa: F403  (the RabbitMQ broker fixtures)
 from tests.synapse import *  # noqa: F403  (the Matrix homeserver fixtures)
 

@@ -1,8 +1,9 @@
 """The `e2e` marker, applied by fixture use and checked against what a test really does.
 
 `e2e` (registered in pyproject.toml) means: the test starts a process — a server binary
-(inspircd, atheme, ngircd, RabbitMQ, Synapse), `deploybot` (run, demo or another command) or another
-interpreter. `pytest -m "not e2e"` is the quick inner loop; `.ci/run` runs everything.
+(inspircd, atheme, ngircd, RabbitMQ, Synapse, PostgreSQL), `deploybot` (run, demo or
+another command) or another interpreter. `pytest -m "not e2e"` is the quick inner loop;
+`.ci/run` runs everything.
 
 - A test that uses one of `E2E_FIXTURES` (the server fixtures, `bot_process`, the demo's
   `demo`) or is marked `irc` (it needs the IRC server binaries) is marked `e2e` at
@@ -31,13 +32,17 @@ from typing import Any
 import pytest
 
 from tests.ircd.fixtures import IRC_FIXTURES
+from tests.postgres import POSTGRES_FIXTURES
 from tests.synapse import MATRIX_FIXTURES
 
 __all__ = ["E2E_FIXTURES", "SPAWN_EVENTS"]
 
 #: Fixtures that start server or bot processes: a test using one is `e2e`.
 E2E_FIXTURES = (
-    IRC_FIXTURES | MATRIX_FIXTURES | {"rabbitmq", "rabbitmq_session", "bot_process", "demo"}
+    IRC_FIXTURES
+    | MATRIX_FIXTURES
+    | POSTGRES_FIXTURES
+    | {"rabbitmq", "rabbitmq_session", "bot_process", "demo"}
 )
 
 #: Audit events (PEP 578) raised when Python starts a process.
