@@ -154,17 +154,20 @@ def countdown_post(
     tz: tzinfo,
     late: bool,
     freeze: str | None = None,
+    drift: Sequence[str] = (),
 ) -> list[str]:
     """The announce-channel post for the countdown ``countdown_offset`` before ``plan``.
 
     API breaks come first (at most :data:`MAX_BREAKS_IN_POST`, then a pointer to
-    ``!breaks ID``), then the headline, e.g. ``pkgdb2 2.0 deploys in 7 days (Tue
-    2026-12-15 13:00 UTC, 8h window)``; offset 0 is "deploying now" and says how to
-    report a problem.  An on-time post counts down by the offset; a ``late`` post (sent
-    after the bot was offline at the due time) counts from ``now`` and its first line
-    starts with ``(late: due 13:00)`` (the bot was offline then, or the plan was added
-    after that time).  ``freeze`` (a plan in a freeze: ``⚠ IN FREEZE (F42 Final freeze) —
-    …``, :meth:`~deploybot.plans.freezes.FreezeStanding.marker`) is the first line.
+    ``!breaks ID``), then ``drift`` — the ``⚠ UNDECLARED API BREAK`` lines of the plan's
+    drift run (:meth:`~deploybot.drift.report.DriftRun.countdown_lines`) —, then the
+    headline, e.g. ``pkgdb2 2.0 deploys in 7 days (Tue 2026-12-15 13:00 UTC, 8h
+    window)``; offset 0 is "deploying now" and says how to report a problem.  An on-time
+    post counts down by the offset; a ``late`` post (sent after the bot was offline at the
+    due time) counts from ``now`` and its first line starts with ``(late: due 13:00)``
+    (the bot was offline then, or the plan was added after that time).  ``freeze`` (a
+    plan in a freeze: ``⚠ IN FREEZE (F42 Final freeze) — …``,
+    :meth:`~deploybot.plans.freezes.FreezeStanding.marker`) is the first line.
     """
     window = f"({when_text(plan.when, tz)}, {format_duration(plan.duration)} window)"
     remaining = plan.when - now if late else countdown_offset
@@ -183,6 +186,7 @@ def countdown_post(
         more = len(plan.api_breaks) - len(shown)
         if more:
             lines.append(f"⚠ and {plural(more, 'more API break')}: !breaks {plan.id}")
+    lines += drift
     lines.append(headline)
     lines += footer
     if late:

@@ -1,9 +1,11 @@
 """The drift probe's surfaces over a real core (plans from files, SQLite under tmp_path):
 the API route, the deploy page's section, the readiness rule in !ready, !deploy, the
-API, the pages and the calendar — all from the latest stored run — and ``!drift``."""
+API, the pages and the calendar — all from the latest stored run —, ``!drift``, and the
+runs of the countdowns a day or more ahead with their ⚠ UNDECLARED API BREAK lines."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, timedelta
@@ -16,6 +18,7 @@ from deploybot.commands.dispatch import Outgoing, dispatch
 from deploybot.commands.registry import build_registry
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
+from deploybot.deployday.countdowns import CountdownPoster
 from deploybot.drift.report import DriftRun, Fetched, judge
 from deploybot.drift.runs import REUSE_WITHIN, DriftRunner, drift_state, latest_run
 from deploybot.plans.book import PlanBook
@@ -28,6 +31,7 @@ from deploybot.web.api import ApiError
 from deploybot.web.calendarfeed import calendar_feed
 from deploybot.web.pages import deployment_page_of, front_page
 from tests.apischema import check_answer
+from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
 from tests.test_webpages import parse
 
@@ -212,3 +216,92 @@ async def test_drift_command_without_probes_or_fetcher_says_why(core: Core, tmp_
         "fas-3.0 has no probes: list GET paths under probes: in its plan to compare "
         "staging's answers with production's"
     ]
+
+
+# --- the countdowns' runs -------------------------------------------------------------------
+
+UNDECLARED_LINE = (
+    "⚠ UNDECLARED API BREAK (staging vs production, probed {at}): /api/collections: "
+    ".collections[].koji_name: renamed to .collections[].dist_tag (string)"
+)
+
+
+def posted(outbox: RecordingOutbox) -> list[str]:
+    return [text for target, text in outbox.posts if target == "#fedora-admin"]
+
+
+async def test_the_countdown_a_day_ahead_runs_the_probe_and_warns(core: Core) -> None:
+    """The 1d countdown's job runs the probe (stored), then posts its undeclared finding
+    after the declared breaks and before the headline."""
+    fetch = CountingFetch()
+    core.drift = DriftRunner(core.store, fetch, lambda: NOW)
+    outbox = RecordingOutbox()
+    await CountdownPoster(core, outbox).sweep()
+    assert fetch.calls == 1 and core.store.drift_run_count("pkgdb2-2.0") == 1
+    lines = posted(outbox)
+    assert lines[3] == UNDECLARED_LINE.format(at="2026-12-14 13:00 UTC")
+    assert lines[2].startswith("⚠ API BREAK: /api/critpath") and "deploys in 1 day" in lines[4]
+    assert len(lines) == 5
+
+
+async def test_a_countdown_under_a_day_neither_probes_nor_warns(core: Core) -> None:
+    fetch = CountingFetch()
+    core.drift = DriftRunner(core.store, fetch, lambda: NOW)
+    record(core)  # a run with the undeclared break, stored earlier
+    outbox = RecordingOutbox()
+    poster = CountdownPoster(core, outbox)
+    assert poster.post_due(NOW) == ["pkgdb2-2.0@1d"]
+    later = NOW + timedelta(hours=20)  # the 4h countdown
+    core.clock = lambda: later
+    await poster.sweep()
+    assert fetch.calls == 0
+    four_hours = posted(outbox)[5:]
+    assert four_hours and "deploys in 4h" in four_hours[-1]
+    assert not any("UNDECLARED" in line for line in four_hours)
+
+
+async def test_a_sweep_that_cannot_wait_posts_the_stored_run(core: Core) -> None:
+    """At start-up (no probe run), the 1d countdown carries the latest stored run's
+    finding, which says when it probed; without a run it carries none."""
+    outbox = RecordingOutbox()
+    CountdownPoster(core, outbox).post_due(NOW - timedelta(hours=1))  # 3d: no run yet
+    assert not any("UNDECLARED" in line for line in posted(outbox))
+    record(core)
+    outbox = RecordingOutbox()
+    CountdownPoster(core, outbox).post_due(NOW)
+    assert UNDECLARED_LINE.format(at="2026-12-14 12:55 UTC") in posted(outbox)
+
+
+async def test_a_countdown_whose_probe_runs_is_posted_once_by_the_job(core: Core) -> None:
+    """A plan reload's sweep while the job's probe is under way leaves the countdown to
+    the job, which posts it once, with the fresh finding."""
+    release = asyncio.Event()
+
+    async def slow(plan: Plan) -> list[Fetched]:
+        await release.wait()
+        return fetch_all(plan)
+
+    core.drift = DriftRunner(core.store, slow, lambda: NOW)
+    outbox = RecordingOutbox()
+    poster = CountdownPoster(core, outbox)
+    job = asyncio.ensure_future(poster.sweep())
+    await asyncio.sleep(0.01)
+    assert poster.post_due(NOW) == [] and outbox.posts == []
+    release.set()
+    await job
+    assert posted(outbox).count(UNDECLARED_LINE.format(at="2026-12-14 13:00 UTC")) == 1
+    claims = {claim.key: claim for claim in core.store.countdown_claims()}
+    assert not claims["pkgdb2-2.0@1d"].skipped
+
+
+async def test_a_probe_that_breaks_does_not_stop_the_countdown(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(plan: Plan) -> list[Fetched]:
+        raise RuntimeError("boom")
+
+    core.drift = DriftRunner(core.store, broken, lambda: NOW)
+    outbox = RecordingOutbox()
+    await CountdownPoster(core, outbox).sweep()
+    assert "deploys in 1 day" in posted(outbox)[-1]
+    assert "drift probe of pkgdb2-2.0 before its countdown failed" in caplog.text
