@@ -28,7 +28,7 @@ from deploybot.core import Core, utc_now
 from deploybot.deployday.countdowns import CountdownPoster
 from deploybot.deployday.day import DeployDay
 from deploybot.deployday.digestpost import DigestPoster
-from deploybot.deployday.posts import StoredOutbox
+from deploybot.deployday.posts import Networks, PostTransport, StoredOutbox
 from deploybot.drift.runs import DriftRunner
 from deploybot.errors import ConfigError
 from deploybot.plans.book import PlanBook, ReloadReport
@@ -41,6 +41,9 @@ from .bus.fedmsg_source import FedmsgSource, make_validator
 from .drift import ProbeFetcher
 from .freezecal import FreezeCalendar
 from .irc.bot import DeployIrcBot, IrcLoginError, resolve_sasl_password
+from .matrix.bot import NETWORK as MATRIX
+from .matrix.bot import MatrixBot, MatrixLoginError
+from .matrix.settings import load_matrix_settings, read_matrix_secret
 from .web import WebServer, WebStartError
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,16 @@ class Application:
         self.sasl_password = resolve_sasl_password(self.bot_config, os.environ)
         # The drift probe's HTTP client; its token files are read here (ConfigError: exit 1).
         self.fetch = ProbeFetcher.from_config(self.config)
+        # [matrix] switches Matrix on; IRC runs with [bot], or when Matrix is not set up.
+        self.matrix_settings = load_matrix_settings(ini)
+        self.matrix_secret = (
+            read_matrix_secret(self.matrix_settings, str(ini))
+            if self.matrix_settings is not None
+            else (None, None)
+        )
+        self.irc_enabled = bool(self.bot_config) or self.matrix_settings is None
+        self.matrix: MatrixBot | None = None
+        self._exit_status = 0
         # fedmsg signature checks: refused here (exit 1) if fedmsg cannot do them.
         self.fedmsg_validator = (
             make_validator(self.config, str(ini)) if self.config.fedmsg_endpoints else None
@@ -72,7 +85,7 @@ class Application:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self.core: Core
-        self.bot: DeployIrcBot
+        self.bot: DeployIrcBot | None = None
         self.scheduler: AsyncIOScheduler
         self.poster: CountdownPoster
         self.deploy_day: DeployDay
@@ -117,12 +130,27 @@ class Application:
             if freeze_problems:
                 report = replace(report, problems=(*report.problems, *freeze_problems))
             self._fingerprint = book.fingerprint()
-            self.bot = self._make_bot(loop)
-            self.bot.report_channel = config.admin_channel
-            # Posts are kept in the store until the server confirms them; what an earlier
-            # run left unconfirmed goes out first, in its order.
-            self.outbox = StoredOutbox(store, self.bot.outbox, self.clock)
-            self.bot.confirm_posts = store.confirm_posts
+            transports: dict[str, PostTransport] = {}
+            if self.irc_enabled:
+                bot = self.bot = self._make_bot(loop)
+                bot.report_channel = config.admin_channel
+                transports["irc"] = bot.outbox
+            if self.matrix_settings is not None:
+                token, password = self.matrix_secret
+                self.matrix = MatrixBot(
+                    self.matrix_settings, store, self, token=token, password=password
+                )
+                transports[MATRIX] = self.matrix
+            # Posts are kept in the store until the server (each network's) confirms them;
+            # what an earlier run left unconfirmed goes out first, in its order.
+            store.post_networks = tuple(transports)
+            self.outbox = StoredOutbox(store, Networks(transports), self.clock)
+            if self.bot is not None:
+                self.bot.confirm_posts = (
+                    store.confirm_posts
+                    if len(transports) == 1
+                    else lambda ids: store.confirm_posts(ids, "irc")
+                )
             resumed = self.outbox.resume()
             if resumed:
                 log.info("%d posts left unconfirmed by the last run are sent again", resumed)
@@ -131,7 +159,10 @@ class Application:
             self.digests = DigestPoster(self.core, self.outbox, self.deploy_day.firefight)
             self.core.plan_listeners.append(self._plans_reloaded)
             for channel in (config.admin_channel, *config.announce_channels):
-                self.bot.outbox.join(channel)
+                if self.bot is not None:
+                    self.bot.outbox.join(channel)
+                if self.matrix is not None:
+                    self.matrix.join(channel)
             self._report_problems(report)
             self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
             self.scheduler.start()
@@ -161,15 +192,18 @@ class Application:
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(signum, self.stop)
                 try:
-                    if not await self._start_bot():
-                        return 0  # stopped by a signal before the server registered us
+                    if not await self._start_networks():
+                        return self._exit_status  # a signal came before we were connected
                 except IrcLoginError as error:
                     log.error("cannot log in to IRC: %s", error)
+                    return 1
+                except MatrixLoginError as error:
+                    log.error("cannot log in to Matrix: %s", error)
                     return 1
                 await self._wait_for_stop()
                 await self._stop_web()  # no webhook event acted on after this
                 await self._close_amqp()  # stop consuming before QUIT: nothing acked unsaid
-                await self.bot.stop("deploybot shutting down")
+                await self._stop_networks()
             finally:
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(signum)
@@ -196,23 +230,49 @@ class Application:
             bot_config, loop=loop, sasl_password=self.sasl_password, deploybot_app=self
         )
 
-    async def _start_bot(self) -> bool:
-        """Connect (retrying while the server is down); False if a signal came first."""
-        start = asyncio.ensure_future(self.bot.start())
+    async def _start_networks(self) -> bool:
+        """Log in on every network (retrying while a server is down); False if a signal
+        came first.  Raises :class:`IrcLoginError` or :class:`MatrixLoginError` when one
+        refuses the bot's credentials."""
+        starts: list[asyncio.Future[None]] = []
+        if self.matrix is not None:
+            starts.append(asyncio.ensure_future(self.matrix.start()))
+        if self.bot is not None:
+            starts.append(asyncio.ensure_future(self.bot.start()))
         stop = asyncio.ensure_future(self._stop.wait())
-        await asyncio.wait({start, stop}, return_when=asyncio.FIRST_COMPLETED)
+        pending: set[asyncio.Future[Any]] = set(starts)
+        while pending:
+            done, pending = await asyncio.wait(
+                {*pending, stop}, return_when=asyncio.FIRST_COMPLETED
+            )
+            pending.discard(stop)
+            failed = [task for task in done if task is not stop and task.exception()]
+            if failed or stop.done():
+                break
         stop.cancel()
-        if start.done():
-            start.result()  # raises IrcLoginError on a refused login
+        if not pending and not failed:
             return True
-        await self.bot.stop("deploybot shutting down")  # also releases start()
-        await asyncio.gather(start, return_exceptions=True)
+        for task in starts:
+            task.cancel()
+        await asyncio.gather(*starts, return_exceptions=True)
+        await self._stop_networks()  # also releases start()
+        if failed:
+            raise failed[0].exception()  # type: ignore[misc]
         return False
 
+    async def _stop_networks(self) -> None:
+        if self.matrix is not None:
+            await self.matrix.stop()
+        if self.bot is not None:
+            await self.bot.stop("deploybot shutting down")
+
     async def _wait_for_stop(self) -> None:
-        failed = self.bot.failed
         stop = asyncio.ensure_future(self._stop.wait())
-        either: set[asyncio.Future[Any]] = {stop, failed}
+        either: set[asyncio.Future[Any]] = {stop}
+        if self.bot is not None:
+            either.add(self.bot.failed)
+        if self.matrix is not None:
+            either.add(self.matrix.failed)
         await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
 
@@ -296,7 +356,7 @@ class Application:
             self._bus_reactor(),
             host=config.web_host,
             port=config.web_port,
-            irc_status=self.bot.status,
+            irc_status=self.bot.status if self.bot is not None else None,
             read_token=read_token,
         )
         try:
@@ -340,9 +400,14 @@ class Application:
         for problem in report.problems:
             log.warning("plan problem: %s", problem)
         admin = self.config.admin_channel
-        self.bot.outbox.post(admin, f"plan problems: {report.summary()}")
-        for line in report.problem_lines(self.core.book.directory):
-            self.bot.outbox.post(admin, line)
+        for line in (
+            f"plan problems: {report.summary()}",
+            *report.problem_lines(self.core.book.directory),
+        ):
+            if self.bot is not None:
+                self.bot.outbox.post(admin, line)
+            if self.matrix is not None:
+                self.matrix.post(admin, line)
 
 
 def run(ini: Path) -> int:

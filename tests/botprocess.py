@@ -171,6 +171,8 @@ class BotProcess:
         bot_settings: Mapping[str, str] | None = None,
         deploybot_settings: Mapping[str, str] | None = None,
         host: str = HOST,
+        matrix_settings: Mapping[str, str] | None = None,
+        irc: bool = True,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -214,6 +216,9 @@ class BotProcess:
             "web_port": "0",
             **(deploybot_settings or {}),
         }
+        #: `[matrix]` (Matrix on, tests/test_matrix_e2e.py); with `irc=False` no `[bot]`.
+        self.matrix_settings: dict[str, str] = dict(matrix_settings or {})
+        self.irc = irc
         self.write_config()
 
     # -- files ------------------------------------------------------------------------------
@@ -233,10 +238,11 @@ class BotProcess:
     def write_config(self) -> None:
         """Write `bot.ini` from `bot_settings` and `deploybot_settings`, each key once."""
         lines = []
-        for section, settings in (
-            ("bot", self.bot_settings),
-            ("deploybot", self.deploybot_settings),
-        ):
+        sections = [("bot", self.bot_settings)] if self.irc else []
+        sections.append(("deploybot", self.deploybot_settings))
+        if self.matrix_settings:
+            sections.append(("matrix", self.matrix_settings))
+        for section, settings in sections:
             lines += [f"[{section}]", *(f"{key} = {value}" for key, value in settings.items()), ""]
         text = "\n".join(lines)
         # refuses a key given twice, as deploybot's own (strict, case-sensitive) reading does

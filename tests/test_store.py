@@ -577,6 +577,30 @@ def test_ack_one_page_by_number(store: Store) -> None:
         store.ack_pages("pingou", at(2), 2)
 
 
+def test_a_vouched_nick_acks_a_page_sent_to_an_account(store: Store) -> None:
+    """A page sent while its target was logged in to services needs that account — unless
+    the network the !ack came from vouches for the nick (an authenticated address that the
+    config maps to it): then the page is theirs, with no account, by number or all."""
+    for _ in range(2):
+        store.create_page(
+            target_nick="pingou",
+            team="infrastructure",
+            plan_id="pkgdb2-2.0",
+            message="deploy of pkgdb2 starts",
+            sender_nick="deploybot",
+            now=at(0),
+            escalate_at=None,
+            target_account="pingou",
+        )
+    assert store.ack_pages("pingou", at(1)) == ()
+    with pytest.raises(PageNotYoursError):
+        store.ack_pages("pingou", at(1), 1, mask="@pingou:fedora.im")
+    assert [p.number for p in store.ack_pages("pingou", at(2), 1, vouched=True)] == [1]
+    assert store.ack_pages("nirik", at(2), vouched=True) == ()
+    acked = store.ack_pages("pingou", at(3), mask="@pingou:fedora.im", vouched=True)
+    assert [(p.number, p.acked_mask) for p in acked] == [(2, "@pingou:fedora.im")]
+
+
 def test_pending_escalations_and_mark_escalated(store: Store) -> None:
     """Due, unacked, not yet escalated pages are pending; marking removes them, once."""
     page(store, "pingou", at(0))  # due at 10

@@ -46,6 +46,10 @@ class Request:
     #: it (:class:`~deploybot.config.Address`); then ``mask`` is that address too,
     #: ``account`` None, and admin rules of its kind alone can match.  None on IRC.
     address: Address | None = None
+    #: The network vouches that the sender is the person ``nick`` names: their
+    #: authenticated ``address`` is that nick's in the config (never set on IRC, where a
+    #: nick proves nothing).
+    vouched: bool = False
 
     @property
     def is_admin_for(self) -> tuple[str | None, str, str, Address | None]:

@@ -173,6 +173,7 @@ async def ack(core: Core, request: Request) -> Reply:
         account=request.account,
         mask=request.mask,
         admin=admin,
+        vouched=request.vouched,
     )
     others = (
         () if number is not None else core.store.list_pages(pending=True, target_nick=request.nick)

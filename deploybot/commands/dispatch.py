@@ -351,7 +351,7 @@ async def dispatch(
         if command.admin and not core.is_admin(*request.is_admin_for):
             raise NotAllowed(
                 f"not allowed: !{command.name} is for admins "
-                "(a services account or host mask named in the bot's config)"
+                "(a services account, host mask or network address named in the bot's config)"
             )
         reply = await command.handler(core, request)
         if flood is not None and posting:

@@ -108,6 +108,14 @@ class OutboxTable(StoreBase):
         ).fetchone()
         return None if row is None else str(row["value"])
 
+    def network_items(self, network: str, prefix: str = "") -> dict[str, str]:
+        """Everything ``network``'s adapter kept under keys starting with ``prefix``."""
+        rows = self._db.execute(
+            "SELECT key, value FROM network_state WHERE network = ? AND substr(key, 1, ?) = ?",
+            (network, len(prefix), prefix),
+        )
+        return {str(row["key"]): str(row["value"]) for row in rows}
+
     def set_network_value(self, network: str, key: str, value: str | None) -> None:
         """Keep ``value`` under ``key`` for ``network`` (None: forget it)."""
         with self._write() as db:

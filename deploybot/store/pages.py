@@ -108,6 +108,7 @@ class PageTable(StoreBase):
         account: str | None = None,
         mask: str | None = None,
         admin: bool = False,
+        vouched: bool = False,
     ) -> tuple[Page, ...]:
         """Acknowledge, as ``nick`` (``mask``, logged in as ``account``), their pending pages
         (all, or just page ``number``).
@@ -116,7 +117,9 @@ class PageTable(StoreBase):
         is theirs only when ``account`` is that account (with any nick, for ``number``):
         a nick alone does not do.  A page without a known account is the nick's.  An
         ``admin`` may acknowledge any page (``number``) and all pages to their nick
-        whatever the account.
+        whatever the account.  ``vouched``: the network the command came from vouches that
+        the sender is the person ``nick`` names (an address it authenticated, mapped to
+        that nick by the config), so pages to ``nick`` are theirs whatever the account.
 
         Returns the pages acknowledged now (empty when ``nick`` had none pending that are
         theirs; see :meth:`list_pages` for the others).  With ``number``:
@@ -136,11 +139,11 @@ class PageTable(StoreBase):
                         " WHERE target_nick = ? AND acked_at IS NULL ORDER BY number",
                         (nick,),
                     )
-                    if admin or _may_ack(row, nick, account)
+                    if admin or _may_ack(row, nick, account, vouched)
                 ]
             else:
                 row = _page_row(db, number)
-                if not admin and not _may_ack(row, nick, account):
+                if not admin and not _may_ack(row, nick, account, vouched):
                     theirs = same_nick(row["target_nick"], nick)
                     account_wanted = row["target_account"] if theirs else None
                     raise PageNotYoursError(number, row["target_nick"], account_wanted)
@@ -243,10 +246,11 @@ def _insert_page(
     return page_from_row(_page_row(db, number))
 
 
-def _may_ack(row: sqlite3.Row, nick: str, account: str | None) -> bool:
+def _may_ack(row: sqlite3.Row, nick: str, account: str | None, vouched: bool = False) -> bool:
     """Whether ``nick`` logged in as ``account`` is the target of the page ``row``: by
-    account when the page has one (whatever the nick now), else by nick."""
-    if row["target_account"] is not None:
+    account when the page has one (whatever the nick now), else by nick; a ``vouched``
+    nick is the person (:meth:`PageTable.ack_pages`)."""
+    if row["target_account"] is not None and not vouched:
         return same_account(row["target_account"], account)
     return same_nick(row["target_nick"], nick)
 

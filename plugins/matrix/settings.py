@@ -31,10 +31,22 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from deploybot.config import InvalidConfig, positive_number, read_section
-from deploybot.errors import Problem
+from deploybot.config import (
+    InvalidConfig,
+    positive_number,
+    read_secret_file,
+    read_section,
+    read_token_file,
+)
+from deploybot.errors import ConfigError, Problem
 
-__all__ = ["PEOPLE_SECTION", "SECTION", "MatrixSettings", "load_matrix_settings"]
+__all__ = [
+    "PEOPLE_SECTION",
+    "SECTION",
+    "MatrixSettings",
+    "load_matrix_settings",
+    "read_matrix_secret",
+]
 
 SECTION = "matrix"
 PEOPLE_SECTION = "matrix.people"
@@ -220,3 +232,20 @@ def _people(file: str, found: tuple[dict[str, str], dict[str, int]] | None) -> d
     if problems:
         raise InvalidConfig(problems, file, section=PEOPLE_SECTION)
     return people
+
+
+def read_matrix_secret(settings: MatrixSettings, file: str) -> tuple[str | None, str | None]:
+    """(access token, password) from their files, read by ``deploybot run`` at start;
+    :class:`~deploybot.config.InvalidConfig` naming the key when the file cannot be read,
+    is empty or holds more than one token (the content is never shown)."""
+    try:
+        if settings.access_token_file is not None:
+            return read_token_file(settings.access_token_file, "access_token_file"), None
+        assert settings.password_file is not None
+        return None, read_secret_file(settings.password_file)
+    except ConfigError as error:
+        message = error.message
+        key = error.key or "access_token_file"
+    except ValueError as error:
+        message, key = str(error), "password_file"
+    raise InvalidConfig([Problem(file, 0, key, message)], file, section=SECTION)
