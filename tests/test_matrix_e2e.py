@@ -9,15 +9,24 @@ by the tests of a worker, so every room alias is made unique.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from deploybot.plans.model import Plan, Roster, Shift
 from tests.botprocess import (
+    UNTHROTTLED,
     BotProcess,
     BotProcesses,
+    bot_lines,
     bot_process_fixture,  # noqa: F401  (the bot_process fixture)
+    joined,
+    wait_said,
 )
+from tests.ircd.fixtures import IrcClientFactory
+from tests.ircd.servers import NgircdServer
 from tests.planfactory import make_plan
 from tests.synapse import MatrixAccount, MatrixClient, MatrixClients, RoomEvent, SynapseServer
 
@@ -31,16 +40,23 @@ def matrix_bot(
     channel: str,
     *,
     admins: str,
+    irc_port: int = 0,
+    countdowns: str = "14d 7d 3d 1d 4h 1h 15m 0",
+    deploybot_settings: dict[str, str] | None = None,
     **matrix: str,
 ) -> BotProcess:
-    """A Matrix-only bot (no `[bot]`) logged in as `account`, its admin channel `channel`."""
+    """A bot logged in to Matrix as `account`, its admin channel `channel`; Matrix only (no
+    `[bot]`) unless `irc_port` is given: then on the IRC server there too, unthrottled."""
     bot = bot_process(
-        port=0,
+        port=irc_port,
         nick=account.localpart,
         admin_channel=channel,
         admins=admins,
-        irc=False,
+        irc=bool(irc_port),
         matrix_settings={},
+        countdowns=countdowns,
+        deploybot_settings=deploybot_settings,
+        bot_settings=UNTHROTTLED,
     )
     token = bot.workdir / "matrix-token"
     token.write_text(account.access_token + "\n")
@@ -61,7 +77,7 @@ def matrix_bot(
     return bot
 
 
-def joined(bot: MatrixAccount, room: str) -> object:
+def joined_by(bot: MatrixAccount, room: str) -> Callable[[RoomEvent], bool]:
     def match(event: RoomEvent) -> bool:
         return (
             event.room_id == room
@@ -81,7 +97,7 @@ async def start_in(
     mark = bot.log_mark()
     bot.spawn()
     await bot.wait_log("Matrix: synced with", since=mark, timeout=30)
-    await watcher.wait_for(joined(account, room), 30, what="the bot joining", since=since)  # type: ignore[arg-type]
+    await watcher.wait_for(joined_by(account, room), 30, what="the bot joining", since=since)
 
 
 async def said(
@@ -189,3 +205,210 @@ async def test_a_restart_replays_no_command_and_misses_none(
     assert texts == ["first", "while the bot was down"]
     assert not [e for e in alice.messages(account.user_id, room, since) if "#3" in e.body]
     await bot.stop()
+
+
+# -- deploy day ------------------------------------------------------------------------------
+
+LEAD = timedelta(seconds=8)  # from spawning the bot to the start of the window
+
+
+def day_plan(
+    when: datetime, window: timedelta, fire: str, infra: str, releng: str, boss: str
+) -> Plan:
+    """The factory's pkgdb2 plan (one API break) with `infra` and `releng` on shift for the
+    whole window in the firefighting channel `fire`, `boss` to escalate to, no consumers."""
+    end = when + window
+    return make_plan(
+        when=when,
+        duration=window,
+        teams=(),
+        consumers=(),
+        roster=Roster(
+            channel=fire,
+            shifts=(
+                Shift("infrastructure", (infra,), when, end),
+                Shift("rel-eng", (releng,), when, end),
+            ),
+            escalation=(boss,),
+        ),
+    )
+
+
+def invited(event: RoomEvent) -> bool:
+    return event.invite and event.type == "m.room.member"
+
+
+async def test_a_deploy_day_on_matrix(
+    synapse: SynapseServer, matrix_client: MatrixClients, bot_process: BotProcesses
+) -> None:
+    """At the window's start the bot creates the firefighting room (alias, name, topic), posts
+    the API break, pages the two people on shift in direct-message rooms of their own with a
+    highlight mentioning them (m.mentions) in the admin room, and invites them to the
+    firefighting room; `!ack N` in the direct-message room acknowledges the page, `!ack` in
+    the admin room the other; at the end of the window the topic says closed and the bot
+    leaves the room (it stays)."""
+    account = synapse.register("deploybot")
+    alice = await matrix_client(synapse.register("alice"))
+    bob = await matrix_client(synapse.register("bob"))
+    boss = synapse.register("boss")
+    channel, room = await setup_room(synapse, alice)
+    await bob.join(room)
+    fire = "#" + synapse.unique("pkgdb2-fire")
+    window = timedelta(seconds=25)
+    when = (datetime.now(UTC) + LEAD).replace(microsecond=0)
+    nick = {c.user_id: c.user_id[1:].split(":")[0] for c in (alice, bob)}
+    bot = matrix_bot(
+        bot_process,
+        synapse,
+        account,
+        channel,
+        admins="account:nobody",
+        countdowns="0",
+        deploybot_settings={"page_escalate_after": "10m"},
+    )
+    bot.write_plan(
+        day_plan(when, window, fire, nick[alice.user_id], nick[bob.user_id], boss.localpart)
+    )
+    since = alice.mark()
+    await start_in(bot, account, alice, room)
+
+    # the opening: pages in direct-message rooms, highlights with mentions
+    invite = await alice.wait_for(
+        lambda e: invited(e) and e.sender == account.user_id and bool(e.content.get("is_direct")),
+        LEAD.total_seconds() + 30,
+        what="an invite to a direct-message room",
+        since=since,
+    )
+    await alice.join(invite.room_id)
+    page = await alice.wait_message(account.user_id, "[page #", room_id=invite.room_id, since=since)
+    number = int(page.body.split("#", 1)[1].split("]", 1)[0])
+    assert f"firefighting in {fire}" in page.body
+    highlight = await alice.wait_message(
+        account.user_id, nick[alice.user_id], room_id=room, since=since
+    )
+    assert alice.user_id in highlight.content["m.mentions"]["user_ids"]
+    assert f'href="https://matrix.to/#/{alice.user_id}"' in highlight.content["formatted_body"]
+
+    # the firefighting room: created with its alias, name and topic; alice invited to it
+    fire_room = await alice.resolve_alias(f"{fire}:{synapse.server_name}")
+    await alice.wait_for(
+        lambda e: invited(e) and e.room_id == fire_room, 20, what="an invite", since=since
+    )
+    await alice.join(fire_room)
+    assert (await alice.state(fire_room, "m.room.name"))["name"] == fire
+    topic = (await alice.state(fire_room, "m.room.topic"))["topic"]
+    assert topic.startswith("pkgdb2-2.0: pkgdb2 2.0 deploy "), topic
+
+    # acknowledgements from a direct-message room and from the admin room
+    mark = alice.mark()
+    await alice.send_text(invite.room_id, f"!ack {number}")
+    await alice.wait_message(account.user_id, "acknowledged", room_id=invite.room_id, since=mark)
+    mark = bob.mark()
+    await bob.send_text(room, "!ack")
+    await bob.wait_message(account.user_id, "acknowledged", room_id=room, since=mark)
+    pages = bot.read_db("SELECT target_nick, acked_by, acked_mask FROM pages ORDER BY number")
+    assert sorted(pages) == sorted(
+        (nick[c.user_id], nick[c.user_id], c.user_id) for c in (alice, bob)
+    )
+
+    # the close: topic, then the bot leaves; the room stays
+    left = await alice.wait_for(
+        lambda e: (
+            e.room_id == fire_room
+            and e.type == "m.room.member"
+            and e.event.get("state_key") == account.user_id
+            and e.content.get("membership") == "leave"
+        ),
+        window.total_seconds() + 30,
+        what="the bot leaving the firefighting room",
+        since=since,
+    )
+    assert left
+    topic = (await alice.state(fire_room, "m.room.topic"))["topic"]
+    assert "closed" in topic, topic
+    assert await alice.resolve_alias(f"{fire}:{synapse.server_name}") == fire_room
+    await bot.stop()
+
+
+async def test_on_irc_and_matrix_at_once(
+    ngircd_server: NgircdServer,
+    irc_client: IrcClientFactory,
+    synapse: SynapseServer,
+    matrix_client: MatrixClients,
+    bot_process: BotProcesses,
+) -> None:
+    """With [bot] and [matrix] the bot is on both networks: a command is answered on the
+    network where it was asked only; posts (the highlight of a page) reach both; a person
+    on both networks is paged on both (the same page), one !ack on Matrix clears it —
+    it is never escalated, while the page nobody acknowledged is."""
+    account = synapse.register("deploybot")
+    alice = await matrix_client(synapse.register("alice"))
+    bob = await matrix_client(synapse.register("bob"))
+    nick = alice.user_id[1:].split(":")[0]
+    channel, room = await setup_room(synapse, alice)
+    await bob.join(room)
+    watcher = await joined(irc_client, ngircd_server.port, nick, [channel])
+    fire = "#" + synapse.unique("fire")
+    window = timedelta(seconds=40)
+    when = (datetime.now(UTC) + LEAD).replace(microsecond=0)
+    bot = matrix_bot(
+        bot_process,
+        synapse,
+        account,
+        channel,
+        admins="account:nobody",
+        irc_port=ngircd_server.port,
+        countdowns="0",
+        deploybot_settings={"page_escalate_after": "6s"},
+    )
+    bob_nick = bob.user_id[1:].split(":")[0]
+    boss = synapse.register("boss")
+    bot.write_plan(day_plan(when, window, fire, nick, bob_nick, boss.localpart))
+    since, irc_since = alice.mark(), watcher.mark()
+    bot.spawn()
+    await bot.wait_joined(watcher, channel, since=irc_since)
+    await alice.wait_for(joined_by(account, room), 30, what="the bot joining", since=since)
+
+    # a command is answered where it was asked, only there
+    await watcher.privmsg(channel, "!incidents")
+    await wait_said(watcher, bot.nick, "no open incidents", target=channel, since=irc_since)
+    mark = alice.mark()
+    await alice.send_text(room, "!freezebreaks")
+    answer = await said(alice, account, "no freeze breaks requested", mark, room)
+    assert not [e for e in alice.messages(account.user_id, room, since) if "incidents" in e.body]
+    assert answer.body not in [m.text for m in bot_lines(watcher, bot.nick, None, irc_since)]
+
+    # the page reaches alice on both networks; the highlight reaches both admin channels
+    on_irc = await wait_said(
+        watcher,
+        bot.nick,
+        "[page #",
+        target=nick,
+        since=irc_since,
+        timeout=LEAD.total_seconds() + 30,
+    )
+    number = int(on_irc.text.split("#", 1)[1].split("]", 1)[0])
+    invite = await alice.wait_for(
+        lambda e: invited(e) and bool(e.content.get("is_direct")), 30, what="a DM", since=since
+    )
+    await alice.join(invite.room_id)
+    on_matrix = await alice.wait_message(
+        account.user_id, f"[page #{number}]", room_id=invite.room_id, since=since
+    )
+    assert on_matrix.body == on_irc.text
+    await wait_said(watcher, bot.nick, f"{nick} ", target=channel, since=irc_since)
+    await alice.wait_message(account.user_id, f"{nick} ", room_id=room, since=since)
+
+    # one !ack, on Matrix, clears it everywhere: never escalated; bob's page is
+    mark = alice.mark()
+    await alice.send_text(invite.room_id, "!ack")
+    await alice.wait_message(account.user_id, "acknowledged", room_id=invite.room_id, since=mark)
+    await bot.wait_log("escalat", timeout=30)
+    rows = bot.read_db(
+        "SELECT target_nick, escalated_at IS NOT NULL FROM pages WHERE target_nick != "
+        f"'{boss.localpart}' ORDER BY number"
+    )
+    assert sorted(rows) == sorted([(nick, 0), (bob_nick, 1)]), rows
+    paged = bot_lines(watcher, bot.nick, nick, irc_since)
+    assert len([m for m in paged if "[page #" in m.text]) == 1
+    await bot.stop(watcher)
