@@ -31,7 +31,7 @@ from deploybot.deployday.digest import digest_for_day, full_lines
 from deploybot.deployday.record import deploy_record
 from deploybot.deployday.roster import NoFirefightChannelError, firefight_channel
 from deploybot.drift.report import EXIT_CODES
-from deploybot.drift.runs import DriftRunner, Fetch
+from deploybot.drift.runs import DriftRunner, Fetch, drift_state
 from deploybot.durations import parse_day, plural
 from deploybot.errors import ConfigError, DateError, DeploybotError
 from deploybot.plans.book import PlanBook
@@ -382,7 +382,9 @@ def run_check(args: argparse.Namespace, out: TextIO) -> int:
     result = load_paths(paths)
     freezes = FreezeBook(config.freezes, config.timezone)
     freeze_problems = freezes.reload()
-    store = _existing_store(config) if freezes.freezes else None
+    # The bot's database, when it exists: freeze breaks, and the drift runs the rule reads.
+    wanted = freezes.freezes or any(plan.probes for plan in result.plans)
+    store = _existing_store(config) if wanted else None
     for plan in result.plans:
         print(
             f"{plan.id}: {plan.service} {plan.release} — {when_text(plan.when, config.timezone)}"
@@ -390,7 +392,8 @@ def run_check(args: argparse.Namespace, out: TextIO) -> int:
             file=out,
         )
         standing = freeze_standing(plan, freezes, store)
-        readiness = assess(plan, config.notice_days, standing)
+        drift = drift_state(store, plan) if store is not None else None
+        readiness = assess(plan, config.notice_days, standing, drift)
         for line in format_readiness(readiness, config.timezone):
             print(f"  {line}", file=out)
     if store is not None:
@@ -403,7 +406,7 @@ def run_check(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _existing_store(config: Config) -> Store | None:
-    """The bot's database when it exists (for the freeze breaks it holds), else None."""
+    """The bot's database when it exists (for its freeze breaks and drift runs), else None."""
     try:
         return Store.open(config.database, create=False)
     except DeploybotError:

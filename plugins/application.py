@@ -168,6 +168,7 @@ class Application:
             self.scheduler.start()
             try:
                 self.poster.post_due()  # anything that came due while we were down: late
+                self._countdowns_probed()
                 self.poster.reschedule(self.scheduler)
                 self.deploy_day.start(self.scheduler)  # escalations, open/close, date jobs
                 self.digests.post_due()  # a digest whose time passed while we were down
@@ -390,9 +391,14 @@ class Application:
     def _plans_reloaded(self, report: ReloadReport) -> None:
         self._fingerprint = self.core.book.fingerprint()
         self.poster.post_due()
+        self._countdowns_probed()
         count = self.poster.reschedule(self.scheduler)
         self.deploy_day.plans_changed(self.scheduler)
         log.info("plans: %s; %d countdowns scheduled", report.summary(), count)
+
+    def _countdowns_probed(self) -> None:
+        """Post the due countdowns that run the drift probe first (post_due leaves them)."""
+        self.spawn(self.poster.sweep(), name="countdown-sweep")
 
     def _report_problems(self, report: ReloadReport) -> None:
         if not report.problems:

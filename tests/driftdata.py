@@ -30,7 +30,12 @@ PROBES = (
 )
 
 
-def plan_text(staging: str, production: str, probes: tuple[str, ...] = PROBES) -> str:
+def plan_text(
+    staging: str,
+    production: str,
+    probes: tuple[str, ...] = PROBES,
+    when: str = "2026-12-15T13:00:00Z",
+) -> str:
     listed = "".join(f"  - {json.dumps(probe)}\n" for probe in probes)
     return (
         dedent(
@@ -38,7 +43,7 @@ def plan_text(staging: str, production: str, probes: tuple[str, ...] = PROBES) -
         id: pkgdb2-2.0
         service: pkgdb2
         release: "2.0"
-        when: 2026-12-15T13:00:00Z
+        when: {when}
         duration: 8h
         major: true
         staging: {{url: {json.dumps(staging)}}}

@@ -38,15 +38,19 @@ def setup(tmp_path: Path, staging: str, production: str, probes: tuple[str, ...]
     return ini
 
 
-async def drift(*argv: str) -> tuple[int, str]:
-    """``deploybot drift ARGV`` in a worker thread (it runs its own event loop), while the
+async def cli(*argv: str) -> tuple[int, str]:
+    """``deploybot ARGV`` in a worker thread (``drift`` runs its own event loop) while the
     test's loop serves staging and production."""
 
     def run() -> tuple[int, str]:
         out = io.StringIO()
-        return main(["drift", *argv], out=out), out.getvalue()
+        return main(list(argv), out=out), out.getvalue()
 
     return await asyncio.to_thread(run)
+
+
+async def drift(*argv: str) -> tuple[int, str]:
+    return await cli("drift", *argv)
 
 
 async def two_servers(serve: Serve) -> tuple[str, str]:
@@ -75,6 +79,12 @@ async def test_undeclared_drift_is_reported_stored_and_exits_1(
         run = latest_run(store, "pkgdb2-2.0")
         assert run is not None and run.verdict == "undeclared-drift"
         assert store.drift_run_count("pkgdb2-2.0") == 1
+    # deploybot check reads the stored run for the readiness rule
+    out = io.StringIO()
+    assert main(["check", "--config", str(ini)], out=out) == 0
+    assert "  ✘ no-undeclared-drift: ⚠ UNDECLARED API BREAK on /api/collections (probed " in (
+        out.getvalue()
+    )
 
 
 async def test_declared_breaks_and_noise_only_exit_0(tmp_path: Path, serve: Serve) -> None:

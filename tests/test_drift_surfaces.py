@@ -245,12 +245,12 @@ async def test_the_countdown_a_day_ahead_runs_the_probe_and_warns(core: Core) ->
 
 
 async def test_a_countdown_under_a_day_neither_probes_nor_warns(core: Core) -> None:
-    fetch = CountingFetch()
-    core.drift = DriftRunner(core.store, fetch, lambda: NOW)
     record(core)  # a run with the undeclared break, stored earlier
     outbox = RecordingOutbox()
     poster = CountdownPoster(core, outbox)
-    assert poster.post_due(NOW) == ["pkgdb2-2.0@1d"]
+    assert poster.post_due(NOW) == ["pkgdb2-2.0@1d"]  # no runner: with the stored run
+    fetch = CountingFetch()
+    core.drift = DriftRunner(core.store, fetch, lambda: NOW)
     later = NOW + timedelta(hours=20)  # the 4h countdown
     core.clock = lambda: later
     await poster.sweep()
@@ -260,9 +260,9 @@ async def test_a_countdown_under_a_day_neither_probes_nor_warns(core: Core) -> N
     assert not any("UNDECLARED" in line for line in four_hours)
 
 
-async def test_a_sweep_that_cannot_wait_posts_the_stored_run(core: Core) -> None:
-    """At start-up (no probe run), the 1d countdown carries the latest stored run's
-    finding, which says when it probed; without a run it carries none."""
+async def test_without_a_runner_the_stored_run_is_posted(core: Core) -> None:
+    """Where nothing may fetch, the 1d countdown carries the latest stored run's finding,
+    which says when it probed; without a run it carries none."""
     outbox = RecordingOutbox()
     CountdownPoster(core, outbox).post_due(NOW - timedelta(hours=1))  # 3d: no run yet
     assert not any("UNDECLARED" in line for line in posted(outbox))
@@ -272,9 +272,11 @@ async def test_a_sweep_that_cannot_wait_posts_the_stored_run(core: Core) -> None
     assert UNDECLARED_LINE.format(at="2026-12-14 12:55 UTC") in posted(outbox)
 
 
-async def test_a_countdown_whose_probe_runs_is_posted_once_by_the_job(core: Core) -> None:
-    """A plan reload's sweep while the job's probe is under way leaves the countdown to
-    the job, which posts it once, with the fresh finding."""
+async def test_a_sweep_that_cannot_wait_leaves_the_countdown_to_the_probing_one(
+    core: Core,
+) -> None:
+    """post_due alone (start-up, a plan reload) does not post a countdown that runs the
+    probe, before or while its probe runs; sweep() posts it once, with the fresh finding."""
     release = asyncio.Event()
 
     async def slow(plan: Plan) -> list[Fetched]:
@@ -284,6 +286,7 @@ async def test_a_countdown_whose_probe_runs_is_posted_once_by_the_job(core: Core
     core.drift = DriftRunner(core.store, slow, lambda: NOW)
     outbox = RecordingOutbox()
     poster = CountdownPoster(core, outbox)
+    assert poster.post_due(NOW) == []
     job = asyncio.ensure_future(poster.sweep())
     await asyncio.sleep(0.01)
     assert poster.post_due(NOW) == [] and outbox.posts == []
@@ -292,6 +295,8 @@ async def test_a_countdown_whose_probe_runs_is_posted_once_by_the_job(core: Core
     assert posted(outbox).count(UNDECLARED_LINE.format(at="2026-12-14 13:00 UTC")) == 1
     claims = {claim.key: claim for claim in core.store.countdown_claims()}
     assert not claims["pkgdb2-2.0@1d"].skipped
+    await poster.sweep()  # posted once: the ledger
+    assert posted(outbox).count(UNDECLARED_LINE.format(at="2026-12-14 13:00 UTC")) == 1
 
 
 async def test_a_probe_that_breaks_does_not_stop_the_countdown(

@@ -13,9 +13,11 @@ The drift probe (issue 12) runs at every countdown of :data:`DRIFT_FROM` (1 day)
 before a plan with ``probes``: the scheduled job first runs it (:meth:`probe_due`, through
 :attr:`Core.drift <deploybot.core.Core.drift>`; the run is stored like any other), then
 posts, and the post carries the ``⚠ UNDECLARED API BREAK`` findings of the plan's latest
-run, which says when it probed.  A sweep that cannot wait for the network (at start-up,
-after a plan reload) posts with the latest stored run, and leaves a countdown whose probe
-is under way to the job that runs it.
+run, which says when it probed.  :meth:`~CountdownPoster.post_due` alone (a sweep that
+cannot wait for the network: at start-up, after a plan reload) leaves such a countdown to
+:meth:`~CountdownPoster.sweep`, which the application starts beside it; without a runner
+(:attr:`Core.drift <deploybot.core.Core.drift>` None) it posts it with the latest stored
+run.
 
 :meth:`CountdownPoster.reschedule` turns the future countdowns into APScheduler date
 jobs, each of which runs a sweep; it replaces every earlier countdown job, so reloading
@@ -85,12 +87,13 @@ class CountdownPoster:
                 log.error("drift probe of %s before its countdown failed", plan_id, exc_info=result)
         return sum(1 for result in results if not isinstance(result, BaseException))
 
-    def post_due(self, now: datetime | None = None) -> list[str]:
-        """Send every due countdown post once; return the keys posted."""
+    def post_due(self, now: datetime | None = None, *, probed: bool = False) -> list[str]:
+        """Send every due countdown post once; return the keys posted.  A countdown that
+        runs the drift probe is left to :meth:`sweep` when there is a runner, unless
+        ``probed`` (the probes of the countdowns due at ``now`` have just run)."""
         now = now or self.core.now()
         config = self.core.config
         store = self.core.store
-        runner = self.core.drift
         posted: list[str] = []
         for due in self._due(now):
             if due.superseded:
@@ -98,8 +101,8 @@ class CountdownPoster:
                 continue
             drift: list[str] = []
             if self._probes(due):
-                if runner is not None and runner.running(due.plan.id):
-                    continue  # the job running the probe posts it once the run is stored
+                if self.core.drift is not None and not probed:
+                    continue  # sweep() runs its probe first, then posts it
                 run = latest_run(store, due.plan.id)
                 drift = run.countdown_lines(config.timezone) if run is not None else []
             freeze = self.core.freeze_standing(due.plan).marker()
@@ -124,7 +127,7 @@ class CountdownPoster:
         posts carry what they found."""
         now = self.core.now()
         await self.probe_due(now)
-        self.post_due(now)
+        self.post_due(now, probed=True)
 
     def reschedule(self, scheduler: BaseScheduler, now: datetime | None = None) -> int:
         """Replace all countdown jobs by one date job per future countdown; return how many."""

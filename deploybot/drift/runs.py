@@ -89,11 +89,6 @@ class DriftRunner:
         log.info("drift run of %s: %s", plan.id, run.summary(UTC))
         return run
 
-    def running(self, plan_id: str) -> bool:
-        """Whether a run of the plan is under way."""
-        task = self._running.get(plan_id)
-        return task is not None and not task.done()
-
     def recent(self, plan: Plan, now: datetime) -> DriftRun | None:
         """The latest run when younger than :data:`REUSE_WITHIN`, else None."""
         run = latest_run(self.store, plan.id)
