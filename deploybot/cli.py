@@ -25,7 +25,7 @@ from typing import TextIO
 
 from deploybot import __version__
 from deploybot.announce import KINDS, announcement, default_kind
-from deploybot.config import Config, load_bot_section, load_config
+from deploybot.config import Config, database_password, load_bot_section, load_config
 from deploybot.core import Core, freeze_standing, utc_now
 from deploybot.deployday.digest import digest_for_day, full_lines
 from deploybot.deployday.record import deploy_record
@@ -256,7 +256,7 @@ def run_digest(args: argparse.Namespace, out: TextIO) -> int:
     day = args.date or today
     plans = load_paths([config.plans_dir]).plans
     try:
-        store = Store.open(config.database, create=False)
+        store = Store.open(config.database, create=False, password=database_password(config))
     except DeploybotError as error:
         print(f"deploybot: {error}", file=sys.stderr)
         return 1
@@ -311,7 +311,7 @@ def run_postmortem(args: argparse.Namespace, out: TextIO) -> int:
     freezes = FreezeBook(config.freezes, config.timezone)
     freezes.reload()
     try:
-        store = Store.open(config.database, create=False)
+        store = Store.open(config.database, create=False, password=database_password(config))
     except DeploybotError as error:
         print(f"deploybot: {error}", file=sys.stderr)
         return 1
@@ -345,7 +345,11 @@ def run_drift(args: argparse.Namespace, out: TextIO) -> int:
             raise DeploybotError(
                 f"no plan {args.plan_id!r} in {config.plans_dir} (plans: {known}){hint}"
             )
-        store = Store.open(config.database, busy_timeout=config.database_busy_timeout)
+        store = Store.open(
+            config.database,
+            busy_timeout=config.database_busy_timeout,
+            password=database_password(config),
+        )
         with store:
             core = Core(config=config, store=store, book=book, clock=utc_now)
             run = asyncio.run(DriftRunner(store, fetch, utc_now).run(plan))
@@ -408,7 +412,7 @@ def run_check(args: argparse.Namespace, out: TextIO) -> int:
 def _existing_store(config: Config) -> Store | None:
     """The bot's database when it exists (for its freeze breaks and drift runs), else None."""
     try:
-        return Store.open(config.database, create=False)
+        return Store.open(config.database, create=False, password=database_password(config))
     except DeploybotError:
         return None
 

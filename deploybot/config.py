@@ -57,6 +57,7 @@ import ipaddress
 import os
 import re
 import string
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
@@ -122,7 +123,14 @@ _KEYS: dict[str, tuple[str, str]] = {
         "empty: none",
     ),
     "freeze_calendar_refresh": ("1h", "how often the freeze calendar is fetched again"),
-    "database": ("deploybot.sqlite3", "SQLite file (the embedded default)"),
+    "database": (
+        "deploybot.sqlite3",
+        "SQLite file (the embedded default), or postgresql://USER@HOST:PORT/DBNAME",
+    ),
+    "database_password_file": (
+        "",
+        "file holding the PostgreSQL password (else PGPASSWORD or ~/.pgpass); empty: none",
+    ),
     "database_busy_timeout": (
         "0.5",
         "seconds (0 to 10) a write waits for a database another program has locked; "
@@ -444,7 +452,10 @@ class Config:
     #: Empty: no freeze calendar.
     freeze_calendar: str = ""
     freeze_calendar_refresh: timedelta = timedelta(hours=1)
-    database: Path = Path("deploybot.sqlite3")
+    #: An SQLite file, or a ``postgresql://USER@HOST:PORT/DBNAME`` URL (text, no password).
+    database: Path | str = Path("deploybot.sqlite3")
+    #: The file holding the PostgreSQL password (:func:`database_password` reads it).
+    database_password_file: Path | None = None
     #: Seconds a write waits for a lock held by another connection, then fails whole
     #: (:class:`~deploybot.store.StoreBusyError`: "database busy, try again").
     database_busy_timeout: float = 0.5
@@ -1060,6 +1071,42 @@ def resolve_webhook_secret(
     return replace(config, webhook_secret=secret)
 
 
+#: The schemes of a PostgreSQL ``database`` (any other value is an SQLite file's path).
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _database(text: str, reader: _Reader) -> Path | str:
+    """An SQLite file's path, or a PostgreSQL URL: ``postgresql://USER@HOST:PORT/DBNAME``
+    with a host and a database name and no password (it would be logged and shown)."""
+    if not text.startswith(POSTGRESQL_SCHEMES):
+        return reader.path(text)
+    parts = urllib.parse.urlsplit(text)
+    try:
+        parts.port  # noqa: B018  (raises for a port that is not a number)
+    except ValueError:
+        raise _Bad(f"{text!r}: the port is not a number") from None
+    if parts.password is not None:
+        raise _Bad(
+            "a password in the URL would be logged and shown: put it in "
+            "database_password_file (or PGPASSWORD, ~/.pgpass)"
+        )
+    if not parts.hostname or not parts.path.strip("/"):
+        raise _Bad(f"{text!r}: expected postgresql://USER@HOST:PORT/DBNAME")
+    return text
+
+
+def database_password(config: Config, file: str | None = None) -> str | None:
+    """The PostgreSQL password held in ``database_password_file`` (None when unset: libpq
+    then reads PGPASSWORD or ~/.pgpass).  :class:`~deploybot.errors.ConfigError` naming
+    the key (and ``file``) when it cannot be read or is empty; the content is never shown."""
+    if config.database_password_file is None:
+        return None
+    try:
+        return read_secret_file(config.database_password_file)
+    except ValueError as error:
+        raise ConfigError("database_password_file", str(error), file) from None
+
+
 def _web_port(text: str) -> int:
     port = _whole_number(text, "a port")
     if port > 65535:
@@ -1127,7 +1174,8 @@ def config_from_mapping(
         freezes=get("freezes", reader.optional_path),
         freeze_calendar=get("freeze_calendar", _http_url),
         freeze_calendar_refresh=get("freeze_calendar_refresh", _positive_duration("1h or 6h")),
-        database=get("database", reader.path),
+        database=get("database", lambda text: _database(text, reader)),
+        database_password_file=get("database_password_file", reader.optional_path),
         database_busy_timeout=get("database_busy_timeout", _busy_timeout),
         timezone=timezone,
         tz_name=timezone.key,

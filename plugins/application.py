@@ -23,7 +23,13 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from deploybot.bus.reactor import BAD_MESSAGE_LOG_INTERVAL, BusReactor
-from deploybot.config import Config, load_bot_section, load_config, resolve_webhook_secret
+from deploybot.config import (
+    Config,
+    database_password,
+    load_bot_section,
+    load_config,
+    resolve_webhook_secret,
+)
 from deploybot.core import Core, utc_now
 from deploybot.deployday.countdowns import CountdownPoster
 from deploybot.deployday.day import DeployDay
@@ -60,6 +66,7 @@ class Application:
         # Read and validated before anything connects: a bad config fails here.
         # Secrets in files or systemd credentials ($CREDENTIALS_DIRECTORY) are read here.
         self.config: Config = resolve_webhook_secret(load_config(ini), os.environ, str(ini))
+        self.database_password = database_password(self.config, str(ini))
         self.bot_config: dict[str, Any] = dict(load_bot_section(ini))
         self.sasl_password = resolve_sasl_password(self.bot_config, os.environ)
         # The drift probe's HTTP client; its token files are read here (ConfigError: exit 1).
@@ -113,7 +120,11 @@ class Application:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         config = self.config
-        store = Store.open(config.database, busy_timeout=config.database_busy_timeout)
+        store = Store.open(
+            config.database,
+            busy_timeout=config.database_busy_timeout,
+            password=self.database_password,
+        )
         try:
             book = PlanBook(config.plans_dir)
             freezes = FreezeBook(config.freezes, config.timezone)
@@ -291,7 +302,10 @@ class Application:
         if not url:
             return
         database = self.config.database
-        cache = database.with_name(database.name + ".freeze-calendar.ics")
+        if isinstance(database, Path):
+            cache = database.with_name(database.name + ".freeze-calendar.ics")
+        else:  # PostgreSQL: beside bot.ini
+            cache = self.ini.parent / "deploybot.freeze-calendar.ics"
         calendar = FreezeCalendar(self.core, url, cache)
         calendar.load_cache()
         self.spawn(calendar.run(), name="freeze-calendar")

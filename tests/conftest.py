@@ -6,6 +6,7 @@ from tests.driftdata import serve  # noqa: F401  (local aiohttp apps for the dri
 from tests.ircd.fixtures import *  # noqa: F403  (IRC server fixtures and their hooks)
 from tests.postgres import *  # noqa: F403  (the PostgreSQL server fixtures)
 from tests.rabbitmq import *  # noqa: F403  (the RabbitMQ broker fixtures)
+from tests.storedb import *  # noqa: F403  (store_db: the store's tests on both backends)
 from tests.synapse import *  # noqa: F403  (the Matrix homeserver fixtures)
 
 # the e2e marker: applied by fixture use, and a test that starts a process without it fails

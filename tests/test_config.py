@@ -23,6 +23,7 @@ from deploybot.config import (
     bot_section,
     check_bot_section,
     config_from_mapping,
+    database_password,
     load_bot_section,
     load_config,
     resolve_webhook_secret,
@@ -856,6 +857,63 @@ def test_sasl_without_tls_is_refused_unless_loopback_or_allowed() -> None:
     check_bot_section({"host": "irc.libera.chat", "ssl": "false"})  # no SASL: fine
     (bad,) = sasl_problems(host="irc.libera.chat", ssl="true", allow_plaintext_sasl="maybe")
     assert bad.startswith("allow_plaintext_sasl: 'maybe' is not a yes/no value")
+
+
+# -- the database: an SQLite file or a PostgreSQL URL ------------------------------------------
+
+
+def test_database_is_a_file_or_a_postgresql_url(tmp_path: Path) -> None:
+    """A path stays a path (relative to the ini); postgresql:// (or postgres://) is kept as
+    the URL it is; database_password_file is a path read by database_password."""
+    url = "postgresql://deploybot@db.fedoraproject.org:5432/deploybot"
+    (tmp_path / "pg.password").write_text("correct horse\n")
+    config = load_config(
+        write_ini(tmp_path, section(database=url, database_password_file="pg.password"))
+    )
+    assert config.database == url
+    assert config.database_password_file == tmp_path / "pg.password"
+    assert database_password(config) == "correct horse"
+    assert "correct horse" not in repr(config)
+    short = "postgres://bot@127.0.0.1/deploybot"
+    assert load_config(write_ini(tmp_path, section(database=short))).database == short
+    assert database_password(Config.defaults()) is None
+    assert load_config(write_ini(tmp_path, section(database="db.sqlite3"))).database == (
+        tmp_path / "db.sqlite3"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "postgresql://deploybot:hunter2@127.0.0.1:5432/deploybot",
+            "a password in the URL would be logged and shown: put it in database_password_file",
+        ),
+        ("postgresql://deploybot@127.0.0.1:5432/", "expected postgresql://USER@HOST:PORT/DBNAME"),
+        ("postgresql:///deploybot", "expected postgresql://USER@HOST:PORT/DBNAME"),
+        ("postgresql://deploybot@127.0.0.1:port/deploybot", "the port is not a number"),
+    ],
+)
+def test_a_bad_postgresql_url_is_an_error_with_its_line(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    path = write_ini(tmp_path, section(timezone="UTC", database=value))
+    with pytest.raises(InvalidConfig) as caught:
+        load_config(path)
+    assert caught.value.key == "database"
+    assert f"{path}:3: [deploybot] database: " in str(caught.value)
+    assert message in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_database_password_file_that_cannot_be_read_names_its_key(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_text("\n")
+    for name, message in (("missing", "cannot read"), ("empty", "is empty")):
+        config = config_from_mapping({"database_password_file": str(tmp_path / name)})
+        with pytest.raises(ConfigError) as caught:
+            database_password(config, "bot.ini")
+        assert str(caught.value).startswith("bot.ini: [deploybot] database_password_file: ")
+        assert message in str(caught.value)
 
 
 # -- secrets in files and systemd credentials --------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deploybot.deployday.digest import (
@@ -625,44 +625,6 @@ def test_the_lean_read_searches_indexes_and_never_scans(store: Store) -> None:
     assert len(searches) == 3, plan
     assert all(line.startswith("SEARCH incidents USING INDEX") for line in searches), plan
     assert not [line for line in plan if line.startswith("SCAN") or "TEMP B-TREE" in line], plan
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    spans=st.lists(
-        st.tuples(st.integers(0, 200), st.one_of(st.none(), st.integers(0, 200))),
-        max_size=25,
-    ),
-    window=st.tuples(st.integers(0, 220), st.integers(0, 60)),
-)
-def test_summaries_match_the_plain_definition(
-    spans: list[tuple[int, int | None]], window: tuple[int, int]
-) -> None:
-    """For any incidents (hours from a start, fixed or not) and any period, the lean read
-    returns exactly ``reported < end and (fixed is None or fixed >= start)``, each once.
-    (In memory, so that hypothesis can run many examples quickly.)"""
-    origin = utc(2026, 11, 27, 10)
-    with Store.open(":memory:") as mem:
-        for reported, repair in spans:
-            at = origin + timedelta(hours=reported)
-            number = mem.report_incident(
-                service="pkgdb2",
-                text="x",
-                reporter_nick="alice",
-                reporter_account=None,
-                channel="#c",
-                now=at,
-            ).number
-            if repair is not None:
-                mem.fix(number, "bob", None, at + timedelta(hours=repair))
-        start = origin + timedelta(hours=window[0])
-        end = start + timedelta(hours=window[1])
-        expected = [
-            i.number
-            for i in mem.list_incidents()
-            if i.reported_at < end and (i.fixed_at is None or i.fixed_at >= start)
-        ]
-        assert sorted(s.number for s in mem.incident_summaries_between(start, end)) == expected
 
 
 # -- properties ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import string
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from deploybot.errors import DeploybotError
 from deploybot.store import (
@@ -30,6 +34,7 @@ from deploybot.store import (
     migrations,
 )
 from deploybot.store.incidents import _TIMELINES_SQL
+from tests.storedb import StoreDatabase
 
 T0 = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
 
@@ -39,13 +44,26 @@ def at(minutes: float) -> datetime:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
+def sqlite_path(tmp_path: Path) -> Path:
     return tmp_path / "deploybot.sqlite3"
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
+def db_path(store_db: StoreDatabase) -> str:
+    """The database of the test on each backend: an SQLite file, a PostgreSQL URL."""
+    return store_db.location
+
+
+@pytest.fixture
+def store(db_path: str) -> Iterator[Store]:
     with Store.open(db_path) as opened:
+        yield opened
+
+
+@pytest.fixture
+def sqlite_store(sqlite_path: Path) -> Iterator[Store]:
+    """An SQLite store, for the tests of what only SQLite has (pragmas, plans, threads)."""
+    with Store.open(sqlite_path) as opened:
         yield opened
 
 
@@ -73,10 +91,12 @@ def report(
 # -- opening, schema, migrations ----------------------------------------------------------
 
 
-def test_open_creates_the_schema_with_durable_settings(store: Store, db_path: Path) -> None:
+def test_open_creates_the_schema_with_durable_settings(
+    sqlite_store: Store, sqlite_path: Path
+) -> None:
     """A new file gets the current schema version, WAL, synchronous=FULL, foreign keys."""
-    assert db_path.exists()
-    raw = store._db  # the store's own connection: these pragmas are per connection
+    assert sqlite_path.exists()
+    raw = sqlite_store._db  # the store's own connection: these pragmas are per connection
     assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert raw.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
@@ -87,10 +107,10 @@ def test_open_creates_the_schema_with_durable_settings(store: Store, db_path: Pa
     assert {"once_claims", "pages"} <= tables
 
 
-def test_a_version_1_database_is_migrated_and_keeps_its_pages(db_path: Path) -> None:
+def test_a_version_1_database_is_migrated_and_keeps_its_pages(sqlite_path: Path) -> None:
     """Migration 2 adds the page's target account and acknowledger's mask and account;
     a page stored by version 1 reads back with them unknown, and is the nick's to ack."""
-    raw = sqlite3.connect(db_path, isolation_level=None)
+    raw = sqlite3.connect(sqlite_path, isolation_level=None)
     migrations.MIGRATIONS[0].apply(raw)
     raw.execute("PRAGMA user_version = 1")
     raw.execute(
@@ -98,14 +118,14 @@ def test_a_version_1_database_is_migrated_and_keeps_its_pages(db_path: Path) -> 
         " VALUES ('pingou', 'old page', 'deploybot', '2026-11-27T10:00:00Z')"
     )
     raw.close()
-    with Store.open(db_path) as store:
+    with Store.open(sqlite_path) as store:
         (page,) = store.list_pages()
         assert (page.message, page.target_account, page.acked_mask) == ("old page", None, None)
         (acked,) = store.ack_pages("pingou", at(1), 1, account=None, mask="pingou!p@h")
         assert acked.acked_mask == "pingou!p@h"
 
 
-def test_reopening_keeps_the_data(db_path: Path) -> None:
+def test_reopening_keeps_the_data(db_path: str) -> None:
     """Closing and reopening the file finds the same incidents, consumers and claims."""
     with Store.open(db_path) as first:
         report(first, at(0))
@@ -117,21 +137,17 @@ def test_reopening_keeps_the_data(db_path: Path) -> None:
         assert not second.claim_once("digest:2026-11-27", at(3))
 
 
-def test_a_newer_schema_version_is_refused(db_path: Path) -> None:
+def test_a_newer_schema_version_is_refused(store_db: StoreDatabase) -> None:
     """A database written by a newer deploybot is refused with a clear error, untouched."""
-    Store.open(db_path).close()
-    with sqlite3.connect(db_path) as raw:
-        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    raw.close()
+    Store.open(store_db.location).close()
+    store_db.set_schema_version(SCHEMA_VERSION + 1)
     with pytest.raises(StoreOpenError) as caught:
-        Store.open(db_path)
+        Store.open(store_db.location)
     message = str(caught.value)
-    assert str(db_path) in message
+    assert store_db.location in message
     assert f"schema version {SCHEMA_VERSION + 1}" in message
     assert "newer" in message
-    raw = sqlite3.connect(db_path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
-    raw.close()
+    assert store_db.schema_version() == SCHEMA_VERSION + 1
 
 
 def test_a_file_that_is_not_sqlite_is_refused_naming_the_path(tmp_path: Path) -> None:
@@ -174,7 +190,7 @@ def test_create_false_refuses_a_missing_file(tmp_path: Path) -> None:
 
 
 def test_a_new_migration_upgrades_an_existing_database(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_db: StoreDatabase, db_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Reopening with one more step applies only that step and keeps the data."""
     with Store.open(db_path) as old:
@@ -187,46 +203,49 @@ def test_a_new_migration_upgrades_an_existing_database(
     monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, step))
     monkeypatch.setattr(migrations, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with Store.open(db_path) as new:
-        assert new._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
         assert new.get(1).service == "pkgdb2"
         assert new._db.execute("SELECT severity FROM incidents").fetchone()[0] is None
+    assert store_db.schema_version() == SCHEMA_VERSION + 1
 
 
 def test_a_failing_migration_leaves_the_database_untouched(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_db: StoreDatabase, db_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """All pending steps run in one transaction: a failure rolls every one of them back."""
+    """All pending steps run in one transaction: a failure rolls every one of them back
+    (PostgreSQL's schema changes are transactional too)."""
     Store.open(db_path).close()
 
-    def explode(connection: sqlite3.Connection) -> None:
-        raise sqlite3.OperationalError("disk on fire")
+    def explode(connection: object) -> None:
+        if store_db.backend == "sqlite":
+            raise sqlite3.OperationalError("disk on fire")
+        raise psycopg.OperationalError("disk on fire")
 
     steps = (
-        migrations.Migration(SCHEMA_VERSION + 1, "ok", ("CREATE TABLE extra (x)",)),
+        migrations.Migration(SCHEMA_VERSION + 1, "ok", ("CREATE TABLE extra (x INTEGER)",)),
         migrations.Migration(SCHEMA_VERSION + 2, "bad", function=explode),
     )
     monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, *steps))
     monkeypatch.setattr(migrations, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
     with pytest.raises(StoreOpenError, match="disk on fire"):
         Store.open(db_path)
-    raw = sqlite3.connect(db_path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name='extra'").fetchone()[0] == 0
-    raw.close()
+    assert store_db.schema_version() == SCHEMA_VERSION
+    assert not store_db.table_exists("extra")
 
 
-def test_the_store_closes_as_a_context_manager(db_path: Path) -> None:
+def test_the_store_closes_as_a_context_manager(db_path: str) -> None:
     """Leaving the ``with`` block closes the connection; close() may be repeated."""
     with Store.open(db_path) as opened:
         pass
-    with pytest.raises(sqlite3.ProgrammingError):
+    with pytest.raises((sqlite3.ProgrammingError, psycopg.InterfaceError)):
         opened.get(1)
     opened.close()
 
 
-def test_use_from_another_thread_fails_loudly(store: Store) -> None:
+def test_use_from_another_thread_fails_loudly(sqlite_store: Store) -> None:
     """The connection belongs to the thread that opened it (the asyncio thread)."""
     errors: list[BaseException] = []
+
+    store = sqlite_store
 
     def use() -> None:
         try:
@@ -371,7 +390,7 @@ def test_unknown_incident_number_is_an_error(store: Store, action: str) -> None:
         calls[action]()
 
 
-def test_numbers_are_sequential_from_one_and_continue_after_reopen(db_path: Path) -> None:
+def test_numbers_are_sequential_from_one_and_continue_after_reopen(db_path: str) -> None:
     """Incident numbers go 1, 2, 3 and carry on after a restart."""
     with Store.open(db_path) as first:
         assert [report(first, at(i)).number for i in range(3)] == [1, 2, 3]
@@ -380,9 +399,12 @@ def test_numbers_are_sequential_from_one_and_continue_after_reopen(db_path: Path
 
 
 def test_text_is_stored_exactly_as_given(store: Store) -> None:
-    """Quotes, SQL-looking text, NUL and non-ASCII round-trip unchanged (parameters only)."""
-    text = "'); DROP TABLE incidents; --\0 ⚠ café"
+    """Quotes, SQL-looking text, NUL and non-ASCII round-trip unchanged (parameters only);
+    PostgreSQL's text cannot hold NUL: there it comes back as U+FFFD."""
+    text = "'); DROP TABLE incidents; --\0 ⚠ café %s %(x)s ? :name"
     incident = report(store, at(0), text=text, service="pkg'db")
+    if store.backend == "postgresql":
+        text = text.replace("\0", "\ufffd")
     assert store.get(incident.number).text == text
     assert store.get(incident.number).service == "pkg'db"
     assert store.list_incidents(service="pkg'db") == (store.get(incident.number),)
@@ -416,9 +438,10 @@ def test_list_incidents_filters(store: Store) -> None:
         store.list_incidents(state="closed")  # type: ignore[arg-type]
 
 
-def test_timelines_are_read_through_their_index(store: Store) -> None:
+def test_timelines_are_read_through_their_index(sqlite_store: Store) -> None:
     """EXPLAIN QUERY PLAN: the timelines of listed incidents are an index search of
     incident_events, never a scan, so listing stays fast with millions of events."""
+    store = sqlite_store
     report(store, at(0))
     timeline_plan = [
         row[3]
@@ -463,7 +486,7 @@ def test_consumers_are_per_service_and_can_be_removed(store: Store) -> None:
 # -- ledgers ------------------------------------------------------------------------------
 
 
-def test_a_countdown_is_claimed_once_even_across_restarts(db_path: Path) -> None:
+def test_a_countdown_is_claimed_once_even_across_restarts(db_path: str) -> None:
     """claim_countdown is True the first time only, also after reopening the file."""
     key = "pkgdb2-2.0@2014-05-28T13:00:00Z/1d"
     with Store.open(db_path) as first:
@@ -481,7 +504,7 @@ def test_a_countdown_is_claimed_once_even_across_restarts(db_path: Path) -> None
         assert claims["pkgdb2-2.0@2014-05-28T13:00:00Z/4h"].late
 
 
-def test_two_connections_cannot_both_claim(db_path: Path) -> None:
+def test_two_connections_cannot_both_claim(db_path: str) -> None:
     """Check-and-write is one statement: a second process sees the claim and gets False."""
     with Store.open(db_path) as bot, Store.open(db_path) as other:
         assert bot.claim_countdown("k", at(0), skipped=True)
@@ -491,7 +514,7 @@ def test_two_connections_cannot_both_claim(db_path: Path) -> None:
         assert not bot.claim_once("digest:2026-11-27", at(0))
 
 
-def test_claim_once_is_true_once_per_key(db_path: Path) -> None:
+def test_claim_once_is_true_once_per_key(db_path: str) -> None:
     """Each key is claimed once, independently of other keys, and stays claimed."""
     with Store.open(db_path) as first:
         assert first.claim_once("firefight-open:pkgdb2-2.0", at(0))
@@ -502,7 +525,7 @@ def test_claim_once_is_true_once_per_key(db_path: Path) -> None:
         assert second.claim_once("digest:2026-11-28", at(2))
 
 
-def test_claimed_reads_the_ledger_without_claiming(db_path: Path) -> None:
+def test_claimed_reads_the_ledger_without_claiming(db_path: str) -> None:
     """claimed() says whether a key was claimed, across a reopen, and claims nothing."""
     with Store.open(db_path) as first:
         assert not first.claimed("firefight-close:pkgdb2-2.0")
@@ -687,11 +710,11 @@ _REPORT_AND_HANG = textwrap.dedent(
 
 
 @pytest.mark.e2e  # starts a Python process
-def test_a_reported_incident_survives_sigkill_right_after(db_path: Path) -> None:
+def test_a_reported_incident_survives_sigkill_right_after(sqlite_path: Path) -> None:
     """Once report_incident has returned, killing the process (no close, no checkpoint)
     loses nothing: reopening the file finds the incident."""
     with subprocess.Popen(
-        [sys.executable, "-c", _REPORT_AND_HANG, str(db_path)],
+        [sys.executable, "-c", _REPORT_AND_HANG, str(sqlite_path)],
         stdout=subprocess.PIPE,
         text=True,
     ) as child:
@@ -700,9 +723,9 @@ def test_a_reported_incident_survives_sigkill_right_after(db_path: Path) -> None
         os.kill(child.pid, signal.SIGKILL)
         assert child.wait(timeout=30) == -signal.SIGKILL
     assert line.split() == ["committed", "1"]
-    wal = db_path.with_name(db_path.name + "-wal")
+    wal = sqlite_path.with_name(sqlite_path.name + "-wal")
     assert wal.exists() and wal.stat().st_size > 0  # the commit lives in the WAL
-    with Store.open(db_path) as reopened:
+    with Store.open(sqlite_path) as reopened:
         incident = reopened.get(1)
     assert incident.text == "survives SIGKILL"
     assert [e.kind for e in incident.timeline] == ["reported"]
@@ -715,3 +738,91 @@ def test_incident_counts_by_state(store: Store) -> None:
         report(store, at(5))
     store.fix(2, "pingou", None, at(20))
     assert store.incident_counts() == {"open": 2, "fixed": 1}
+
+
+# -- properties, on both backends ------------------------------------------------------------
+
+#: The property tests below run on the test's store (one per backend), emptied by each
+#: example; hypothesis's warning about function-scoped fixtures is about exactly that.
+ON_EACH_BACKEND = settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+# Letters whose case folding differs between ASCII (SQLite's NOCASE, the store's rule) and
+# Unicode: dotless ı, É/é, ß/ẞ, the Kelvin sign K.
+NICK_LETTERS = "aAbBiIıÉéßẞK[]{}\\|^~_-"
+
+
+@ON_EACH_BACKEND
+@given(
+    registrations=st.lists(
+        st.tuples(
+            st.sampled_from(["pkgdb2", "PKGDB2", "fas", "Fas"]),
+            st.text(NICK_LETTERS, min_size=1, max_size=4),
+        ),
+        max_size=12,
+    ),
+    asked=st.text(NICK_LETTERS, min_size=1, max_size=4),
+)
+def test_nicks_and_services_fold_ascii_case_only(
+    store: Store, registrations: list[tuple[str, str]], asked: str
+) -> None:
+    """Any registrations: one per service and nick with ASCII case ignored (and nothing
+    else folded: ı is not i, É is not é), kept as first written, listed in registration
+    order then nick order with ASCII case ignored; removal finds them the same way.  On
+    both backends, whatever PostgreSQL's locale."""
+    store._db.execute("DELETE FROM consumers")
+
+    def fold(text: str) -> str:
+        return text.translate(str.maketrans(string.ascii_uppercase, string.ascii_lowercase))
+
+    model: dict[tuple[str, str], tuple[int, str, str]] = {}
+    for step, (service, nick) in enumerate(registrations):
+        store.add_consumer(service, nick, None, None, at(step))
+        model.setdefault((fold(service), fold(nick)), (step, service, nick))
+    for service in ("pkgdb2", "FAS"):
+        expected = sorted(
+            (first, fold(nick), nick)
+            for (svc, _), (first, _, nick) in model.items()
+            if svc == fold(service)
+        )
+        assert [c.nick for c in store.consumers(service)] == [nick for _, _, nick in expected]
+    removed = store.remove_consumer("PKGDB2", asked)
+    kept = model.get(("pkgdb2", fold(asked)))
+    assert (removed is None) == (kept is None)
+    if removed is not None and kept is not None:
+        assert removed.nick == kept[2]
+
+
+@ON_EACH_BACKEND
+@given(
+    spans=st.lists(
+        st.tuples(st.integers(0, 200), st.one_of(st.none(), st.integers(0, 200))),
+        max_size=15,
+    ),
+    window=st.tuples(st.integers(0, 220), st.integers(0, 60)),
+)
+def test_digest_summaries_match_the_plain_definition_on_both_backends(
+    store: Store, spans: list[tuple[int, int | None]], window: tuple[int, int]
+) -> None:
+    """For any incidents (hours from a start, fixed or not) and any period, the digest's
+    lean read returns exactly ``reported < end and (fixed is None or fixed >= start)``,
+    each once (tests/test_digest.py tests the digest built from it)."""
+    store._db.execute("DELETE FROM incident_events")
+    store._db.execute("DELETE FROM incidents")
+    origin = at(0)
+    for reported, repair in spans:
+        moment = origin + timedelta(hours=reported)
+        number = report(store, moment).number
+        if repair is not None:
+            store.fix(number, "bob", None, moment + timedelta(hours=repair))
+    start = origin + timedelta(hours=window[0])
+    end = start + timedelta(hours=window[1])
+    expected = [
+        i.number
+        for i in store.list_incidents()
+        if i.reported_at < end and (i.fixed_at is None or i.fixed_at >= start)
+    ]
+    assert sorted(s.number for s in store.incident_summaries_between(start, end)) == expected

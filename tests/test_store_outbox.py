@@ -1,4 +1,5 @@
-"""deploybot.store: the outbox table, and transactions that nest, on a real SQLite file.
+"""deploybot.store: the outbox table, and transactions that nest, on a real SQLite file and
+on PostgreSQL (`store_db`: each test runs on both).
 
 A decision (a ledger claim, a page) and the posts it causes are one transaction: both
 are kept or neither; callbacks registered with ``after_commit`` run only once the
@@ -6,35 +7,38 @@ outermost block has committed."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from deploybot.store import Store, StoredPost, StoreUnavailableError, migrations
+from deploybot.store import Store, StoredPost, StoreUnavailableError
+from tests.storedb import StoreDatabase
 
 T0 = datetime(2026, 11, 27, 14, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "deploybot.sqlite3"
+def db_path(store_db: StoreDatabase) -> str:
+    return store_db.location
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
+def store(db_path: str) -> Iterator[Store]:
     with Store.open(db_path) as opened:
         yield opened
 
 
-def other_connection(db_path: Path) -> sqlite3.Connection:
-    """A second, independent connection to the file (as another process would have)."""
-    return sqlite3.connect(db_path, isolation_level=None)
+@pytest.fixture
+def other(store_db: StoreDatabase) -> Iterator[Any]:
+    """A second, independent connection to the database (as another process would have)."""
+    connection = store_db.other()
+    yield connection
+    connection.close()
 
 
-def test_posts_are_kept_in_order_until_confirmed_across_reopen(db_path: Path) -> None:
+def test_posts_are_kept_in_order_until_confirmed_across_reopen(db_path: str) -> None:
     """Posts come back in the order they were added, with their time, after a reopen;
     confirming removes exactly the ones named."""
     with Store.open(db_path) as store:
@@ -56,10 +60,9 @@ def test_an_unknown_command_is_refused(store: Store) -> None:
         store.add_post("KICK", "#fire", "", T0)  # type: ignore[arg-type]
 
 
-def test_a_claim_and_its_posts_commit_together(db_path: Path, store: Store) -> None:
+def test_a_claim_and_its_posts_commit_together(other: Any, store: Store) -> None:
     """Inside ``transaction`` nothing is visible to another connection until the block
     ends; then the claim and the posts are there together."""
-    other = other_connection(db_path)
     with store.transaction():
         assert store.claim_once("firefight-open:pkgdb2-2.0", T0)
         store.add_post("PRIVMSG", "#fire", "pkgdb2 deploy started", T0)
@@ -142,30 +145,26 @@ def test_a_failing_callback_does_not_stop_the_others(
     assert "after-commit callback failed" in caplog.text
 
 
-def test_a_locked_database_rolls_back_the_whole_block(db_path: Path) -> None:
+def test_a_locked_database_rolls_back_the_whole_block(store_db: StoreDatabase) -> None:
     """Another connection holding the write lock: the block cannot start, nothing is
     kept, and the error is the store's (the caller tells the user)."""
-    with Store.open(db_path, busy_timeout=0.05) as store:
-        other = other_connection(db_path)
-        other.execute("BEGIN IMMEDIATE")
-        try:
-            with pytest.raises(StoreUnavailableError), store.transaction():
+    with Store.open(store_db.location, busy_timeout=0.05) as store:
+        with store_db.hold_write_lock():
+            with pytest.raises(StoreUnavailableError, match="busy"), store.transaction():
                 store.add_post("PRIVMSG", "#fire", "x", T0)
-        finally:
-            other.execute("ROLLBACK")
+            with pytest.raises(StoreUnavailableError, match="busy"):
+                store.check_writable()
         assert store.pending_posts() == ()
+        store.check_writable()
         assert not store.in_transaction
 
 
-def test_schema_4_adds_the_outbox_to_a_version_3_database(db_path: Path) -> None:
+def test_schema_4_adds_the_outbox_to_a_version_3_database(store_db: StoreDatabase) -> None:
     """A database of schema 3 is upgraded in place; its data stays."""
-    raw = sqlite3.connect(db_path, isolation_level=None)
-    for step in migrations.MIGRATIONS[:3]:
-        step.apply(raw)
-    raw.execute("PRAGMA user_version = 3")
-    raw.execute("INSERT INTO once_claims VALUES ('digest:2026-11-27', '2026-11-27T10:00:00Z')")
-    raw.close()
-    with Store.open(db_path) as store:
+    store_db.make_version(3)
+    with store_db.other() as raw:
+        raw.execute("INSERT INTO once_claims VALUES ('digest:2026-11-27', '2026-11-27T10:00:00Z')")
+    with Store.open(store_db.location) as store:
         assert store.claimed("digest:2026-11-27")
         assert store.pending_posts() == ()
         store.add_post("PART", "#fire", "bye", T0)

@@ -1,6 +1,8 @@
-"""The bot's embedded SQLite database: incidents, ``!uses`` consumers, ledgers, pages,
-the ids of the bus events acted on, the outbox, freeze breaks and what happened to each
-deploy.
+"""The bot's database: incidents, ``!uses`` consumers, ledgers, pages, the ids of the bus
+events acted on, the outbox, freeze breaks and what happened to each deploy — in an
+embedded SQLite file (the default), or in PostgreSQL (``postgresql://USER@HOST:PORT/DB``:
+:mod:`deploybot.store.postgresql`), with the same methods and the same results: the SQL
+is written once (:mod:`deploybot.store.dialect` says how PostgreSQL runs it).
 
 The package owns every line of SQL; it may import only :mod:`deploybot.errors` (no plans,
 no clock, no core).
@@ -79,9 +81,21 @@ from deploybot.store.errors import (
 from deploybot.store.freezebreaks import APPROVALS_NEEDED, FreezeBreakTable
 from deploybot.store.incidents import IncidentTable
 from deploybot.store.ledger import LedgerTable
-from deploybot.store.migrations import SCHEMA_VERSION, migrate
+from deploybot.store.migrations import (
+    SCHEMA_VERSION,
+    migrate,
+    migrate_postgresql,
+    postgresql_version,
+)
 from deploybot.store.outbox import OutboxTable
 from deploybot.store.pages import PageTable
+from deploybot.store.postgresql import (
+    PgConnection,
+    PostgresBackend,
+    is_url,
+    parse_url,
+    safe_url,
+)
 from deploybot.store.records import (
     CountdownClaim,
     DeployEvent,
@@ -149,6 +163,7 @@ class Store(
         *,
         create: bool = True,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        password: str | None = None,
     ) -> Self:
         """Open (creating it unless ``create`` is false) and migrate the database file.
 
@@ -156,8 +171,15 @@ class Store(
         Raises :class:`StoreOpenError` naming the path when the file is missing (with
         ``create=False``), unreadable, not an SQLite file, someone else's database, or
         from a newer deploybot.
+
+        A ``postgresql://USER@HOST:PORT/DBNAME`` URL opens that PostgreSQL database
+        instead (the database must exist; its schema is made or migrated, unless
+        ``create`` is false and it has none yet), with ``password`` or else libpq's own
+        (``PGPASSWORD``, ``~/.pgpass``); a password in the URL is refused.
         """
         name = os.fspath(path)
+        if is_url(name):
+            return cls._open_postgresql(name, create, busy_timeout, password)
         if not create and name != ":memory:" and not os.path.exists(name):
             raise StoreOpenError(f"{name}: no such database file")
         try:
@@ -187,6 +209,45 @@ class Store(
             connection.close()
             raise
         return cls(connection, name)
+
+    @classmethod
+    def _open_postgresql(
+        cls, url: str, create: bool, busy_timeout: float, password: str | None
+    ) -> Self:
+        shown = safe_url(url)
+        try:
+            parse_url(url)
+            import psycopg
+        except DeploybotError as error:
+            raise StoreOpenError(str(error)) from error
+        except ImportError as error:
+            raise StoreOpenError(
+                f"{shown}: PostgreSQL needs psycopg 3 (pip install 'deploybot[postgresql]'): "
+                f"{error}"
+            ) from error
+        try:
+            connection = PgConnection(url, password, busy_timeout)
+        except psycopg.Error as error:
+            reason = str(error).strip().splitlines()[-1] if str(error).strip() else error
+            raise StoreOpenError(f"{shown}: cannot connect: {reason}") from error
+        backend = PostgresBackend()
+        try:
+            if not create and postgresql_version(connection) is None:
+                raise StoreOpenError(f"{shown}: no deploybot database there yet")
+            migrate_postgresql(connection, backend, path=shown)
+        except StoreOpenError:
+            connection.close()
+            raise
+        except DeploybotError as error:
+            connection.close()
+            raise StoreOpenError(str(error)) from error
+        except psycopg.Error as error:
+            connection.close()
+            raise StoreOpenError(f"{shown}: cannot use the database: {error}") from error
+        except BaseException:
+            connection.close()
+            raise
+        return cls(connection, shown, backend)
 
     def close(self) -> None:
         """Close the connection (idempotent).  Everything is already committed."""

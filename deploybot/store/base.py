@@ -1,5 +1,6 @@
-"""What the tables of :class:`~deploybot.store.Store` share: the connection, the write
-transaction, and how values are stored and compared.
+"""What the tables of :class:`~deploybot.store.Store` share: the connection (SQLite's, or
+PostgreSQL's through :mod:`deploybot.store.postgresql`), the write transaction, and how
+values are stored and compared.
 
 Times are stored as UTC ISO 8601 text with ``Z`` at whole seconds and read back as aware
 UTC datetimes (:func:`db_time`, :func:`from_db`); nicks and accounts are compared
@@ -13,11 +14,16 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
+from typing import Any, Protocol
 
-from deploybot.store.errors import StoreWriteError, unavailable
+from deploybot.store.errors import StoreUnavailableError, StoreWriteError, unavailable
 from deploybot.store.times import db_time, floor, from_db, from_db_or_none
 
 __all__ = [
+    "Backend",
+    "Connection",
+    "Row",
+    "SqliteBackend",
     "StoreBase",
     "Where",
     "db_time",
@@ -32,14 +38,94 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: A result row: read by position or by column name (``sqlite3.Row``, or
+#: :class:`deploybot.store.postgresql.Row`).
+Row = Any
+
+
+class Cursor(Protocol):
+    """What the tables use of a cursor (``sqlite3.Cursor`` or ``PgCursor``)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What the tables use of a connection: ``sqlite3.Connection`` (in autocommit mode), or
+    :class:`deploybot.store.postgresql.PgConnection`, which runs the same SQL on PostgreSQL
+    (:mod:`deploybot.store.dialect`)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Any, /) -> Cursor: ...
+
+    def cursor(self) -> Any: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """What differs between the databases beyond SQL: starting, ending a write
+    transaction, and which errors mean "not now"."""
+
+    name: str
+    errors: tuple[type[BaseException], ...]
+
+    def begin(self, db: Any) -> None: ...
+
+    def commit(self, db: Any) -> None: ...
+
+    def rollback(self, db: Any) -> None: ...
+
+    def active(self, db: Any) -> bool:
+        """A transaction is open (on PostgreSQL: failed or not)."""
+        ...
+
+    def unavailable(self, error: BaseException) -> StoreUnavailableError | None: ...
+
+
+class SqliteBackend:
+    """SQLite: ``BEGIN IMMEDIATE`` takes the file's write lock (waiting up to the busy
+    timeout)."""
+
+    name = "sqlite"
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
+    def begin(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+
+    def commit(self, db: sqlite3.Connection) -> None:
+        db.execute("COMMIT")
+
+    def rollback(self, db: sqlite3.Connection) -> None:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+
+    def active(self, db: sqlite3.Connection) -> bool:
+        return db.in_transaction
+
+    def unavailable(self, error: BaseException) -> StoreUnavailableError | None:
+        return unavailable(error) if isinstance(error, sqlite3.Error) else None
+
 
 class StoreBase:
     """The connection the table mixins of :class:`~deploybot.store.Store` work on."""
 
-    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+    def __init__(self, connection: Connection, path: str, backend: Backend | None = None) -> None:
         """Wrap an already configured and migrated connection; use ``Store.open``."""
         self._db = connection
+        #: The SQLite file, or the PostgreSQL URL (never with a password).
         self.path = path
+        self._backend: Backend = backend or SqliteBackend()
         #: Why the last write failed (a :class:`~deploybot.store.StoreUnavailableError`'s
         #: message), None once a write succeeds again (``/healthz`` reports it).
         self.last_write_error: str | None = None
@@ -77,8 +163,13 @@ class StoreBase:
         """Whether a :meth:`transaction` (or a write) is open."""
         return bool(self._levels)
 
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._backend.name
+
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Connection]:
         """One write transaction, committed (durably) when the block ends normally.
 
         Inside another (:meth:`transaction`), it is a savepoint of that one: kept when
@@ -93,16 +184,15 @@ class StoreBase:
                 yield self._db
             return
         with self._unavailable_raised():
-            self._db.execute("BEGIN IMMEDIATE")
+            self._backend.begin(self._db)
             self._levels.append([])
             try:
                 yield self._db
                 if not self._db.in_transaction:
-                    raise StoreWriteError("SQLite rolled the transaction back")
-                self._db.execute("COMMIT")
+                    raise StoreWriteError("the database rolled the transaction back")
+                self._backend.commit(self._db)
             except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                self._backend.rollback(self._db)
                 raise
             finally:
                 callbacks = self._levels.pop()
@@ -114,15 +204,15 @@ class StoreBase:
         """A savepoint inside the open transaction (see :meth:`_write`)."""
         name = f"nested_{len(self._levels)}"
         with self._unavailable_raised():
-            if not self._db.in_transaction:  # SQLite rolled the outer one back (I/O, full)
-                raise StoreWriteError("SQLite rolled the transaction back")
+            if not self._db.in_transaction:  # rolled the outer one back (I/O, disk full)
+                raise StoreWriteError("the database rolled the transaction back")
             self._db.execute(f"SAVEPOINT {name}")
             self._levels.append([])
             try:
                 yield
             except BaseException:
                 self._levels.pop()
-                if self._db.in_transaction:
+                if self._backend.active(self._db):  # failed (PostgreSQL) or not
                     self._db.execute(f"ROLLBACK TO {name}")
                     self._db.execute(f"RELEASE {name}")
                 raise
@@ -138,18 +228,20 @@ class StoreBase:
         error = self.last_write_error
         try:
             with self._unavailable_raised():
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute("ROLLBACK")
+                try:
+                    self._backend.begin(self._db)
+                finally:
+                    self._backend.rollback(self._db)
         finally:
             self.last_write_error = error
 
     @contextmanager
     def _unavailable_raised(self) -> Iterator[None]:
-        """SQLite errors that mean "not now" as StoreUnavailableError, recorded and logged."""
+        """Database errors that mean "not now" as StoreUnavailableError, recorded and logged."""
         try:
             yield
-        except sqlite3.Error as error:
-            failure = unavailable(error)
+        except self._backend.errors as error:
+            failure = self._backend.unavailable(error)
             if failure is None:
                 raise
             self.last_write_error = str(failure)
@@ -174,9 +266,11 @@ class Where:
         self.conditions: list[str] = []
         self.values: list[object] = []
 
-    def equal(self, column: str, value: object | None) -> None:
+    def equal(self, column: str, value: object | None, *, nocase: bool = False) -> None:
+        """``column = value``; ``nocase``: ASCII case ignored (a ``COLLATE NOCASE`` column:
+        the SQL says so, for PostgreSQL's sake)."""
         if value is not None:
-            self.conditions.append(f"{column} = ?")
+            self.conditions.append(f"{column} = ?" + (" COLLATE NOCASE" if nocase else ""))
             self.values.append(value)
 
     def null(self, column: str, is_null: bool | None) -> None:

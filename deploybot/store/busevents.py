@@ -29,7 +29,8 @@ class BusEventTable(StoreBase):
         redelivery acts on it."""
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO bus_events_seen (id, seen_at) VALUES (?, ?)",
+                "INSERT INTO bus_events_seen (id, seen_at) VALUES (?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
                 (event_id, db_time(now)),
             )
             db.execute("DELETE FROM bus_events_seen WHERE seen_at < ?", (db_time(forget_before),))

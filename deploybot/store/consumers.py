@@ -26,14 +26,16 @@ class ConsumerTable(StoreBase):
             db.execute(
                 "INSERT INTO consumers (service, nick, account, what, registered_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (service, nick) DO UPDATE SET"
+                " ON CONFLICT (service COLLATE NOCASE, nick COLLATE NOCASE) DO UPDATE SET"
                 " account = excluded.account,"
                 " what = coalesce(excluded.what, consumers.what),"
                 " updated_at = excluded.updated_at",
                 (service, nick, account, what, at, at),
             )
             row = db.execute(
-                "SELECT * FROM consumers WHERE service = ? AND nick = ?", (service, nick)
+                "SELECT * FROM consumers"
+                " WHERE service = ? COLLATE NOCASE AND nick = ? COLLATE NOCASE",
+                (service, nick),
             ).fetchone()
         return consumer_from_row(row)
 
@@ -42,14 +44,17 @@ class ConsumerTable(StoreBase):
         removed, or None if there was none."""
         with self._write() as db:
             row = db.execute(
-                "DELETE FROM consumers WHERE service = ? AND nick = ? RETURNING *", (service, nick)
+                "DELETE FROM consumers WHERE service = ? COLLATE NOCASE AND nick = ? COLLATE NOCASE"
+                " RETURNING *",
+                (service, nick),
             ).fetchone()
         return None if row is None else consumer_from_row(row)
 
     def consumers(self, service: str) -> tuple[RegisteredConsumer, ...]:
         """The registered consumers of ``service``, oldest registration first."""
         rows = self._db.execute(
-            "SELECT * FROM consumers WHERE service = ? ORDER BY registered_at, nick",
+            "SELECT * FROM consumers WHERE service = ? COLLATE NOCASE"
+            " ORDER BY registered_at, nick COLLATE NOCASE",
             (service,),
         )
         return tuple(consumer_from_row(row) for row in rows)

@@ -32,10 +32,11 @@ class DriftRunTable(StoreBase):
         plan.  Returns the run's number."""
         with self._write() as db:
             cursor = db.execute(
-                "INSERT INTO drift_runs (plan_id, ran_at, verdict, report) VALUES (?, ?, ?, ?)",
+                "INSERT INTO drift_runs (plan_id, ran_at, verdict, report) VALUES (?, ?, ?, ?)"
+                " RETURNING id",
                 (plan_id, db_time(ran_at), verdict, report),
             )
-            number = cursor.lastrowid
+            number = int(cursor.fetchone()[0])
             db.execute(
                 "DELETE FROM drift_runs WHERE plan_id = ? AND id NOT IN"
                 " (SELECT id FROM drift_runs WHERE plan_id = ? ORDER BY ran_at DESC, id DESC"

@@ -10,11 +10,17 @@ approver is an admin is the caller's business (the command is admin-only).
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
 from deploybot.errors import DeploybotError
-from deploybot.store.base import StoreBase, db_time, from_db, from_db_or_none, same_nick
+from deploybot.store.base import (
+    Connection,
+    StoreBase,
+    db_time,
+    from_db,
+    from_db_or_none,
+    same_nick,
+)
 from deploybot.store.records import FreezeApproval, FreezeBreak
 
 __all__ = ["APPROVALS_NEEDED", "FreezeBreakTable", "person_of"]
@@ -57,11 +63,11 @@ class FreezeBreakTable(StoreBase):
                 )
             cursor = db.execute(
                 "INSERT INTO freeze_breaks (plan_id, freezes, reason, requester_nick,"
-                " requester_account, requester_mask, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " requester_account, requester_mask, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " RETURNING number",
                 (plan_id, freezes, reason, nick, account, mask, db_time(now)),
             )
-            number = cursor.lastrowid
-            assert number is not None
+            number = int(cursor.fetchone()[0])
             return _break(db, number)
 
     def approve_freeze_break(
@@ -120,7 +126,7 @@ class FreezeBreakTable(StoreBase):
         return tuple(_break(self._db, row[0]) for row in rows)
 
 
-def _latest(db: sqlite3.Connection, plan_id: str) -> FreezeBreak | None:
+def _latest(db: Connection, plan_id: str) -> FreezeBreak | None:
     row = db.execute(
         "SELECT number FROM freeze_breaks WHERE plan_id = ? ORDER BY number DESC LIMIT 1",
         (plan_id,),
@@ -128,7 +134,7 @@ def _latest(db: sqlite3.Connection, plan_id: str) -> FreezeBreak | None:
     return None if row is None else _break(db, row[0])
 
 
-def _break(db: sqlite3.Connection, number: int) -> FreezeBreak:
+def _break(db: Connection, number: int) -> FreezeBreak:
     row = db.execute("SELECT * FROM freeze_breaks WHERE number = ?", (number,)).fetchone()
     approvals = tuple(
         FreezeApproval(

@@ -11,11 +11,12 @@ shared with the pages, since acknowledging a page acknowledges its incident.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 from deploybot.store.base import (
+    Connection,
+    Row,
     StoreBase,
     Where,
     db_time,
@@ -61,7 +62,7 @@ SELECT incident, at, nick, account, kind, text FROM (
     SELECT incident, at, nick, account, kind, text, id,
            row_number() OVER (PARTITION BY incident ORDER BY id) - 1 AS position
     FROM incident_events WHERE incident IN (SELECT value FROM json_each(:numbers))
-)
+) AS parts
 WHERE position >= :offset AND position < :offset + :limit
 ORDER BY incident, id
 """
@@ -127,7 +128,7 @@ class IncidentTable(StoreBase):
             cursor = db.execute(
                 "INSERT INTO incidents (service, deploy_id, minutes_into_deploy, text,"
                 " reporter_nick, reporter_account, channel, reported_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING number",
                 (
                     service,
                     deploy_id,
@@ -139,8 +140,7 @@ class IncidentTable(StoreBase):
                     at,
                 ),
             )
-            number = cursor.lastrowid
-            assert number is not None
+            number = int(cursor.fetchone()[0])
             add_event(db, number, at, reporter_nick, reporter_account, "reported", text)
         return self.get(number)
 
@@ -252,7 +252,7 @@ class IncidentTable(StoreBase):
             raise ValueError(f"state must be 'open', 'fixed' or None, not {state!r}")
         where = Where()
         where.null("fixed_at", None if state is None else state == "open")
-        where.equal("service", service)
+        where.equal("service", service, nocase=True)
         where.equal("deploy_id", deploy_id)
         where.between("reported_at", since, until)
         order = "number DESC" if newest_first else "number"
@@ -300,14 +300,14 @@ class IncidentTable(StoreBase):
         once, before other writes on this store.
         """
         cursor = self._db.cursor()
-        cursor.row_factory = None  # plain tuples: much cheaper than sqlite3.Row
+        cursor.row_factory = None  # plain tuples: much cheaper than named rows
         cursor.execute(_SUMMARIES_BETWEEN_SQL, self._between_params(start, end))
         return summaries_from_rows(cursor)
 
     # -- end of the lean reads --------------------------------------------------------
 
     def _with_timelines(
-        self, rows: Sequence[sqlite3.Row], offset: int = 0, limit: int | None = None
+        self, rows: Sequence[Row], offset: int = 0, limit: int | None = None
     ) -> tuple[Incident, ...]:
         """The incidents of ``rows`` with their timelines (entries [offset, offset +
         limit) and the totals, when a part is asked for)."""
@@ -348,8 +348,8 @@ class IncidentTable(StoreBase):
 # -- one incident inside a write transaction ---------------------------------------------
 
 
-def incident_row(db: sqlite3.Connection, number: int) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
+def incident_row(db: Connection, number: int) -> Row:
+    row: Row | None = db.execute(
         f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE number = ?", (number,)
     ).fetchone()
     if row is None:
@@ -357,16 +357,14 @@ def incident_row(db: sqlite3.Connection, number: int) -> sqlite3.Row:
     return row
 
 
-def _open_incident_row(db: sqlite3.Connection, number: int) -> sqlite3.Row:
+def _open_incident_row(db: Connection, number: int) -> Row:
     row = incident_row(db, number)
     if row["fixed_at"] is not None:
         raise AlreadyFixedError(number, from_db(row["fixed_at"]), row["fixed_by"])
     return row
 
 
-def ack_if_first(
-    db: sqlite3.Connection, row: sqlite3.Row, nick: str, account: str | None, at: str
-) -> None:
+def ack_if_first(db: Connection, row: Row, nick: str, account: str | None, at: str) -> None:
     """Record the first acknowledgement of an open incident by someone not its reporter."""
     if row["acknowledged_at"] is not None or row["fixed_at"] is not None:
         return
@@ -380,7 +378,7 @@ def ack_if_first(
 
 
 def add_event(
-    db: sqlite3.Connection,
+    db: Connection,
     number: int,
     at: str,
     nick: str,

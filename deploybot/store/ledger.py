@@ -4,20 +4,20 @@ across restarts."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
-from deploybot.store.base import StoreBase, db_time, from_db
+from deploybot.store.base import Connection, StoreBase, db_time, from_db
 from deploybot.store.records import CountdownClaim
 
 __all__ = ["LedgerTable", "claim"]
 
 
-def claim(db: sqlite3.Connection, key: str, now: datetime) -> bool:
+def claim(db: Connection, key: str, now: datetime) -> bool:
     """Claim ``key`` in ``once_claims`` inside the caller's transaction; False if it was
     already claimed.  A rollback of that transaction releases the claim."""
     cursor = db.execute(
-        "INSERT OR IGNORE INTO once_claims (key, claimed_at) VALUES (?, ?)", (key, db_time(now))
+        "INSERT INTO once_claims (key, claimed_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        (key, db_time(now)),
     )
     return cursor.rowcount == 1
 
@@ -37,8 +37,8 @@ class LedgerTable(StoreBase):
         """
         with self._write() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO countdown_posts (key, claimed_at, late, skipped)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO countdown_posts (key, claimed_at, late, skipped)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (key, db_time(now), int(late), int(skipped)),
             )
         return cursor.rowcount == 1

@@ -1,4 +1,5 @@
-"""The store's schema as forward steps, numbered by SQLite's ``PRAGMA user_version``.
+"""The store's schema as forward steps, numbered by SQLite's ``PRAGMA user_version`` (on
+PostgreSQL: the one row of the table ``deploybot_schema``).
 
 Version *n* of the schema is what you get after applying ``MIGRATIONS[0]`` to
 ``MIGRATIONS[n-1]`` to an empty database.  A step is never edited once released: a
@@ -7,6 +8,14 @@ the pending steps in order, all inside one ``BEGIN IMMEDIATE`` transaction, and 
 ``user_version`` in that same transaction, so a database is either fully upgraded or
 untouched.  It refuses a database newer than the code, and a SQLite file that has tables
 but no version (someone else's database).
+
+The steps are written once, for SQLite; on PostgreSQL each statement is rewritten by
+:func:`deploybot.store.dialect.ddl` (types, collations, keys on case-insensitive columns),
+and the pending steps run in one transaction there too (PostgreSQL's DDL is
+transactional), under the store's write lock (an advisory lock): two processes starting
+at once migrate once.  A step may give ``postgresql`` statements of its own where the
+rewrite does not fit; its ``function`` gets the connection of either database and must
+write SQL both run (:mod:`deploybot.store.dialect`).
 
 Conventions of the schema (shared with :mod:`deploybot.store`):
 
@@ -21,8 +30,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from deploybot.errors import DeploybotError
+from deploybot.store.dialect import NocaseColumns, ddl
+
+if TYPE_CHECKING:
+    from deploybot.store.postgresql import PgConnection, PostgresBackend
 
 
 @dataclass(frozen=True)
@@ -36,13 +50,21 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...] = ()
-    function: Callable[[sqlite3.Connection], None] | None = None
+    function: Callable[[Any], None] | None = None
+    #: PostgreSQL's statements for this step, when the rewrite of ``statements`` does not
+    #: fit (None: the rewrite).
+    postgresql: tuple[str, ...] | None = None
 
     def apply(self, connection: sqlite3.Connection) -> None:
         for statement in self.statements:
             connection.execute(statement)
         if self.function is not None:
             self.function(connection)
+
+    def postgresql_statements(self, nocase: NocaseColumns) -> list[str]:
+        """This step's statements for PostgreSQL (``nocase``: see :func:`ddl`; updated)."""
+        rewritten = [out for statement in self.statements for out in ddl(statement, nocase)]
+        return rewritten if self.postgresql is None else list(self.postgresql)
 
 
 _V1 = Migration(
@@ -314,6 +336,59 @@ def migrate(connection: sqlite3.Connection, *, path: str) -> int:
             connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
+    return found
+
+
+SCHEMA_TABLE = "deploybot_schema"
+
+
+def postgresql_version(connection: PgConnection) -> int | None:
+    """The schema version of a PostgreSQL database: None when it has no deploybot schema
+    (no ``deploybot_schema`` table in its current schema)."""
+    row = connection.execute("SELECT to_regclass(?) IS NOT NULL", (f"{SCHEMA_TABLE}",)).fetchone()
+    if not row[0]:
+        return None
+    found = connection.execute(f"SELECT max(version) FROM {SCHEMA_TABLE}").fetchone()
+    return int(found[0] or 0)
+
+
+def migrate_postgresql(connection: PgConnection, backend: PostgresBackend, *, path: str) -> int:
+    """:func:`migrate` on PostgreSQL: the pending steps, rewritten, in one transaction under
+    the store's write lock, and the version in ``deploybot_schema`` in that same one."""
+    found = postgresql_version(connection) or 0
+    _refuse_newer(found, path)
+    if found == SCHEMA_VERSION:
+        return found
+    backend.begin(connection)
+    try:
+        version = postgresql_version(connection)  # again, under the lock
+        found = version or 0
+        _refuse_newer(found, path)
+        if version is None:
+            tables = connection.execute(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+            ).fetchone()
+            if tables[0]:
+                raise DeploybotError(
+                    f"{path}: this PostgreSQL database has tables but no deploybot schema "
+                    "version; it is not a deploybot database (check the 'database' setting)"
+                )
+            connection.execute_schema(f"CREATE TABLE {SCHEMA_TABLE} (version BIGINT NOT NULL)")
+        nocase: NocaseColumns = {}
+        for migration in MIGRATIONS:
+            statements = migration.postgresql_statements(nocase)
+            if migration.version <= found:
+                continue
+            for statement in statements:
+                connection.execute_schema(statement)
+            if migration.function is not None:
+                migration.function(connection)
+        connection.execute(f"DELETE FROM {SCHEMA_TABLE}")
+        connection.execute(f"INSERT INTO {SCHEMA_TABLE} (version) VALUES (?)", (SCHEMA_VERSION,))
+    except BaseException:
+        backend.rollback(connection)
+        raise
+    backend.commit(connection)
     return found
 
 

@@ -43,11 +43,11 @@ class OutboxTable(StoreBase):
             raise ValueError(f"not a post command: {command!r}")
         with self._write() as db:
             cursor = db.execute(
-                "INSERT INTO outbox (queued_at, command, target, text) VALUES (?, ?, ?, ?)",
+                "INSERT INTO outbox (queued_at, command, target, text) VALUES (?, ?, ?, ?)"
+                " RETURNING id",
                 (db_time(now), command, target, text),
             )
-        number = cursor.lastrowid
-        assert number is not None
+            number = int(cursor.fetchone()[0])
         return StoredPost(number, from_db(db_time(now)), command, target, text)
 
     def pending_posts(self) -> tuple[StoredPost, ...]:
@@ -83,8 +83,8 @@ class OutboxTable(StoreBase):
                 cursor = db.executemany("DELETE FROM outbox WHERE id = ?", numbers)
                 return cursor.rowcount
             db.executemany(
-                "INSERT OR IGNORE INTO post_confirmations (post, network)"
-                " SELECT id, ? FROM outbox WHERE id = ?",
+                "INSERT INTO post_confirmations (post, network)"
+                " SELECT id, ? FROM outbox WHERE id = ? ON CONFLICT DO NOTHING",
                 [(network, number) for (number,) in numbers],
             )
             marks = ", ".join("?" * len(networks))

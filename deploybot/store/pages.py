@@ -4,10 +4,11 @@ escalate and list pages."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
 from deploybot.store.base import (
+    Connection,
+    Row,
     StoreBase,
     Where,
     db_time,
@@ -136,7 +137,8 @@ class PageTable(StoreBase):
                     row
                     for row in db.execute(
                         f"SELECT {_PAGE_COLUMNS} FROM pages"
-                        " WHERE target_nick = ? AND acked_at IS NULL ORDER BY number",
+                        " WHERE target_nick = ? COLLATE NOCASE AND acked_at IS NULL"
+                        " ORDER BY number",
                         (nick,),
                     )
                     if admin or _may_ack(row, nick, account, vouched)
@@ -206,7 +208,7 @@ class PageTable(StoreBase):
         [since, until); ``pending`` True: not acknowledged, False: acknowledged."""
         where = Where()
         where.null("acked_at", pending)
-        where.equal("target_nick", target_nick)
+        where.equal("target_nick", target_nick, nocase=True)
         where.equal("plan_id", plan_id)
         where.equal("incident", incident)
         where.between("created_at", since, until)
@@ -215,7 +217,7 @@ class PageTable(StoreBase):
 
 
 def _insert_page(
-    db: sqlite3.Connection,
+    db: Connection,
     target_nick: str,
     target_account: str | None,
     team: str | None,
@@ -228,7 +230,8 @@ def _insert_page(
 ) -> Page:
     cursor = db.execute(
         "INSERT INTO pages (target_nick, target_account, team, plan_id, incident, message,"
-        " sender_nick, created_at, escalate_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " sender_nick, created_at, escalate_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING number",
         (
             target_nick,
             target_account,
@@ -241,12 +244,11 @@ def _insert_page(
             None if escalate_at is None else db_time(escalate_at),
         ),
     )
-    number = cursor.lastrowid
-    assert number is not None
+    number = int(cursor.fetchone()[0])
     return page_from_row(_page_row(db, number))
 
 
-def _may_ack(row: sqlite3.Row, nick: str, account: str | None, vouched: bool = False) -> bool:
+def _may_ack(row: Row, nick: str, account: str | None, vouched: bool = False) -> bool:
     """Whether ``nick`` logged in as ``account`` is the target of the page ``row``: by
     account when the page has one (whatever the nick now), else by nick; a ``vouched``
     nick is the person (:meth:`PageTable.ack_pages`)."""
@@ -255,7 +257,7 @@ def _may_ack(row: sqlite3.Row, nick: str, account: str | None, vouched: bool = F
     return same_nick(row["target_nick"], nick)
 
 
-def _ack_event_text(row: sqlite3.Row, nick: str, account: str | None) -> str:
+def _ack_event_text(row: Row, nick: str, account: str | None) -> str:
     """The text of an ``ack`` event: ``page 3``, saying so when an admin acknowledged
     someone else's page (the event's nick and account are the acknowledger's; the page
     keeps their mask)."""
@@ -265,8 +267,8 @@ def _ack_event_text(row: sqlite3.Row, nick: str, account: str | None) -> str:
     return text
 
 
-def _page_row(db: sqlite3.Connection, number: int) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
+def _page_row(db: Connection, number: int) -> Row:
+    row: Row | None = db.execute(
         f"SELECT {_PAGE_COLUMNS} FROM pages WHERE number = ?", (number,)
     ).fetchone()
     if row is None:

@@ -1,19 +1,18 @@
 """The records :class:`~deploybot.store.Store` returns, and how a database row becomes one.
 
 Records are frozen and hold aware UTC datetimes; the ``*_from_row`` functions read the
-columns the table mixins select (``sqlite3.Row`` by name, plain tuples for the lean
+columns the table mixins select (rows by column name, plain tuples for the lean
 :class:`IncidentSummary`).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
-from deploybot.store.base import from_db, from_db_or_none
+from deploybot.store.base import Row, from_db, from_db_or_none
 
 __all__ = [
     "CountdownClaim",
@@ -194,7 +193,7 @@ class Page:
 
 
 def incident_from_row(
-    row: sqlite3.Row, timeline: tuple[TimelineEntry, ...], total: int | None = None
+    row: Row, timeline: tuple[TimelineEntry, ...], total: int | None = None
 ) -> Incident:
     return Incident(
         number=row["number"],
@@ -237,7 +236,7 @@ def summaries_from_rows(rows: Iterable[tuple[Any, ...]]) -> Iterator[IncidentSum
         )
 
 
-def consumer_from_row(row: sqlite3.Row) -> RegisteredConsumer:
+def consumer_from_row(row: Row) -> RegisteredConsumer:
     return RegisteredConsumer(
         service=row["service"],
         nick=row["nick"],
@@ -248,7 +247,7 @@ def consumer_from_row(row: sqlite3.Row) -> RegisteredConsumer:
     )
 
 
-def page_from_row(row: sqlite3.Row) -> Page:
+def page_from_row(row: Row) -> Page:
     return Page(
         number=row["number"],
         target_nick=row["target_nick"],
