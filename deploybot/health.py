@@ -1,4 +1,4 @@
-"""What the IRC transport tells ``/healthz`` and ``/metrics`` about itself."""
+"""What the chat transports tell ``/healthz`` and ``/metrics`` about themselves."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class IrcStatus:
-    """Whether the bot is registered on its IRC server, and if not, why.
+    """Whether the bot is registered on its IRC server, and if not, why.  Every chat
+    network reports itself with one (``/healthz``'s ``networks``, by network name: on
+    another network "connected" means its last sync or login succeeded).
 
     ``why`` is the latest reason (``SASL login as deploybot failed: the server offers no
     SASL login (services not linked?)``, ``cannot connect to …``, ``connection lost: …``),
@@ -20,3 +22,7 @@ class IrcStatus:
     why: str | None = None
     down_seconds: float = 0.0
     login_failures: int = 0
+
+
+#: The status of every chat network the bot runs on, by network name (``irc``, ...).
+NetworkStatuses = dict[str, IrcStatus]

@@ -37,6 +37,7 @@ from deploybot.deployday.digestpost import DigestPoster
 from deploybot.deployday.posts import Networks, PostTransport, StoredOutbox
 from deploybot.drift.runs import DriftRunner
 from deploybot.errors import ConfigError
+from deploybot.health import NetworkStatuses
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.freezes import FreezeBook
 from deploybot.store import Store
@@ -372,6 +373,7 @@ class Application:
             host=config.web_host,
             port=config.web_port,
             irc_status=self.bot.status if self.bot is not None else None,
+            network_status=self._network_status,
             read_token=read_token,
         )
         try:
@@ -386,6 +388,15 @@ class Application:
             return False
         self.web = web
         return True
+
+    def _network_status(self) -> NetworkStatuses:
+        """Every chat network's status, for /healthz and /metrics."""
+        statuses: NetworkStatuses = {}
+        if self.bot is not None:
+            statuses["irc"] = self.bot.status()
+        if self.matrix is not None:
+            statuses[MATRIX] = self.matrix.status()
+        return statuses
 
     async def _stop_web(self) -> None:
         if self.web is not None:

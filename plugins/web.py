@@ -44,7 +44,7 @@ from yarl import URL
 from deploybot.bus.reactor import BusReactor
 from deploybot.core import Core
 from deploybot.deployday.record import record_of
-from deploybot.health import IrcStatus
+from deploybot.health import IrcStatus, NetworkStatuses
 from deploybot.plans.model import Plan
 from deploybot.postmortem import draft_html, draft_markdown
 from deploybot.web import api, metrics
@@ -87,6 +87,7 @@ class _State:
     irc_status: Callable[[], IrcStatus | None]
     max_body: int
     read_token: str | None = field(default=None, repr=False)
+    network_status: Callable[[], NetworkStatuses] = dict
     requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     #: Holds only :class:`~deploybot.web.metrics.DeploybotCollector`, reading this state.
     registry: CollectorRegistry = field(init=False, repr=False)
@@ -101,6 +102,7 @@ class _State:
             duplicates=self.reactor.duplicates,
             http_requests=dict(self.requests),
             irc=self.irc_status(),
+            networks=self.network_status(),
         )
 
 
@@ -266,7 +268,7 @@ async def _event(request: web.Request) -> web.Response:
 
 async def _healthz(request: web.Request) -> web.Response:
     state = _state(request)
-    status, document = api.health_document(state.core, state.irc_status())
+    status, document = api.health_document(state.core, state.irc_status(), state.network_status())
     return _json(document, status)
 
 
@@ -352,13 +354,17 @@ def make_app(
     irc_status: Callable[[], IrcStatus | None] | None = None,
     max_body: int = MAX_BODY,
     read_token: str | None = None,
+    network_status: Callable[[], NetworkStatuses] | None = None,
 ) -> web.Application:
     """The aiohttp application: every route of SPEC §6 on ``core``, webhook events to
     ``reactor`` (the one every bus source feeds).  ``irc_status`` tells /healthz and
-    /metrics whether IRC is up, and if not why (None: unknown); ``read_token`` (None:
+    /metrics whether IRC is up, and if not why (None: unknown), ``network_status`` the
+    same of every chat network by name; ``read_token`` (None:
     none) is asked of every route but /healthz and the webhook."""
     app = web.Application(middlewares=[_errors], client_max_size=max_body)
-    app[STATE] = _State(core, reactor, irc_status or (lambda: None), max_body, read_token)
+    app[STATE] = _State(
+        core, reactor, irc_status or (lambda: None), max_body, read_token, network_status or dict
+    )
     app.on_response_prepare.append(_server_header)
     router = app.router
     router.add_get("/api/v1/", _api_index)
@@ -397,11 +403,17 @@ class WebServer:
         irc_status: Callable[[], IrcStatus | None] | None = None,
         max_body: int = MAX_BODY,
         read_token: str | None = None,
+        network_status: Callable[[], NetworkStatuses] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.app = make_app(
-            core, reactor, irc_status=irc_status, max_body=max_body, read_token=read_token
+            core,
+            reactor,
+            irc_status=irc_status,
+            max_body=max_body,
+            read_token=read_token,
+            network_status=network_status,
         )
         self._runner: web.AppRunner | None = None
 

@@ -170,8 +170,10 @@ def digest_document(core: Core, day: str, query: Any = ()) -> dict[str, Any]:
     return fits(f"/api/v1/digests/{day}", api.digest_document(core, day, query))
 
 
-def health_document(core: Core, irc: IrcStatus | None) -> tuple[int, dict[str, Any]]:
-    status, document = api.health_document(core, irc)
+def health_document(
+    core: Core, irc: IrcStatus | None, networks: dict[str, IrcStatus] | None = None
+) -> tuple[int, dict[str, Any]]:
+    status, document = api.health_document(core, irc, networks)
     check_answer("GET", "/healthz", status, document)
     return status, document
 
@@ -523,12 +525,25 @@ def test_health_says_ok_with_the_plan_count_and_503_when_the_store_is_gone(core:
         "ok": True,
         "irc_connected": True,
         "irc": {"connected": True, "why": None, "down_seconds": 0, "login_failures": 0},
+        "networks": {},
         "plans": 2,
         "store_error": None,
         "as_of": "2026-12-15T14:00:00Z",
     }
     unknown = health_document(core, None)[1]
     assert unknown["irc_connected"] is None and unknown["irc"] is None
+    networks = {"irc": IrcStatus(True), "matrix": IrcStatus(False, "cannot sync", 12.7)}
+    both = health_document(core, None, networks)[1]
+    assert both["networks"] == {
+        "irc": {"connected": True, "why": None, "down_seconds": 0, "login_failures": 0},
+        "matrix": {
+            "connected": False,
+            "why": "cannot sync",
+            "down_seconds": 12,
+            "login_failures": 0,
+        },
+    }
+    assert both["ok"] is True  # a network away is no failure of the bot: it reconnects
     core.store.close()
     status, document = health_document(core, IrcStatus(False))
     assert (status, document["ok"]) == (503, False)

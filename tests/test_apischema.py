@@ -62,6 +62,7 @@ def test_a_key_the_schema_lacks_fails_the_check() -> None:
         "ok": True,
         "irc_connected": None,
         "irc": None,
+        "networks": {},
         "plans": 1,
         "store_error": None,
         "as_of": "2026-12-15T13:00:00Z",

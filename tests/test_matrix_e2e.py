@@ -8,14 +8,18 @@ by the tests of a worker, so every room alias is made unique.
 
 from __future__ import annotations
 
+import asyncio
 import html
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from deploybot.plans.model import Plan, Roster, Shift
+from tests.apischema import check_answer
 from tests.botprocess import (
     UNTHROTTLED,
     BotProcess,
@@ -26,7 +30,7 @@ from tests.botprocess import (
     wait_said,
 )
 from tests.ircd.fixtures import IrcClientFactory
-from tests.ircd.servers import NgircdServer
+from tests.ircd.servers import NgircdServer, free_port
 from tests.planfactory import make_plan
 from tests.synapse import MatrixAccount, MatrixClient, MatrixClients, RoomEvent, SynapseServer
 
@@ -234,6 +238,22 @@ def day_plan(
     )
 
 
+async def http_text(url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(url) as answer:
+        return await answer.text()
+
+
+async def healthz(port: int) -> dict[str, Any]:
+    """GET /healthz of the bot's web server, checked against its schema."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/healthz") as answer,
+    ):
+        document: dict[str, Any] = await answer.json()
+        check_answer("GET", "/healthz", answer.status, document)
+        return document
+
+
 def invited(event: RoomEvent) -> bool:
     return event.invite and event.type == "m.room.member"
 
@@ -349,6 +369,7 @@ async def test_on_irc_and_matrix_at_once(
     await bob.join(room)
     watcher = await joined(irc_client, ngircd_server.port, nick, [channel])
     fire = "#" + synapse.unique("fire")
+    web_port = free_port()
     window = timedelta(seconds=40)
     when = (datetime.now(UTC) + LEAD).replace(microsecond=0)
     bot = matrix_bot(
@@ -359,7 +380,7 @@ async def test_on_irc_and_matrix_at_once(
         admins="account:nobody",
         irc_port=ngircd_server.port,
         countdowns="0",
-        deploybot_settings={"page_escalate_after": "6s"},
+        deploybot_settings={"page_escalate_after": "6s", "web_port": str(web_port)},
     )
     bob_nick = bob.user_id[1:].split(":")[0]
     boss = synapse.register("boss")
@@ -368,6 +389,17 @@ async def test_on_irc_and_matrix_at_once(
     bot.spawn()
     await bot.wait_joined(watcher, channel, since=irc_since)
     await alice.wait_for(joined_by(account, room), 30, what="the bot joining", since=since)
+
+    # /healthz and /metrics report both networks
+    health = await healthz(web_port)
+    assert {name: status["connected"] for name, status in health["networks"].items()} == {
+        "irc": True,
+        "matrix": True,
+    }
+    assert health["irc_connected"] is True
+    metrics = await http_text(f"http://127.0.0.1:{web_port}/metrics")
+    assert 'deploybot_network_connected{network="matrix"} 1.0' in metrics
+    assert 'deploybot_network_connected{network="irc"} 1.0' in metrics
 
     # a command is answered where it was asked, only there
     await watcher.privmsg(channel, "!incidents")
@@ -412,3 +444,39 @@ async def test_on_irc_and_matrix_at_once(
     paged = bot_lines(watcher, bot.nick, nick, irc_since)
     assert len([m for m in paged if "[page #" in m.text]) == 1
     await bot.stop(watcher)
+
+
+async def test_the_homeserver_restarted_under_the_bot(
+    synapse: SynapseServer, matrix_client: MatrixClients, bot_process: BotProcesses
+) -> None:
+    """Synapse is killed under the running bot: /healthz says Matrix is away and why, and
+    the bot syncs again by itself once the homeserver is back (reconnect backoff at most
+    1 s here), answering commands as before."""
+    account = synapse.register("deploybot")
+    alice = await matrix_client(synapse.register("alice"))
+    channel, room = await setup_room(synapse, alice)
+    web_port = free_port()
+    bot = matrix_bot(
+        bot_process,
+        synapse,
+        account,
+        channel,
+        admins="account:nobody",
+        deploybot_settings={"web_port": str(web_port)},
+    )
+    await start_in(bot, account, alice, room)
+    assert (await healthz(web_port))["networks"]["matrix"]["connected"] is True
+    mark = bot.log_mark()
+    await synapse.akill()
+    await bot.wait_log("Matrix: cannot sync with", since=mark, timeout=30)
+    away = (await healthz(web_port))["networks"]["matrix"]
+    assert away["connected"] is False and away["why"].startswith("cannot sync with"), away
+    await asyncio.sleep(2)
+    assert (await healthz(web_port))["networks"]["matrix"]["down_seconds"] >= 1
+    await synapse.astart()
+    await bot.wait_log("Matrix: back after", since=mark, timeout=30)
+    assert (await healthz(web_port))["networks"]["matrix"]["connected"] is True
+    since = alice.mark()
+    await alice.send_text(room, "!incidents")
+    await said(alice, account, "no open incidents", since, room)
+    await bot.stop()

@@ -109,6 +109,19 @@ def test_every_family_with_its_labels_parsed_by_prometheus_client(core: Core) ->
     assert types["deploybot_irc_down_seconds"] == "gauge"
 
 
+def test_every_network_has_its_samples(core: Core) -> None:
+    """One sample per chat network the bot runs on, labelled with its name."""
+    networks = {"irc": IrcStatus(True), "matrix": IrcStatus(False, "down", 42.9)}
+    text = metrics_text(
+        core, bus=BusStats().as_dict(), duplicates=0, http_requests={}, irc=None, networks=networks
+    )
+    samples = samples_of(text)
+    assert samples["deploybot_network_connected", (("network", "irc"),)] == 1
+    assert samples["deploybot_network_connected", (("network", "matrix"),)] == 0
+    assert samples["deploybot_network_down_seconds", (("network", "matrix"),)] == 42
+    assert samples["deploybot_network_down_seconds", (("network", "irc"),)] == 0
+
+
 def test_no_irc_families_while_the_irc_status_is_unknown(core: Core) -> None:
     text = metrics_text(core, bus=BusStats().as_dict(), duplicates=0, http_requests={}, irc=None)
     assert "deploybot_irc_" not in text

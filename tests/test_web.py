@@ -539,6 +539,7 @@ async def test_healthz(web: Served) -> None:
         "ok": True,
         "irc_connected": True,
         "irc": {"connected": True, "why": None, "down_seconds": 0, "login_failures": 0},
+        "networks": {},
         "plans": 1,
         "store_error": None,
         "as_of": "2026-12-15T13:10:00Z",

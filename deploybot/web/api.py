@@ -121,7 +121,9 @@ Version 1 shapes
     ``GET /healthz`` → ``{"ok": bool, "irc_connected": bool | null, "irc": {"connected":
     bool, "why": str | null, "down_seconds": int, "login_failures": int} | null, "plans":
     int, "store_error": str | null, "as_of": time}`` (``irc_connected`` and ``irc`` null
-    when unknown; ``why`` says why the bot is not on IRC, null while it is; ``ok`` false,
+    when unknown; ``why`` says why the bot is not on IRC, null while it is; ``networks``
+    the same for every chat network the bot runs on, by name — ``{"irc": {…}, "matrix":
+    {…}}``, ``{}`` when unknown; ``ok`` false,
     with status 503, when the store does not answer, its write lock cannot be taken now,
     or its last write failed: ``store_error`` says which — IRC being away does not make it
     false: the bot reconnects).
@@ -794,7 +796,18 @@ def digest_document(
 # -- health and metrics -----------------------------------------------------------------
 
 
-def health_document(core: Core, irc: IrcStatus | None) -> tuple[int, dict[str, Any]]:
+def _status_document(status: IrcStatus) -> dict[str, Any]:
+    return {
+        "connected": status.connected,
+        "why": status.why,
+        "down_seconds": int(status.down_seconds),
+        "login_failures": status.login_failures,
+    }
+
+
+def health_document(
+    core: Core, irc: IrcStatus | None, networks: Mapping[str, IrcStatus] | None = None
+) -> tuple[int, dict[str, Any]]:
     """``GET /healthz``: (status, document); 503 when the store does not answer, cannot
     take its write lock now, or failed its last write (``store_error`` says which)."""
     store = core.store
@@ -811,14 +824,8 @@ def health_document(core: Core, irc: IrcStatus | None) -> tuple[int, dict[str, A
     document = {
         "ok": store_error is None,
         "irc_connected": None if irc is None else irc.connected,
-        "irc": None
-        if irc is None
-        else {
-            "connected": irc.connected,
-            "why": irc.why,
-            "down_seconds": int(irc.down_seconds),
-            "login_failures": irc.login_failures,
-        },
+        "irc": None if irc is None else _status_document(irc),
+        "networks": {name: _status_document(status) for name, status in (networks or {}).items()},
         "plans": len(core.plans),
         "store_error": store_error,
         "as_of": iso_utc(core.now()),

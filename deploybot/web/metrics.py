@@ -16,14 +16,16 @@ The families (names and labels as before this module; counters end ``_total``):
 ``deploybot_bus_duplicates_total``, ``deploybot_incidents{state}`` (gauge),
 ``deploybot_plans_loaded`` (gauge), ``deploybot_irc_connected`` (gauge),
 ``deploybot_irc_down_seconds`` (gauge) and ``deploybot_irc_login_failures_total`` (the
-three only while the IRC status is known) and
+three only while the IRC status is known),
+``deploybot_network_connected{network}`` and ``deploybot_network_down_seconds{network}``
+(gauges, one sample per chat network the bot runs on) and
 ``deploybot_http_requests_total{method,route,status}``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder, generate_latest
@@ -65,6 +67,8 @@ class Readings:
     duplicates: int
     http_requests: Mapping[tuple[str, str, str], int]
     irc: IrcStatus | None
+    #: Every chat network the bot runs on, by name.
+    networks: Mapping[str, IrcStatus] = field(default_factory=dict)
 
 
 def _counter_map(value: object) -> dict[str, int]:
@@ -127,6 +131,21 @@ class DeploybotCollector(Collector):
                 "Transient IRC login failures (services away, no SASL offered); each retried.",
                 value=irc.login_failures,
             )
+        connected = GaugeMetricFamily(
+            "deploybot_network_connected",
+            "1 when the bot is connected to the chat network (IRC registered, Matrix synced).",
+            labels=["network"],
+        )
+        down = GaugeMetricFamily(
+            "deploybot_network_down_seconds",
+            "Seconds since the bot lost (or began seeking) the chat network; 0 when on.",
+            labels=["network"],
+        )
+        for name, network_status in sorted(readings.networks.items()):
+            connected.add_metric([name], int(network_status.connected))
+            down.add_metric([name], int(network_status.down_seconds))
+        yield connected
+        yield down
         requests = CounterMetricFamily(
             "deploybot_http_requests_total",
             "HTTP requests answered, by method, route and status.",
@@ -158,7 +177,8 @@ def metrics_text(
     duplicates: int,
     http_requests: Mapping[tuple[str, str, str], int],
     irc: IrcStatus | None,
+    networks: Mapping[str, IrcStatus] | None = None,
 ) -> str:
     """The families in the text format 0.0.4, once (for tests)."""
-    readings = Readings(bus, duplicates, http_requests, irc)
+    readings = Readings(bus, duplicates, http_requests, irc, dict(networks or {}))
     return generate_latest(registry_for(core, lambda: readings)).decode("utf-8")

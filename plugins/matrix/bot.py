@@ -380,7 +380,7 @@ class MatrixBot:
         if self._outage is not None:
             seconds = time.monotonic() - self._outage.began
             log.info("Matrix: synced with %s as %s", self.settings.homeserver, self.user_id)
-            if seconds > 5 and self._outage.last != "not connected yet":
+            if self._outage.last != "not connected yet":
                 log.info("Matrix: back after %.0f s (%s)", seconds, self._outage.last)
         self._outage = None
         self._online.set()
