@@ -58,7 +58,7 @@ def test_a_key_the_schema_lacks_fails_the_check() -> None:
     assert schema_errors("error", {**good, "hint": "x"})
     assert schema_errors("error", {"error": {**good["error"], "detail": "x"}})
     assert schema_errors("error", {"error": {"code": "not-found"}})
-    health = {
+    health: dict[str, object] = {
         "ok": True,
         "irc_connected": None,
         "irc": None,

@@ -169,3 +169,31 @@ def test_schema_4_adds_the_outbox_to_a_version_3_database(store_db: StoreDatabas
         assert store.pending_posts() == ()
         store.add_post("PART", "#fire", "bye", T0)
         assert len(store.pending_posts()) == 1
+
+
+def test_with_two_networks_a_post_is_kept_until_both_confirmed(store: Store) -> None:
+    """Each network confirms for itself; the post is forgotten once every network of
+    post_networks has; pending posts say who confirmed them already."""
+    store.post_networks = ("irc", "matrix")
+    first = store.add_post("PRIVMSG", "#a", "one", T0)
+    second = store.add_post("PRIVMSG", "#a", "two", T0)
+    assert store.confirm_posts([first.id, second.id], "matrix") == 0
+    assert store.confirm_posts([first.id, first.id], "matrix") == 0  # twice is once
+    assert [p.confirmed_by for p in store.pending_posts()] == [frozenset({"matrix"})] * 2
+    assert store.confirm_posts([first.id], "irc") == 1
+    assert [(p.text, p.confirmed_by) for p in store.pending_posts()] == [
+        ("two", frozenset({"matrix"}))
+    ]
+
+
+def test_network_state_by_network_and_key(store: Store) -> None:
+    store.set_network_value("matrix", "since", "s1")
+    store.set_network_value("matrix", "since", "s2")
+    store.set_network_value("matrix", "dm:@a:x", "!room-a")
+    store.set_network_value("matrix", "dm:@b:x", "!room-b")
+    store.set_network_value("other", "dm:@a:x", "!elsewhere")
+    assert store.network_value("matrix", "since") == "s2"
+    assert store.network_items("matrix", "dm:") == {"dm:@a:x": "!room-a", "dm:@b:x": "!room-b"}
+    store.set_network_value("matrix", "dm:@a:x", None)
+    assert store.network_items("matrix", "dm:") == {"dm:@b:x": "!room-b"}
+    assert store.network_value("matrix", "nothing") is None
