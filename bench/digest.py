@@ -31,7 +31,6 @@ import math
 import random
 import resource
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bench._steps import run_step
 from deploybot.deployday.digest import (
     DigestSource,
     build_digest,
@@ -357,10 +357,7 @@ def measure(path: Path, tz: tzinfo) -> dict[str, object]:
 
 
 def _run(*args: str) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.digest", *args]
-    done = subprocess.run(command, check=True, stdout=subprocess.PIPE)
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return run_step("bench.digest", *args)
 
 
 def main(argv: list[str] | None = None) -> int:
