@@ -33,6 +33,7 @@ from tests.ircd.fixtures import IrcClientFactory
 from tests.ircd.servers import NgircdServer, free_port
 from tests.planfactory import make_plan
 from tests.synapse import MatrixAccount, MatrixClient, MatrixClients, RoomEvent, SynapseServer
+from tests.test_deploy_day_e2e import same_day_ahead
 
 pytestmark = pytest.mark.e2e
 
@@ -258,6 +259,7 @@ def invited(event: RoomEvent) -> bool:
     return event.invite and event.type == "m.room.member"
 
 
+@pytest.mark.slow
 async def test_a_deploy_day_on_matrix(
     synapse: SynapseServer, matrix_client: MatrixClients, bot_process: BotProcesses
 ) -> None:
@@ -275,6 +277,7 @@ async def test_a_deploy_day_on_matrix(
     await bob.join(room)
     fire = "#" + synapse.unique("pkgdb2-fire")
     window = timedelta(seconds=25)
+    await same_day_ahead(LEAD + window + timedelta(seconds=60))  # the digest is per day
     when = (datetime.now(UTC) + LEAD).replace(microsecond=0)
     nick = {c.user_id: c.user_id[1:].split(":")[0] for c in (alice, bob)}
     bot = matrix_bot(
@@ -284,7 +287,10 @@ async def test_a_deploy_day_on_matrix(
         channel,
         admins="account:nobody",
         countdowns="0",
-        deploybot_settings={"page_escalate_after": "10m"},
+        deploybot_settings={
+            "page_escalate_after": "10m",
+            "digest_time": f"{when + window + timedelta(seconds=5):%H:%M:%S}",
+        },
     )
     bot.write_plan(
         day_plan(when, window, fire, nick[alice.user_id], nick[bob.user_id], boss.localpart)
@@ -331,6 +337,16 @@ async def test_a_deploy_day_on_matrix(
         (nick[c.user_id], nick[c.user_id], c.user_id) for c in (alice, bob)
     )
 
+    # an incident in the firefighting room: reported, taken, fixed
+    mark = alice.mark()
+    await alice.send_text(fire_room, "!broke pkgdb2 the acl page returns <500>")
+    recorded = await said(alice, account, "recorded incident #1", mark, fire_room)
+    assert recorded.body.startswith("recorded incident #1 (pkgdb2, deploy pkgdb2-2.0 +")
+    await alice.send_text(fire_room, "!take 1")
+    await said(alice, account, f"is now owned by {nick[alice.user_id]}", mark, fire_room)
+    await alice.send_text(fire_room, "!fixed 1 rolled back")
+    await said(alice, account, f"fixed by {nick[alice.user_id]}", mark, fire_room)
+
     # the close: topic, then the bot leaves; the room stays
     left = await alice.wait_for(
         lambda e: (
@@ -347,9 +363,15 @@ async def test_a_deploy_day_on_matrix(
     topic = (await alice.state(fire_room, "m.room.topic"))["topic"]
     assert "closed" in topic, topic
     assert await alice.resolve_alias(f"{fire}:{synapse.server_name}") == fire_room
+    # the digest at digest_time, in the admin room
+    digest = await alice.wait_message(
+        account.user_id, "incident digest ", room_id=room, since=since, timeout=30
+    )
+    assert "1 reported" in digest.body, digest.body
     await bot.stop()
 
 
+@pytest.mark.slow
 async def test_on_irc_and_matrix_at_once(
     ngircd_server: NgircdServer,
     irc_client: IrcClientFactory,
@@ -479,4 +501,60 @@ async def test_the_homeserver_restarted_under_the_bot(
     since = alice.mark()
     await alice.send_text(room, "!incidents")
     await said(alice, account, "no open incidents", since, room)
+    await bot.stop()
+
+
+async def test_rate_limited_sends_wait_retry_after_and_lose_nothing(
+    synapse: SynapseServer, matrix_client: MatrixClients, bot_process: BotProcesses
+) -> None:
+    """With the bot's messages limited to 1/s (burst 1) by the homeserver, a burst of
+    answers meets M_LIMIT_EXCEEDED: each is sent again after retry_after_ms, all arrive,
+    in order."""
+    account = synapse.register("deploybot")
+    alice = await matrix_client(synapse.register("alice"))
+    channel, room = await setup_room(synapse, alice)
+    bot = matrix_bot(bot_process, synapse, account, channel, admins="account:nobody")
+    bot.write_plan(make_plan())
+    await start_in(bot, account, alice, room)
+    synapse.override_ratelimit(account.user_id, 1, 1)
+    since = alice.mark()
+    for n in range(1, 5):
+        await alice.send_text(room, f"!broke pkgdb2 burst {n}")
+    await said(alice, account, "recorded incident #4", since, room)
+    answers = [e.body for e in alice.messages(account.user_id, room, since)]
+    assert [a.split(" (")[0] for a in answers if a.startswith("recorded")] == [
+        f"recorded incident #{n}" for n in range(1, 5)
+    ]
+    assert "Matrix: rate limited; sending again in" in bot.log_text()
+    await bot.stop()
+
+
+async def test_a_password_login_keeps_its_device(
+    synapse: SynapseServer, matrix_client: MatrixClients, bot_process: BotProcesses
+) -> None:
+    """With password_file the bot logs in once (device_name), keeps the token and device
+    in its database, and a restart reuses them: no second login, no second device."""
+    account = synapse.register("deploybot")
+    alice = await matrix_client(synapse.register("alice"))
+    channel, room = await setup_room(synapse, alice)
+    bot = matrix_bot(bot_process, synapse, account, channel, admins="account:nobody")
+    password = bot.workdir / "matrix-password"
+    password.write_text(account.password + "\n")
+    del bot.matrix_settings["access_token_file"]
+    bot.matrix_settings.update({"password_file": str(password), "device_name": "deploybot test"})
+    bot.write_config()
+    await start_in(bot, account, alice, room)
+    await bot.stop()
+    since = alice.mark()
+    bot.spawn()
+    await alice.send_text(room, "!incidents")
+    await said(alice, account, "no open incidents", since, room)
+    assert bot.log_text().count("Matrix: logged in as") == 1
+    ((token,),) = bot.read_db("SELECT value FROM network_state WHERE key = 'access_token'")
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session,
+        session.get(f"{synapse.url}/_matrix/client/v3/devices") as answer,
+    ):
+        names = [d.get("display_name") for d in (await answer.json())["devices"]]
+    assert names.count("deploybot test") == 1, names
     await bot.stop()
