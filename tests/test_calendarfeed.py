@@ -318,9 +318,12 @@ def test_any_title_keeps_the_feed_structure_and_reads_back(title: str) -> None:
 
 @given(st.text(st.characters(codec="utf-8", exclude_categories=["Cc"]), max_size=200))
 def test_a_service_without_controls_reads_back_unchanged(service: str) -> None:
-    """Text with no control characters (nor Unicode line breaks) is kept exactly, in the
-    SUMMARY and the CATEGORIES."""
+    """Text with no control characters (nor Unicode line breaks, nor ``\\N``, which
+    clean_text makes a line break as icalendar reads it) is kept exactly, in the SUMMARY
+    and the CATEGORIES."""
     service = re.sub("[\u2028\u2029]", "", service)
+    while "\\N" in service:  # (removing one may join a backslash to another N)
+        service = service.replace("\\N", "")
     [event] = events(feed_of(make_plan(service=service, release="2.0")))
     assert text(event, "SUMMARY") == f"⚠ API BREAK: deploy {service} 2.0"
     if service:
