@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench._irc import RawClient, containing
-from bench.commands import start_deploybot
+from bench.commands import bench_database, start_deploybot
 from deploybot.plans.files import dump_plan
 from tests.ircd.servers import InspircdServer
 from tests.planfactory import on_shift_plan
@@ -61,7 +61,7 @@ def write_config(workdir: Path, port: int, people: list[str]) -> Path:
             port = {port}
             [deploybot]
             plans_dir = {plans}
-            database = {workdir / "bench.sqlite3"}
+            database = {bench_database(workdir)}
             timezone = UTC
             admin_channel = {ADMIN}
             announce_channels = {ADMIN}

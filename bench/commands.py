@@ -51,6 +51,12 @@ BARE_BOT = textwrap.dedent(
 )
 
 
+def bench_database(workdir: Path) -> str:
+    """The bot's ``database``: ``DEPLOYBOT_BENCH_DATABASE`` (a PostgreSQL URL, whose
+    password the bot finds in ``PGPASSWORD``: bench/looplag.py) or an SQLite file."""
+    return os.environ.get("DEPLOYBOT_BENCH_DATABASE") or str(workdir / "bench.sqlite3")
+
+
 def start_deploybot(ini: Path, log: Path) -> subprocess.Popen[bytes]:
     """``deploybot run ini`` from the repository's venv, its stderr written to ``log``.
 
@@ -86,7 +92,7 @@ def write_bot_config(workdir: Path, port: int) -> Path:
             throttle_rate = 100000
             [deploybot]
             plans_dir = {plans}
-            database = {workdir / "bench.sqlite3"}
+            database = {bench_database(workdir)}
             admin_channel = #bench
             announce_channels = #bench
             web_port = 0

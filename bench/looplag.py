@@ -3,6 +3,7 @@
 Run by hand (not part of the test suite):
 
     .venv/bin/python -m bench.looplag [--workloads commands,burst,digest] [--db PATH]
+                                      [--backend sqlite|postgresql]
 
 Issue 14's goal: no store call blocks the event loop for more than 50 ms.  The store is
 called synchronously from the loop's handlers (deploybot/store/__init__.py), so a slow
@@ -19,6 +20,11 @@ public :class:`~deploybot.store.Store` method (bench/_lagprobe.py):
   and ``/digest/DATE`` do, three times, with the probe on that loop.  The store is filled
   once by bench/digest.py (about a minute; ``--db PATH`` keeps it for the next run).
 
+With ``--backend postgresql`` the same runs on PostgreSQL: a server of its own on
+127.0.0.1 (tests/postgres.py's harness: Debian's ``postgresql``, as nobody, in a temporary
+directory, stopped at the end), a fresh database per workload; for the digest, the filled
+SQLite store is copied into it first (``COPY``, a minute or two).
+
 Prints, per workload, the loop lag (p50, p99, max), the store calls by their longest
 call, and whether every store call stayed under 50 ms.
 """
@@ -29,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -42,6 +49,7 @@ from bench import digest as digest_bench
 from bench._lagprobe import LagProbe, StoreTimer, results, summary
 from deploybot.deployday.digest import digest_for_day
 from deploybot.store import Store
+from tests.postgres import PostgresDatabase, PostgresServer, missing, postgres_bindir
 
 GOAL_SECONDS = 0.05
 WORKLOADS = ("commands", "burst", "digest")
@@ -62,8 +70,28 @@ async def _bot_workload(name: str, probe_file: Path) -> dict[str, Any]:
     return found
 
 
-def _digest_workload(path: Path) -> dict[str, Any]:
-    """The digest of bench/digest.py's day, three times on a probed loop."""
+def _copy_to_postgresql(path: Path, database: PostgresDatabase) -> None:
+    """bench/digest.py's filled SQLite store, into the (empty) PostgreSQL database."""
+    import psycopg
+
+    Store.open(database.url, password=database.password).close()  # the schema
+    started = time.perf_counter()
+    source = sqlite3.connect(path)
+    with psycopg.connect(database.url, password=database.password) as target:
+        for table in ("incidents", "incident_events"):
+            columns = [row[1] for row in source.execute(f"PRAGMA table_info({table})")]
+            names = ", ".join(columns)
+            with target.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in source.execute(f"SELECT {names} FROM {table}"):
+                    copy.write_row(row)
+        target.execute("ANALYZE")
+    source.close()
+    print(f"  copied to PostgreSQL in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def _digest_workload(path: Path, server: PostgresServer | None) -> dict[str, Any]:
+    """The digest of bench/digest.py's day, three times on a probed loop (on PostgreSQL
+    when ``server`` is given)."""
     if not digest_bench.filled(path):
         if path.exists():
             path.unlink()
@@ -73,6 +101,11 @@ def _digest_workload(path: Path) -> dict[str, Any]:
             check=True,
             stdout=subprocess.DEVNULL,
         )
+    location, password = str(path), None
+    if server is not None:
+        database = server.create_database()
+        _copy_to_postgresql(path, database)
+        location, password = database.url, database.password
     tz = ZoneInfo(TZ)
     probe, timer = LagProbe(), StoreTimer()
     durations: list[float] = []
@@ -81,7 +114,7 @@ def _digest_workload(path: Path) -> dict[str, Any]:
 
         probe.start(asyncio.get_running_loop())
         await asyncio.sleep(0.2)  # a few samples of the idle loop first
-        with Store.open(path) as store:
+        with Store.open(location, password=password) as store:
             plans = digest_bench.day_plans(tz)
             for _ in range(3):
                 start = time.perf_counter()
@@ -127,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "--workloads", default=",".join(WORKLOADS), help="comma-separated, of " + str(WORKLOADS)
     )
     parser.add_argument("--db", type=Path, help="the digest's database (kept; reused if filled)")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args(argv)
     chosen = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = set(chosen) - set(WORKLOADS)
@@ -134,13 +168,31 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     figures: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="deploybot-looplag-") as tmp:
-        for name in chosen:
-            print(f"--- {name}", flush=True)
-            if name == "digest":
-                figures[name] = _digest_workload(args.db or Path(tmp) / "digest.sqlite3")
-            else:
+        server = None
+        if args.backend == "postgresql":
+            reason = missing()
+            bindir = postgres_bindir()
+            if reason is not None or bindir is None:
+                parser.error(reason or "no PostgreSQL")
+            server = PostgresServer(Path(tmp) / "postgres", bindir)
+            server.start()
+        try:
+            for name in chosen:
+                print(f"--- {name}", flush=True)
+                if name == "digest":
+                    path = args.db or Path(tmp) / "digest.sqlite3"
+                    figures[name] = _digest_workload(path, server)
+                    continue
+                if server is not None:
+                    database = server.create_database()
+                    os.environ["DEPLOYBOT_BENCH_DATABASE"] = database.url
+                    os.environ["PGPASSWORD"] = database.password
                 figures[name] = asyncio.run(_bot_workload(name, Path(tmp) / f"{name}.json"))
-    print("\nSQLite backend (deploybot/store), store called synchronously on the loop")
+        finally:
+            if server is not None:
+                server.close()
+    backend = "PostgreSQL" if args.backend == "postgresql" else "SQLite"
+    print(f"\n{backend} backend, store called synchronously on the loop")
     ok = [report(name, found) for name, found in figures.items()]
     return 0 if all(ok) else 1
 

@@ -170,7 +170,8 @@ class PgCursor:
         return list(self._cursor.fetchall()) if self._cursor.description else []
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self.fetchall())
+        # row by row from the result: a digest's 100,000 rows are never all Python objects
+        return iter(self._cursor) if self._cursor.description else iter(())
 
 
 class PgConnection:
