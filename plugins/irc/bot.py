@@ -807,11 +807,16 @@ class DeployIrcBot(irc3.IrcBot):
         it, and every line before it.  Any TOPIC tells the channel's current topic."""
         if command == "TOPIC":
             self._topic_now[_lower(target)] = data
-        if not self.is_me(mask):
-            return
-        key = (command, _lower(target), data)
-        for number, sent, _rows, _at in self._unconfirmed:
-            if sent == key:
+        if self.is_me(mask):
+            self._confirm_echo(command, target, data)
+
+    def _confirm_echo(self, command: str, target: str, data: str | None) -> None:
+        """Our ``command`` to ``target`` came back: confirm it and every line before it.
+        ``data`` None matches any text (a JOIN or PART: the server's echo of them is
+        not an echo of our words)."""
+        key = (command, _lower(target))
+        for number, (sent_command, sent_target, sent_text), _rows, _at in self._unconfirmed:
+            if (sent_command, sent_target) == key and data in (None, sent_text):
                 self._confirmed_through(number)
                 return
 
@@ -1095,10 +1100,12 @@ class DeployIrcBot(irc3.IrcBot):
         if self.is_me(mask):  # ready once the NAMES end (and the topic is known)
             self._joined.add(_lower(channel))
             self._topic_now.pop(_lower(channel), None)
+            self._confirm_echo("JOIN", channel, None)  # without it: a PING, a line's cost
 
     def _on_part(self, mask: str = "", channel: str = "", **_: Any) -> None:
         if self.is_me(mask):
             self._joined.discard(_lower(channel))
+            self._confirm_echo("PART", channel, None)
 
     def _on_kick(self, channel: str = "", target: str = "", data: str = "", **_: Any) -> None:
         if self.is_me(target):
