@@ -7,6 +7,7 @@ core makes on the transport (the boundary of these tests).  Time is passed in.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
@@ -974,5 +975,25 @@ async def test_every_place_names_the_same_firefighting_channel(
         else:
             assert day.firefight.open(plan, clock.now, reason="test") is True
             assert outbox.kinds("join") == [("join", expected)]
+    finally:
+        core.store.close()
+
+
+def test_a_plan_without_a_channel_is_told_once_not_at_every_sweep(
+    tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A running plan of whose service the pattern makes no channel name cannot be
+    opened: the sweep (every 30 s) says so once, as a warning naming the fix, without a
+    traceback — not a logged exception at every sweep."""
+    core = build_core(tmp_path, clock, [channel_case("none")])
+    try:
+        day = DeployDay(core, RecordingOutbox())
+        caplog.set_level(logging.WARNING, logger="deploybot.deployday.firefight")
+        for minutes in (1, 2, 3):
+            report = day.firefight.sweep(WHEN + timedelta(minutes=minutes))
+            assert report.opened == report.rejoined == ()
+        told = [r for r in caplog.records if r.name == "deploybot.deployday.firefight"]
+        assert [(r.levelno, r.exc_info) for r in told] == [(logging.WARNING, None)]
+        assert "give the plan a roster.channel" in told[0].getMessage()
     finally:
         core.store.close()

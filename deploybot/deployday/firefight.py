@@ -125,6 +125,8 @@ class Firefight:
         self._active: set[str] = set()
         # Plan ids this process closed (or found closed): not opened again by a sweep.
         self._finished: set[str] = set()
+        #: plans already warned of having no channel (one warning, not one per sweep)
+        self._no_channel_told: set[str] = set()
         # The last topic set per plan id.
         self._topics: dict[str, str] = {}
 
@@ -421,6 +423,10 @@ class Firefight:
             try:
                 reason = f"scheduled at {clock_text(plan.when, self.core.config.timezone, now)}"
                 (opened if self.open(plan, now, reason=reason) else rejoined).append(plan.id)
+            except NoFirefightChannelError as error:  # the plan's problem, not the bot's
+                if plan.id not in self._no_channel_told:
+                    self._no_channel_told.add(plan.id)
+                    log.warning("not opening firefighting: %s", error)
             except Exception:
                 log.exception("opening firefighting for %s failed", plan.id)
         for plan in running(self.core.plans, now):
