@@ -34,6 +34,7 @@ from tests.ircd.servers import NgircdServer, free_port
 from tests.planfactory import make_plan
 from tests.synapse import MatrixAccount, MatrixClient, MatrixClients, RoomEvent, SynapseServer
 from tests.test_deploy_day_e2e import same_day_ahead
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -457,12 +458,15 @@ async def test_on_irc_and_matrix_at_once(
     mark = alice.mark()
     await alice.send_text(invite.room_id, "!ack")
     await alice.wait_message(account.user_id, "acknowledged", room_id=invite.room_id, since=mark)
-    await bot.wait_log("escalat", timeout=30)
-    rows = bot.read_db(
-        "SELECT target_nick, escalated_at IS NOT NULL FROM pages WHERE target_nick != "
-        f"'{boss.localpart}' ORDER BY number"
-    )
-    assert sorted(rows) == sorted([(nick, 0), (bob_nick, 1)]), rows
+
+    def escalated() -> list[tuple[object, ...]]:
+        return bot.read_db(
+            "SELECT target_nick, escalated_at IS NOT NULL FROM pages WHERE target_nick != "
+            f"'{boss.localpart}' ORDER BY number"
+        )
+
+    await eventually(lambda: (bob_nick, 1) in escalated(), "bob's page escalated", 30)
+    assert sorted(escalated()) == sorted([(nick, 0), (bob_nick, 1)])
     paged = bot_lines(watcher, bot.nick, nick, irc_since)
     assert len([m for m in paged if "[page #" in m.text]) == 1
     await bot.stop(watcher)

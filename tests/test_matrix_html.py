@@ -52,3 +52,14 @@ def test_no_markup_comes_from_the_text(text: str) -> None:
         outside = outside[:start] + outside[outside.index('">', start) + 2 :]
     assert "<" not in outside and ">" not in outside
     assert not any(ord(c) < 32 or ord(c) == 127 for c in content["body"])
+
+
+def test_the_lines_of_one_answer_are_one_message() -> None:
+    """Several lines: one body with line breaks, <br> between the formatted lines; each
+    API BREAK line bold on its own."""
+    content = message_content(["pkgdb2 <2.0>", "⚠ API BREAK: /acl", "see https://x.org/a"])
+    assert content["body"] == "pkgdb2 <2.0>\n⚠ API BREAK: /acl\nsee https://x.org/a"
+    assert content["formatted_body"] == (
+        "pkgdb2 &lt;2.0&gt;<br><strong>⚠ API BREAK: /acl</strong><br>"
+        'see <a href="https://x.org/a">https://x.org/a</a>'
+    )

@@ -18,7 +18,8 @@
   direct-message room (one per person, created on first use, remembered in the store);
   a highlight line (``pingou dgilmore: …``) naming people the bot has direct-message
   rooms with mentions them (``m.mentions``) and invites them to the room;
-* sends everything in order through one sender task: replies first, then posts; a stored
+* sends everything in order through one sender task: replies first (the lines of one
+  answer waiting together, to one room, as one message), then posts; a stored
   post (:class:`~deploybot.deployday.posts.StoredOutbox`) is confirmed in the store when
   the homeserver has returned its event ID, and its transaction ID is fixed
   (``deploybot-<database>-<post>``), so a post sent again after a crash is not posted
@@ -149,6 +150,10 @@ class _Out:
     created: float
     post: StoredPost | None = None
     reply: bool = False
+    #: Further lines of the same answer, sent in the same event.
+    more: list[str] = field(default_factory=list)
+    #: Which answer a reply belongs to (0: none): only one answer's lines are joined.
+    answer: int = 0
 
 
 @dataclass
@@ -216,6 +221,7 @@ class MatrixBot:
         self._txn_prefix = ""
         self._registry = build_registry()
         self._flood: FloodGuard | None = None
+        self._answers = 0
         self.failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.confirm_posts: Callable[[list[int]], object] = lambda ids: store.confirm_posts(
             ids, NETWORK
@@ -235,8 +241,10 @@ class MatrixBot:
 
     # --- the transport (PostTransport and what the application says directly) -------------
 
-    def reply(self, target: str, text: str) -> None:
-        self._replies.append(_Out("PRIVMSG", target, text, time.monotonic(), reply=True))
+    def reply(self, target: str, text: str, answer: int = 0) -> None:
+        self._replies.append(
+            _Out("PRIVMSG", target, text, time.monotonic(), reply=True, answer=answer)
+        )
         self._wake.set()
 
     def notice(self, target: str, text: str) -> None:
@@ -497,8 +505,9 @@ class MatrixBot:
     async def _answer(self, request: Request) -> None:
         if self._flood is None:
             self._flood = flood_guard(self.app.core.config)
+        self._answers += 1
         for out in await dispatch(self.app.core, self._registry, request, self._flood):
-            self.reply(out.target, out.text)
+            self.reply(out.target, out.text, self._answers)
 
     # --- sending --------------------------------------------------------------------------
 
@@ -516,6 +525,14 @@ class MatrixBot:
             while self._replies:
                 item = self._replies.popleft()
                 if time.monotonic() - item.created <= self.settings.reply_ttl:
+                    # the lines of one answer (queued together, same target): one event
+                    while (
+                        item.answer
+                        and self._replies
+                        and self._replies[0].target == item.target
+                        and self._replies[0].answer == item.answer
+                    ):
+                        item.more.append(self._replies.popleft().text)
                     return item
                 log.info("Matrix: reply to %s dropped (late): %s", item.target, item.text)
             if self._posts:
@@ -582,7 +599,7 @@ class MatrixBot:
             await client.send_message_event(
                 room,
                 EventType.ROOM_MESSAGE,
-                message_content(self._late(item), mentions),  # type: ignore[arg-type]
+                message_content([self._late(item), *item.more], mentions),  # type: ignore[arg-type]
                 txn_id=txn,
             )
 

@@ -2,7 +2,8 @@
 ``formatted_body``.
 
 Everything in a text — what people and plans wrote included — is HTML-escaped; the only
-markup is the bot's own: an ``⚠ API BREAK`` message is bold, ``http(s)://`` links are
+markup is the bot's own: an ``⚠ API BREAK`` line is bold, the lines of one answer are one
+message (``<br>`` between them), ``http(s)://`` links are
 clickable, and people named at the start of a highlight line (``pingou dgilmore: …``)
 are mentions (a link to their Matrix ID, and ``m.mentions``).  Control characters are
 replaced, so a body is what it shows.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["message_content"]
@@ -38,30 +39,33 @@ def _links(text: str) -> str:
     return "".join(out)
 
 
-def message_content(text: str, mentions: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The ``m.room.message`` content of ``text``; ``mentions`` maps the nicks that start
-    it (``a b: …``) to the Matrix IDs they mention."""
-    body = _CONTROL.sub(" ", text)
-    rest = body
-    lead = ""
+def message_content(
+    text: str | Sequence[str], mentions: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The ``m.room.message`` content of ``text`` — one line, or several lines of one
+    answer (one event, lines joined by a line break); ``mentions`` maps the nicks that start
+    the first line (``a b: …``) to the Matrix IDs they mention."""
+    lines = [_CONTROL.sub(" ", line) for line in ([text] if isinstance(text, str) else text)]
     users: list[str] = []
-    if mentions:
-        names, _, rest = body.partition(": ")
-        pills = []
-        for nick in names.split(" "):
-            mxid = mentions[nick]
-            users.append(mxid)
-            link = html.escape(f"https://matrix.to/#/{mxid}")
-            pills.append(f'<a href="{link}">{html.escape(nick)}</a>')
-        lead = " ".join(pills) + ": "
-    formatted = lead + _links(rest)
-    if BREAK_MARK in body:
-        formatted = f"<strong>{formatted}</strong>"
+    formatted: list[str] = []
+    for number, line in enumerate(lines):
+        rest, lead = line, ""
+        if mentions and number == 0:
+            names, _, rest = line.partition(": ")
+            pills = []
+            for nick in names.split(" "):
+                mxid = mentions[nick]
+                users.append(mxid)
+                link = html.escape(f"https://matrix.to/#/{mxid}")
+                pills.append(f'<a href="{link}">{html.escape(nick)}</a>')
+            lead = " ".join(pills) + ": "
+        shown = lead + _links(rest)
+        formatted.append(f"<strong>{shown}</strong>" if BREAK_MARK in line else shown)
     return {
         "msgtype": "m.text",
-        "body": body,
+        "body": "\n".join(lines),
         "format": "org.matrix.custom.html",
-        "formatted_body": formatted,
+        "formatted_body": "<br>".join(formatted),
         "m.mentions": {"user_ids": users} if users else {},
     }
 
