@@ -195,6 +195,11 @@ _KEYS: dict[str, tuple[str, str]] = {
     "amqp_url": ("", "fedora-messaging broker, amqp://… or amqps://…; empty: off"),
     "amqp_queue": ("", "durable queue name; empty: a private one"),
     "amqp_bindings": ("org.fedoraproject.*.ansible.#", "space-separated AMQP topic bindings"),
+    "amqp_publish": (
+        "false",
+        "publish deploybot's own events (deploybot.deploy.start, …) to amqp_url's amq.topic "
+        "under fedmsg_topic_prefix.fedmsg_environment (true/false)",
+    ),
     "web_host": ("127.0.0.1", "address the web server listens on"),
     "web_port": ("8080", "port of the web server; 0: no web server"),
     "web_public_names": (
@@ -498,6 +503,8 @@ class Config:
     #: Empty: a private (server-named) queue.
     amqp_queue: str = ""
     amqp_bindings: tuple[str, ...] = ("org.fedoraproject.*.ansible.#",)
+    #: Publish deploybot.* messages to the broker of ``amqp_url`` (which it requires).
+    amqp_publish: bool = False
     web_host: str = "127.0.0.1"
     #: 0: no web server.
     web_port: int = 8080
@@ -1208,6 +1215,7 @@ def config_from_mapping(
         amqp_url=get("amqp_url", _amqp_url),
         amqp_queue=get("amqp_queue", lambda t: _token(t, "a queue name")),
         amqp_bindings=get("amqp_bindings", _bindings),
+        amqp_publish=get("amqp_publish", _boolean),
         web_host=get("web_host", _web_host),
         web_port=get("web_port", _web_port),
         web_public_names=get("web_public_names", _web_public_names),
@@ -1233,6 +1241,11 @@ def config_from_mapping(
             "fedmsg_ca_cert",
             "required when fedmsg_validate_signatures is true: "
             "the CA certificate that signed the bus certificates",
+        )
+    if config.amqp_publish and not config.amqp_url and not {"amqp_url"} & reader.failed:
+        reader.add(
+            "amqp_publish",
+            "true needs amqp_url: the broker to publish deploybot's messages to",
         )
     if problems:
         problems.sort(key=lambda problem: problem.line)  # file order when lines are known

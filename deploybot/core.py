@@ -1,7 +1,8 @@
 """The application's domain state, passed to everything that needs it.
 
 One :class:`Core` per running bot (no module-level singletons): the validated config,
-the store, the plans in force, the freezes, the clock and the drift probe's runner.
+the store, the plans in force, the freezes, the clock, the drift probe's runner and
+where bus messages go.
 Adapters hold a reference to it; tests build their own with a clock they drive.
 
 The core knows nothing of a transport: what needs one (sending pages, opening channels)
@@ -22,6 +23,7 @@ from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.freezes import FreezeBook, FreezeStanding
 from deploybot.plans.model import Plan
 from deploybot.plans.policy import Readiness, assess
+from deploybot.publish import BusMessage, BusOutbox
 from deploybot.store import Store
 
 
@@ -42,6 +44,8 @@ class Core:
     #: Runs the drift probe (``!drift``, the countdowns' runs): the application composes it
     #: with the HTTP fetcher; None where nothing may fetch (the stored runs are still read).
     drift: DriftRunner | None = None
+    #: Where messages for the bus go (``amqp_publish``); None: nothing is published.
+    bus_outbox: BusOutbox | None = None
 
     @property
     def plans(self) -> tuple[Plan, ...]:
@@ -61,6 +65,12 @@ class Core:
         for listener in self.plan_listeners:
             listener(report)
         return report
+
+    def publish(self, message: BusMessage) -> None:
+        """Publish ``message`` on the bus if the bot publishes (``amqp_publish``): stored
+        in the caller's transaction, sent once it commits (:mod:`deploybot.publish`)."""
+        if self.bus_outbox is not None:
+            self.bus_outbox.publish(message)
 
     def is_admin(
         self,

@@ -40,9 +40,11 @@ from deploybot.errors import ConfigError
 from deploybot.health import NetworkStatuses
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.freezes import FreezeBook
+from deploybot.publish import BusOutbox
 from deploybot.store import Store
 from deploybot.web.api import load_read_token
 
+from .bus.amqp_publisher import AmqpPublisher
 from .bus.amqp_source import AmqpSource
 from .bus.fedmsg_source import FedmsgSource, make_validator
 from .drift import ProbeFetcher
@@ -89,6 +91,7 @@ class Application:
         self.bus: BusReactor | None = None  # every bus source feeds this one (_bus_reactor)
         self.fedmsg: FedmsgSource | None = None
         self.amqp: AmqpSource | None = None
+        self.publisher: AmqpPublisher | None = None
         self.web: WebServer | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
@@ -166,6 +169,7 @@ class Application:
             resumed = self.outbox.resume()
             if resumed:
                 log.info("%d posts left unconfirmed by the last run are sent again", resumed)
+            self._start_publishing()
             self.poster = CountdownPoster(self.core, self.outbox)
             self.deploy_day = DeployDay(self.core, self.outbox, accounts=self.bot)
             self.digests = DigestPoster(self.core, self.outbox, self.deploy_day.firefight)
@@ -216,6 +220,7 @@ class Application:
                 await self._wait_for_stop()
                 await self._stop_web()  # no webhook event acted on after this
                 await self._close_amqp()  # stop consuming before QUIT: nothing acked unsaid
+                await self._close_publisher()  # what is not confirmed stays stored
                 await self._stop_networks()
             finally:
                 for signum in (signal.SIGINT, signal.SIGTERM):
@@ -226,6 +231,7 @@ class Application:
                     await self.core.drift.close()  # runs under way: before the store closes
                 await self._stop_web()  # idempotent; before the store closes
                 await self._close_amqp()  # idempotent; before the store closes
+                await self._close_publisher()  # idempotent; before the store closes
                 if self.fedmsg is not None:
                     self.fedmsg.close()  # after its task ended, before the store closes
         finally:
@@ -353,6 +359,36 @@ class Application:
     async def _close_amqp(self) -> None:
         if self.amqp is not None:
             await self.amqp.close()
+
+    def _start_publishing(self) -> None:
+        """With ``amqp_publish``, deploybot's events go to the broker through the store's
+        bus outbox (:mod:`deploybot.publish`): messages an earlier run left unconfirmed
+        first, in their order.  Before anything can decide to publish."""
+        config = self.config
+        store = self.core.store
+        if not config.amqp_publish:
+            left = len(store.pending_bus_messages())
+            if left:
+                log.warning(
+                    "%d bus messages wait in the store; amqp_publish is off, so they stay", left
+                )
+            return
+        self.publisher = AmqpPublisher(config.amqp_url, store.confirm_bus_messages)
+        self.core.bus_outbox = BusOutbox(
+            store,
+            prefix=config.fedmsg_topic_prefix,
+            environment=config.fedmsg_environment,
+            clock=self.clock,
+            transport=self.publisher,
+        )
+        resumed = self.core.bus_outbox.resume()
+        if resumed:
+            log.info("%d bus messages left unconfirmed are published again", resumed)
+        self.spawn(self.publisher.run(), name="amqp-publisher")
+
+    async def _close_publisher(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.close()
 
     # --- web -----------------------------------------------------------------------------
     async def _start_web(self) -> bool:

@@ -2,10 +2,13 @@
 
 :class:`RecordingOutbox` stands in for the chat transport: it implements the
 :class:`deploybot.outbox.Outbox` protocol and records what the core asks it to send,
-which is the boundary most core tests assert on.
+which is the boundary most core tests assert on.  :class:`HandedBusMessages` stands in for
+the AMQP publisher behind :class:`deploybot.publish.BusOutbox`.
 """
 
 from __future__ import annotations
+
+from deploybot.store import StoredBusMessage
 
 
 class RecordingOutbox:
@@ -65,3 +68,14 @@ class RecordingOutbox:
     def clear(self) -> None:
         """Forget every call recorded so far."""
         self.calls.clear()
+
+
+class HandedBusMessages:
+    """A :class:`~deploybot.publish.BusTransport` that keeps what the bus outbox hands it
+    (after the decision's commit), in order, and publishes nothing."""
+
+    def __init__(self) -> None:
+        self.messages: list[StoredBusMessage] = []
+
+    def send_bus_message(self, message: StoredBusMessage) -> None:
+        self.messages.append(message)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import aio_pika
 import pytest
 
+from deploybot_messages import messages as classes
 from tests.botprocess import (
     BotProcesses,
     bot_lines,
@@ -20,10 +21,18 @@ from tests.botprocess import (
     nick_eq,
     wait_said,
 )
+from tests.busmessages import bound_queue, drain
 from tests.ircd.fixtures import IrcClientFactory
 from tests.ircd.servers import NgircdServer
 from tests.planfactory import make_plan
-from tests.rabbitmq import RabbitmqServer, fedora_message, publish, queue_counts, sample
+from tests.rabbitmq import (
+    RabbitmqServer,
+    delete_queue,
+    fedora_message,
+    publish,
+    queue_counts,
+    sample,
+)
 
 pytestmark = pytest.mark.irc
 
@@ -46,7 +55,10 @@ async def test_fedora_messaging_playbook_start_and_complete_are_announced_on_irc
     plan's day — 20 minutes before its window, so that nothing but the bus opens firefighting —
     makes the bot join the firefighting channel and say "deploy of pkgdb2 started by
     dudemcpants" there and in the admin channel; the complete message (the sample) makes
-    it say "finished ok". On SIGTERM it exits 0 and its private queue is gone."""
+    it say "finished ok". With `amqp_publish`, the bot publishes both as
+    deploybot.deploy.start and .complete, which a fedora-messaging consumer reads as
+    DeployStartV1 and DeployCompleteV1, once each. On SIGTERM it exits 0 and its private
+    queue is gone."""
     # a start up to an hour early is the planned deploy (eventrules.EARLY_GRACE)
     when = (datetime.now(UTC) + timedelta(minutes=20)).replace(second=0, microsecond=0)
     bot = bot_process(
@@ -54,9 +66,10 @@ async def test_fedora_messaging_playbook_start_and_complete_are_announced_on_irc
         nick="deploybot",
         admin_channel=ADMIN,
         countdowns="0",
-        deploybot_settings={"amqp_url": rabbitmq.url},
+        deploybot_settings={"amqp_url": rabbitmq.url, "amqp_publish": "true"},
     )
     bot.write_plan(make_plan(when=when, playbooks=("update_ticketkey.yml",)))
+    published = await bound_queue(rabbitmq.url)  # what the bot publishes: deploybot.#
     watcher = await joined(irc_client, ngircd_server.port, "watcher", [ADMIN, FIREFIGHT])
     await bot.start(watcher, ADMIN)
     consuming = await bot.wait_log("amqp: consuming", timeout=TIMEOUT)
@@ -104,6 +117,16 @@ async def test_fedora_messaging_playbook_start_and_complete_are_announced_on_irc
     said = [m.text for m in bot_lines(watcher, bot.nick)]
     assert sum(started in text for text in said) == 2  # once per channel, no redelivery
     assert sum(finished in text for text in said) == 2
+
+    start_message, complete_message = await drain(rabbitmq.url, published, 2, settle=1.0)
+    assert isinstance(start_message, classes.DeployStartV1)
+    assert isinstance(complete_message, classes.DeployCompleteV1)
+    assert start_message.topic == "org.fedoraproject.prod.deploybot.deploy.start"
+    assert start_message.summary == (
+        "dudemcpants started the deploy of pkgdb2 2.0 (pkgdb2-2.0) ⚠ API BREAK"
+    )
+    assert complete_message.body["result"] == "ok"
+    await delete_queue(rabbitmq.url, published)
 
     await bot.stop(watcher)
     log = bot.log_text()

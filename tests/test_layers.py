@@ -38,6 +38,7 @@ RANKS: Mapping[str, int] = {
     "deploybot.store": 1,
     "deploybot.texts": 2,
     "deploybot.drift": 2,
+    "deploybot.publish": 2,
     "deploybot.core": 3,
     # what happens
     "deploybot.deployday": 4,

@@ -197,3 +197,43 @@ def test_network_state_by_network_and_key(store: Store) -> None:
     store.set_network_value("matrix", "dm:@a:x", None)
     assert store.network_items("matrix", "dm:") == {"dm:@b:x": "!room-b"}
     assert store.network_value("matrix", "nothing") is None
+
+
+# --- the bus outbox (what the bot publishes on the message bus) ---------------------------
+
+
+def test_bus_messages_are_kept_whole_in_order_until_confirmed_across_reopen(
+    db_path: str,
+) -> None:
+    """Headers (text, integers, booleans) and the body text come back exactly, with the
+    message id, after a reopen; confirming removes exactly the ones named."""
+    headers: dict[str, str | int | bool] = {
+        "fedora_messaging_schema": "deploybot.digest.v1",
+        "sent-at": "2026-11-27T14:02:00+00:00",
+        "fedora_messaging_severity": 20,
+        "fedora_messaging_user_pingou": True,
+    }
+    body = '{"date": "2026-11-27", "text": "caf\\u00e9 \\u2028"}'
+    with Store.open(db_path) as store:
+        first = store.add_bus_message(
+            "id-1", "org.fedoraproject.prod.deploybot.digest", headers, body, T0
+        )
+        second = store.add_bus_message(
+            "id-2", "org.fedoraproject.prod.deploybot.digest", {}, "{}", T0
+        )
+    with Store.open(db_path) as store:
+        assert store.pending_bus_messages() == (first, second)
+        assert first.headers == headers and first.body == body and first.message_id == "id-1"
+        assert first.queued_at == T0 and first.id < second.id
+        assert store.confirm_bus_messages([first.id]) == 1
+        assert store.confirm_bus_messages([first.id]) == 0
+        assert store.pending_bus_messages() == (second,)
+
+
+def test_a_decision_rolled_back_keeps_no_bus_message(store: Store) -> None:
+    handed: list[int] = []
+    with pytest.raises(RuntimeError), store.transaction():
+        stored = store.add_bus_message("id-1", "a.b", {}, "{}", T0)
+        store.after_commit(lambda: handed.append(stored.id))
+        raise RuntimeError("the decision failed")
+    assert store.pending_bus_messages() == () and handed == []

@@ -14,7 +14,9 @@ it into deploy facts (:func:`~deploybot.bus.rules.interpret`) and acts on them (
   approved freeze break" in the admin channel.
 
 Each of those facts is recorded on its deploy (:meth:`~deploybot.store.Store.record_deploy_event`,
-at the event's time) before it is said: the post-mortem's timeline reads them.
+at the event's time) before it is said: the post-mortem's timeline reads them.  A
+planned start and finish are also published on the bus (``deploybot.deploy.start`` /
+``.complete``, :meth:`Core.publish <deploybot.core.Core.publish>`) in the same transaction.
 
 :meth:`BusReactor.reject` counts and logs (rate-limited) a message that did not decode.
 Nothing a message holds makes either raise: a bad message never stops the bot.  The one
@@ -54,6 +56,7 @@ from deploybot.bus.rules import (
     fact_text,
     interpret,
 )
+from deploybot.deployday.busmessages import deploy_finished, deploy_started
 from deploybot.deployday.roster import firefight_channel
 from deploybot.lines import one_line
 from deploybot.store import StoreUnavailableError
@@ -179,6 +182,7 @@ class BusReactor:
             return
         text = fact_text(fact, config.timezone)
         self._record(fact, now, text)
+        self._publish(fact, now)
         targets = [config.admin_channel]
         if isinstance(fact, DeployStarted | DeployFinished):
             channel = firefight_channel(fact.plan, config)
@@ -211,6 +215,29 @@ class BusReactor:
         user = one_line(getattr(fact, "user", ""))[:MAX_USER]
         at = event_time(fact.event, now)
         self.core.store.record_deploy_event(fact.plan.id, kind, at, nick=user, text=text)
+
+    def _publish(self, fact: DeployFact, now: datetime) -> None:
+        """``deploybot.deploy.start`` / ``.complete`` on the bus (when the bot publishes),
+        in the fact's transaction."""
+        at = event_time(fact.event, now)
+        config = self.core.config
+        if isinstance(fact, DeployStarted):
+            self.core.publish(
+                deploy_started(fact.plan, config, user=fact.user, playbook=fact.playbook, at=at)
+            )
+        elif isinstance(fact, DeployFinished):
+            self.core.publish(
+                deploy_finished(
+                    fact.plan,
+                    config,
+                    user=fact.user,
+                    playbook=fact.playbook,
+                    at=at,
+                    ok=fact.ok,
+                    has_results=fact.has_results,
+                    failed_hosts=fact.failed_hosts,
+                )
+            )
 
     def _freeze_warning(self, fact: DeployStarted, now: datetime) -> None:
         """A deploy started during a freeze without an approved freeze break (nor an

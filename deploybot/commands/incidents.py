@@ -24,6 +24,7 @@ from deploybot.commands.base import (
     number_argument,
 )
 from deploybot.commands.consumers import known_service, planned_services
+from deploybot.deployday.busmessages import incident_fixed, incident_reported
 from deploybot.durations import plural
 from deploybot.plans.model import Plan
 from deploybot.plans.schedule import day_bounds, running
@@ -122,16 +123,18 @@ async def broke(core: Core, request: Request) -> Reply:
     minutes = None
     if deploy is not None:
         minutes = int((request.now - deploy.when).total_seconds() // 60)
-    incident = core.store.report_incident(
-        service=service,
-        text=text,
-        reporter_nick=request.nick,
-        reporter_account=request.account,
-        channel=request.channel or "",
-        now=request.now,
-        deploy_id=deploy.id if deploy is not None else None,
-        minutes_into_deploy=minutes,
-    )
+    with core.store.transaction():  # the incident and its bus message: kept together
+        incident = core.store.report_incident(
+            service=service,
+            text=text,
+            reporter_nick=request.nick,
+            reporter_account=request.account,
+            channel=request.channel or "",
+            now=request.now,
+            deploy_id=deploy.id if deploy is not None else None,
+            minutes_into_deploy=minutes,
+        )
+        core.publish(incident_reported(incident))
     if deploy is not None and request.deploy_day is not None:
         try:
             request.deploy_day.firefight.on_incident(incident, deploy, request.now)
@@ -201,7 +204,11 @@ async def note(core: Core, request: Request) -> Reply:
 async def fixed(core: Core, request: Request) -> Reply:
     """Fix the incident, say its time to repair and how many incidents are still open."""
     number, text = split_number(request)
-    incident = core.store.fix(number, request.nick, request.account, request.now, note=text or None)
+    with core.store.transaction():  # the fix and its bus message: kept together
+        incident = core.store.fix(
+            number, request.nick, request.account, request.now, note=text or None
+        )
+        core.publish(incident_fixed(incident, account=request.account, note=text or None))
     repair = incident.time_to_repair
     after = f" after {elapsed_text(repair)}" if repair is not None else ""
     still_open = len(core.store.list_incidents(state="open"))

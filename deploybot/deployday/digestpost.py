@@ -14,6 +14,7 @@ import logging
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from deploybot.deployday.busmessages import digest_posted
 from deploybot.deployday.digest import Digest, digest_for_day, short_lines
 from deploybot.deployday.roster import firefight_channel
 from deploybot.plans.schedule import today
@@ -107,6 +108,7 @@ class DigestPoster:
                     self.outbox.post(channel, line)
                 if visiting:
                     self.outbox.part(channel, "incident digest posted")
+            self.core.publish(digest_posted(digest))  # on the bus too, with the claim
         log.info("digest of %s posted to %s", day, ", ".join(self.channels_for(day)))
         return True
 

@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from deploybot.deployday.busmessages import page_escalated
 from deploybot.deployday.roster import (
     Pagee,
     firefight_channel,
@@ -538,6 +539,8 @@ class Pager:
             outcome = "repeated (the escalation list is the people paged)"
         else:
             outcome = "repeated; no escalation list (roster.escalation) to page"
+        for page in pages:  # on the bus too (when the bot publishes), in this transaction
+            self.core.publish(page_escalated(page, now=now, escalated_to=targets))
         line = f"⚠ {word} {about} not acknowledged after {waited} — {outcome}"
         channel = None
         if plan is not None and plan.running_at(now):

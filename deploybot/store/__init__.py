@@ -47,6 +47,7 @@ connection of :mod:`deploybot.store.base`: :mod:`deploybot.store.incidents`,
 :mod:`deploybot.store.consumers`, :mod:`deploybot.store.ledger`,
 :mod:`deploybot.store.pages`, :mod:`deploybot.store.busevents`,
 :mod:`deploybot.store.outbox` (the posts not yet confirmed by the server),
+:mod:`deploybot.store.busoutbox` (the bus messages not yet confirmed by the broker),
 :mod:`deploybot.store.freezebreaks`, :mod:`deploybot.store.deployevents` and
 :mod:`deploybot.store.driftruns`.  The records
 they return are in :mod:`deploybot.store.records`, the errors in
@@ -63,6 +64,7 @@ from typing import Self
 
 from deploybot.errors import DeploybotError
 from deploybot.store.busevents import BusEventTable
+from deploybot.store.busoutbox import BusOutboxTable
 from deploybot.store.consumers import ConsumerTable
 from deploybot.store.deployevents import DeployEventTable
 from deploybot.store.driftruns import DriftRunTable, StoredDriftRun
@@ -97,6 +99,7 @@ from deploybot.store.postgresql import (
     safe_url,
 )
 from deploybot.store.records import (
+    BusHeaders,
     CountdownClaim,
     DeployEvent,
     FreezeApproval,
@@ -106,6 +109,7 @@ from deploybot.store.records import (
     IncidentSummary,
     Page,
     RegisteredConsumer,
+    StoredBusMessage,
     StoredPost,
     TimelineEntry,
     TimelineKind,
@@ -115,6 +119,7 @@ __all__ = [
     "APPROVALS_NEEDED",
     "SCHEMA_VERSION",
     "AlreadyFixedError",
+    "BusHeaders",
     "CountdownClaim",
     "DeployEvent",
     "FreezeApproval",
@@ -131,6 +136,7 @@ __all__ = [
     "StoreOpenError",
     "StoreUnavailableError",
     "StoreWriteError",
+    "StoredBusMessage",
     "StoredDriftRun",
     "StoredPost",
     "TimelineEntry",
@@ -150,6 +156,7 @@ class Store(
     PageTable,
     BusEventTable,
     OutboxTable,
+    BusOutboxTable,
     FreezeBreakTable,
     DeployEventTable,
     DriftRunTable,

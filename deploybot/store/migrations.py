@@ -290,7 +290,27 @@ _V7 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+
+_V8 = Migration(
+    version=8,
+    description="the bus outbox: messages to publish, kept until the broker confirmed them",
+    statements=(
+        """
+        CREATE TABLE bus_outbox (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            queued_at   TEXT NOT NULL,
+            -- the AMQP message id: the same on every re-send (consumers drop repeats)
+            message_id  TEXT NOT NULL UNIQUE,
+            routing_key TEXT NOT NULL,
+            headers     TEXT NOT NULL CHECK (json_valid(headers)),
+            -- the JSON text published, as it is
+            body        TEXT NOT NULL CHECK (json_valid(body))
+        )
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 """Every step, in order; ``MIGRATIONS[i].version == i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -15,6 +15,7 @@ from typing import Any, Literal, NamedTuple
 from deploybot.store.base import Row, from_db, from_db_or_none
 
 __all__ = [
+    "BusHeaders",
     "CountdownClaim",
     "DeployEvent",
     "FreezeApproval",
@@ -24,6 +25,7 @@ __all__ = [
     "IncidentSummary",
     "Page",
     "RegisteredConsumer",
+    "StoredBusMessage",
     "StoredPost",
     "TimelineEntry",
     "TimelineKind",
@@ -34,6 +36,8 @@ __all__ = [
 ]
 
 PostCommand = Literal["PRIVMSG", "TOPIC", "JOIN", "PART"]
+#: AMQP headers as fedora-messaging writes them: text, integers and booleans.
+BusHeaders = dict[str, str | int | bool]
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,21 @@ class StoredPost:
     #: The networks that confirmed it already (the bot runs on several: it stays until
     #: all of them did).
     confirmed_by: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class StoredBusMessage:
+    """A message in the bus outbox: decided (committed with what caused it), not yet
+    confirmed by the broker.  ``routing_key`` is the full topic, ``headers`` the AMQP
+    headers, ``body`` the JSON text published; ``id`` gives the order of the decisions,
+    ``message_id`` is the AMQP message id (the same on every re-send)."""
+
+    id: int
+    queued_at: datetime
+    message_id: str
+    routing_key: str
+    headers: BusHeaders
+    body: str
 
 
 TimelineKind = Literal["reported", "taken", "note", "fixed", "ack"]
