@@ -85,8 +85,6 @@ def start_deploybot(ini: Path, log: Path) -> subprocess.Popen[bytes]:
 
 def write_bot_config(workdir: Path, port: int) -> Path:
     ini = workdir / "bot.ini"
-    plans = workdir / "plans"
-    plans.mkdir()
     ini.write_text(
         textwrap.dedent(
             f"""
@@ -97,18 +95,9 @@ def write_bot_config(workdir: Path, port: int) -> Path:
             # relaxed server class: the token bucket must not be the thing we measure
             throttle_burst = 10000
             throttle_rate = 100000
-            [deploybot]
-            plans_dir = {plans}
-            database = {bench_database(workdir)}
-            admin_channel = #bench
-            announce_channels = #bench
-            web_port = 0
-            # one person asks 1,000 times in a row: flood control (5 commands in 10 s by
-            # default) would ignore them
-            command_flood_limit = 100000
-            command_flood_window = 1s
             """
         )
+        + deploybot_section(workdir)
     )
     return ini
 
@@ -186,23 +175,35 @@ async def main(count: int, rounds: int) -> int:
     return 0 if ratio <= 1.5 else 1
 
 
-def write_matrix_config(workdir: Path, url: str, bot: MatrixAccount, server: str) -> Path:
-    ini = workdir / "bot.ini"
+def deploybot_section(workdir: Path) -> str:
+    """``[deploybot]`` of both benchmarks: the bench channel, no web server, a plans
+    directory of its own, flood control out of the way."""
     plans = workdir / "plans"
     plans.mkdir()
+    return textwrap.dedent(
+        f"""
+        [deploybot]
+        plans_dir = {plans}
+        database = {bench_database(workdir)}
+        admin_channel = #bench
+        announce_channels = #bench
+        web_port = 0
+        # one person asks 1,000 times in a row: flood control (5 commands in 10 s by
+        # default) would ignore them
+        command_flood_limit = 100000
+        command_flood_window = 1s
+        """
+    )
+
+
+def write_matrix_config(workdir: Path, url: str, bot: MatrixAccount, server: str) -> Path:
+    ini = workdir / "bot.ini"
     token = workdir / "matrix-token"
     token.write_text(bot.access_token + "\n")
     ini.write_text(
-        textwrap.dedent(
+        deploybot_section(workdir)
+        + textwrap.dedent(
             f"""
-            [deploybot]
-            plans_dir = {plans}
-            database = {workdir / "bench.sqlite3"}
-            admin_channel = #bench
-            announce_channels = #bench
-            web_port = 0
-            command_flood_limit = 100000
-            command_flood_window = 1s
             [matrix]
             homeserver = {url}
             user_id = {bot.user_id}
