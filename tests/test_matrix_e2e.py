@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ import aiohttp
 import pytest
 
 from deploybot.plans.model import Plan, Roster, Shift
+from deploybot.store import Store
 from tests.apischema import check_answer
 from tests.botprocess import (
     UNTHROTTLED,
@@ -561,4 +563,44 @@ async def test_a_password_login_keeps_its_device(
     ):
         names = [d.get("display_name") for d in (await answer.json())["devices"]]
     assert names.count("deploybot test") == 1, names
+    await bot.stop()
+
+
+async def test_a_post_left_by_a_crash_goes_out_once(
+    synapse: SynapseServer, matrix_client: MatrixClients, bot_process: BotProcesses
+) -> None:
+    """A post decided and not confirmed when the bot stopped goes out at the next start and
+    is confirmed (the outbox empties); one sent but not confirmed before a crash is sent
+    again with the same transaction ID, so the homeserver shows it once."""
+    account = synapse.register("deploybot")
+    alice = await matrix_client(synapse.register("alice"))
+    channel, room = await setup_room(synapse, alice)
+    bot = matrix_bot(bot_process, synapse, account, channel, admins="account:nobody")
+    await start_in(bot, account, alice, room)
+    await bot.stop()
+    text = "decided just before the crash"
+    with Store.open(bot.database) as store:
+        post = store.add_post("PRIVMSG", channel, text, datetime.now(UTC))
+
+    def outbox() -> list[tuple[object, ...]]:
+        return bot.read_db("SELECT id FROM outbox")
+
+    since = alice.mark()
+    bot.spawn()
+    await said(alice, account, text, since, room)
+    await eventually(lambda: not outbox(), "the post confirmed", 20)
+    await bot.kill()  # then as if the confirmation had not been written before a crash
+    with sqlite3.connect(bot.database) as db:
+        db.execute(
+            "INSERT INTO outbox (id, queued_at, command, target, text) VALUES (?, ?, ?, ?, ?)",
+            (post.id, post.queued_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "PRIVMSG", channel, text),
+        )
+    mark = bot.log_mark()
+    bot.spawn()
+    await bot.wait_log("Matrix: synced with", since=mark, timeout=30)
+    await eventually(lambda: not outbox(), "the post confirmed again", 20)
+    mark = alice.mark()
+    await alice.send_text(room, "!incidents")  # something after it, to know it has all
+    await said(alice, account, "no open incidents", mark, room)
+    assert [e.body for e in alice.messages(account.user_id, room, since)].count(text) == 1
     await bot.stop()
