@@ -21,6 +21,7 @@ from deploybot.core import Core
 from deploybot.health import IrcStatus
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
+from deploybot.publish import BusOutbox
 from deploybot.store import Store
 from deploybot.web.metrics import Readings, exposition, metrics_text, registry_for
 from tests.planfactory import make_plan, utc
@@ -170,3 +171,25 @@ def test_prometheus_clients_global_registry_is_left_alone(core: Core) -> None:
     """Each server has a registry of its own: the library's global one gains nothing."""
     registry_for(core, lambda: Readings({}, 0, {}, None))
     assert b"deploybot_" not in prometheus_client.generate_latest(prometheus_client.REGISTRY)
+
+
+def test_the_bus_outbox_gauges_only_when_the_bot_publishes(core: Core) -> None:
+    """How many messages wait for the broker's confirm and how old the oldest is; absent
+    without amqp_publish."""
+
+    def scrape() -> str:
+        return metrics_text(
+            core, bus=BusStats().as_dict(), duplicates=0, http_requests={}, irc=None
+        )
+
+    assert "deploybot_bus_publish_" not in scrape()
+    core.bus_outbox = BusOutbox(core.store, prefix="org", environment="prod", clock=core.now)
+    samples = samples_of(scrape())
+    assert samples["deploybot_bus_publish_waiting", ()] == 0
+    assert samples["deploybot_bus_publish_oldest_seconds", ()] == 0
+    key = "org.prod.deploybot.digest"
+    core.store.add_bus_message("id-1", key, {}, "{}", NOW - timedelta(minutes=5))
+    core.store.add_bus_message("id-2", key, {}, "{}", NOW)
+    samples = samples_of(scrape())
+    assert samples["deploybot_bus_publish_waiting", ()] == 2
+    assert samples["deploybot_bus_publish_oldest_seconds", ()] == 300

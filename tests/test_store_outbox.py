@@ -223,11 +223,14 @@ def test_bus_messages_are_kept_whole_in_order_until_confirmed_across_reopen(
         )
     with Store.open(db_path) as store:
         assert store.pending_bus_messages() == (first, second)
+        assert store.bus_outbox_state() == (2, T0)
         assert first.headers == headers and first.body == body and first.message_id == "id-1"
         assert first.queued_at == T0 and first.id < second.id
         assert store.confirm_bus_messages([first.id]) == 1
         assert store.confirm_bus_messages([first.id]) == 0
         assert store.pending_bus_messages() == (second,)
+        store.confirm_bus_messages([second.id])
+        assert store.bus_outbox_state() == (0, None)
 
 
 def test_a_decision_rolled_back_keeps_no_bus_message(store: Store) -> None:

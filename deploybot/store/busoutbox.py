@@ -67,6 +67,12 @@ class BusOutboxTable(StoreBase):
             for row in rows
         )
 
+    def bus_outbox_state(self) -> tuple[int, datetime | None]:
+        """How many messages wait for the broker's confirm, and when the oldest was
+        decided (None: none waits)."""
+        row = self._db.execute("SELECT COUNT(*), MIN(queued_at) FROM bus_outbox").fetchone()
+        return int(row[0]), from_db(row[1]) if row[1] is not None else None
+
     def confirm_bus_messages(self, ids: Iterable[int]) -> int:
         """Forget the messages ``ids`` (the broker confirmed them); how many there were."""
         numbers = [(number,) for number in ids]

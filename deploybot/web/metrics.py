@@ -18,7 +18,9 @@ The families (names and labels as before this module; counters end ``_total``):
 ``deploybot_irc_down_seconds`` (gauge) and ``deploybot_irc_login_failures_total`` (the
 three only while the IRC status is known),
 ``deploybot_network_connected{network}`` and ``deploybot_network_down_seconds{network}``
-(gauges, one sample per chat network the bot runs on) and
+(gauges, one sample per chat network the bot runs on),
+``deploybot_bus_publish_waiting`` and ``deploybot_bus_publish_oldest_seconds`` (gauges,
+only when the bot publishes on the bus: ``amqp_publish``) and
 ``deploybot_http_requests_total{method,route,status}``.
 """
 
@@ -146,6 +148,19 @@ class DeploybotCollector(Collector):
             down.add_metric([name], int(network_status.down_seconds))
         yield connected
         yield down
+        if self._core.bus_outbox is not None:  # amqp_publish
+            waiting, oldest = self._core.store.bus_outbox_state()
+            yield GaugeMetricFamily(
+                "deploybot_bus_publish_waiting",
+                "Messages decided for the message bus and not yet confirmed by the broker.",
+                value=waiting,
+            )
+            age = 0 if oldest is None else max(0, int((self._core.now() - oldest).total_seconds()))
+            yield GaugeMetricFamily(
+                "deploybot_bus_publish_oldest_seconds",
+                "Age of the oldest message waiting for the broker's confirm; 0 when none waits.",
+                value=age,
+            )
         requests = CounterMetricFamily(
             "deploybot_http_requests_total",
             "HTTP requests answered, by method, route and status.",
