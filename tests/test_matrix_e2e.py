@@ -604,3 +604,26 @@ async def test_a_post_left_by_a_crash_goes_out_once(
     await said(alice, account, "no open incidents", mark, room)
     assert [e.body for e in alice.messages(account.user_id, room, since)].count(text) == 1
     await bot.stop()
+
+
+async def test_a_direct_chat_someone_opens_with_the_bot(
+    synapse: SynapseServer, matrix_client: MatrixClients, bot_process: BotProcesses
+) -> None:
+    """Invited to a direct chat, the bot joins it and answers commands there, privately;
+    an invite to a room that is no direct chat is left alone."""
+    account = synapse.register("deploybot")
+    alice = await matrix_client(synapse.register("alice"))
+    channel, room = await setup_room(synapse, alice)
+    bot = matrix_bot(bot_process, synapse, account, channel, admins="account:nobody")
+    await start_in(bot, account, alice, room)
+    since = alice.mark()
+    other = await alice.create_room(invite=[account.user_id])
+    direct = await alice.create_room(
+        invite=[account.user_id], is_direct=True, preset="trusted_private_chat"
+    )
+    await alice.wait_for(joined_by(account, direct), 30, what="the bot joining", since=since)
+    await alice.send_text(direct, "!incidents")
+    await said(alice, account, "no open incidents", since, direct)
+    assert (direct,) in bot.read_db("SELECT value FROM network_state WHERE key LIKE 'dm:%'")
+    assert not [e for e in alice.events[since:] if joined_by(account, other)(e)]
+    await bot.stop()

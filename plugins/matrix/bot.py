@@ -15,7 +15,8 @@
 * channels are room aliases on ``room_alias_server`` (``#fedora-admin`` →
   ``#fedora-admin:SERVER``), joined by alias and created when the alias does not exist
   (name and alias; the topic comes as a post); a message to a nick goes to that person's
-  direct-message room (one per person, created on first use, remembered in the store);
+  direct-message room (one per person, created on first use — or the room the person
+  invited the bot to as a direct chat, which it joins — remembered in the store);
   a highlight line (``pingou dgilmore: …``) naming people the bot has direct-message
   rooms with mentions them (``m.mentions``) and invites them to the room;
 * sends everything in order through one sender task: replies first (the lines of one
@@ -218,6 +219,7 @@ class MatrixBot:
         #: before then is a command to the bot.
         self._joined_at: dict[RoomID, int] = {}
         self._already_in: set[RoomID] = set()
+        self._invites: list[tuple[RoomID, str]] = []
         self._txn_prefix = ""
         self._registry = build_registry()
         self._flood: FloodGuard | None = None
@@ -436,6 +438,7 @@ class MatrixBot:
             self._up()
             await self._join_wanted()
             self._handle_sync(data, not_before_ms)
+            await self._accept_invites()
             first = False
 
     async def _join_wanted(self) -> None:
@@ -448,12 +451,42 @@ class MatrixBot:
                 except (MatrixRequestError, MatrixConnectionError, ClientError) as error:
                     log.warning("Matrix: cannot join %s yet: %s", channel, _why(error))
 
+    async def _accept_invites(self) -> None:
+        """Join the direct-message rooms people invited the bot to: such a room becomes
+        that person's direct-message room with the bot (their pages go there too).  An
+        invite to any other room is left alone."""
+        client = self.client
+        assert client is not None
+        while self._invites:
+            room, inviter = self._invites.pop(0)
+            try:
+                await client.join_room_by_id(room)
+            except MatrixRequestError as error:
+                log.warning(
+                    "Matrix: cannot join %s's direct-message room: %s", inviter, _why(error)
+                )
+                continue
+            self._joined_at[room] = int(time.time() * 1000)
+            self._remember_dm(inviter, room)
+            log.info("Matrix: direct-message room %s with %s (their invite)", room, inviter)
+
     def _handle_sync(self, data: dict[str, Any], not_before_ms: int) -> None:
         rooms = data.get("rooms") or {}
         for room_id, room in (rooms.get("join") or {}).items():
             for event in (room.get("timeline") or {}).get("events") or []:
                 if isinstance(event, dict):
                     self._handle_event(RoomID(room_id), event, not_before_ms)
+        for room_id, room in (rooms.get("invite") or {}).items():
+            events = (room.get("invite_state") or {}).get("events") or []
+            for event in events:
+                if (
+                    isinstance(event, dict)
+                    and event.get("type") == "m.room.member"
+                    and event.get("state_key") == self.user_id
+                    and isinstance(event.get("sender"), str)
+                    and (event.get("content") or {}).get("is_direct") is True
+                ):
+                    self._invites.append((RoomID(room_id), event["sender"]))
         for room_id in rooms.get("leave") or {}:
             channel = self._rooms.channel_of.get(RoomID(room_id))
             if channel is not None and channel.lower() in self._wanted:
