@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from deploybot.casemapping import DEFAULT
 from deploybot.config import Address, Config
@@ -24,7 +25,9 @@ from deploybot.plans.freezes import FreezeBook, FreezeStanding
 from deploybot.plans.model import Plan
 from deploybot.plans.policy import Readiness, assess
 from deploybot.publish import BusMessage, BusOutbox
-from deploybot.store import Store
+from deploybot.store import ReadWorker, Store
+
+_T = TypeVar("_T")
 
 
 def utc_now() -> datetime:
@@ -46,6 +49,10 @@ class Core:
     drift: DriftRunner | None = None
     #: Where messages for the bus go (``amqp_publish``); None: nothing is published.
     bus_outbox: BusOutbox | None = None
+    #: Where reads that may take long (a big day's digest) run, off the loop, on a
+    #: connection of their own (the application's); None: on :attr:`store`, in the loop
+    #: (tests, the command line).
+    reads: ReadWorker[Store] | None = None
 
     @property
     def plans(self) -> tuple[Plan, ...]:
@@ -53,6 +60,17 @@ class Core:
 
     def now(self) -> datetime:
         return self.clock()
+
+    async def read(self, read: Callable[[Store], _T]) -> _T:
+        """``read(store)`` off the loop in :attr:`reads` (a store of its own: the read
+        must not write, and sees what was committed), or on :attr:`store` without one."""
+        if self.reads is None:
+            return read(self.store)
+        return await self.reads.run(read)
+
+    def with_store(self, store: Store) -> Core:
+        """This core reading ``store`` (for code that takes a core, run by :meth:`read`)."""
+        return replace(self, store=store)
 
     async def reload_plans(self) -> ReloadReport:
         """Reload the plan files and the freezes file (read in a worker thread: the loop

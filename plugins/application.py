@@ -41,7 +41,7 @@ from deploybot.health import NetworkStatuses
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.freezes import FreezeBook
 from deploybot.publish import BusOutbox
-from deploybot.store import Store
+from deploybot.store import ReadWorker, Store
 from deploybot.web.api import load_read_token
 
 from .bus.amqp_publisher import AmqpPublisher
@@ -129,6 +129,8 @@ class Application:
             busy_timeout=config.database_busy_timeout,
             password=self.database_password,
         )
+        # long reads (a big day's digest) run off the loop on a connection of their own
+        reads = ReadWorker(store.reopen)
         try:
             book = PlanBook(config.plans_dir)
             freezes = FreezeBook(config.freezes, config.timezone)
@@ -139,6 +141,7 @@ class Application:
                 clock=self.clock,
                 freezes=freezes,
                 drift=DriftRunner(store, self.fetch, self.clock),
+                reads=reads,
             )
             report = await book.reload_in_worker()
             freeze_problems = await asyncio.to_thread(freezes.reload)
@@ -235,6 +238,7 @@ class Application:
                 if self.fedmsg is not None:
                     self.fedmsg.close()  # after its task ended, before the store closes
         finally:
+            await asyncio.to_thread(reads.close)
             store.close()
         log.info("stopped")
         return 0

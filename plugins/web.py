@@ -244,7 +244,12 @@ async def _incident(request: web.Request) -> web.Response:
 
 async def _digest(request: web.Request) -> web.Response:
     core = _state(request).core
-    return _json(api.digest_document(core, request.match_info["date"], _query(request)))
+    day, query = request.match_info["date"], _query(request)
+    # off the loop (Core.read): a big day's digest reads every incident of the day
+    document = await core.read(
+        lambda store: api.digest_document(core.with_store(store), day, query)
+    )
+    return _json(document)
 
 
 async def _event(request: web.Request) -> web.Response:
@@ -325,7 +330,8 @@ def _page_day(text: str) -> date:
 
 async def _digest_page(request: web.Request) -> web.Response:
     day = _page_day(request.match_info["date"])
-    return _html(digest_page_of(_state(request).core, day))
+    core = _state(request).core
+    return _html(await core.read(lambda store: digest_page_of(core.with_store(store), day)))
 
 
 async def _calendar(request: web.Request) -> web.Response:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,7 +18,7 @@ from deploybot.core import Core
 from deploybot.deployday.digestpost import JOB_ID, DigestPoster
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
-from deploybot.store import Store
+from deploybot.store import ReadWorker, Store
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
 
@@ -162,3 +164,24 @@ def test_cli_digest_of_a_bad_date_is_a_usage_error(capsys: pytest.CaptureFixture
         main(["digest", "--date", "2026-13-01"])
     assert exited.value.code == 2
     assert "'2026-13-01' is not a valid date: month must be in 1..12" in capsys.readouterr().err
+
+
+async def test_the_scheduled_job_reads_the_digest_off_the_loop_and_posts_it_once(
+    core: Core,
+) -> None:
+    """The daily job reads the digest in the store's read worker (a thread and a
+    connection of its own, not the loop's) and posts it as post_due does, once."""
+    report(core, WHEN + timedelta(minutes=30), fixed_after=timedelta(minutes=40))
+    reads = ReadWorker(core.store.reopen)
+    job_core = replace(core, reads=reads, clock=lambda: utc(2026, 12, 15, 21, 0))
+    try:
+        outbox = RecordingOutbox()
+        poster = DigestPoster(job_core, outbox)
+        await poster.post_due_job()
+        assert reads.thread is not None and reads.thread != threading.get_ident()
+        admin = [text for target, text in outbox.posts if target == "#fedora-admin"]
+        assert "1 reported, 1 fixed" in " ".join(admin)
+        await poster.post_due_job()
+        assert [text for target, text in outbox.posts if target == "#fedora-admin"] == admin
+    finally:
+        reads.close()

@@ -1,7 +1,8 @@
 """`deploybot run` on PostgreSQL (issue 14): the bot process itself, with `database =
 postgresql://…` and `database_password_file` in its bot.ini, on a real IRC server (ngircd)
 and the tests' own PostgreSQL server: incidents acknowledged "recorded" are in PostgreSQL,
-a SIGKILL loses none of them, the next start lists them, and the password shows nowhere.
+a SIGKILL loses none of them, the next start lists them, `!digest` reads them off the
+loop (the store's read worker), and the password shows nowhere.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ async def test_the_bot_runs_on_postgresql_and_a_sigkill_loses_nothing(
     await wait_said(me, bot.nick, "3 open incidents:", since=mark, timeout=REPLY_TIMEOUT)
     await wait_said(me, bot.nick, "breakage number 3", since=mark, timeout=REPLY_TIMEOUT)
     assert [m for m in me.messages[mark:] if said_by(bot.nick)(m)]
+    # the digest is read off the loop, in the store's read worker, from PostgreSQL too
+    mark = me.mark()
+    await me.privmsg(chan, "!digest")
+    await wait_said(me, bot.nick, "3 reported", since=mark, timeout=REPLY_TIMEOUT)
     await bot.stop(me)
     log = bot.log_text()
     assert postgres_database.password not in log

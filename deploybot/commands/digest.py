@@ -44,7 +44,9 @@ async def digest(core: Core, request: Request) -> Reply:
         day = parse_day(words[0]) if words else request.now.astimezone(tz).date()
     except DateError as error:
         raise UsageError(str(error)) from None
-    result = digest_for_day(core.store, core.plans, day, tz, as_of=request.now)
+    plans, now = core.plans, request.now
+    # off the loop: a big day's digest reads every incident of the day
+    result = await core.read(lambda store: digest_for_day(store, plans, day, tz, as_of=now))
     return Reply.say(*full_lines(result, tz), private=True)
 
 

@@ -11,7 +11,8 @@ back, marked late.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
+from functools import partial
 from typing import TYPE_CHECKING
 
 from deploybot.deployday.busmessages import digest_posted
@@ -25,11 +26,19 @@ if TYPE_CHECKING:
     from deploybot.core import Core
     from deploybot.deployday.firefight import Firefight
     from deploybot.outbox import Outbox
+    from deploybot.plans.model import Plan
+    from deploybot.store import Store
 
 log = logging.getLogger(__name__)
 
 JOB_ID = "digest"
 LATE_AFTER = timedelta(minutes=5)
+
+
+def _digest_of(
+    store: Store, *, plans: tuple[Plan, ...], day: date, tz: tzinfo, now: datetime
+) -> Digest:
+    return digest_for_day(store, plans, day, tz, as_of=now)
 
 
 class DigestPoster:
@@ -70,8 +79,16 @@ class DigestPoster:
         return posted
 
     async def post_due_job(self) -> None:
-        """The scheduled job (a coroutine: APScheduler runs it in the loop's thread)."""
-        self.post_due()
+        """The scheduled job (a coroutine: APScheduler runs it in the loop's thread): as
+        :meth:`post_due`, with each digest read off the loop (:meth:`Core.read`)."""
+        now = self.core.now()
+        plans, tz = self.core.plans, self.core.config.timezone
+        local_today = now.astimezone(tz).date()
+        for day in (local_today - timedelta(days=1), local_today):
+            if now < self.due_at(day) or self.core.store.claimed(f"digest:{day.isoformat()}"):
+                continue
+            digest = await self.core.read(partial(_digest_of, plans=plans, day=day, tz=tz, now=now))
+            self._post_digest(day, now, digest)
 
     def schedule(self, scheduler: BaseScheduler) -> None:
         """A daily job at ``digest_time`` in the configured timezone."""
@@ -92,6 +109,10 @@ class DigestPoster:
     def _post(self, day: date, now: datetime) -> bool:
         config = self.core.config
         digest = digest_for_day(self.core.store, self.core.plans, day, config.timezone, as_of=now)
+        return self._post_digest(day, now, digest)
+
+    def _post_digest(self, day: date, now: datetime, digest: Digest) -> bool:
+        """Post ``digest`` of ``day`` once (the claim and the posts in one transaction)."""
         if digest.empty:
             return False  # nothing to say; a later incident that day may still make one
         lines = self.lines(digest, now)

@@ -10,7 +10,9 @@ no clock, no core).
 One :class:`Store` wraps one :mod:`sqlite3` connection and is used from the asyncio
 thread only (the connection is opened with ``check_same_thread`` on, so use from another
 thread fails loudly).  Every operation is a few indexed statements on a local file, so
-the bot calls them directly from its handlers, without an executor.  A write that finds
+the bot calls them directly from its handlers, without an executor — except reads that
+may take long (a big day's digest), which run in a :class:`ReadWorker`: a thread with a
+store of its own (:meth:`Store.reopen`).  A write that finds
 the database locked by another process waits up to the busy timeout and blocks the loop
 meanwhile: the bot opens it with ``database_busy_timeout`` (0.5 s by default, SPEC §7), the
 command-line tools with :data:`DEFAULT_BUSY_TIMEOUT`.  A write that still cannot be made
@@ -98,6 +100,7 @@ from deploybot.store.postgresql import (
     parse_url,
     safe_url,
 )
+from deploybot.store.reads import ReadWorker
 from deploybot.store.records import (
     BusHeaders,
     CountdownClaim,
@@ -130,6 +133,7 @@ __all__ = [
     "Page",
     "PageAlreadyAckedError",
     "PageNotYoursError",
+    "ReadWorker",
     "RegisteredConsumer",
     "Store",
     "StoreBusyError",
@@ -215,7 +219,9 @@ class Store(
         except BaseException:
             connection.close()
             raise
-        return cls(connection, name)
+        store = cls(connection, name)
+        store._reopen_args = (name, busy_timeout, None)
+        return store
 
     @classmethod
     def _open_postgresql(
@@ -254,7 +260,15 @@ class Store(
         except BaseException:
             connection.close()
             raise
-        return cls(connection, shown, backend)
+        store = cls(connection, shown, backend)
+        store._reopen_args = (url, busy_timeout, password)
+        return store
+
+    def reopen(self) -> Self:
+        """Another store on the same database, with a connection of its own (for a
+        :class:`~deploybot.store.reads.ReadWorker`; ``:memory:`` gives a new, empty one)."""
+        name, busy_timeout, password = self._reopen_args
+        return type(self).open(name, create=False, busy_timeout=busy_timeout, password=password)
 
     def close(self) -> None:
         """Close the connection (idempotent).  Everything is already committed."""

@@ -126,6 +126,8 @@ class StoreBase:
         #: The SQLite file, or the PostgreSQL URL (never with a password).
         self.path = path
         self._backend: Backend = backend or SqliteBackend()
+        #: How :meth:`~deploybot.store.Store.reopen` opens the same database again.
+        self._reopen_args: tuple[str, float, str | None] = (path, 5.0, None)
         #: Why the last write failed (a :class:`~deploybot.store.StoreUnavailableError`'s
         #: message), None once a write succeeds again (``/healthz`` reports it).
         self.last_write_error: str | None = None
