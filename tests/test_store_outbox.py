@@ -240,3 +240,26 @@ def test_a_decision_rolled_back_keeps_no_bus_message(store: Store) -> None:
         store.after_commit(lambda: handed.append(stored.id))
         raise RuntimeError("the decision failed")
     assert store.pending_bus_messages() == () and handed == []
+
+
+def test_bus_messages_are_kept_until_the_broker_confirms_them(db_path: str) -> None:
+    """The bus outbox (schema 8), on both backends: messages back in order with their
+    headers and body as given, across a reopen; confirming removes exactly those; a
+    message id is stored once."""
+    body = '{"msg": {"text": "⚠ 50% done"}}'
+    with Store.open(db_path) as store:
+        first = store.add_bus_message(
+            message_id="m-1", routing_key="org.fedoraproject.deploybot.x",
+            headers={"sent-at": "2026-11-27T14:02:00Z", "priority": 0}, body=body, now=T0,
+        )  # fmt: skip
+        second = store.add_bus_message(
+            message_id="m-2", routing_key="org.fedoraproject.deploybot.y",
+            headers={}, body="{}", now=T0,
+        )  # fmt: skip
+        with pytest.raises(Exception), store.transaction():  # noqa: B017  (either driver's)
+            store.add_bus_message(message_id="m-1", routing_key="r", headers={}, body="{}", now=T0)
+    with Store.open(db_path) as store:
+        assert store.pending_bus_messages() == (first, second)
+        assert first.body == body and first.headers["priority"] == 0
+        assert store.confirm_bus_messages([first.id]) == 1
+        assert store.pending_bus_messages() == (second,)
