@@ -77,7 +77,7 @@ class Application:
         # [matrix] switches Matrix on; IRC runs with [bot], or when Matrix is not set up.
         self.matrix_settings = load_matrix_settings(ini)
         self.matrix_secret = (
-            read_matrix_secret(self.matrix_settings, str(ini))
+            read_matrix_secret(self.matrix_settings, str(ini), os.environ)
             if self.matrix_settings is not None
             else (None, None)
         )

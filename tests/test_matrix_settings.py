@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from deploybot_plugins.matrix.settings import load_matrix_settings
+from deploybot_plugins.matrix.settings import load_matrix_settings, read_matrix_secret
 
 from deploybot.cli import main
 from deploybot.config import InvalidConfig
@@ -69,9 +69,11 @@ def test_every_problem_with_its_line(tmp_path: Path) -> None:
         "'ftp://matrix.example.org'",
         f"{ini}:3: [matrix] user_id: 'deploybot' is not a Matrix ID: expected @NAME:SERVER "
         "(NAME in lower case letters, digits and ._=-/+)",
-        f"{ini}:5: [matrix] password_file: set only one of access_token_file, password_file",
+        f"{ini}:5: [matrix] password_file: set only one of access_token_file, "
+        "access_token_credential, password_file",
         f"{ini}:6: [matrix] user_patern: unknown key (did you mean user_pattern?); valid keys: "
-        "homeserver, user_id, access_token_file, password_file, device_name, "
+        "homeserver, user_id, access_token_file, access_token_credential, password_file, "
+        "device_name, "
         "room_alias_server, user_pattern, reconnect_delay, reconnect_max_delay, "
         "sync_timeout, reply_ttl",
         f"{ini}:7: [matrix] reply_ttl: must be positive, not '0'",
@@ -120,3 +122,27 @@ def test_check_reports_matrix_problems(tmp_path: Path, capsys: pytest.CaptureFix
         f"deploybot: {ini}:5: [matrix] sync_timeout: "
         "expected a number of seconds/lines, not 'soon'\n"
     )
+
+
+def test_the_token_as_a_systemd_credential(tmp_path: Path) -> None:
+    """access_token_credential names a credential read from $CREDENTIALS_DIRECTORY at
+    start; without the variable, or with a bad name, the error names the key."""
+    ini = write(
+        tmp_path,
+        "[matrix]\nhomeserver = http://127.0.0.1:8008\nuser_id = @b:x.org\n"
+        "access_token_credential = matrix-token\n",
+    )
+    settings = load_matrix_settings(ini)
+    assert settings is not None and settings.access_token_credential == "matrix-token"
+    (tmp_path / "matrix-token").write_text("syt_secret\n")
+    token = read_matrix_secret(settings, str(ini), {"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert token == ("syt_secret", None)
+    with pytest.raises(InvalidConfig, match=r"\[matrix\] access_token_credential: .*not set"):
+        read_matrix_secret(settings, str(ini), {})
+    bad = write(
+        tmp_path,
+        "[matrix]\nhomeserver = http://127.0.0.1:8008\nuser_id = @b:x.org\n"
+        "access_token_credential = ../token\n",
+    )
+    with pytest.raises(InvalidConfig, match=r"bot.ini:4: \[matrix\] access_token_credential"):
+        load_matrix_settings(bad)

@@ -5,7 +5,9 @@ like ``[deploybot]``: every problem at once, each as ``FILE:LINE: [matrix] KEY: 
 
 * ``homeserver`` — the client-server API's base URL (``https://matrix.fedoraproject.org``);
 * ``user_id`` — the bot's Matrix ID (``@deploybot:fedoraproject.org``);
-* ``access_token_file`` — a file holding the bot's access token, **or** ``password_file``
+* ``access_token_file`` — a file holding the bot's access token, **or**
+  ``access_token_credential`` — the name of a systemd credential holding it
+  (``LoadCredential=NAME:FILE``, read from ``$CREDENTIALS_DIRECTORY``), **or** ``password_file``
   — a file holding its password: the bot logs in once with ``device_name`` and keeps the
   token and device in its database (the next start reuses them);
 * ``device_name`` — the device's display name for a password login (``deploybot``);
@@ -33,6 +35,8 @@ from urllib.parse import urlsplit
 
 from deploybot.config import (
     InvalidConfig,
+    credential_name_problem,
+    credential_path,
     positive_number,
     read_secret_file,
     read_section,
@@ -58,12 +62,14 @@ KEYS = (
     "homeserver",
     "user_id",
     "access_token_file",
+    "access_token_credential",
     "password_file",
     "device_name",
     "room_alias_server",
     "user_pattern",
     *_NUMBERS,
 )
+_SECRET_KEYS = ("access_token_file", "access_token_credential", "password_file")
 _MXID = re.compile(r"@([a-z0-9._=\-/+]+):([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?")
 _SERVER = re.compile(r"([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 _NICK = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}\-]*")
@@ -76,6 +82,8 @@ class MatrixSettings:
     homeserver: str
     user_id: str
     access_token_file: Path | None = None
+    #: A systemd credential holding the token ($CREDENTIALS_DIRECTORY/NAME).
+    access_token_credential: str = ""
     password_file: Path | None = None
     device_name: str = "deploybot"
     room_alias_server: str = ""
@@ -172,10 +180,18 @@ def load_matrix_settings(path: str | os.PathLike[str]) -> MatrixSettings | None:
         return candidate if candidate.is_absolute() else base / candidate
 
     token_file, password_file = path_of("access_token_file"), path_of("password_file")
-    if token_file is None and password_file is None:
-        bad("access_token_file", "required: a file holding the access token (or password_file)")
-    elif token_file is not None and password_file is not None:
-        bad("password_file", "set only one of access_token_file, password_file")
+    credential = text.get("access_token_credential", "")
+    if credential and (problem := credential_name_problem(credential)):
+        bad("access_token_credential", problem)
+    sources = [key for key in _SECRET_KEYS if text.get(key, "")]
+    if not sources:
+        bad(
+            "access_token_file",
+            "required: a file holding the access token (or access_token_credential, "
+            "or password_file)",
+        )
+    elif len(sources) > 1:
+        bad(sources[1], f"set only one of {', '.join(_SECRET_KEYS)}")
     device_name = text.get("device_name", "") or "deploybot"
     server = text.get("room_alias_server", "") or (
         user_id.partition(":")[2] if _MXID.fullmatch(user_id) else ""
@@ -204,6 +220,7 @@ def load_matrix_settings(path: str | os.PathLike[str]) -> MatrixSettings | None:
         homeserver=homeserver.rstrip("/"),
         user_id=user_id,
         access_token_file=token_file,
+        access_token_credential=credential,
         password_file=password_file,
         device_name=device_name,
         room_alias_server=server,
@@ -234,13 +251,22 @@ def _people(file: str, found: tuple[dict[str, str], dict[str, int]] | None) -> d
     return people
 
 
-def read_matrix_secret(settings: MatrixSettings, file: str) -> tuple[str | None, str | None]:
+def read_matrix_secret(
+    settings: MatrixSettings, file: str, environ: Mapping[str, str]
+) -> tuple[str | None, str | None]:
     """(access token, password) from their files, read by ``deploybot run`` at start;
     :class:`~deploybot.config.InvalidConfig` naming the key when the file cannot be read,
     is empty or holds more than one token (the content is never shown)."""
     try:
         if settings.access_token_file is not None:
             return read_token_file(settings.access_token_file, "access_token_file"), None
+        if settings.access_token_credential:
+            key = "access_token_credential"
+            try:
+                path = credential_path(settings.access_token_credential, environ)
+            except ValueError as error:
+                raise ConfigError(key, str(error)) from None
+            return read_token_file(path, key), None
         assert settings.password_file is not None
         return None, read_secret_file(settings.password_file)
     except ConfigError as error:
