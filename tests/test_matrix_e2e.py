@@ -189,29 +189,38 @@ async def test_html_in_a_report_is_escaped_in_the_formatted_body(
 async def test_a_restart_replays_no_command_and_misses_none(
     synapse: SynapseServer, matrix_client: MatrixClients, bot_process: BotProcesses
 ) -> None:
-    """The sync position is kept: after a restart the bot acts on a command said while
-    it was down, and on none it had acted on; on its very first start it ignored a command
-    said before it."""
+    """The sync position is kept: after a restart the bot acts on the commands said while
+    it was down — all twelve, more than a room's default timeline in one sync — and on
+    none it had acted on; on its very first start it ignored a command said before it."""
     account = synapse.register("deploybot")
     alice = await matrix_client(synapse.register("alice"))
     channel, room = await setup_room(synapse, alice)
     await alice.send_text(room, "!broke pkgdb2 said before the bot ever ran")
-    bot = matrix_bot(bot_process, synapse, account, channel, admins="account:nobody")
+    bot = matrix_bot(
+        bot_process,
+        synapse,
+        account,
+        channel,
+        admins="account:nobody",
+        deploybot_settings={"command_flood_limit": "100"},
+    )
     bot.write_plan(make_plan())
     await start_in(bot, account, alice, room)
     since = alice.mark()
     await alice.send_text(room, "!broke pkgdb2 first")
     await said(alice, account, "recorded incident #1", since, room)
     await bot.stop()
-    await alice.send_text(room, "!broke pkgdb2 while the bot was down")
+    down = [f"while the bot was down {n}" for n in range(1, 13)]
+    for text in down:
+        await alice.send_text(room, f"!broke pkgdb2 {text}")
     since = alice.mark()
     bot.spawn()
-    await said(alice, account, "recorded incident #2", since, room)
+    await said(alice, account, "recorded incident #13", since, room)
     await alice.send_text(room, "!incidents")
-    await said(alice, account, "#2", since, room)
+    await said(alice, account, "#13", since, room)
     texts = [text for (text,) in bot.read_db("SELECT text FROM incidents ORDER BY number")]
-    assert texts == ["first", "while the bot was down"]
-    assert not [e for e in alice.messages(account.user_id, room, since) if "#3" in e.body]
+    assert texts == ["first", *down]
+    assert not [e for e in alice.messages(account.user_id, room, since) if "#14" in e.body]
     await bot.stop()
 
 

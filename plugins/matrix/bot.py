@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
@@ -59,6 +60,7 @@ from mautrix.errors import (
 from mautrix.types import (
     DeviceID,
     EventType,
+    FilterID,
     RoomAlias,
     RoomCreatePreset,
     RoomID,
@@ -89,6 +91,22 @@ _TOKEN = "access_token"
 _DEVICE = "device_id"
 _TXN = "txn_prefix"
 _DM = "dm:"
+#: The /sync filter, inline: up to 100 events of a room per batch (the commands said while
+#: the bot was away: a limited timeline would skip the older ones), members loaded lazily,
+#: no presence or account data (the bot reads neither).
+SYNC_FILTER = json.dumps(
+    {
+        "presence": {"types": []},
+        "account_data": {"types": []},
+        "room": {
+            "timeline": {"limit": 100},
+            "state": {"lazy_load_members": True},
+            "ephemeral": {"types": []},
+            "account_data": {"types": []},
+        },
+    },
+    separators=(",", ":"),
+)
 #: At most this long to wait out one M_LIMIT_EXCEEDED (a server asking for more is capped).
 MAX_RETRY_AFTER = 300.0
 
@@ -413,6 +431,7 @@ class MatrixBot:
                 data = await client.sync(
                     since=SyncToken(since) if since else None,
                     timeout=0 if first else int(settings.sync_timeout * 1000),
+                    filter_id=FilterID(SYNC_FILTER),  # /sync takes a filter inline too
                 )
             except asyncio.CancelledError:
                 raise
