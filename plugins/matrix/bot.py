@@ -368,7 +368,7 @@ class MatrixBot:
 
     async def stop(self, flush_timeout: float = 3.0) -> None:
         """Send what waits for at most ``flush_timeout`` s, then stop syncing and sending."""
-        if self._online.is_set() and self.queued():
+        if self._online.is_set() and (self.queued() or not self._idle.is_set()):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained(), flush_timeout)
         tasks = list(self._tasks)
