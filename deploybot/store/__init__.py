@@ -50,8 +50,9 @@ connection of :mod:`deploybot.store.base`: :mod:`deploybot.store.incidents`,
 :mod:`deploybot.store.pages`, :mod:`deploybot.store.busevents`,
 :mod:`deploybot.store.outbox` (the posts not yet confirmed by the server),
 :mod:`deploybot.store.busoutbox` (the bus messages not yet confirmed by the broker),
-:mod:`deploybot.store.freezebreaks`, :mod:`deploybot.store.deployevents` and
-:mod:`deploybot.store.driftruns`.  The records
+:mod:`deploybot.store.freezebreaks`, :mod:`deploybot.store.deployevents`,
+:mod:`deploybot.store.driftruns` and :mod:`deploybot.store.leader` (PostgreSQL: the fencing
+check of an active/standby pair, and the lease itself).  The records
 they return are in :mod:`deploybot.store.records`, the errors in
 :mod:`deploybot.store.errors`; all are re-exported here, so callers import them from
 :mod:`deploybot.store`.
@@ -84,6 +85,7 @@ from deploybot.store.errors import (
 )
 from deploybot.store.freezebreaks import APPROVALS_NEEDED, FreezeBreakTable
 from deploybot.store.incidents import IncidentTable
+from deploybot.store.leader import LeaderTable
 from deploybot.store.ledger import LedgerTable
 from deploybot.store.migrations import (
     SCHEMA_VERSION,
@@ -164,6 +166,7 @@ class Store(
     FreezeBreakTable,
     DeployEventTable,
     DriftRunTable,
+    LeaderTable,
 ):
     """The database.  Open with :meth:`open`; close with :meth:`close` or ``with``."""
 

@@ -310,7 +310,26 @@ _V8 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+_V9 = Migration(
+    version=9,
+    description="the leader lease of an active/standby pair on PostgreSQL (issue 14)",
+    statements=(
+        # One row: which instance is active, its epoch (raised at each takeover: writes
+        # that lead to output check it), and when it last renewed its lease, by the
+        # database server's clock in milliseconds.  Unused on SQLite (one bot, one file).
+        """
+        CREATE TABLE leader (
+            id         INTEGER PRIMARY KEY CHECK (id = 1),
+            instance   TEXT NOT NULL,
+            epoch      INTEGER NOT NULL,
+            since_ms   INTEGER NOT NULL,
+            renewed_ms INTEGER NOT NULL
+        )
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 """Every step, in order; ``MIGRATIONS[i].version == i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,223 @@
+"""Which instance is the active one, when several bots share one PostgreSQL database
+(issue 14's active/standby pair): the leadership primitive, not yet wired into the bot.
+
+An instance is active while it holds a **session-level advisory lock** on a connection of
+its own (:class:`Leadership`: TCP keepalives and a short ``tcp_user_timeout``, so a dead
+host's lock goes with its connection) and renews a **lease** in the table ``leader``
+(instance, epoch, since, renewed at — the database server's clock).  Taking over:
+
+- the lock is free (the holder stopped, or its connection died): take it, raise the
+  epoch;
+- the lock is held but the lease was not renewed for ``lease_timeout`` (the holder is
+  paused: SIGSTOP, a hung VM — its TCP connection looks alive): end the holder's backend
+  (``pg_terminate_backend``, as GoAlert does), then take the lock and raise the epoch.
+
+**Fencing**: every write that leads to output checks, inside its transaction, that the
+writer's epoch is the current one (:meth:`~deploybot.store.leader.LeaderTable.require_epoch`,
+which share-locks the row: a takeover's epoch change waits for that transaction, and any
+later transaction of the old active fails).  An old active that wakes up finds its renewal
+refused (:meth:`Leadership.renew` is False) and each fenced write refused
+(:class:`NotLeaderError`) before anything goes out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from deploybot.errors import DeploybotError
+from deploybot.store.base import StoreBase
+from deploybot.store.postgresql import WRITE_LOCK
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["LEADER_LOCK", "LeaderState", "LeaderTable", "Leadership", "NotLeaderError"]
+
+#: The advisory lock the active instance holds (the store's write lock's key plus one).
+LEADER_LOCK = WRITE_LOCK + 1
+
+_NOW_MS = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)"
+
+
+class NotLeaderError(DeploybotError):
+    """A fenced write by an instance whose epoch is no longer the current one."""
+
+    def __init__(self, epoch: int, current: int | None) -> None:
+        self.epoch = epoch
+        self.current = current
+        super().__init__(
+            f"not the active instance any more (epoch {epoch}, current {current}): "
+            "nothing was changed"
+        )
+
+
+class LeaderState:
+    """The lease as stored: ``instance``, ``epoch``, active ``since`` and the lease's
+    ``age`` (seconds since it was renewed), all by the database server's clock."""
+
+    def __init__(self, instance: str, epoch: int, since_ms: int, age_ms: int) -> None:
+        self.instance = instance
+        self.epoch = epoch
+        self.since = since_ms / 1000
+        self.age = age_ms / 1000
+
+    def __repr__(self) -> str:
+        return f"LeaderState({self.instance!r}, epoch={self.epoch}, age={self.age:.1f}s)"
+
+
+class LeaderTable(StoreBase):
+    """The fencing check of :class:`~deploybot.store.Store` (PostgreSQL)."""
+
+    def require_epoch(self, epoch: int) -> None:
+        """Inside a write transaction (:meth:`~deploybot.store.Store.transaction`): refuse
+        with :class:`NotLeaderError` unless ``epoch`` is the current one; the lease row
+        stays share-locked until the transaction ends, so no takeover changes the epoch
+        while it runs."""
+        with self._write() as db:
+            row = db.execute("SELECT epoch FROM leader WHERE id = 1 FOR SHARE").fetchone()
+            current = None if row is None else int(row[0])
+            if current != epoch:
+                raise NotLeaderError(epoch, current)
+
+
+class Leadership:
+    """One instance's claim to be active, on a dedicated connection (see the module)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        instance: str,
+        password: str | None = None,
+        lease_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.instance = instance
+        self.lease_timeout = lease_timeout
+        self._password = password
+        self._connection: psycopg.Connection[Any] | None = None
+        #: The epoch this instance is active under; None: standby.
+        self.epoch: int | None = None
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        import psycopg
+
+        if self._connection is None or self._connection.closed or self._connection.broken:
+            options: dict[str, Any] = {
+                "autocommit": True,
+                "connect_timeout": max(1, int(self.lease_timeout)),
+                "application_name": f"deploybot leader {self.instance}"[:63],
+                "keepalives": 1,
+                "keepalives_idle": max(1, int(self.lease_timeout / 4)),
+                "keepalives_interval": 1,
+                "keepalives_count": 3,
+                # unacknowledged data for longer than this: the connection is dead
+                "tcp_user_timeout": max(1000, int(self.lease_timeout * 500)),
+            }
+            if self._password is not None:
+                options["password"] = self._password
+            self._connection = psycopg.connect(self.url, **options)
+        return self._connection
+
+    def try_acquire(self) -> int | None:
+        """Become active if the lock is free, or its holder's lease is stale (its backend
+        is ended first); the new epoch, or None (another instance is active)."""
+        if self.epoch is not None:
+            return self.epoch
+        db = self._connect()
+        if not self._try_lock(db):
+            holder = self._stale_holder(db)
+            if holder is None:
+                return None
+            db.execute("SELECT pg_terminate_backend(%s)", (holder,))
+            deadline = time.monotonic() + 5.0
+            while not self._try_lock(db):
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(0.05)
+        row = db.execute(
+            "INSERT INTO leader (id, instance, epoch, since_ms, renewed_ms)"
+            f" VALUES (1, %s, 1, {_NOW_MS}, {_NOW_MS})"
+            " ON CONFLICT (id) DO UPDATE SET instance = excluded.instance,"
+            " epoch = leader.epoch + 1, since_ms = excluded.since_ms,"
+            " renewed_ms = excluded.renewed_ms"
+            " RETURNING epoch",
+            (self.instance,),
+        ).fetchone()
+        assert row is not None
+        self.epoch = int(row[0])
+        return self.epoch
+
+    def renew(self) -> bool:
+        """Renew the lease; False (now a standby) when leadership was lost meanwhile: the
+        lock's connection is gone (its backend was ended) or another epoch is current."""
+        import psycopg
+
+        if self.epoch is None:
+            return False
+        try:
+            cursor = self._connect().execute(
+                f"UPDATE leader SET renewed_ms = {_NOW_MS}"
+                " WHERE id = 1 AND epoch = %s AND instance = %s"
+                " AND pg_backend_pid() IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory'"
+                " AND granted AND classid = CAST(%s AS oid) AND objid = CAST(%s AS oid)"
+                " AND objsubid = 1 AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()))",
+                (self.epoch, self.instance, *_lock_parts()),
+            )
+            held = cursor.rowcount == 1
+        except psycopg.Error:
+            held = False
+        if not held:
+            self.epoch = None
+            self.close()
+        return held
+
+    def state(self) -> LeaderState | None:
+        """The lease as stored (None before any instance was active)."""
+        row = (
+            self._connect()
+            .execute(f"SELECT instance, epoch, since_ms, {_NOW_MS} - renewed_ms FROM leader")
+            .fetchone()
+        )
+        return None if row is None else LeaderState(row[0], row[1], row[2], row[3])
+
+    def release(self) -> None:
+        """Stop being active: the lock is let go at once (not only when the server notices
+        the connection closed), then the connection is closed; idempotent."""
+        import psycopg
+
+        if self.epoch is not None and self._connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._connection.execute("SELECT pg_advisory_unlock(%s)", (LEADER_LOCK,))
+        self.epoch = None
+        self.close()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _try_lock(self, db: psycopg.Connection[Any]) -> bool:
+        row = db.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
+        return bool(row and row[0])
+
+    def _stale_holder(self, db: psycopg.Connection[Any]) -> int | None:
+        """The backend pid holding the lock when the lease is older than the timeout."""
+        row = db.execute(f"SELECT {_NOW_MS} - renewed_ms FROM leader WHERE id = 1").fetchone()
+        if row is None or row[0] < self.lease_timeout * 1000:
+            return None
+        holder = db.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid = CAST(%s AS oid) AND objid = CAST(%s AS oid) AND objsubid = 1"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            _lock_parts(),
+        ).fetchone()
+        return None if holder is None else int(holder[0])
+
+
+def _lock_parts() -> tuple[int, int]:
+    """``pg_locks``' classid and objid of a bigint advisory key (its high and low halves)."""
+    return (LEADER_LOCK >> 32) & 0xFFFFFFFF, LEADER_LOCK & 0xFFFFFFFF
