@@ -107,6 +107,9 @@ __all__ = [
 SECTION = "deploybot"
 #: The longest ``database_busy_timeout`` accepted, in seconds.
 MAX_BUSY_TIMEOUT = 10.0
+#: The range of ``ha_lease_timeout`` accepted, in seconds.
+MIN_LEASE_TIMEOUT = 1.0
+MAX_LEASE_TIMEOUT = 300.0
 #: The shortest ``webhook_secret`` accepted (UTF-8 bytes), when there is one.
 MIN_WEBHOOK_SECRET = 32
 
@@ -135,6 +138,11 @@ _KEYS: dict[str, tuple[str, str]] = {
         "0.5",
         "seconds (0 to 10) a write waits for a database another program has locked; "
         "the bot's loop waits meanwhile",
+    ),
+    "ha_lease_timeout": (
+        "10",
+        "PostgreSQL only: seconds (1 to 300) without a lease renewal after which a standby "
+        "takes over from the active instance",
     ),
     "timezone": ("UTC", "IANA time zone used to show times, e.g. Europe/Paris"),
     "admin_channel": ("#fedora-admin", "channel for admin notices, pages and digests"),
@@ -464,6 +472,9 @@ class Config:
     #: Seconds a write waits for a lock held by another connection, then fails whole
     #: (:class:`~deploybot.store.StoreBusyError`: "database busy, try again").
     database_busy_timeout: float = 0.5
+    #: PostgreSQL: seconds the active instance's lease lasts without a renewal; a standby
+    #: takes over after that (:mod:`deploybot.store.leader`).
+    ha_lease_timeout: float = 10.0
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     #: The name ``timezone`` was given as (``ZoneInfo.key`` of the field above).
     tz_name: str = "UTC"
@@ -947,6 +958,18 @@ def _busy_timeout(text: str) -> float:
     return seconds
 
 
+def _lease_timeout(text: str) -> float:
+    """Seconds, :data:`MIN_LEASE_TIMEOUT` to :data:`MAX_LEASE_TIMEOUT`."""
+    seconds = float(text) if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text) else -1.0
+    if not MIN_LEASE_TIMEOUT <= seconds <= MAX_LEASE_TIMEOUT:
+        raise _Bad(
+            f"{text!r}: expected seconds from {MIN_LEASE_TIMEOUT:g} to "
+            f"{MAX_LEASE_TIMEOUT:g}, such as 10 (a standby takes over after that long "
+            "without a renewal)"
+        )
+    return seconds
+
+
 def _bindings(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_words(text)))
 
@@ -1184,6 +1207,7 @@ def config_from_mapping(
         database=get("database", lambda text: _database(text, reader)),
         database_password_file=get("database_password_file", reader.optional_path),
         database_busy_timeout=get("database_busy_timeout", _busy_timeout),
+        ha_lease_timeout=get("ha_lease_timeout", _lease_timeout),
         timezone=timezone,
         tz_name=timezone.key,
         admin_channel=get("admin_channel", _channel),

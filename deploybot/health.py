@@ -26,3 +26,13 @@ class IrcStatus:
 
 #: The status of every chat network the bot runs on, by network name (``irc``, ...).
 NetworkStatuses = dict[str, IrcStatus]
+
+
+@dataclass(frozen=True)
+class Role:
+    """Whether this instance is the ``active`` one or a ``standby`` (several ``deploybot
+    run`` on one PostgreSQL database; with SQLite always active), and its ``instance`` id
+    (``host:pid``; None when unknown)."""
+
+    role: str = "active"
+    instance: str | None = None

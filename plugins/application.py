@@ -6,6 +6,13 @@ SIGINT/SIGTERM stops the web server, sends QUIT, stops the scheduler and closes 
 in that order.
 Everything the bot starts is a task it keeps a reference to; a task that fails is
 logged with its traceback, never left unobserved.
+
+With a PostgreSQL database several ``deploybot run`` form one bot (issue 14, SPEC §8): each
+campaigns for the leadership (:class:`~deploybot.store.leader.Leadership`); a standby serves
+the web API only; the one that becomes active starts what the bot runs (the stored outbox,
+the scheduled jobs, the bus sources, the chat networks) and renews its lease every
+``ha_lease_timeout``/3.  An active that finds its lease lost stops its chat connections at
+once (no flush, no QUIT) and exits with :data:`LOST_LEADERSHIP_STATUS`.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -37,11 +45,12 @@ from deploybot.deployday.digestpost import DigestPoster
 from deploybot.deployday.posts import Networks, PostTransport, StoredOutbox
 from deploybot.drift.runs import DriftRunner
 from deploybot.errors import ConfigError
-from deploybot.health import NetworkStatuses
+from deploybot.health import NetworkStatuses, Role
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.freezes import FreezeBook
 from deploybot.publish import BusOutbox
 from deploybot.store import ReadWorker, Store
+from deploybot.store.leader import Leadership
 from deploybot.web.api import load_read_token
 
 from .bus.amqp_publisher import AmqpPublisher
@@ -60,6 +69,8 @@ log = logging.getLogger(__name__)
 PLAN_WATCH_SECONDS = 5
 FIREFIGHT_SWEEP_SECONDS = 30
 ALWAYS_INCLUDED = ("deploybot_plugins.irc.commands",)
+#: The exit status of an active instance that lost the leadership (another one is active).
+LOST_LEADERSHIP_STATUS = 3
 
 
 class Application:
@@ -84,6 +95,11 @@ class Application:
         self.irc_enabled = bool(self.bot_config) or self.matrix_settings is None
         self.matrix: MatrixBot | None = None
         self._exit_status = 0
+        #: This instance's id in the ``leader`` table and /healthz.
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        #: PostgreSQL: this instance's claim to be active (None: SQLite, always active).
+        self.leadership: Leadership | None = None
+        self.role = Role("active", self.instance)
         # fedmsg signature checks: refused here (exit 1) if fedmsg cannot do them.
         self.fedmsg_validator = (
             make_validator(self.config, str(ini)) if self.config.fedmsg_endpoints else None
@@ -169,23 +185,37 @@ class Application:
                     if len(transports) == 1
                     else lambda ids: store.confirm_posts(ids, "irc")
                 )
-            resumed = self.outbox.resume()
-            if resumed:
-                log.info("%d posts left unconfirmed by the last run are sent again", resumed)
-            self._start_publishing()
             self.poster = CountdownPoster(self.core, self.outbox)
             self.deploy_day = DeployDay(self.core, self.outbox, accounts=self.bot)
             self.digests = DigestPoster(self.core, self.outbox, self.deploy_day.firefight)
             self.core.plan_listeners.append(self._plans_reloaded)
-            for channel in (config.admin_channel, *config.announce_channels):
-                if self.bot is not None:
-                    self.bot.outbox.join(channel)
-                if self.matrix is not None:
-                    self.matrix.join(channel)
-            self._report_problems(report)
             self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
             self.scheduler.start()
             try:
+                if isinstance(config.database, str):  # PostgreSQL: one of a pair, maybe
+                    self.leadership = Leadership(
+                        config.database,
+                        instance=self.instance,
+                        password=self.database_password,
+                        lease_timeout=config.ha_lease_timeout,
+                    )
+                    self.role = Role("standby", self.instance)
+                if not await self._start_web():
+                    return 1  # the port is taken or the read token unusable: said in the log
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(signum, self.stop)
+                if not await self._campaign():
+                    return self._exit_status  # a signal came while this was a standby
+                resumed = self.outbox.resume()
+                if resumed:
+                    log.info("%d posts left unconfirmed by the last run are sent again", resumed)
+                self._start_publishing()
+                for channel in (config.admin_channel, *config.announce_channels):
+                    if self.bot is not None:
+                        self.bot.outbox.join(channel)
+                    if self.matrix is not None:
+                        self.matrix.join(channel)
+                self._report_problems(report)
                 self.poster.post_due()  # anything that came due while we were down: late
                 self._countdowns_probed()
                 self.poster.reschedule(self.scheduler)
@@ -207,10 +237,6 @@ class Application:
                 self._start_freeze_calendar()
                 self._start_fedmsg()
                 self._start_amqp()
-                if not await self._start_web():
-                    return 1  # the port is taken or the read token unusable: said in the log
-                for signum in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(signum, self.stop)
                 try:
                     if not await self._start_networks():
                         return self._exit_status  # a signal came before we were connected
@@ -237,11 +263,13 @@ class Application:
                 await self._close_publisher()  # idempotent; before the store closes
                 if self.fedmsg is not None:
                     self.fedmsg.close()  # after its task ended, before the store closes
+                if self.leadership is not None:  # a standby takes over at once
+                    await asyncio.to_thread(self.leadership.release)
         finally:
             await asyncio.to_thread(reads.close)
             store.close()
         log.info("stopped")
-        return 0
+        return self._exit_status
 
     def _make_bot(self, loop: asyncio.AbstractEventLoop) -> DeployIrcBot:
         bot_config = dict(self.bot_config)
@@ -282,6 +310,68 @@ class Application:
         if failed:
             raise failed[0].exception()  # type: ignore[misc]
         return False
+
+    # --- active/standby ------------------------------------------------------------------
+    async def _campaign(self) -> bool:
+        """Wait as a standby until this instance is the active one (True; with SQLite at
+        once), or until asked to stop (False); then renew the lease while active."""
+        leadership = self.leadership
+        if leadership is None:
+            return True
+        interval = min(1.0, self.config.ha_lease_timeout / 4)
+        stop = asyncio.ensure_future(self._stop.wait())
+        said: str | None = None
+        try:
+            while not stop.done():
+                try:
+                    epoch = await asyncio.to_thread(leadership.try_acquire)
+                    state = None if epoch is not None else await asyncio.to_thread(leadership.state)
+                except Exception as error:  # the database is away: keep trying, say why
+                    if said != str(error):
+                        log.warning("standby: cannot campaign (will retry): %s", error)
+                    said = str(error)
+                    leadership.close()
+                    epoch = state = None
+                if epoch is not None:
+                    log.info("active: instance %s, epoch %d", self.instance, epoch)
+                    self.role = Role("active", self.instance)
+                    self.spawn(self._keep_leading(leadership), name="leader-lease")
+                    return True
+                if state is not None and state.instance != said:
+                    said = state.instance
+                    log.info("standby: instance %s is active (epoch %d)", said, state.epoch)
+                await asyncio.wait({stop}, timeout=interval)
+            return False
+        finally:
+            stop.cancel()
+
+    async def _keep_leading(self, leadership: Leadership) -> None:
+        """Renew the lease every ``ha_lease_timeout``/3; once it is lost, stop sending."""
+        interval = self.config.ha_lease_timeout / 3
+        held = True
+        while held:
+            await asyncio.sleep(interval)
+            try:
+                held = await asyncio.to_thread(leadership.renew)
+            except Exception:  # not a database error (renew says those): still not renewed
+                log.exception("the lease could not be renewed")
+                held = False
+        self._lost_leadership()
+
+    def _lost_leadership(self) -> None:
+        """Another instance is active: drop the chat connections now (nothing more goes
+        out), then stop with :data:`LOST_LEADERSHIP_STATUS`."""
+        log.error(
+            "leadership lost (another instance took over): stopping at once, exit status %d",
+            LOST_LEADERSHIP_STATUS,
+        )
+        self.role = Role("standby", self.instance)
+        self._exit_status = LOST_LEADERSHIP_STATUS
+        if self.bot is not None:
+            self.bot.halt()
+        if self.matrix is not None:
+            self.matrix.halt()
+        self.stop()
 
     async def _stop_networks(self) -> None:
         if self.matrix is not None:
@@ -415,6 +505,7 @@ class Application:
             irc_status=self.bot.status if self.bot is not None else None,
             network_status=self._network_status,
             read_token=read_token,
+            role=lambda: self.role,
         )
         try:
             await web.start()

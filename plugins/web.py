@@ -44,7 +44,7 @@ from yarl import URL
 from deploybot.bus.reactor import BusReactor
 from deploybot.core import Core
 from deploybot.deployday.record import record_of
-from deploybot.health import IrcStatus, NetworkStatuses
+from deploybot.health import IrcStatus, NetworkStatuses, Role
 from deploybot.plans.model import Plan
 from deploybot.postmortem import draft_html, draft_markdown
 from deploybot.web import api, metrics
@@ -88,6 +88,7 @@ class _State:
     max_body: int
     read_token: str | None = field(default=None, repr=False)
     network_status: Callable[[], NetworkStatuses] = dict
+    role: Callable[[], Role] = Role
     requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     #: Holds only :class:`~deploybot.web.metrics.DeploybotCollector`, reading this state.
     registry: CollectorRegistry = field(init=False, repr=False)
@@ -254,6 +255,14 @@ async def _digest(request: web.Request) -> web.Response:
 
 async def _event(request: web.Request) -> web.Response:
     state = _state(request)
+    if state.role().role == "standby":
+        return _error(
+            503,
+            "standby",
+            "this instance is a standby: send events to the active one "
+            '(its /healthz says "role": "active")',
+            {"Retry-After": "1"},
+        )
     signed = api.webhook_precheck(
         state.core,
         request.headers.get(api.SIGNATURE_HEADER),
@@ -273,7 +282,9 @@ async def _event(request: web.Request) -> web.Response:
 
 async def _healthz(request: web.Request) -> web.Response:
     state = _state(request)
-    status, document = api.health_document(state.core, state.irc_status(), state.network_status())
+    status, document = api.health_document(
+        state.core, state.irc_status(), state.network_status(), state.role()
+    )
     return _json(document, status)
 
 
@@ -361,15 +372,23 @@ def make_app(
     max_body: int = MAX_BODY,
     read_token: str | None = None,
     network_status: Callable[[], NetworkStatuses] | None = None,
+    role: Callable[[], Role] = Role,
 ) -> web.Application:
     """The aiohttp application: every route of SPEC §6 on ``core``, webhook events to
     ``reactor`` (the one every bus source feeds).  ``irc_status`` tells /healthz and
     /metrics whether IRC is up, and if not why (None: unknown), ``network_status`` the
-    same of every chat network by name; ``read_token`` (None:
+    same of every chat network by name, ``role`` whether this instance is active or a
+    standby (a standby refuses webhook events: 503 ``standby``); ``read_token`` (None:
     none) is asked of every route but /healthz and the webhook."""
     app = web.Application(middlewares=[_errors], client_max_size=max_body)
     app[STATE] = _State(
-        core, reactor, irc_status or (lambda: None), max_body, read_token, network_status or dict
+        core,
+        reactor,
+        irc_status or (lambda: None),
+        max_body,
+        read_token,
+        network_status or dict,
+        role,
     )
     app.on_response_prepare.append(_server_header)
     router = app.router
@@ -410,6 +429,7 @@ class WebServer:
         max_body: int = MAX_BODY,
         read_token: str | None = None,
         network_status: Callable[[], NetworkStatuses] | None = None,
+        role: Callable[[], Role] = Role,
     ) -> None:
         self.host = host
         self.port = port
@@ -420,6 +440,7 @@ class WebServer:
             max_body=max_body,
             read_token=read_token,
             network_status=network_status,
+            role=role,
         )
         self._runner: web.AppRunner | None = None
 

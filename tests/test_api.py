@@ -526,6 +526,8 @@ def test_health_says_ok_with_the_plan_count_and_503_when_the_store_is_gone(core:
         "irc_connected": True,
         "irc": {"connected": True, "why": None, "down_seconds": 0, "login_failures": 0},
         "networks": {},
+        "role": "active",
+        "instance": None,
         "plans": 2,
         "store_error": None,
         "as_of": "2026-12-15T14:00:00Z",

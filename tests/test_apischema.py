@@ -63,11 +63,14 @@ def test_a_key_the_schema_lacks_fails_the_check() -> None:
         "irc_connected": None,
         "irc": None,
         "networks": {},
+        "role": "standby",
+        "instance": "host-b:42",
         "plans": 1,
         "store_error": None,
         "as_of": "2026-12-15T13:00:00Z",
     }
     assert schema_errors("health", health) == []
+    assert schema_errors("health", {**health, "role": "leader"})
     assert schema_errors("health", {**health, "as_of": "2026-12-15T13:00:00+00:00"})
     with pytest.raises(AssertionError, match=r"does not fit error\.schema\.json"):
         check_answer("GET", "/api/v1/incidents", 404, {**good, "hint": "x"})

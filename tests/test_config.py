@@ -126,6 +126,7 @@ def test_every_key_is_parsed(tmp_path: Path) -> None:
             plans_dir="/srv/plans",
             database="/var/lib/deploybot/db.sqlite3",
             database_busy_timeout="2.25",
+            ha_lease_timeout="4.5",
             timezone="Europe/Paris",
             admin_channel="&ops",
             announce_channels="#fedora-admin #fedora-apps #fedora-admin",
@@ -156,6 +157,7 @@ def test_every_key_is_parsed(tmp_path: Path) -> None:
     assert config.plans_dir == Path("/srv/plans")
     assert config.database == Path("/var/lib/deploybot/db.sqlite3")
     assert config.database_busy_timeout == 2.25
+    assert config.ha_lease_timeout == 4.5
     assert config.timezone == ZoneInfo("Europe/Paris") and config.tz_name == "Europe/Paris"
     assert config.admin_channel == "&ops"
     assert config.announce_channels == ("#fedora-admin", "#fedora-apps")
@@ -436,6 +438,9 @@ BAD_VALUES = [
     ("database_busy_timeout", "-1", "seconds from 0 to 10"),
     ("database_busy_timeout", "5s", "seconds from 0 to 10"),
     ("database_busy_timeout", "nan", "seconds from 0 to 10"),
+    ("ha_lease_timeout", "0.5", "'0.5': expected seconds from 1 to 300, such as 10"),
+    ("ha_lease_timeout", "301", "seconds from 1 to 300"),
+    ("ha_lease_timeout", "10s", "seconds from 1 to 300"),
     ("timezone", "Mars/Base", "'Mars/Base' is not a known time zone"),
     ("timezone", "America", "IANA"),
     ("timezone", "../../etc/passwd", "IANA"),

@@ -31,7 +31,7 @@ from deploybot.config import config_from_mapping
 from deploybot.core import Core
 from deploybot.deployday.day import DeployDay
 from deploybot.errors import ConfigError
-from deploybot.health import IrcStatus
+from deploybot.health import IrcStatus, Role
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.store import Store, StoreBusyError
@@ -138,7 +138,10 @@ async def serve(core_factory: Callable[..., Core]) -> AsyncIterator[Serve]:
     running: list[Served] = []
 
     async def start(
-        database: Path | None = None, read_token: str | None = None, **config: str
+        database: Path | None = None,
+        read_token: str | None = None,
+        role: Callable[[], Role] = Role,
+        **config: str,
     ) -> Served:
         core = core_factory(database, **config)
         outbox = RecordingOutbox()
@@ -150,6 +153,7 @@ async def serve(core_factory: Callable[..., Core]) -> AsyncIterator[Serve]:
             port=0,
             irc_status=lambda: IrcStatus(True),
             read_token=read_token,
+            role=role,
         )
         await server.start()
         served = Served(server, core, reactor, outbox)
@@ -540,10 +544,33 @@ async def test_healthz(web: Served) -> None:
         "irc_connected": True,
         "irc": {"connected": True, "why": None, "down_seconds": 0, "login_failures": 0},
         "networks": {},
+        "role": "active",
+        "instance": None,
         "plans": 1,
         "store_error": None,
         "as_of": "2026-12-15T13:10:00Z",
     }
+
+
+async def test_a_standby_says_so_and_refuses_webhook_events_until_it_is_active(
+    serve: Serve,
+) -> None:
+    """/healthz says the role and instance id; a standby (another instance is active on
+    the same database) answers a signed event 503 ``standby``, acting on nothing; once
+    it is active it acts on the same event."""
+    role = [Role("standby", "host-b:42")]
+    web = await serve(webhook_secret=SECRET, role=lambda: role[0])
+    status, body, _ = await web.get("/healthz")
+    assert (status, body["role"], body["instance"]) == (200, "standby", "host-b:42")
+    status, body, response = await web.post_event(encoded(start_payload()))
+    assert_error(status, body, 503, "standby")
+    assert response.headers["Retry-After"] == "1"
+    assert web.outbox.calls == []
+    role[0] = Role("active", "host-b:42")
+    status, body, _ = await web.post_event(encoded(start_payload()))
+    assert status == 202 and body["facts"] == ["OpenFirefighting", "DeployStarted"]
+    status, body, _ = await web.get("/healthz")
+    assert body["role"] == "active"
 
 
 async def test_healthz_is_503_while_the_database_cannot_be_written(web: Served) -> None:

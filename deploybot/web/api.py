@@ -123,7 +123,8 @@ Version 1 shapes
     int, "store_error": str | null, "as_of": time}`` (``irc_connected`` and ``irc`` null
     when unknown; ``why`` says why the bot is not on IRC, null while it is; ``networks``
     the same for every chat network the bot runs on, by name — ``{"irc": {…}, "matrix":
-    {…}}``, ``{}`` when unknown; ``ok`` false,
+    {…}}``, ``{}`` when unknown; ``role`` ``"active"`` or ``"standby"`` and ``instance``
+    this instance's id, ``host:pid`` (null when unknown); ``ok`` false,
     with status 503, when the store does not answer, its write lock cannot be taken now,
     or its last write failed: ``store_error`` says which — IRC being away does not make it
     false: the bot reconnects).
@@ -202,7 +203,7 @@ from deploybot.deployday.roster import firefight_channel
 from deploybot.drift.runs import latest_run
 from deploybot.durations import DAY, FIRST_YEAR, LAST_YEAR, iso_utc, parse_day, whole_seconds
 from deploybot.errors import DateError, DeploybotError
-from deploybot.health import IrcStatus
+from deploybot.health import IrcStatus, Role
 from deploybot.lines import one_line
 from deploybot.plans.freezes import Freeze
 from deploybot.plans.model import Plan
@@ -806,7 +807,10 @@ def _status_document(status: IrcStatus) -> dict[str, Any]:
 
 
 def health_document(
-    core: Core, irc: IrcStatus | None, networks: Mapping[str, IrcStatus] | None = None
+    core: Core,
+    irc: IrcStatus | None,
+    networks: Mapping[str, IrcStatus] | None = None,
+    role: Role | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """``GET /healthz``: (status, document); 503 when the store does not answer, cannot
     take its write lock now, or failed its last write (``store_error`` says which)."""
@@ -826,6 +830,8 @@ def health_document(
         "irc_connected": None if irc is None else irc.connected,
         "irc": None if irc is None else _status_document(irc),
         "networks": {name: _status_document(status) for name, status in (networks or {}).items()},
+        "role": (role or Role()).role,
+        "instance": (role or Role()).instance,
         "plans": len(core.plans),
         "store_error": store_error,
         "as_of": iso_utc(core.now()),

@@ -501,6 +501,15 @@ class DeployIrcBot(irc3.IrcBot):
         if unsent:
             log.info("IRC: %d stored posts not confirmed at stop: sent at the next start", unsent)
 
+    def halt(self) -> None:
+        """Stop sending now (this instance lost the leadership): the connection is dropped
+        without a flush or QUIT and not reopened; :meth:`stop` releases the rest."""
+        self._stopping = True
+        self._cancel_handle("reconnect")
+        protocol = self.protocol
+        if protocol is not None and not protocol.closed:
+            protocol.transport.abort()
+
     def fatal(self, message: str) -> None:
         """Give up for good: log ``message``, leave the server, complete ``failed``."""
         if self.failed.done():

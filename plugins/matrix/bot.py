@@ -366,6 +366,13 @@ class MatrixBot:
             )
         self._already_in = set(await client.get_joined_rooms())
 
+    def halt(self) -> None:
+        """Stop sending now (this instance lost the leadership): syncing and sending are
+        cancelled without a flush; :meth:`stop` releases the rest."""
+        self._online.clear()
+        for task in self._tasks:
+            task.cancel()
+
     async def stop(self, flush_timeout: float = 3.0) -> None:
         """Send what waits for at most ``flush_timeout`` s, then stop syncing and sending."""
         if self._online.is_set() and (self.queued() or not self._idle.is_set()):

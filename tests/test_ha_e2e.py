@@ -1,0 +1,113 @@
+"""Two `deploybot run` on one PostgreSQL database and a real IRC server (ngircd) form one
+bot (issue 14): exactly one is active and in the admin channel, the other a standby that
+serves /healthz only; kill -9 of the active → the standby joins within `ha_lease_timeout`
++ 5 s and answers a command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.botprocess import (
+    UNTHROTTLED,
+    BotProcess,
+    BotProcesses,
+    bot_process_fixture,  # noqa: F401  (the bot_process fixture)
+    joined,
+    nick_eq,
+    wait_said,
+)
+from tests.ircd.fixtures import IrcClientFactory
+from tests.ircd.servers import HOST, NgircdServer, free_port
+from tests.planfactory import make_plan
+from tests.postgres import PostgresDatabase
+
+LEASE_TIMEOUT = 5.0
+
+
+def healthz(bot: BotProcess) -> dict[str, Any]:
+    port = bot.deploybot_settings["web_port"]
+    with urllib.request.urlopen(f"http://{HOST}:{port}/healthz", timeout=5) as answer:
+        document: dict[str, Any] = json.load(answer)
+        return document
+
+
+async def wait_role(bot: BotProcess, role: str, timeout: float = 30.0) -> dict[str, Any]:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            document = await asyncio.to_thread(healthz, bot)
+            if document["role"] == role:
+                return document
+        except OSError:
+            document = {}
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{bot.workdir}: not {role} within {timeout}s: {document}")
+        await asyncio.sleep(0.2)
+
+
+async def test_the_standby_takes_over_when_the_active_is_killed(
+    ngircd_server: NgircdServer,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+    postgres_database: PostgresDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    chan = "#ops"
+    bots = [
+        bot_process(
+            port=ngircd_server.port,
+            nick="deploybot",
+            admin_channel=chan,
+            bot_settings=UNTHROTTLED,
+            deploybot_settings={
+                "database": postgres_database.url,
+                "database_password_file": str(postgres_database.password_file),
+                "ha_lease_timeout": f"{LEASE_TIMEOUT:g}",
+                "web_host": HOST,
+                "web_port": str(free_port()),
+            },
+        )
+        for _ in range(2)
+    ]
+    first, second = bots
+    when = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=20)
+    for bot in bots:
+        bot.write_plan(make_plan(when=when))
+    me = await joined(irc_client, ngircd_server.port, "alice", [chan])
+    await first.start(me, chan)
+    active = await wait_role(first, "active")
+    second.spawn()
+    standby = await wait_role(second, "standby")
+    assert active["instance"] == f"{active['instance'].split(':')[0]}:{first.pid}"
+    assert standby["instance"] != active["instance"]
+    await second.wait_log(f"standby: instance {active['instance']} is active")
+    # the standby stays off IRC: one deploybot in the channel, who answers once
+    mark = me.mark()
+    await me.privmsg(chan, "!broke pkgdb2 broken before the failover")
+    await wait_said(me, first.nick, "recorded incident #1", since=mark, timeout=30)
+    await asyncio.sleep(1.0)
+    joins = [m for m in me.messages if m.command == "JOIN" and nick_eq(m.nick, "deploybot")]
+    assert len(joins) == 1
+    assert sum("recorded incident" in m.text for m in me.messages[mark:]) == 1
+
+    mark = me.mark()
+    killed = time.monotonic()
+    await first.kill()
+    await second.wait_joined(me, chan, since=mark, timeout=LEASE_TIMEOUT + 5)
+    took = time.monotonic() - killed
+    assert took <= LEASE_TIMEOUT + 5
+    assert (await wait_role(second, "active"))["instance"] == standby["instance"]
+    mark = me.mark()
+    await me.privmsg(chan, "!incidents")
+    await wait_said(me, second.nick, "broken before the failover", since=mark, timeout=30)
+    await second.stop(me)
+    assert postgres_database.password not in second.log_text()
