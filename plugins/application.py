@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -71,6 +72,10 @@ FIREFIGHT_SWEEP_SECONDS = 30
 ALWAYS_INCLUDED = ("deploybot_plugins.irc.commands",)
 #: The exit status of an active instance that lost the leadership (another one is active).
 LOST_LEADERSHIP_STATUS = 3
+#: The active stops sending this share of ``ha_lease_timeout`` after it last asked for a
+#: renewal, unless renewed meanwhile: a standby may take over from then on (a paused active
+#: wakes up with its lease run out and sends nothing before it finds out).
+SEND_SHARE_OF_LEASE = 0.8
 
 
 class Application:
@@ -100,6 +105,8 @@ class Application:
         #: PostgreSQL: this instance's claim to be active (None: SQLite, always active).
         self.leadership: Leadership | None = None
         self.role = Role("active", self.instance)
+        #: time.monotonic() until which the lease is sure to hold (PostgreSQL).
+        self._lease_holds_until = 0.0
         # fedmsg signature checks: refused here (exit 1) if fedmsg cannot do them.
         self.fedmsg_validator = (
             make_validator(self.config, str(ini)) if self.config.fedmsg_endpoints else None
@@ -167,6 +174,7 @@ class Application:
             transports: dict[str, PostTransport] = {}
             if self.irc_enabled:
                 bot = self.bot = self._make_bot(loop)
+                bot.may_send = self._may_send
                 bot.report_channel = config.admin_channel
                 transports["irc"] = bot.outbox
             if self.matrix_settings is not None:
@@ -174,6 +182,7 @@ class Application:
                 self.matrix = MatrixBot(
                     self.matrix_settings, store, self, token=token, password=password
                 )
+                self.matrix.may_send = self._may_send
                 transports[MATRIX] = self.matrix
             # Posts are kept in the store until the server (each network's) confirms them;
             # what an earlier run left unconfirmed goes out first, in its order.
@@ -323,6 +332,7 @@ class Application:
         said: str | None = None
         try:
             while not stop.done():
+                asked = time.monotonic()
                 try:
                     epoch = await asyncio.to_thread(leadership.try_acquire)
                     state = None if epoch is not None else await asyncio.to_thread(leadership.state)
@@ -333,6 +343,7 @@ class Application:
                     leadership.close()
                     epoch = state = None
                 if epoch is not None:
+                    self._lease_renewed(asked)
                     log.info("active: instance %s, epoch %d", self.instance, epoch)
                     self.role = Role("active", self.instance)
                     self.spawn(self._keep_leading(leadership), name="leader-lease")
@@ -351,12 +362,27 @@ class Application:
         held = True
         while held:
             await asyncio.sleep(interval)
+            asked = time.monotonic()
             try:
                 held = await asyncio.to_thread(leadership.renew)
             except Exception:  # not a database error (renew says those): still not renewed
                 log.exception("the lease could not be renewed")
                 held = False
+            if held:
+                self._lease_renewed(asked)
         self._lost_leadership()
+
+    def _lease_renewed(self, asked: float) -> None:
+        """The lease was renewed by a request sent at ``asked`` (monotonic): the database
+        stamped it no earlier, so it holds for ``ha_lease_timeout`` from then at least."""
+        self._lease_holds_until = asked + self.config.ha_lease_timeout * SEND_SHARE_OF_LEASE
+
+    def _may_send(self) -> bool:
+        """Whether the chat networks may send now: always with SQLite; on PostgreSQL
+        while the lease surely holds (a paused active wakes up unable to send)."""
+        if self.leadership is None:
+            return True
+        return self.role.role == "active" and time.monotonic() < self._lease_holds_until
 
     def _lost_leadership(self) -> None:
         """Another instance is active: drop the chat connections now (nothing more goes

@@ -1,13 +1,16 @@
 """Two `deploybot run` on one PostgreSQL database and a real IRC server (ngircd) form one
 bot (issue 14): exactly one is active and in the admin channel, the other a standby that
 serves /healthz only; kill -9 of the active → the standby joins within `ha_lease_timeout`
-+ 5 s and answers a command.
++ 5 s and answers a command; SIGSTOP of the active → the same, and the old one, woken up,
+sends nothing and exits 3.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -22,6 +25,7 @@ from tests.botprocess import (
     bot_process_fixture,  # noqa: F401  (the bot_process fixture)
     joined,
     nick_eq,
+    said_by,
     wait_said,
 )
 from tests.ircd.fixtures import IrcClientFactory
@@ -30,6 +34,26 @@ from tests.planfactory import make_plan
 from tests.postgres import PostgresDatabase
 
 LEASE_TIMEOUT = 5.0
+CHANNEL = "#ops"
+
+
+def pair_member(
+    bot_process: BotProcesses, server: NgircdServer, database: PostgresDatabase, nick: str
+) -> BotProcess:
+    """One of the pair: on `database`, with the short lease and a web server of its own."""
+    return bot_process(
+        port=server.port,
+        nick=nick,
+        admin_channel=CHANNEL,
+        bot_settings=UNTHROTTLED,
+        deploybot_settings={
+            "database": database.url,
+            "database_password_file": str(database.password_file),
+            "ha_lease_timeout": f"{LEASE_TIMEOUT:g}",
+            "web_host": HOST,
+            "web_port": str(free_port()),
+        },
+    )
 
 
 def healthz(bot: BotProcess) -> dict[str, Any]:
@@ -61,22 +85,9 @@ async def test_the_standby_takes_over_when_the_active_is_killed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("PGPASSWORD", raising=False)
-    chan = "#ops"
+    chan = CHANNEL
     bots = [
-        bot_process(
-            port=ngircd_server.port,
-            nick="deploybot",
-            admin_channel=chan,
-            bot_settings=UNTHROTTLED,
-            deploybot_settings={
-                "database": postgres_database.url,
-                "database_password_file": str(postgres_database.password_file),
-                "ha_lease_timeout": f"{LEASE_TIMEOUT:g}",
-                "web_host": HOST,
-                "web_port": str(free_port()),
-            },
-        )
-        for _ in range(2)
+        pair_member(bot_process, ngircd_server, postgres_database, "deploybot") for _ in range(2)
     ]
     first, second = bots
     when = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=20)
@@ -111,3 +122,46 @@ async def test_the_standby_takes_over_when_the_active_is_killed(
     await wait_said(me, second.nick, "broken before the failover", since=mark, timeout=30)
     await second.stop(me)
     assert postgres_database.password not in second.log_text()
+
+
+async def test_a_paused_active_is_replaced_and_sends_nothing_when_it_wakes_up(
+    ngircd_server: NgircdServer,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+    postgres_database: PostgresDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGSTOP of the active (its TCP connections stay open): the standby ends its database
+    session after `ha_lease_timeout` and takes over; a command said meanwhile waits in the
+    paused one's socket too, yet at SIGCONT it answers nothing (its lease has run out: its
+    output is held), finds the lease lost, and exits 3.  The two have their own nicks here:
+    the paused one still holds its nick on the server."""
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    chan = CHANNEL
+    first, second = (
+        pair_member(bot_process, ngircd_server, postgres_database, nick)
+        for nick in ("deploybot-a", "deploybot-b")
+    )
+    me = await joined(irc_client, ngircd_server.port, "alice", [chan])
+    await first.start(me, chan)
+    await wait_role(first, "active")
+    second.spawn()
+    await wait_role(second, "standby")
+    assert first.pid is not None
+    mark = me.mark()
+    paused = time.monotonic()
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        await second.wait_joined(me, chan, since=mark, timeout=LEASE_TIMEOUT + 5)
+        assert time.monotonic() - paused <= LEASE_TIMEOUT + 5
+        mark = me.mark()
+        await me.privmsg(chan, "!incidents")
+        await wait_said(me, second.nick, "no open incidents", since=mark, timeout=30)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    log_mark = first.log_mark()
+    assert await first.wait_exit(20) == 3
+    assert "leadership lost" in first.log_since(log_mark)
+    await asyncio.sleep(1.0)
+    assert not [m for m in me.messages[mark:] if said_by(first.nick)(m)]
+    await second.stop(me)

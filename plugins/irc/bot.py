@@ -97,6 +97,8 @@ BARRIER_DELAY = 1.0
 QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 BARRIER_EVERY = 8
 BARRIER_PREFIX = "deploybot-confirm-"
+#: How often output held by ``may_send`` looks again, in seconds.
+MAY_SEND_POLL = 0.05
 MESSAGES = ("PRIVMSG", "NOTICE")
 OWN_PLUGINS = (
     "irc3.plugins.core",
@@ -372,6 +374,9 @@ class DeployIrcBot(irc3.IrcBot):
         self._attempt = 0
         self._connected_at = self._last_rx = 0.0
         self.protocol: _Connection | None = None
+        #: False holds every queued line (not PING/PONG/QUIT): the active instance's lease
+        #: may have run out (SIGSTOP, a hung VM) until it is renewed (plugins.application).
+        self.may_send: Callable[[], bool] = lambda: True
         self._accounts = self.get_plugin("deploybot_plugins.irc.accounts.Accounts")
         #: Where the server's refusals (a join, a topic, a message) are also told, so that
         #: people see them, not only the log: the admin channel (set by the application).
@@ -732,6 +737,9 @@ class DeployIrcBot(irc3.IrcBot):
                 if not self._output_waiting():
                     self._wake.clear()
                     await self._wake.wait()
+                    continue
+                if not self.may_send():  # the lease may have run out: wait for its renewal
+                    await asyncio.sleep(MAY_SEND_POLL)
                     continue
                 # Take the next line only once the bucket holds what it costs, and wake
                 # for anything queued meanwhile: a reply queued while a TOPIC (2 tokens)

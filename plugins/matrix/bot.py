@@ -109,6 +109,8 @@ SYNC_FILTER = json.dumps(
 )
 #: At most this long to wait out one M_LIMIT_EXCEEDED (a server asking for more is capped).
 MAX_RETRY_AFTER = 300.0
+#: How often output held by ``may_send`` looks again, in seconds.
+MAY_SEND_POLL = 0.05
 
 
 class MatrixLoginError(Exception):
@@ -246,6 +248,9 @@ class MatrixBot:
         self.confirm_posts: Callable[[list[int]], object] = lambda ids: store.confirm_posts(
             ids, NETWORK
         )
+        #: False holds every send: the active instance's lease may have run out (SIGSTOP, a
+        #: hung VM) until it is renewed (plugins.application).
+        self.may_send: Callable[[], bool] = lambda: True
 
     # --- what /healthz and /metrics see ---------------------------------------------------
 
@@ -604,6 +609,9 @@ class MatrixBot:
         delay = self.settings.reconnect_delay
         while True:
             await self._online.wait()
+            if not self.may_send():  # the lease may have run out: wait for its renewal
+                await asyncio.sleep(MAY_SEND_POLL)
+                continue
             try:
                 await self._deliver(item)
             except asyncio.CancelledError:
