@@ -132,9 +132,10 @@ async def test_a_paused_active_is_replaced_and_sends_nothing_when_it_wakes_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """SIGSTOP of the active (its TCP connections stay open): the standby ends its database
-    session after `ha_lease_timeout` and takes over; a command said meanwhile waits in the
-    paused one's socket too, yet at SIGCONT it answers nothing (its lease has run out: its
-    output is held), finds the lease lost, and exits 3.  The two have their own nicks here:
+    session after `ha_lease_timeout` and takes over; a report said meanwhile waits in the
+    paused one's socket too, yet at SIGCONT it neither records it again nor answers (its
+    lease has run out: commands are not acted on, output is held), finds the lease lost,
+    and exits 3.  The two have their own nicks here:
     the paused one still holds its nick on the server."""
     monkeypatch.delenv("PGPASSWORD", raising=False)
     chan = CHANNEL
@@ -142,6 +143,9 @@ async def test_a_paused_active_is_replaced_and_sends_nothing_when_it_wakes_up(
         pair_member(bot_process, ngircd_server, postgres_database, nick)
         for nick in ("deploybot-a", "deploybot-b")
     )
+    when = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=20)
+    for bot in (first, second):
+        bot.write_plan(make_plan(when=when))
     me = await joined(irc_client, ngircd_server.port, "alice", [chan])
     await first.start(me, chan)
     await wait_role(first, "active")
@@ -155,8 +159,8 @@ async def test_a_paused_active_is_replaced_and_sends_nothing_when_it_wakes_up(
         await second.wait_joined(me, chan, since=mark, timeout=LEASE_TIMEOUT + 5)
         assert time.monotonic() - paused <= LEASE_TIMEOUT + 5
         mark = me.mark()
-        await me.privmsg(chan, "!incidents")
-        await wait_said(me, second.nick, "no open incidents", since=mark, timeout=30)
+        await me.privmsg(chan, "!broke pkgdb2 said while the first was paused")
+        await wait_said(me, second.nick, "recorded incident #1", since=mark, timeout=30)
     finally:
         os.kill(first.pid, signal.SIGCONT)
     log_mark = first.log_mark()
@@ -164,4 +168,7 @@ async def test_a_paused_active_is_replaced_and_sends_nothing_when_it_wakes_up(
     assert "leadership lost" in first.log_since(log_mark)
     await asyncio.sleep(1.0)
     assert not [m for m in me.messages[mark:] if said_by(first.nick)(m)]
+    with postgres_database.admin() as admin:
+        rows = admin.execute("SELECT number, text FROM incidents").fetchall()
+    assert rows == [(1, "said while the first was paused")]  # acted on once, not twice
     await second.stop(me)

@@ -56,6 +56,9 @@ class Commands:
         parsed = parse_command_line(data)
         if parsed is None or self.bot.is_me(mask):  # our own line, echoed (echo-message)
             return
+        if not self.bot.may_send():  # a paused active woken up: the new active answers
+            log.warning("command from %s not acted on: this instance's lease ran out", mask)
+            return
         app = self.bot.config["deploybot_app"]
         nick = mask.split("!", 1)[0]
         account = self._account(nick, tags)

@@ -549,6 +549,9 @@ class MatrixBot:
         channel = self._rooms.channel_of.get(room)
         if channel is None and self._rooms.dm_of.get(room) != sender:
             return  # neither a channel nor this person's direct-message room with the bot
+        if not self.may_send():  # a paused active woken up: the new active answers
+            log.warning("Matrix: command from %s not acted on: the lease ran out", sender)
+            return
         app = self.app
         name, args = parsed
         nick = self.settings.nick_of(sender)
