@@ -32,7 +32,9 @@ NetworkStatuses = dict[str, IrcStatus]
 class Role:
     """Whether this instance is the ``active`` one or a ``standby`` (several ``deploybot
     run`` on one PostgreSQL database; with SQLite always active), and its ``instance`` id
-    (``host:pid``; None when unknown)."""
+    (``host:pid``; None when unknown); ``epoch`` the leadership's epoch as this instance
+    last saw it (PostgreSQL; None with SQLite or before it was read)."""
 
     role: str = "active"
     instance: str | None = None
+    epoch: int | None = None

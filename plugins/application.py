@@ -345,9 +345,11 @@ class Application:
                 if epoch is not None:
                     self._lease_renewed(asked)
                     log.info("active: instance %s, epoch %d", self.instance, epoch)
-                    self.role = Role("active", self.instance)
+                    self.role = Role("active", self.instance, epoch)
                     self.spawn(self._keep_leading(leadership), name="leader-lease")
                     return True
+                if state is not None:
+                    self.role = Role("standby", self.instance, state.epoch)
                 if state is not None and state.instance != said:
                     said = state.instance
                     log.info("standby: instance %s is active (epoch %d)", said, state.epoch)
@@ -391,7 +393,7 @@ class Application:
             "leadership lost (another instance took over): stopping at once, exit status %d",
             LOST_LEADERSHIP_STATUS,
         )
-        self.role = Role("standby", self.instance)
+        self.role = Role("standby", self.instance, self.role.epoch)
         self._exit_status = LOST_LEADERSHIP_STATUS
         if self.bot is not None:
             self.bot.halt()

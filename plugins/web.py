@@ -104,6 +104,7 @@ class _State:
             http_requests=dict(self.requests),
             irc=self.irc_status(),
             networks=self.network_status(),
+            role=self.role(),
         )
 
 

@@ -56,11 +56,16 @@ def pair_member(
     )
 
 
-def healthz(bot: BotProcess) -> dict[str, Any]:
+def web_get(bot: BotProcess, path: str) -> bytes:
     port = bot.deploybot_settings["web_port"]
-    with urllib.request.urlopen(f"http://{HOST}:{port}/healthz", timeout=5) as answer:
-        document: dict[str, Any] = json.load(answer)
-        return document
+    with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=5) as answer:
+        body: bytes = answer.read()
+        return body
+
+
+def healthz(bot: BotProcess) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(web_get(bot, "/healthz"))
+    return document
 
 
 async def wait_role(bot: BotProcess, role: str, timeout: float = 30.0) -> dict[str, Any]:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
@@ -117,6 +122,9 @@ async def test_the_standby_takes_over_when_the_active_is_killed(
     took = time.monotonic() - killed
     assert took <= LEASE_TIMEOUT + 5
     assert (await wait_role(second, "active"))["instance"] == standby["instance"]
+    metrics = (await asyncio.to_thread(web_get, second, "/metrics")).decode()
+    assert "\ndeploybot_ha_active 1.0\n" in metrics
+    assert "\ndeploybot_ha_takeovers_total 1.0\n" in metrics
     mark = me.mark()
     await me.privmsg(chan, "!incidents")
     await wait_said(me, second.nick, "broken before the failover", since=mark, timeout=30)

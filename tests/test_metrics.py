@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import prometheus_client
 import pytest
@@ -18,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from deploybot.bus.rules import BusStats
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
-from deploybot.health import IrcStatus
+from deploybot.health import IrcStatus, Role
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.publish import BusOutbox
@@ -121,6 +122,20 @@ def test_every_network_has_its_samples(core: Core) -> None:
     assert samples["deploybot_network_connected", (("network", "matrix"),)] == 0
     assert samples["deploybot_network_down_seconds", (("network", "matrix"),)] == 42
     assert samples["deploybot_network_down_seconds", (("network", "irc"),)] == 0
+
+
+def test_the_role_and_the_takeovers_of_an_active_standby_pair(core: Core) -> None:
+    """deploybot_ha_active says whether this instance is the active one; with PostgreSQL
+    (an epoch known) deploybot_ha_takeovers_total is the epoch minus the first one."""
+    args: dict[str, Any] = {"bus": BusStats().as_dict(), "duplicates": 0, "http_requests": {}}
+    single = samples_of(metrics_text(core, irc=None, **args))
+    assert single["deploybot_ha_active", ()] == 1
+    assert ("deploybot_ha_takeovers_total", ()) not in single  # SQLite: no pair
+    standby = samples_of(metrics_text(core, irc=None, role=Role("standby", "b:2", 4), **args))
+    assert standby["deploybot_ha_active", ()] == 0
+    assert standby["deploybot_ha_takeovers_total", ()] == 3
+    active = samples_of(metrics_text(core, irc=None, role=Role("active", "a:1", 1), **args))
+    assert (active["deploybot_ha_active", ()], active["deploybot_ha_takeovers_total", ()]) == (1, 0)
 
 
 def test_no_irc_families_while_the_irc_status_is_unknown(core: Core) -> None:

@@ -20,7 +20,8 @@ three only while the IRC status is known),
 ``deploybot_network_connected{network}`` and ``deploybot_network_down_seconds{network}``
 (gauges, one sample per chat network the bot runs on),
 ``deploybot_bus_publish_waiting`` and ``deploybot_bus_publish_oldest_seconds`` (gauges,
-only when the bot publishes on the bus: ``amqp_publish``) and
+only when the bot publishes on the bus: ``amqp_publish``), ``deploybot_ha_active``
+(gauge) and ``deploybot_ha_takeovers_total`` (PostgreSQL only) and
 ``deploybot_http_requests_total{method,route,status}``.
 """
 
@@ -34,7 +35,7 @@ from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from deploybot.core import Core
-from deploybot.health import IrcStatus
+from deploybot.health import IrcStatus, Role
 from deploybot.store import IncidentState
 
 __all__ = ["DeploybotCollector", "Readings", "exposition", "metrics_text", "registry_for"]
@@ -71,6 +72,8 @@ class Readings:
     irc: IrcStatus | None
     #: Every chat network the bot runs on, by name.
     networks: Mapping[str, IrcStatus] = field(default_factory=dict)
+    #: Whether this instance is the active one (several on one PostgreSQL database).
+    role: Role = field(default_factory=Role)
 
 
 def _counter_map(value: object) -> dict[str, int]:
@@ -148,6 +151,19 @@ class DeploybotCollector(Collector):
             down.add_metric([name], int(network_status.down_seconds))
         yield connected
         yield down
+        yield GaugeMetricFamily(
+            "deploybot_ha_active",
+            "1 when this instance is the active one (on the chat networks, sending); "
+            "0 for a standby.",
+            value=int(readings.role.role == "active"),
+        )
+        if readings.role.epoch is not None:  # PostgreSQL
+            yield CounterMetricFamily(
+                "deploybot_ha_takeovers_total",
+                "Times another instance became the active one since the database was "
+                "made (the leadership's epoch minus 1).",
+                value=max(0, readings.role.epoch - 1),
+            )
         if self._core.bus_outbox is not None:  # amqp_publish
             waiting, oldest = self._core.store.bus_outbox_state()
             yield GaugeMetricFamily(
@@ -193,7 +209,8 @@ def metrics_text(
     http_requests: Mapping[tuple[str, str, str], int],
     irc: IrcStatus | None,
     networks: Mapping[str, IrcStatus] | None = None,
+    role: Role | None = None,
 ) -> str:
     """The families in the text format 0.0.4, once (for tests)."""
-    readings = Readings(bus, duplicates, http_requests, irc, dict(networks or {}))
+    readings = Readings(bus, duplicates, http_requests, irc, dict(networks or {}), role or Role())
     return generate_latest(registry_for(core, lambda: readings)).decode("utf-8")
