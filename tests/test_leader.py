@@ -15,8 +15,9 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -113,6 +114,144 @@ def test_a_takeover_waits_for_a_fenced_transaction_in_progress(url: str) -> None
     finally:
         standby.close()
         store.close()
+
+
+def _writes(store: Store, tag: str) -> dict[str, Callable[[], object]]:
+    """One write of each kind that leads to output, by what it is."""
+    return {
+        "countdown claim": lambda: store.claim_countdown(f"countdown:{tag}", T0),
+        "ledger claim": lambda: store.claim_once(f"digest:{tag}", T0),
+        "outbox post": lambda: store.add_post("PRIVMSG", "#fire", f"post {tag}", T0),
+        "page": lambda: store.create_page(
+            target_nick=f"pingou-{tag}",
+            team=None,
+            plan_id="pkgdb2",
+            message="help",
+            sender_nick="alice",
+            now=T0,
+            escalate_at=None,
+        ),
+        "page once": lambda: store.create_page_once(
+            f"page:{tag}",
+            target_nick=f"ralph-{tag}",
+            team=None,
+            plan_id="pkgdb2",
+            message="help",
+            sender_nick="alice",
+            now=T0,
+            escalate_at=None,
+        ),
+        "firefight state": lambda: store.claim_once(f"firefight-open:{tag}", T0),
+        "claim and post": lambda: _claim_and_post(store, tag),
+    }
+
+
+def _claim_and_post(store: Store, tag: str) -> None:
+    with store.transaction():
+        store.claim_once(f"firefight-close:{tag}", T0)
+        store.add_post("TOPIC", "#fire", f"closed {tag}", T0)
+
+
+def _rows(url: str) -> dict[str, int]:
+    with Store.open(url) as store:
+        db = store._db
+        return {
+            table: int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            for table in ("countdown_posts", "once_claims", "outbox", "pages")
+        }
+
+
+def test_a_fenced_store_writes_nothing_once_another_instance_took_over(url: str) -> None:
+    """Two instances' stores on one database: A active with epoch 1 and fenced with it;
+    B takes over (epoch 2) and fences its store.  Every write of A that leads to output —
+    a countdown claim, a ledger claim, an outbox post, a page, firefight state, a claim and
+    its post in one transaction, and the same through a store A reopened — is refused
+    with NotLeaderError and leaves no row; A's callback hears of each refusal; B's writes
+    go through.  Without the fence A's writes all land (the first assertion fails)."""
+    a_lead = Leadership(url, instance="bot-a", lease_timeout=5)
+    b_lead = Leadership(url, instance="bot-b", lease_timeout=5)
+    a_store, b_store = Store.open(url), Store.open(url)
+    a_worker = a_store.reopen()
+    refused: list[NotLeaderError] = []
+    try:
+        epoch = a_lead.try_acquire()
+        assert epoch == 1
+        a_store.fence(epoch, refused.append)
+        assert a_store.claim_once("before", T0)  # A is active: its writes go through
+        a_lead.release()
+        epoch = b_lead.try_acquire()
+        assert epoch == 2
+        b_store.fence(epoch)
+        before = _rows(url)
+        for what, write in (
+            *_writes(a_store, "a").items(),
+            ("reopened", _writes(a_worker, "w")["outbox post"]),
+        ):
+            with pytest.raises(NotLeaderError, match="epoch 1, current 2"):
+                write()
+            assert _rows(url) == before, f"{what}: written by the old active"
+        assert len(refused) == len(_writes(a_store, "a")) + 1
+        assert not a_store.in_transaction
+        for write in _writes(b_store, "b").values():
+            write()
+        after = _rows(url)
+        assert after == {
+            "countdown_posts": before["countdown_posts"] + 1,
+            "once_claims": before["once_claims"] + 4,
+            "outbox": before["outbox"] + 2,
+            "pages": before["pages"] + 2,
+        }
+        # reads are not fenced: the old active still reads (its /healthz, its digest)
+        assert a_store.claimed("digest:b") and not a_store.claimed("digest:a")
+    finally:
+        a_lead.close()
+        b_lead.close()
+        for store in (a_store, b_store, a_worker):
+            store.close()
+
+
+def test_a_takeover_waits_for_a_fenced_transaction_then_the_old_one_is_refused(
+    url: str,
+) -> None:
+    """A fenced transaction in progress holds the lease row: the takeover's new epoch is
+    written once it has committed (its claim and post are kept, made before the takeover);
+    the fenced store's next transaction is refused.  Without the fence the takeover does
+    not wait (the first assertion fails)."""
+    active = Leadership(url, instance="bot-a", lease_timeout=0.3)
+    standby = Leadership(url, instance="bot-b", lease_timeout=0.3)
+    store = Store.open(url)
+    try:
+        epoch = active.try_acquire()
+        assert epoch == 1
+        store.fence(epoch)
+        active.release()  # the lock is free; the lease row stays epoch 1
+        taken: list[int | None] = []
+        taker = threading.Thread(target=lambda: taken.append(standby.try_acquire()))
+        with store.transaction():
+            store.claim_once("countdown:x", T0)
+            taker.start()
+            time.sleep(0.3)
+            assert taken == []  # the epoch update waits for this transaction
+            store.add_post("PRIVMSG", "#fire", "x", T0)
+        taker.join(10)
+        assert taken == [2]
+        assert store.claimed("countdown:x") and len(store.pending_posts()) == 1
+        with pytest.raises(NotLeaderError):
+            store.claim_once("countdown:y", T0)
+        assert not store.claimed("countdown:y")
+    finally:
+        active.close()
+        standby.close()
+        store.close()
+
+
+def test_only_a_postgresql_store_is_fenced(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "bot.db") as store:
+        with pytest.raises(ValueError, match="PostgreSQL"):
+            store.fence(1)
+        store.fence(None)
+        assert store.fenced_epoch is None
+        assert store.claim_once("x", T0)
 
 
 _ACTIVE = textwrap.dedent(

@@ -73,6 +73,7 @@ from deploybot.store.deployevents import DeployEventTable
 from deploybot.store.driftruns import DriftRunTable, StoredDriftRun
 from deploybot.store.errors import (
     AlreadyFixedError,
+    NotLeaderError,
     PageAlreadyAckedError,
     PageNotYoursError,
     StoreBusyError,
@@ -132,6 +133,7 @@ __all__ = [
     "Incident",
     "IncidentState",
     "IncidentSummary",
+    "NotLeaderError",
     "Page",
     "PageAlreadyAckedError",
     "PageNotYoursError",
@@ -269,9 +271,12 @@ class Store(
 
     def reopen(self) -> Self:
         """Another store on the same database, with a connection of its own (for a
-        :class:`~deploybot.store.reads.ReadWorker`; ``:memory:`` gives a new, empty one)."""
+        :class:`~deploybot.store.reads.ReadWorker`; ``:memory:`` gives a new, empty one).
+        It shares this store's fence (:meth:`fence`, now and later)."""
         name, busy_timeout, password = self._reopen_args
-        return type(self).open(name, create=False, busy_timeout=busy_timeout, password=password)
+        store = type(self).open(name, create=False, busy_timeout=busy_timeout, password=password)
+        store._fence = self._fence
+        return store
 
     def close(self) -> None:
         """Close the connection (idempotent).  Everything is already committed."""

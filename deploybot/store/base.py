@@ -16,12 +16,18 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any, Protocol
 
-from deploybot.store.errors import StoreUnavailableError, StoreWriteError, unavailable
+from deploybot.store.errors import (
+    NotLeaderError,
+    StoreUnavailableError,
+    StoreWriteError,
+    unavailable,
+)
 from deploybot.store.times import db_time, floor, from_db, from_db_or_none
 
 __all__ = [
     "Backend",
     "Connection",
+    "Fence",
     "Row",
     "SqliteBackend",
     "StoreBase",
@@ -117,6 +123,41 @@ class SqliteBackend:
         return unavailable(error) if isinstance(error, sqlite3.Error) else None
 
 
+class Fence:
+    """The epoch under which a store (and the stores :meth:`~deploybot.store.Store.reopen`
+    makes from it: they share it) may write: PostgreSQL's active/standby fencing, set by
+    :meth:`~deploybot.store.leader.LeaderTable.fence`.  None (the default, and always on
+    SQLite): no check."""
+
+    def __init__(self) -> None:
+        self.epoch: int | None = None
+        #: Told of each refusal (after its rollback, before it is raised).
+        self.on_refused: Callable[[NotLeaderError], None] | None = None
+
+    def refusal(self, db: Connection) -> NotLeaderError | None:
+        """Inside a write transaction: None if the epoch is still the current one (the
+        lease row then stays share-locked until the transaction ends, so a takeover's
+        new epoch waits for it), else the error to raise."""
+        if self.epoch is None:
+            return None
+        current = current_epoch(db)
+        return None if current == self.epoch else NotLeaderError(self.epoch, current)
+
+    def tell(self, error: NotLeaderError) -> None:
+        if self.on_refused is not None:
+            try:
+                self.on_refused(error)
+            except Exception:
+                log.exception("store: the fence's callback failed")
+
+
+def current_epoch(db: Connection) -> int | None:
+    """The leadership's epoch (None: no instance was ever active), its row share-locked
+    until the transaction ends (PostgreSQL only: the table ``leader``)."""
+    row = db.execute("SELECT epoch FROM leader WHERE id = 1 FOR SHARE").fetchone()
+    return None if row is None else int(row[0])
+
+
 class StoreBase:
     """The connection the table mixins of :class:`~deploybot.store.Store` work on."""
 
@@ -134,6 +175,8 @@ class StoreBase:
         #: The open transaction's levels (outermost first), each with the callbacks to
         #: run after the outermost commits; empty outside a transaction.
         self._levels: list[list[Callable[[], None]]] = []
+        #: The active instance's epoch its write transactions check (PostgreSQL).
+        self._fence = Fence()
 
     def transaction(self) -> AbstractContextManager[None]:
         """One transaction around several store writes and the posts they cause.
@@ -180,13 +223,22 @@ class StoreBase:
         A database locked by another connection beyond the busy timeout, a full disk, a
         read-only file or an I/O error rolls the whole transaction back and raises
         :class:`~deploybot.store.StoreUnavailableError` (recorded in
-        :attr:`last_write_error` until a write succeeds): nothing of the write is kept."""
+        :attr:`last_write_error` until a write succeeds): nothing of the write is kept.
+
+        Fenced (PostgreSQL, the active instance: :class:`Fence`), the transaction first
+        checks that the fence's epoch is the current one, and raises
+        :class:`~deploybot.store.NotLeaderError` before anything is written if not."""
         if self._levels:
             with self._savepoint():
                 yield self._db
             return
         with self._unavailable_raised():
             self._backend.begin(self._db)
+            refused = self._refused()
+            if refused is not None:
+                self._backend.rollback(self._db)
+                self._fence.tell(refused)
+                raise refused
             self._levels.append([])
             try:
                 yield self._db
@@ -200,6 +252,14 @@ class StoreBase:
                 callbacks = self._levels.pop()
         self.last_write_error = None
         _run_callbacks(callbacks)
+
+    def _refused(self) -> NotLeaderError | None:
+        """The fence's check, first thing in a write transaction (rolled back on error)."""
+        try:
+            return self._fence.refusal(self._db)
+        except BaseException:
+            self._backend.rollback(self._db)
+            raise
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:

@@ -12,6 +12,7 @@ from deploybot.store.times import db_time
 
 __all__ = [
     "AlreadyFixedError",
+    "NotLeaderError",
     "PageAlreadyAckedError",
     "PageNotYoursError",
     "StoreBusyError",
@@ -51,6 +52,22 @@ class StoreWriteError(StoreUnavailableError):
         super().__init__(
             f"the database cannot be written ({reason}); nothing was changed: "
             "the admins can find the cause in the log"
+        )
+
+
+class NotLeaderError(StoreUnavailableError):
+    """A write by an instance that is no longer the active one (its fence's epoch is not
+    the current one, PostgreSQL active/standby): refused, nothing of its transaction was
+    kept.  A :class:`StoreUnavailableError`, so that every caller that leaves the work for
+    later (the webhook's 503, the AMQP source's requeue, the publisher's stored message)
+    leaves it to the active instance; it must not be retried here."""
+
+    def __init__(self, epoch: int, current: int | None) -> None:
+        self.epoch = epoch
+        self.current = current
+        super().__init__(
+            f"not the active instance any more (epoch {epoch}, current {current}): "
+            "nothing was changed"
         )
 
 

@@ -1,5 +1,5 @@
 """Which instance is the active one, when several bots share one PostgreSQL database
-(issue 14's active/standby pair): the leadership primitive, not yet wired into the bot.
+(issue 14's active/standby pair): the leadership primitive and the store's fence.
 
 An instance is active while it holds a **session-level advisory lock** on a connection of
 its own (:class:`Leadership`: TCP keepalives and a short ``tcp_user_timeout``, so a dead
@@ -12,10 +12,12 @@ host's lock goes with its connection) and renews a **lease** in the table ``lead
   paused: SIGSTOP, a hung VM — its TCP connection looks alive): end the holder's backend
   (``pg_terminate_backend``, as GoAlert does), then take the lock and raise the epoch.
 
-**Fencing**: every write that leads to output checks, inside its transaction, that the
-writer's epoch is the current one (:meth:`~deploybot.store.leader.LeaderTable.require_epoch`,
-which share-locks the row: a takeover's epoch change waits for that transaction, and any
-later transaction of the old active fails).  An old active that wakes up finds its renewal
+**Fencing**: once an instance is active with epoch E, its store is fenced with E
+(:meth:`~deploybot.store.leader.LeaderTable.fence`): every write transaction (so every
+write that leads to output: outbox posts, ledger claims, pages, firefight state, and the
+rest) checks first, inside the transaction, that E is the current epoch, share-locking
+the row: a takeover's epoch change waits for that transaction, and any later transaction
+of the old active fails.  An old active that wakes up finds its renewal
 refused (:meth:`Leadership.renew` is False) and each fenced write refused
 (:class:`NotLeaderError`) before anything goes out.
 """
@@ -24,10 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from deploybot.errors import DeploybotError
-from deploybot.store.base import StoreBase
+from deploybot.store.base import StoreBase, current_epoch
+from deploybot.store.errors import NotLeaderError
 from deploybot.store.postgresql import WRITE_LOCK
 
 if TYPE_CHECKING:
@@ -39,18 +42,6 @@ __all__ = ["LEADER_LOCK", "LeaderState", "LeaderTable", "Leadership", "NotLeader
 LEADER_LOCK = WRITE_LOCK + 1
 
 _NOW_MS = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)"
-
-
-class NotLeaderError(DeploybotError):
-    """A fenced write by an instance whose epoch is no longer the current one."""
-
-    def __init__(self, epoch: int, current: int | None) -> None:
-        self.epoch = epoch
-        self.current = current
-        super().__init__(
-            f"not the active instance any more (epoch {epoch}, current {current}): "
-            "nothing was changed"
-        )
 
 
 class LeaderState:
@@ -68,16 +59,34 @@ class LeaderState:
 
 
 class LeaderTable(StoreBase):
-    """The fencing check of :class:`~deploybot.store.Store` (PostgreSQL)."""
+    """The fencing of :class:`~deploybot.store.Store` (PostgreSQL)."""
+
+    def fence(
+        self, epoch: int | None, on_refused: Callable[[NotLeaderError], None] | None = None
+    ) -> None:
+        """From now on, every write transaction of this store and of the stores it
+        reopens checks first, inside the transaction, that ``epoch`` is still the
+        leadership's current one, share-locking the lease row until it ends (one more
+        statement per transaction, not per write); if not, it is rolled back and
+        :class:`NotLeaderError` raised before anything is written, ``on_refused`` told
+        first.  None: no check.  PostgreSQL only (``ValueError`` on SQLite)."""
+        if epoch is not None and self.backend != "postgresql":
+            raise ValueError("fencing needs the PostgreSQL store (the table leader)")
+        self._fence.epoch = epoch
+        self._fence.on_refused = on_refused
+
+    @property
+    def fenced_epoch(self) -> int | None:
+        """The epoch the writes are fenced with (None: not fenced)."""
+        return self._fence.epoch
 
     def require_epoch(self, epoch: int) -> None:
         """Inside a write transaction (:meth:`~deploybot.store.Store.transaction`): refuse
         with :class:`NotLeaderError` unless ``epoch`` is the current one; the lease row
         stays share-locked until the transaction ends, so no takeover changes the epoch
-        while it runs."""
+        while it runs.  (:meth:`fence` does this for every transaction.)"""
         with self._write() as db:
-            row = db.execute("SELECT epoch FROM leader WHERE id = 1 FOR SHARE").fetchone()
-            current = None if row is None else int(row[0])
+            current = current_epoch(db)
             if current != epoch:
                 raise NotLeaderError(epoch, current)
 
