@@ -51,7 +51,7 @@ from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.freezes import FreezeBook
 from deploybot.publish import BusOutbox
 from deploybot.store import ReadWorker, Store
-from deploybot.store.leader import Leadership
+from deploybot.store.leader import DatabaseAwayError, Leadership
 from deploybot.web.api import load_read_token
 
 from .bus.amqp_publisher import AmqpPublisher
@@ -359,7 +359,10 @@ class Application:
             stop.cancel()
 
     async def _keep_leading(self, leadership: Leadership) -> None:
-        """Renew the lease every ``ha_lease_timeout``/3; once it is lost, stop sending."""
+        """Renew the lease every ``ha_lease_timeout``/3; once it is lost, stop sending.  When
+        the lock's connection fails (the database restarted) campaign again at once: output
+        is held meanwhile (:meth:`_may_send`); the lock still free, this instance takes it
+        under a new epoch and stays on the chat networks; another active: it is lost."""
         interval = self.config.ha_lease_timeout / 3
         held = True
         while held:
@@ -367,12 +370,40 @@ class Application:
             asked = time.monotonic()
             try:
                 held = await asyncio.to_thread(leadership.renew)
+            except DatabaseAwayError as error:
+                log.warning("active: %s; campaigning again, output held", error)
+                held = await self._campaign_again(leadership)
+                continue
             except Exception:  # not a database error (renew says those): still not renewed
                 log.exception("the lease could not be renewed")
                 held = False
             if held:
                 self._lease_renewed(asked)
-        self._lost_leadership()
+        if not self._stop.is_set():
+            self._lost_leadership()
+
+    async def _campaign_again(self, leadership: Leadership) -> bool:
+        """Take the lock again after its connection failed: True (active under a new
+        epoch), False (another instance is active, or asked to stop meanwhile)."""
+        retry = min(0.25, self.config.ha_lease_timeout / 8)
+        said: str | None = None
+        while not self._stop.is_set():
+            asked = time.monotonic()
+            try:
+                epoch = await asyncio.to_thread(leadership.try_acquire)
+            except Exception as error:  # the database is still away
+                if said != str(error):
+                    log.warning("active: cannot campaign yet (will retry): %s", error)
+                said = str(error)
+                await asyncio.sleep(retry)
+                continue
+            if epoch is None:
+                return False
+            self._lease_renewed(asked)
+            self.role = Role("active", self.instance, epoch)
+            log.info("active again: instance %s, epoch %d", self.instance, epoch)
+            return True
+        return False
 
     def _lease_renewed(self, asked: float) -> None:
         """The lease was renewed by a request sent at ``asked`` (monotonic): the database

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from deploybot.errors import DeploybotError
 from deploybot.store.base import StoreBase, current_epoch
 from deploybot.store.errors import NotLeaderError
 from deploybot.store.postgresql import WRITE_LOCK
@@ -36,12 +37,25 @@ from deploybot.store.postgresql import WRITE_LOCK
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["LEADER_LOCK", "LeaderState", "LeaderTable", "Leadership", "NotLeaderError"]
+__all__ = [
+    "LEADER_LOCK",
+    "DatabaseAwayError",
+    "LeaderState",
+    "LeaderTable",
+    "Leadership",
+    "NotLeaderError",
+]
 
 #: The advisory lock the active instance holds (the store's write lock's key plus one).
 LEADER_LOCK = WRITE_LOCK + 1
 
 _NOW_MS = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)"
+
+
+class DatabaseAwayError(DeploybotError):
+    """The lease could not be renewed because the lock's connection was lost (the database
+    restarted, the network failed): whether this instance is still the active one is not
+    known until it campaigns again (:meth:`Leadership.try_acquire`)."""
 
 
 class LeaderState:
@@ -109,6 +123,11 @@ class Leadership:
         self._connection: psycopg.Connection[Any] | None = None
         #: The epoch this instance is active under; None: standby.
         self.epoch: int | None = None
+        #: The connection failed since this instance last saw an active one: the lease's
+        #: holder may be reconnecting too, so a free lock is not taken while its lease is
+        #: younger than ``lease_timeout`` (the active keeps its place across a restart of
+        #: the database).
+        self._outage = False
 
     def _connect(self) -> psycopg.Connection[Any]:
         import psycopg
@@ -135,8 +154,15 @@ class Leadership:
         is ended first); the new epoch, or None (another instance is active)."""
         if self.epoch is not None:
             return self.epoch
+        with self._noting_outage():
+            return self._try_acquire()
+
+    def _try_acquire(self) -> int | None:
         db = self._connect()
+        if self._outage and self._incumbent_may_return(db):
+            return None
         if not self._try_lock(db):
+            self._outage = False  # another instance is active again
             holder = self._stale_holder(db)
             if holder is None:
                 return None
@@ -156,18 +182,25 @@ class Leadership:
             (self.instance,),
         ).fetchone()
         assert row is not None
+        self._outage = False
         self.epoch = int(row[0])
         return self.epoch
 
     def renew(self) -> bool:
-        """Renew the lease; False (now a standby) when leadership was lost meanwhile: the
-        lock's connection is gone (its backend was ended) or another epoch is current."""
+        """Renew the lease; False (now a standby) when leadership was lost meanwhile:
+        another epoch is current, or this one's lock is gone.  Raises
+        :class:`DatabaseAwayError` (no longer active either) when the lock's connection
+        failed and no other instance is known to have taken over (the database restarted,
+        or is away): campaign again (:meth:`try_acquire`) to find out."""
         import psycopg
 
         if self.epoch is None:
             return False
+        connection = self._connection
         try:
-            cursor = self._connect().execute(
+            if connection is None or connection.closed or connection.broken:
+                raise psycopg.OperationalError("the leader lock's connection was lost")
+            cursor = connection.execute(
                 f"UPDATE leader SET renewed_ms = {_NOW_MS}"
                 " WHERE id = 1 AND epoch = %s AND instance = %s"
                 " AND pg_backend_pid() IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory'"
@@ -177,6 +210,14 @@ class Leadership:
                 (self.epoch, self.instance, *_lock_parts()),
             )
             held = cursor.rowcount == 1
+        except psycopg.OperationalError as error:
+            self.close()
+            if not self._taken_over():
+                self.epoch = None
+                self._outage = True
+                self.close()
+                raise DatabaseAwayError(f"the lease could not be renewed: {error}") from None
+            held = False
         except psycopg.Error:
             held = False
         if not held:
@@ -184,14 +225,45 @@ class Leadership:
             self.close()
         return held
 
+    def _taken_over(self) -> bool:
+        """After the lock's connection failed: whether the lease (read on a new
+        connection, if the database answers) names another instance or epoch."""
+        import psycopg
+
+        try:
+            state = self.state()
+        except psycopg.Error:
+            return False
+        return state is not None and (state.instance, state.epoch) != (self.instance, self.epoch)
+
     def state(self) -> LeaderState | None:
         """The lease as stored (None before any instance was active)."""
-        row = (
-            self._connect()
-            .execute(f"SELECT instance, epoch, since_ms, {_NOW_MS} - renewed_ms FROM leader")
-            .fetchone()
-        )
+        with self._noting_outage():
+            row = (
+                self._connect()
+                .execute(f"SELECT instance, epoch, since_ms, {_NOW_MS} - renewed_ms FROM leader")
+                .fetchone()
+            )
         return None if row is None else LeaderState(row[0], row[1], row[2], row[3])
+
+    @contextlib.contextmanager
+    def _noting_outage(self) -> Iterator[None]:
+        import psycopg
+
+        try:
+            yield
+        except psycopg.OperationalError:
+            self._outage = True
+            self.close()
+            raise
+
+    def _incumbent_may_return(self, db: psycopg.Connection[Any]) -> bool:
+        """After an outage: whether another instance's lease is younger than the timeout
+        (it may be reconnecting to take its lock again)."""
+        row = db.execute(
+            f"SELECT instance, {_NOW_MS} - renewed_ms FROM leader WHERE id = 1"
+        ).fetchone()
+        return row is not None and row[0] != self.instance and row[1] < self.lease_timeout * 1000
 
     def release(self) -> None:
         """Stop being active: the lock is let go at once (not only when the server notices
