@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -47,10 +47,11 @@ from zoneinfo import ZoneInfo
 from bench import burst, commands
 from bench import digest as digest_bench
 from bench._lagprobe import LagProbe, StoreTimer, results, summary
+from bench._postgres import copy_to_postgresql, postgres_server
 from bench.digest import DAY
 from deploybot.deployday.digest import digest_for_day
 from deploybot.store import ReadWorker, Store
-from tests.postgres import PostgresDatabase, PostgresServer, missing, postgres_bindir
+from tests.postgres import PostgresServer
 
 GOAL_SECONDS = 0.05
 WORKLOADS = ("commands", "burst", "digest")
@@ -71,25 +72,6 @@ async def _bot_workload(name: str, probe_file: Path) -> dict[str, Any]:
     return found
 
 
-def _copy_to_postgresql(path: Path, database: PostgresDatabase) -> None:
-    """bench/digest.py's filled SQLite store, into the (empty) PostgreSQL database."""
-    import psycopg
-
-    Store.open(database.url, password=database.password).close()  # the schema
-    started = time.perf_counter()
-    source = sqlite3.connect(path)
-    with psycopg.connect(database.url, password=database.password) as target:
-        for table in ("incidents", "incident_events"):
-            columns = [row[1] for row in source.execute(f"PRAGMA table_info({table})")]
-            names = ", ".join(columns)
-            with target.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                for row in source.execute(f"SELECT {names} FROM {table}"):
-                    copy.write_row(row)
-        target.execute("ANALYZE")
-    source.close()
-    print(f"  copied to PostgreSQL in {time.perf_counter() - started:.0f} s", flush=True)
-
-
 def _digest_workload(path: Path, server: PostgresServer | None) -> dict[str, Any]:
     """The digest of bench/digest.py's day, three times on a probed loop (on PostgreSQL
     when ``server`` is given)."""
@@ -105,7 +87,8 @@ def _digest_workload(path: Path, server: PostgresServer | None) -> dict[str, Any
     location, password = str(path), None
     if server is not None:
         database = server.create_database()
-        _copy_to_postgresql(path, database)
+        seconds = copy_to_postgresql(path, database)
+        print(f"  copied to PostgreSQL in {seconds:.0f} s", flush=True)
         location, password = database.url, database.password
     tz = ZoneInfo(TZ)
     probe, timer = LagProbe(), StoreTimer()
@@ -177,30 +160,24 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     figures: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="deploybot-looplag-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="deploybot-looplag-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         server = None
         if args.backend == "postgresql":
-            reason = missing()
-            bindir = postgres_bindir()
-            if reason is not None or bindir is None:
-                parser.error(reason or "no PostgreSQL")
-            server = PostgresServer(Path(tmp) / "postgres", bindir)
-            server.start()
-        try:
-            for name in chosen:
-                print(f"--- {name}", flush=True)
-                if name == "digest":
-                    path = args.db or Path(tmp) / "digest.sqlite3"
-                    figures[name] = _digest_workload(path, server)
-                    continue
-                if server is not None:
-                    database = server.create_database()
-                    os.environ["DEPLOYBOT_BENCH_DATABASE"] = database.url
-                    os.environ["PGPASSWORD"] = database.password
-                figures[name] = asyncio.run(_bot_workload(name, Path(tmp) / f"{name}.json"))
-        finally:
+            server = stack.enter_context(postgres_server(Path(tmp)))
+        for name in chosen:
+            print(f"--- {name}", flush=True)
+            if name == "digest":
+                path = args.db or Path(tmp) / "digest.sqlite3"
+                figures[name] = _digest_workload(path, server)
+                continue
             if server is not None:
-                server.close()
+                database = server.create_database()
+                os.environ["DEPLOYBOT_BENCH_DATABASE"] = database.url
+                os.environ["PGPASSWORD"] = database.password
+            figures[name] = asyncio.run(_bot_workload(name, Path(tmp) / f"{name}.json"))
     backend = "PostgreSQL" if args.backend == "postgresql" else "SQLite"
     print(f"\n{backend} backend, store called synchronously on the loop")
     ok = [report(name, found) for name, found in figures.items()]
