@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -50,7 +51,7 @@ from deploybot.health import NetworkStatuses, Role
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.freezes import FreezeBook
 from deploybot.publish import BusOutbox
-from deploybot.store import ReadWorker, Store
+from deploybot.store import NotLeaderError, ReadWorker, Store
 from deploybot.store.leader import DatabaseAwayError, Leadership
 from deploybot.web.api import load_read_token
 
@@ -107,6 +108,12 @@ class Application:
         self.role = Role("active", self.instance)
         #: time.monotonic() until which the lease is sure to hold (PostgreSQL).
         self._lease_holds_until = 0.0
+        #: The leadership was lost (told once, acted on once).
+        self._leadership_lost = False
+        self._loop_thread = threading.get_ident()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: While the lock is taken again (_campaign_again): the fence's refusals meanwhile.
+        self._refused_meanwhile: list[NotLeaderError] | None = None
         # fedmsg signature checks: refused here (exit 1) if fedmsg cannot do them.
         self.fedmsg_validator = (
             make_validator(self.config, str(ini)) if self.config.fedmsg_endpoints else None
@@ -137,7 +144,9 @@ class Application:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if not task.cancelled() and isinstance(task.exception(), NotLeaderError):
+            log.info("task %r stopped: %s", task.get_name(), task.exception())
+        elif not task.cancelled() and task.exception() is not None:
             log.error("task %r failed", task.get_name(), exc_info=task.exception())
 
     def stop(self) -> None:
@@ -145,7 +154,8 @@ class Application:
 
     # --- life cycle ----------------------------------------------------------------------
     async def run(self) -> int:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         config = self.config
         store = Store.open(
             config.database,
@@ -199,6 +209,8 @@ class Application:
             self.digests = DigestPoster(self.core, self.outbox, self.deploy_day.firefight)
             self.core.plan_listeners.append(self._plans_reloaded)
             self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+            # a job refused by the fence: the leadership's loss is logged once, not the job
+            _JOB_LOG.addFilter(_quiet_refusals)
             self.scheduler.start()
             try:
                 if isinstance(config.database, str):  # PostgreSQL: one of a pair, maybe
@@ -264,6 +276,7 @@ class Application:
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(signum)
                 self.scheduler.shutdown(wait=False)
+                _JOB_LOG.removeFilter(_quiet_refusals)
                 await self._cancel_tasks()
                 if self.core.drift is not None:
                     await self.core.drift.close()  # runs under way: before the store closes
@@ -343,6 +356,8 @@ class Application:
                     leadership.close()
                     epoch = state = None
                 if epoch is not None:
+                    # from now on every write transaction checks the epoch (fencing)
+                    self.core.store.fence(epoch, self._fence_refused)
                     self._lease_renewed(asked)
                     log.info("active: instance %s, epoch %d", self.instance, epoch)
                     self.role = Role("active", self.instance, epoch)
@@ -385,6 +400,13 @@ class Application:
     async def _campaign_again(self, leadership: Leadership) -> bool:
         """Take the lock again after its connection failed: True (active under a new
         epoch), False (another instance is active, or asked to stop meanwhile)."""
+        self._refused_meanwhile = []  # refusals wait for the outcome (_fence_refused)
+        try:
+            return await self._retake(leadership)
+        finally:
+            self._refused_meanwhile = None
+
+    async def _retake(self, leadership: Leadership) -> bool:
         retry = min(0.25, self.config.ha_lease_timeout / 8)
         said: str | None = None
         while not self._stop.is_set():
@@ -399,6 +421,14 @@ class Application:
                 continue
             if epoch is None:
                 return False
+            # the new epoch's fence; a write refused meanwhile because of this very epoch
+            # (bumped in the thread while the loop ran on) was refused, not lost leadership
+            self.core.store.fence(epoch, self._fence_refused)
+            refused = self._refused_meanwhile or []
+            if any(error.current != epoch for error in refused):
+                return False
+            if refused:
+                log.warning("%d writes refused while taking the lock again", len(refused))
             self._lease_renewed(asked)
             self.role = Role("active", self.instance, epoch)
             log.info("active again: instance %s, epoch %d", self.instance, epoch)
@@ -417,11 +447,29 @@ class Application:
             return True
         return self.role.role == "active" and time.monotonic() < self._lease_holds_until
 
-    def _lost_leadership(self) -> None:
+    def _fence_refused(self, error: NotLeaderError) -> None:
+        """The store refused a write (its fence: another instance's epoch is current):
+        the leadership is lost, whatever the lease's renewal says yet.  From the loop's
+        thread at once (the send gate closes before the write's caller goes on), from the
+        read worker's thread through the loop."""
+        if threading.get_ident() != self._loop_thread and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._fence_refused, error)
+            return
+        if self._refused_meanwhile is not None:  # taking the lock again: decided there
+            self._refused_meanwhile.append(error)
+            return
+        self._lost_leadership(f"a write was refused: {error}")
+
+    def _lost_leadership(self, why: str = "the lease could not be renewed") -> None:
         """Another instance is active: drop the chat connections now (nothing more goes
-        out), then stop with :data:`LOST_LEADERSHIP_STATUS`."""
+        out), then stop with :data:`LOST_LEADERSHIP_STATUS`.  Once: later calls (the
+        renewal failing too, further refused writes) do nothing."""
+        if self._leadership_lost:
+            return
+        self._leadership_lost = True
         log.error(
-            "leadership lost (another instance took over): stopping at once, exit status %d",
+            "leadership lost (another instance took over; %s): stopping at once, exit status %d",
+            why,
             LOST_LEADERSHIP_STATUS,
         )
         self.role = Role("standby", self.instance, self.role.epoch)
@@ -629,6 +677,17 @@ class Application:
                 self.bot.outbox.post(admin, line)
             if self.matrix is not None:
                 self.matrix.post(admin, line)
+
+
+#: Where APScheduler logs a job's exception (its default executor).
+_JOB_LOG = logging.getLogger("apscheduler.executors.default")
+
+
+def _quiet_refusals(record: logging.LogRecord) -> bool:
+    """A job that failed because the fence refused its write is not logged with its
+    traceback (:meth:`Application._fence_refused` has said what happened, once)."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, NotLeaderError)
 
 
 def run(ini: Path) -> int:

@@ -35,7 +35,7 @@ from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.plans.freezes import Freeze
 from deploybot.plans.model import ApiBreak, Consumer, Plan, Probe
-from deploybot.store import Store
+from deploybot.store import NotLeaderError, Store
 from tests.fakes import RecordingOutbox
 from tests.planfactory import make_plan, utc
 from tests.test_drift_report import fetch_all
@@ -869,6 +869,23 @@ async def test_extra_breaks_and_consumers_in_deploy(tmp_path: Path, registry: Re
         )
     finally:
         core.store.close()
+
+
+async def test_a_command_refused_by_the_fence_is_answered_by_nobody(
+    core: Core, clock: Clock, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An old active (PostgreSQL active/standby) whose write the store's fence refused
+    answers nothing, not even "nothing was changed": the new active acts and answers
+    (the fence itself: tests/test_leader.py, tests/test_ha_fence.py).  Without the
+    except clause the refusal was answered like "database busy"."""
+    clock.now = DURING
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise NotLeaderError(1, 2)
+
+    monkeypatch.setattr(core.store, "report_incident", refused)
+    assert await send(core, registry, "!broke pkgdb2 acl page 500") == []
+    assert core.store.list_incidents() == ()
 
 
 async def test_a_command_on_a_locked_database_says_busy_and_changes_nothing(

@@ -47,6 +47,7 @@ from deploybot.commands.base import (
 from deploybot.commands.consumers import REMOVE
 from deploybot.durations import format_duration, plural
 from deploybot.errors import DeploybotError
+from deploybot.store import NotLeaderError
 
 if TYPE_CHECKING:
     from deploybot.config import Config
@@ -358,6 +359,9 @@ async def dispatch(
             flood.count_post(command.name, who, request.now)
     except UsageError as exc:
         reply = Reply.say(f"{exc} — usage: {command.usage}")
+    except NotLeaderError as exc:  # an old active: the new one acts on it and answers
+        log.warning("!%s from %s not acted on: %s", command.name, request.mask, exc)
+        return []
     except DeploybotError as exc:
         # Only the LFs the message was written with: splitlines() would also break at
         # \x1c, \x85 or U+2028 in echoed user text, which would then start a line.
