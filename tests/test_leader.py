@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -321,3 +322,57 @@ def test_a_sigstopped_active_sends_nothing_after_the_takeover(url: str) -> None:
         if child.stdout is not None:
             child.stdout.close()
         standby.close()
+
+
+def test_presence_counts_the_standbys_seen_in_the_last_minute(url: str) -> None:
+    """Every instance renews a presence row; the lease's state counts the other
+    instances seen as standbys in the last minute (by the server's clock): not the
+    active, not one silent for over a minute; a row silent for a day is pruned at the
+    next renewal, and a clean stop deletes its own row."""
+    import psycopg
+
+    active = Leadership(url, instance="bot-a", lease_timeout=5)
+    standbys = [Leadership(url, instance=f"bot-{name}", lease_timeout=5) for name in "bc"]
+    try:
+        assert active.try_acquire() == 1
+        active.mark_present("active")
+        state = active.state()
+        assert state is not None and (state.instance, state.standbys) == ("bot-a", 0)
+        assert abs(state.since - time.time()) < 5
+        for standby in standbys:
+            standby.mark_present("standby")
+            standby.mark_present("standby")  # renewed, not a second row
+        state = standbys[0].state()
+        assert state is not None and (state.instance, state.standbys) == ("bot-a", 2)
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute("UPDATE instances SET seen_ms = seen_ms - 61000 WHERE instance = 'bot-c'")
+            state = active.state()
+            assert state is not None and state.standbys == 1
+            db.execute("UPDATE instances SET seen_ms = seen_ms - 86400000 WHERE instance = 'bot-c'")
+            standbys[0].mark_present("standby")
+            rows = db.execute("SELECT instance, role FROM instances ORDER BY instance")
+            assert rows.fetchall() == [("bot-a", "active"), ("bot-b", "standby")]
+            standbys[0].release()
+            rows = db.execute("SELECT instance FROM instances")
+            assert rows.fetchall() == [("bot-a",)]
+            active.release()
+            assert db.execute("SELECT count(*) FROM instances").fetchone() == (0,)
+    finally:
+        active.close()
+        for standby in standbys:
+            standby.close()
+
+
+def test_the_presence_table_is_in_the_sqlite_schema_too(tmp_path: Path) -> None:
+    """Schema step 10 runs on both backends (one SQL source): SQLite gets the table,
+    unused (one instance; /healthz and !status say so without it)."""
+    with Store.open(tmp_path / "deploybot.sqlite3") as store:
+        assert store.backend == "sqlite"
+    raw = sqlite3.connect(tmp_path / "deploybot.sqlite3")
+    try:
+        columns = [row[1] for row in raw.execute("PRAGMA table_info(instances)")]
+        assert columns == ["instance", "role", "started_ms", "seen_ms"]
+        with pytest.raises(sqlite3.IntegrityError):
+            raw.execute("INSERT INTO instances VALUES ('a:1', 'leader', 0, 0)")
+    finally:
+        raw.close()

@@ -20,6 +20,11 @@ the row: a takeover's epoch change waits for that transaction, and any later tra
 of the old active fails.  An old active that wakes up finds its renewal
 refused (:meth:`Leadership.renew` is False) and each fenced write refused
 (:class:`NotLeaderError`) before anything goes out.
+
+**Presence** (table ``instances``): every instance, active or standby, renews a row of its
+own (:meth:`Leadership.mark_present`, at least every :data:`PRESENCE_SECONDS`); the lease's
+:meth:`Leadership.state` counts the standbys seen in the last :data:`PRESENCE_WINDOW_MS`.
+Rows not renewed for :data:`PRESENCE_KEPT_MS` are pruned; a clean stop deletes its own.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LEADER_LOCK",
+    "PRESENCE_SECONDS",
     "DatabaseAwayError",
     "LeaderState",
     "LeaderTable",
@@ -51,6 +57,13 @@ LEADER_LOCK = WRITE_LOCK + 1
 
 _NOW_MS = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)"
 
+#: Every instance renews its presence at least this often (seconds).
+PRESENCE_SECONDS = 5.0
+#: A standby counts (/healthz, !status) while its presence is younger than this.
+PRESENCE_WINDOW_MS = 60_000
+#: Presence rows older than this are deleted (an instance gone without a clean stop).
+PRESENCE_KEPT_MS = 86_400_000
+
 
 class DatabaseAwayError(DeploybotError):
     """The lease could not be renewed because the lock's connection was lost (the database
@@ -60,13 +73,18 @@ class DatabaseAwayError(DeploybotError):
 
 class LeaderState:
     """The lease as stored: ``instance``, ``epoch``, active ``since`` and the lease's
-    ``age`` (seconds since it was renewed), all by the database server's clock."""
+    ``age`` (seconds since it was renewed), all by the database server's clock; and
+    ``standbys``, how many other instances renewed their presence as standbys within
+    :data:`PRESENCE_WINDOW_MS`."""
 
-    def __init__(self, instance: str, epoch: int, since_ms: int, age_ms: int) -> None:
+    def __init__(
+        self, instance: str, epoch: int, since_ms: int, age_ms: int, standbys: int = 0
+    ) -> None:
         self.instance = instance
         self.epoch = epoch
         self.since = since_ms / 1000
         self.age = age_ms / 1000
+        self.standbys = standbys
 
     def __repr__(self) -> str:
         return f"LeaderState({self.instance!r}, epoch={self.epoch}, age={self.age:.1f}s)"
@@ -241,10 +259,30 @@ class Leadership:
         with self._noting_outage():
             row = (
                 self._connect()
-                .execute(f"SELECT instance, epoch, since_ms, {_NOW_MS} - renewed_ms FROM leader")
+                .execute(
+                    f"SELECT instance, epoch, since_ms, {_NOW_MS} - renewed_ms,"
+                    " (SELECT count(*) FROM instances WHERE role = 'standby'"
+                    f" AND instance <> leader.instance AND seen_ms >= {_NOW_MS} - %s)"
+                    " FROM leader",
+                    (PRESENCE_WINDOW_MS,),
+                )
                 .fetchone()
             )
-        return None if row is None else LeaderState(row[0], row[1], row[2], row[3])
+        return None if row is None else LeaderState(*row)
+
+    def mark_present(self, role: str) -> None:
+        """Renew this instance's presence row as ``role`` (``active`` or ``standby``) by
+        the server's clock, and delete the rows not renewed for :data:`PRESENCE_KEPT_MS`."""
+        with self._noting_outage():
+            db = self._connect()
+            db.execute(
+                "INSERT INTO instances (instance, role, started_ms, seen_ms)"
+                f" VALUES (%s, %s, {_NOW_MS}, {_NOW_MS})"
+                " ON CONFLICT (instance) DO UPDATE SET role = excluded.role,"
+                " seen_ms = excluded.seen_ms",
+                (self.instance, role),
+            )
+            db.execute(f"DELETE FROM instances WHERE seen_ms < {_NOW_MS} - %s", (PRESENCE_KEPT_MS,))
 
     @contextlib.contextmanager
     def _noting_outage(self) -> Iterator[None]:
@@ -266,13 +304,19 @@ class Leadership:
         return row is not None and row[0] != self.instance and row[1] < self.lease_timeout * 1000
 
     def release(self) -> None:
-        """Stop being active: the lock is let go at once (not only when the server notices
-        the connection closed), then the connection is closed; idempotent."""
+        """Stop: this instance's presence row is deleted and, if active, the lock is let
+        go at once (not only when the server notices the connection closed), then the
+        connection is closed; idempotent."""
         import psycopg
 
-        if self.epoch is not None and self._connection is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._connection.execute("SELECT pg_advisory_unlock(%s)", (LEADER_LOCK,))
+        if self._connection is not None and not self._connection.closed:
+            with contextlib.suppress(psycopg.Error):  # a clean stop: no presence any more
+                self._connection.execute(
+                    "DELETE FROM instances WHERE instance = %s", (self.instance,)
+                )
+            if self.epoch is not None:
+                with contextlib.suppress(psycopg.Error):
+                    self._connection.execute("SELECT pg_advisory_unlock(%s)", (LEADER_LOCK,))
         self.epoch = None
         self.close()
 

@@ -329,7 +329,26 @@ _V9 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+_V10 = Migration(
+    version=10,
+    description="the presence of each instance of an active/standby pair (issue 14)",
+    statements=(
+        # One row per running instance (host:pid): its role as it last said, when it
+        # started and when it last renewed its presence, by the database server's clock in
+        # milliseconds; a clean stop deletes its row, rows not seen for a day are pruned.
+        # /healthz and !status count the standbys seen in the last minute.  Unused on SQLite.
+        """
+        CREATE TABLE instances (
+            instance   TEXT PRIMARY KEY,
+            role       TEXT NOT NULL CHECK (role IN ('active', 'standby')),
+            started_ms INTEGER NOT NULL,
+            seen_ms    INTEGER NOT NULL
+        )
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
 """Every step, in order; ``MIGRATIONS[i].version == i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
