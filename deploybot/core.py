@@ -20,6 +20,7 @@ from typing import TypeVar
 from deploybot.casemapping import DEFAULT
 from deploybot.config import Address, Config
 from deploybot.drift.runs import DriftRunner, drift_state
+from deploybot.health import HaStatus, NetworkStatuses
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.freezes import FreezeBook, FreezeStanding
 from deploybot.plans.model import Plan
@@ -53,6 +54,12 @@ class Core:
     #: connection of their own (the application's); None: on :attr:`store`, in the loop
     #: (tests, the command line).
     reads: ReadWorker[Store] | None = None
+    #: Which instance is active, since when, how many standbys (``/healthz``'s ``ha``,
+    #: ``!status``): the application's; None where nobody runs one (tests, the command line).
+    ha_status: Callable[[], HaStatus] | None = None
+    #: Every chat network's status by name (``!status``; ``/healthz`` gets the same from the
+    #: application): None where the bot is on no network.
+    network_status: Callable[[], NetworkStatuses] | None = None
 
     @property
     def plans(self) -> tuple[Plan, ...]:

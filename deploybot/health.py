@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,21 @@ class Role:
     role: str = "active"
     instance: str | None = None
     epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class HaStatus:
+    """Which instance of the bot is active and since when, and how many standbys renewed
+    their presence in the last minute (``/healthz``'s ``ha``, ``!status``; SPEC §8).
+
+    ``backend`` is ``postgresql`` (an active/standby pair, maybe) or ``sqlite`` (one
+    instance: ``active`` is this one, ``since`` its start, ``epoch`` None); ``active`` None
+    while no lease was read (PostgreSQL: no instance was ever active, or the database did
+    not answer yet); ``epoch`` the leadership's epoch (raised at every takeover).
+    """
+
+    backend: str
+    active: str | None = None
+    since: datetime | None = None
+    epoch: int | None = None
+    standbys_last_minute: int = 0

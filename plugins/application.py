@@ -47,12 +47,12 @@ from deploybot.deployday.digestpost import DigestPoster
 from deploybot.deployday.posts import Networks, PostTransport, StoredOutbox
 from deploybot.drift.runs import DriftRunner
 from deploybot.errors import ConfigError
-from deploybot.health import NetworkStatuses, Role
+from deploybot.health import HaStatus, NetworkStatuses, Role
 from deploybot.plans.book import PlanBook, ReloadReport
 from deploybot.plans.freezes import FreezeBook
 from deploybot.publish import BusOutbox
 from deploybot.store import NotLeaderError, ReadWorker, Store
-from deploybot.store.leader import DatabaseAwayError, Leadership
+from deploybot.store.leader import PRESENCE_SECONDS, DatabaseAwayError, Leadership, LeaderState
 from deploybot.web.api import load_read_token
 
 from .bus.amqp_publisher import AmqpPublisher
@@ -106,6 +106,8 @@ class Application:
         #: PostgreSQL: this instance's claim to be active (None: SQLite, always active).
         self.leadership: Leadership | None = None
         self.role = Role("active", self.instance)
+        #: Which instance is active, since when, how many standbys (/healthz, !status).
+        self.ha = HaStatus("sqlite", self.instance, clock())
         #: time.monotonic() until which the lease is sure to hold (PostgreSQL).
         self._lease_holds_until = 0.0
         #: The leadership was lost (told once, acted on once).
@@ -175,6 +177,8 @@ class Application:
                 freezes=freezes,
                 drift=DriftRunner(store, self.fetch, self.clock),
                 reads=reads,
+                ha_status=lambda: self.ha,
+                network_status=self._network_status,
             )
             report = await book.reload_in_worker()
             freeze_problems = await asyncio.to_thread(freezes.reload)
@@ -221,6 +225,7 @@ class Application:
                         lease_timeout=config.ha_lease_timeout,
                     )
                     self.role = Role("standby", self.instance)
+                    self.ha = HaStatus("postgresql")
                 if not await self._start_web():
                     return 1  # the port is taken or the read token unusable: said in the log
                 for signum in (signal.SIGINT, signal.SIGTERM):
@@ -343,11 +348,15 @@ class Application:
         interval = min(1.0, self.config.ha_lease_timeout / 4)
         stop = asyncio.ensure_future(self._stop.wait())
         said: str | None = None
+        present_due = 0.0  # time.monotonic() when the presence is renewed next
         try:
             while not stop.done():
                 asked = time.monotonic()
                 try:
                     epoch = await asyncio.to_thread(leadership.try_acquire)
+                    if epoch is None and asked >= present_due:
+                        await asyncio.to_thread(leadership.mark_present, "standby")
+                        present_due = asked + PRESENCE_SECONDS
                     state = None if epoch is not None else await asyncio.to_thread(leadership.state)
                 except Exception as error:  # the database is away: keep trying, say why
                     if said != str(error):
@@ -359,12 +368,14 @@ class Application:
                     # from now on every write transaction checks the epoch (fencing)
                     self.core.store.fence(epoch, self._fence_refused)
                     self._lease_renewed(asked)
+                    self._lease_read(await asyncio.to_thread(_present_as_active, leadership))
                     log.info("active: instance %s, epoch %d", self.instance, epoch)
                     self.role = Role("active", self.instance, epoch)
                     self.spawn(self._keep_leading(leadership), name="leader-lease")
                     return True
                 if state is not None:
                     self.role = Role("standby", self.instance, state.epoch)
+                    self._lease_read(state)
                 if state is not None and state.instance != said:
                     said = state.instance
                     log.info("standby: instance %s is active (epoch %d)", said, state.epoch)
@@ -374,11 +385,12 @@ class Application:
             stop.cancel()
 
     async def _keep_leading(self, leadership: Leadership) -> None:
-        """Renew the lease every ``ha_lease_timeout``/3; once it is lost, stop sending.  When
-        the lock's connection fails (the database restarted) campaign again at once: output
-        is held meanwhile (:meth:`_may_send`); the lock still free, this instance takes it
+        """Renew the lease and this instance's presence every ``ha_lease_timeout``/3 (at
+        most :data:`PRESENCE_SECONDS` apart); once it is lost, stop sending.  When the
+        lock's connection fails (the database restarted) campaign again at once: output is
+        held meanwhile (:meth:`_may_send`); the lock still free, this instance takes it
         under a new epoch and stays on the chat networks; another active: it is lost."""
-        interval = self.config.ha_lease_timeout / 3
+        interval = min(self.config.ha_lease_timeout / 3, PRESENCE_SECONDS)
         held = True
         while held:
             await asyncio.sleep(interval)
@@ -394,6 +406,7 @@ class Application:
                 held = False
             if held:
                 self._lease_renewed(asked)
+                self._lease_read(await asyncio.to_thread(_present_as_active, leadership))
         if not self._stop.is_set():
             self._lost_leadership()
 
@@ -434,6 +447,12 @@ class Application:
             log.info("active again: instance %s, epoch %d", self.instance, epoch)
             return True
         return False
+
+    def _lease_read(self, state: LeaderState | None) -> None:
+        """What /healthz and !status say of the pair: the lease as last read."""
+        if state is not None:
+            since = datetime.fromtimestamp(state.since, UTC)
+            self.ha = HaStatus("postgresql", state.instance, since, state.epoch, state.standbys)
 
     def _lease_renewed(self, asked: float) -> None:
         """The lease was renewed by a request sent at ``asked`` (monotonic): the database
@@ -688,6 +707,18 @@ def _quiet_refusals(record: logging.LogRecord) -> bool:
     traceback (:meth:`Application._fence_refused` has said what happened, once)."""
     error = record.exc_info[1] if record.exc_info else None
     return not isinstance(error, NotLeaderError)
+
+
+def _present_as_active(leadership: Leadership) -> LeaderState | None:
+    """(A worker thread.) Renew the active's presence and read the lease with the
+    standby count; None, logged, when the database did not answer (the lease's renewal
+    says whether leadership holds, not this)."""
+    try:
+        leadership.mark_present("active")
+        return leadership.state()
+    except Exception as error:
+        log.warning("presence not renewed: %s", error)
+        return None
 
 
 def run(ini: Path) -> int:

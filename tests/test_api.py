@@ -18,7 +18,7 @@ import pytest
 from deploybot.bus.reactor import BusReactor
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
-from deploybot.health import IrcStatus
+from deploybot.health import HaStatus, IrcStatus
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.plans.model import Production, Roster, Staging
@@ -528,6 +528,7 @@ def test_health_says_ok_with_the_plan_count_and_503_when_the_store_is_gone(core:
         "networks": {},
         "role": "active",
         "instance": None,
+        "ha": {"backend": "sqlite", "active": None, "standbys_last_minute": 0},
         "plans": 2,
         "store_error": None,
         "as_of": "2026-12-15T14:00:00Z",
@@ -549,6 +550,31 @@ def test_health_says_ok_with_the_plan_count_and_503_when_the_store_is_gone(core:
     core.store.close()
     status, document = health_document(core, IrcStatus(False))
     assert (status, document["ok"]) == (503, False)
+
+
+def test_health_says_which_instance_is_active_since_when_and_how_many_standbys(
+    core: Core,
+) -> None:
+    """``ha``: on PostgreSQL the lease's instance, since and epoch and the standbys seen in
+    the last minute; with SQLite this one instance since its start, no epoch."""
+    core.ha_status = lambda: HaStatus("postgresql", "bot-b:7", utc(2026, 12, 15, 13, 2), 3, 1)
+    assert health_document(core, None)[1]["ha"] == {
+        "backend": "postgresql",
+        "active": {"instance": "bot-b:7", "since": "2026-12-15T13:02:00Z", "epoch": 3},
+        "standbys_last_minute": 1,
+    }
+    core.ha_status = lambda: HaStatus("postgresql")  # no lease read yet
+    assert health_document(core, None)[1]["ha"] == {
+        "backend": "postgresql",
+        "active": None,
+        "standbys_last_minute": 0,
+    }
+    core.ha_status = lambda: HaStatus("sqlite", "host:1", utc(2026, 12, 15, 9))
+    assert health_document(core, None)[1]["ha"] == {
+        "backend": "sqlite",
+        "active": {"instance": "host:1", "since": "2026-12-15T09:00:00Z", "epoch": None},
+        "standbys_last_minute": 0,
+    }
 
 
 # -- signatures -----------------------------------------------------------------------------

@@ -65,12 +65,24 @@ def test_a_key_the_schema_lacks_fails_the_check() -> None:
         "networks": {},
         "role": "standby",
         "instance": "host-b:42",
+        "ha": {
+            "backend": "postgresql",
+            "active": {"instance": "host-a:7", "since": "2026-12-15T12:00:00Z", "epoch": 2},
+            "standbys_last_minute": 1,
+        },
         "plans": 1,
         "store_error": None,
         "as_of": "2026-12-15T13:00:00Z",
     }
     assert schema_errors("health", health) == []
     assert schema_errors("health", {**health, "role": "leader"})
+    assert schema_errors("health", {k: v for k, v in health.items() if k != "ha"})
+    ha = health["ha"]
+    assert isinstance(ha, dict)
+    assert schema_errors("health", {**health, "ha": {**ha, "active": None}}) == []
+    assert schema_errors("health", {**health, "ha": {**ha, "standbys_last_minute": None}})
+    assert schema_errors("health", {**health, "ha": {**ha, "backend": "mysql"}})
+    assert schema_errors("health", {**health, "ha": {**ha, "active": {"instance": "a:1"}}})
     assert schema_errors("health", {**health, "as_of": "2026-12-15T13:00:00+00:00"})
     with pytest.raises(AssertionError, match=r"does not fit error\.schema\.json"):
         check_answer("GET", "/api/v1/incidents", 404, {**good, "hint": "x"})

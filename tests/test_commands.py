@@ -31,6 +31,7 @@ from deploybot.deployday.day import DeployDay
 from deploybot.drift.report import Fetched
 from deploybot.drift.runs import DriftRunner
 from deploybot.errors import DeploybotError
+from deploybot.health import HaStatus, IrcStatus
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
 from deploybot.plans.freezes import Freeze
@@ -215,6 +216,9 @@ def test_every_declared_command_is_registered(registry: Registry) -> None:
         assert registry.get(command.name) is command
 
 
+#: The active instance of the examples' world.
+EXAMPLE_ACTIVE = "bot1.example.org:4242"
+
 #: The probes of the examples' pkgdb2-2.0: its declared break, and one that answers alike.
 EXAMPLE_PROBES = ("/api/packager/acl?packagername=toshio", "/api/critpath")
 
@@ -257,6 +261,9 @@ def example_world(tmp_path: Path, clock: Clock) -> Iterator[DeployDay]:
         mask="bob!bob@example.test",
         now=utc(2026, 12, 15, 12),
     )
+    # The pair: bot1.example.org:4242 active since 13:00 (epoch 2), one standby; IRC up.
+    core.ha_status = lambda: HaStatus("postgresql", EXAMPLE_ACTIVE, utc(2026, 12, 15, 13), 2, 1)
+    core.network_status = lambda: {"irc": IrcStatus(True)}
     clock.now = DURING + timedelta(minutes=5)
     yield DeployDay(core, RecordingOutbox())
     core.store.close()
@@ -344,6 +351,7 @@ BAD_CALLS = [
     ("!freezebreak fas-3.0", "say which plan and why"),
     ("!approve", "say which deploy's freeze break"),
     ("!freezebreaks all", "takes no arguments"),
+    ("!status now", "takes no arguments"),
 ]
 
 

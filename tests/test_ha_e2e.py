@@ -2,7 +2,8 @@
 bot (issue 14): exactly one is active and in the admin channel, the other a standby that
 serves /healthz only; kill -9 of the active → the standby joins within `ha_lease_timeout`
 + 5 s and answers a command; SIGSTOP of the active → the same, and the old one, woken up,
-sends nothing and exits 3.
+sends nothing and exits 3.  /healthz's `ha` and `!status` say which instance is active,
+since when, and how many standbys renewed their presence in the last minute.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 import urllib.request
@@ -28,6 +30,7 @@ from tests.botprocess import (
     said_by,
     wait_said,
 )
+from tests.ircd.client import IrcClient
 from tests.ircd.fixtures import IrcClientFactory
 from tests.ircd.servers import HOST, NgircdServer, free_port
 from tests.planfactory import make_plan
@@ -82,6 +85,43 @@ async def wait_role(bot: BotProcess, role: str, timeout: float = 30.0) -> dict[s
         await asyncio.sleep(0.2)
 
 
+async def wait_ha(bot: BotProcess, standbys: int, active: str) -> dict[str, Any]:
+    """`bot`'s /healthz `ha` once it names `active` and counts `standbys` (it reads the
+    lease and the presence rows every ha_lease_timeout/3 as the active, every second as
+    a standby)."""
+    deadline = time.monotonic() + 15
+    while True:
+        ha: dict[str, Any] = (await asyncio.to_thread(healthz, bot))["ha"]
+        if (
+            ha["standbys_last_minute"] == standbys
+            and (ha["active"] or {}).get("instance") == active
+        ):
+            return ha
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{bot.workdir}: /healthz ha is still {ha}")
+        await asyncio.sleep(0.2)
+
+
+def since(ha: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(ha["active"]["since"])
+
+
+async def status(me: IrcClient, bot: BotProcess) -> str:
+    """What `bot` answers `!status` in the channel."""
+    mark = me.mark()
+    await me.privmsg(CHANNEL, "!status")
+    said = await wait_said(me, bot.nick, "seen in the last minute", since=mark, timeout=30)
+    return said.text
+
+
+def assert_status(line: str, active: str, epoch: str, standbys: str) -> None:
+    """A `!status` line: `active` since some time, under `epoch`, `standbys`, IRC up."""
+    shape = (
+        f"active: {re.escape(active)} since .+ \\({epoch}\\); {standbys} seen in the last minute"
+    )
+    assert re.search(f"{shape}; irc: connected", line), line
+
+
 async def test_the_standby_takes_over_when_the_active_is_killed(
     ngircd_server: NgircdServer,
     irc_client: IrcClientFactory,
@@ -106,6 +146,12 @@ async def test_the_standby_takes_over_when_the_active_is_killed(
     assert active["instance"] == f"{active['instance'].split(':')[0]}:{first.pid}"
     assert standby["instance"] != active["instance"]
     await second.wait_log(f"standby: instance {active['instance']} is active")
+    # both say who is active since when, and count the standby
+    ha = await wait_ha(first, 1, active["instance"])
+    assert (ha["backend"], ha["active"]["epoch"]) == ("postgresql", 1)
+    assert since(ha) <= datetime.now(UTC)
+    assert await wait_ha(second, 1, active["instance"]) == ha
+    assert_status(await status(me, first), active["instance"], "epoch 1", "1 standby")
     # the standby stays off IRC: one deploybot in the channel, who answers once
     mark = me.mark()
     await me.privmsg(chan, "!broke pkgdb2 broken before the failover")
@@ -122,6 +168,11 @@ async def test_the_standby_takes_over_when_the_active_is_killed(
     took = time.monotonic() - killed
     assert took <= LEASE_TIMEOUT + 5
     assert (await wait_role(second, "active"))["instance"] == standby["instance"]
+    # active since the takeover, under the next epoch; the killed one is no standby
+    ha = await wait_ha(second, 0, standby["instance"])
+    assert ha["active"]["epoch"] == 2
+    assert datetime.now(UTC) - timedelta(seconds=took + 1) <= since(ha) <= datetime.now(UTC)
+    assert_status(await status(me, second), standby["instance"], "epoch 2", "0 standbys")
     metrics = (await asyncio.to_thread(web_get, second, "/metrics")).decode()
     assert "\ndeploybot_ha_active 1.0\n" in metrics
     assert "\ndeploybot_ha_takeovers_total 1.0\n" in metrics
@@ -130,6 +181,10 @@ async def test_the_standby_takes_over_when_the_active_is_killed(
     await wait_said(me, second.nick, "broken before the failover", since=mark, timeout=30)
     await second.stop(me)
     assert postgres_database.password not in second.log_text()
+    with postgres_database.admin() as admin:
+        rows = admin.execute("SELECT instance, role FROM instances").fetchall()
+    # a clean stop deletes its presence; the killed one's stays until pruned (a day)
+    assert rows == [(active["instance"], "active")]
 
 
 async def test_a_paused_active_is_replaced_and_sends_nothing_when_it_wakes_up(

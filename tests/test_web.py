@@ -546,6 +546,7 @@ async def test_healthz(web: Served) -> None:
         "networks": {},
         "role": "active",
         "instance": None,
+        "ha": {"backend": "sqlite", "active": None, "standbys_last_minute": 0},
         "plans": 1,
         "store_error": None,
         "as_of": "2026-12-15T13:10:00Z",

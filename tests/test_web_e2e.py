@@ -71,7 +71,8 @@ async def test_healthz_and_a_signed_webhook_event_reach_irc(
     irc_client: IrcClientFactory,
     bot_process: BotProcesses,
 ) -> None:
-    """A pkgdb2 plan starts in 20 minutes. /healthz says ok, IRC connected, one plan;
+    """A pkgdb2 plan starts in 20 minutes. /healthz says ok, IRC connected, one plan,
+    this one instance active since its start (SQLite);
     an unsigned event is refused (401) and nothing is said; the signed start of pkgdb's
     playbook by ralph is accepted (202) and "deploy of pkgdb2 started by ralph" is said in
     the admin channel; /metrics counts it. The bot then stops cleanly and its port is
@@ -97,6 +98,11 @@ async def test_healthz_and_a_signed_webhook_event_reach_irc(
             check_answer("GET", "/healthz", response.status, health)
         assert health["ok"] is True and health["irc_connected"] is True
         assert health["plans"] == 1
+        # SQLite: this one instance, active since its start
+        ha = health["ha"]
+        assert (ha["backend"], ha["standbys_last_minute"]) == ("sqlite", 0)
+        assert (ha["active"]["instance"], ha["active"]["epoch"]) == (health["instance"], None)
+        assert ha["active"]["since"] <= health["as_of"]
 
         since = watcher.mark()
         payload = start_payload("ralph")

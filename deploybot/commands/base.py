@@ -123,7 +123,9 @@ class Example:
     13:00–21:00 UTC, one API break, two probes — staging answers the 2014 pkgdb2 answers,
     ``null`` where production answers ``[]``; a drift run at 12:00 found no undeclared
     drift) and ``fas-3.0`` (Sun 2026-12-20 09:00 UTC, exempt);
-    the bot connected, with ``#fedora-admin`` as the admin channel; incident #1
+    the bot connected (IRC), with ``#fedora-admin`` as the admin channel, instance
+    ``bot1.example.org:4242`` active since 13:00 UTC under epoch 2 with one standby seen in
+    the last minute (PostgreSQL); incident #1
     "pkgdb2: the acl page returns 500" reported by alice in ``#fedora-admin`` at 13:20;
     the example typed at 13:25 UTC in ``#fedora-admin`` by alice, an admin.
     """

@@ -52,7 +52,7 @@ def help_command(registry: Registry) -> Command:
             "commands: !deploys !deploy !breaks !ready !uses !consumers !broke !take !note "
             "!fixed !incident !incidents !roster !oncall !page !ack !firefight (admin) "
             "!digest !postmortem !drift !freeze !freezebreak !approve (admin) !freezebreaks "
-            "!plans (admin) !help — !help COMMAND for one",
+            "!status !plans (admin) !help — !help COMMAND for one",
         ),
         example(
             "!help broke",

@@ -17,6 +17,7 @@ from deploybot.commands import (
     freeze,
     incidents,
     postmortem,
+    status,
 )
 from deploybot.commands.base import Registry
 from deploybot.commands.help import help_command
@@ -35,6 +36,7 @@ def build_registry() -> Registry:
         postmortem,
         drift,
         freeze,
+        status,
         admin,
     ):
         registry.add(*module.COMMANDS)

@@ -124,7 +124,10 @@ Version 1 shapes
     when unknown; ``why`` says why the bot is not on IRC, null while it is; ``networks``
     the same for every chat network the bot runs on, by name — ``{"irc": {…}, "matrix":
     {…}}``, ``{}`` when unknown; ``role`` ``"active"`` or ``"standby"`` and ``instance``
-    this instance's id, ``host:pid`` (null when unknown); ``ok`` false,
+    this instance's id, ``host:pid`` (null when unknown); ``ha`` the pair's state,
+    ``{"backend": "postgresql" | "sqlite", "active": {"instance": str, "since": time,
+    "epoch": int | null} | null, "standbys_last_minute": int}`` (:func:`ha_document`);
+    ``ok`` false,
     with status 503, when the store does not answer, its write lock cannot be taken now,
     or its last write failed: ``store_error`` says which — IRC being away does not make it
     false: the bot reconnects).
@@ -203,7 +206,7 @@ from deploybot.deployday.roster import firefight_channel
 from deploybot.drift.runs import latest_run
 from deploybot.durations import DAY, FIRST_YEAR, LAST_YEAR, iso_utc, parse_day, whole_seconds
 from deploybot.errors import DateError, DeploybotError
-from deploybot.health import IrcStatus, Role
+from deploybot.health import HaStatus, IrcStatus, Role
 from deploybot.lines import one_line
 from deploybot.plans.freezes import Freeze
 from deploybot.plans.model import Plan
@@ -806,6 +809,20 @@ def _status_document(status: IrcStatus) -> dict[str, Any]:
     }
 
 
+def ha_document(status: HaStatus) -> dict[str, Any]:
+    """``/healthz``'s ``ha``: which instance is active (null while none is known), since
+    when and under which epoch (null with SQLite), and how many standbys were seen in the
+    last minute."""
+    active = None
+    if status.active is not None and status.since is not None:
+        active = {"instance": status.active, "since": iso_utc(status.since), "epoch": status.epoch}
+    return {
+        "backend": status.backend,
+        "active": active,
+        "standbys_last_minute": status.standbys_last_minute,
+    }
+
+
 def health_document(
     core: Core,
     irc: IrcStatus | None,
@@ -832,6 +849,7 @@ def health_document(
         "networks": {name: _status_document(status) for name, status in (networks or {}).items()},
         "role": (role or Role()).role,
         "instance": (role or Role()).instance,
+        "ha": ha_document(core.ha_status() if core.ha_status else HaStatus(store.backend)),
         "plans": len(core.plans),
         "store_error": store_error,
         "as_of": iso_utc(core.now()),
