@@ -50,6 +50,7 @@ connection of :mod:`deploybot.store.base`: :mod:`deploybot.store.incidents`,
 :mod:`deploybot.store.pages`, :mod:`deploybot.store.busevents`,
 :mod:`deploybot.store.outbox` (the posts not yet confirmed by the server),
 :mod:`deploybot.store.busoutbox` (the bus messages not yet confirmed by the broker),
+:mod:`deploybot.store.eventinbox` (webhook events a standby accepted for the active one),
 :mod:`deploybot.store.freezebreaks`, :mod:`deploybot.store.deployevents`,
 :mod:`deploybot.store.driftruns` and :mod:`deploybot.store.leader` (PostgreSQL: the fencing
 check of an active/standby pair, and the lease itself).  The records
@@ -84,6 +85,7 @@ from deploybot.store.errors import (
     UnknownIncidentError,
     UnknownPageError,
 )
+from deploybot.store.eventinbox import EventInboxTable
 from deploybot.store.freezebreaks import APPROVALS_NEEDED, FreezeBreakTable
 from deploybot.store.incidents import IncidentTable
 from deploybot.store.leader import LeaderTable
@@ -114,6 +116,7 @@ from deploybot.store.records import (
     IncidentState,
     IncidentSummary,
     Page,
+    QueuedEvent,
     RegisteredConsumer,
     StoredBusMessage,
     StoredPost,
@@ -137,6 +140,7 @@ __all__ = [
     "Page",
     "PageAlreadyAckedError",
     "PageNotYoursError",
+    "QueuedEvent",
     "ReadWorker",
     "RegisteredConsumer",
     "Store",
@@ -165,6 +169,7 @@ class Store(
     BusEventTable,
     OutboxTable,
     BusOutboxTable,
+    EventInboxTable,
     FreezeBreakTable,
     DeployEventTable,
     DriftRunTable,

@@ -348,7 +348,28 @@ _V10 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
+_V11 = Migration(
+    version=11,
+    description="the webhook's inbox: events a standby accepted, for the active to act on",
+    statements=(
+        # A standby of an active/standby pair (issue 14) keeps each signed webhook event
+        # here, as it was received (the JSON text the client signed), and answers 202; the
+        # active acts on it and deletes it in the same transaction.  Unused on SQLite.
+        """
+        CREATE TABLE event_inbox (
+            seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+            received_at TEXT NOT NULL,
+            -- who sent it (webhook ADDRESS), for the log
+            source      TEXT NOT NULL,
+            id          TEXT NOT NULL UNIQUE,
+            topic       TEXT NOT NULL,
+            body        TEXT NOT NULL
+        )
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
 """Every step, in order; ``MIGRATIONS[i].version == i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -71,6 +71,20 @@ class StoredBusMessage:
     body: str
 
 
+@dataclass(frozen=True)
+class QueuedEvent:
+    """A webhook event a standby accepted, waiting in the inbox for the active instance:
+    ``seq`` gives the order of arrival, ``body`` is the JSON text the client signed,
+    ``source`` who sent it (``webhook ADDRESS``)."""
+
+    seq: int
+    received_at: datetime
+    source: str
+    id: str
+    topic: str
+    body: str
+
+
 TimelineKind = Literal["reported", "taken", "note", "fixed", "ack"]
 IncidentState = Literal["open", "fixed"]
 
