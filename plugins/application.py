@@ -11,7 +11,8 @@ With a PostgreSQL database several ``deploybot run`` form one bot (issue 14, SPE
 campaigns for the leadership (:class:`~deploybot.store.leader.Leadership`); a standby serves
 the web API only; the one that becomes active starts what the bot runs (the stored outbox,
 the scheduled jobs, the bus sources, the chat networks) and renews its lease every
-``ha_lease_timeout``/3.  An active that finds its lease lost stops its chat connections at
+``ha_lease_timeout``/3, and acts on the webhook events the standbys kept in the store
+(:mod:`deploybot.bus.inbox`).  An active that finds its lease lost stops its chat connections at
 once (no flush, no QUIT) and exits with :data:`LOST_LEADERSHIP_STATUS`.
 """
 
@@ -32,6 +33,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from deploybot.bus.inbox import DRAIN_SECONDS, drain_inbox
 from deploybot.bus.reactor import BAD_MESSAGE_LOG_INTERVAL, BusReactor
 from deploybot.config import (
     Config,
@@ -261,6 +263,7 @@ class Application:
                     self._watch_plans, "interval", seconds=PLAN_WATCH_SECONDS, id="plan-watch"
                 )
                 self._start_freeze_calendar()
+                self._start_inbox()
                 self._start_fedmsg()
                 self._start_amqp()
                 try:
@@ -551,6 +554,33 @@ class Application:
         """Tell the bad messages the rate limit held back (a coroutine: the loop's thread)."""
         if self.bus is not None:
             self.bus.flush_log()
+
+    def _start_inbox(self) -> None:
+        """PostgreSQL: act on the webhook events the standbys kept in the store (now, and
+        every :data:`~deploybot.bus.inbox.DRAIN_SECONDS`).  With SQLite there are none."""
+        if self.leadership is None:
+            return
+        self._bus_reactor()
+        self._drain_inbox_now()
+        self.scheduler.add_job(
+            self._drain_inbox,
+            "interval",
+            seconds=DRAIN_SECONDS,
+            id="event-inbox",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
+
+    async def _drain_inbox(self) -> None:
+        """The scheduler's round (a coroutine: the loop's thread, which owns the store)."""
+        self._drain_inbox_now()
+
+    def _drain_inbox_now(self) -> None:
+        if self.bus is not None and self._may_send():  # a paused active that woke: not
+            taken = drain_inbox(self.core, self.bus)
+            if taken:
+                log.info("webhook inbox: %d queued events taken", taken)
 
     def _start_fedmsg(self) -> None:
         """Subscribe to the fedmsg endpoints, if any (after the firefight state is restored,

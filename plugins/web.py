@@ -14,7 +14,8 @@ The webhook (``POST /api/v1/events``)
     is read, :func:`deploybot.web.api.webhook_document` after); here the body is read, up
     to :data:`MAX_BODY` bytes (aiohttp's 413 beyond), and the answer is sent with its
     status (202, 200 for a duplicate) or :class:`~deploybot.web.api.ApiError`'s, with its
-    headers (``Retry-After`` on a 503).
+    headers (``Retry-After`` on a 503).  A standby checks an event the same way and keeps
+    it in the store's inbox for the active instance (202 ``"queued": true``).
 
 Before any route, :func:`_guard` lets through only requests whose ``Host`` names this
 server and, with a read token, that carry it (:func:`deploybot.web.api.check_host`,
@@ -256,14 +257,6 @@ async def _digest(request: web.Request) -> web.Response:
 
 async def _event(request: web.Request) -> web.Response:
     state = _state(request)
-    if state.role().role == "standby":
-        return _error(
-            503,
-            "standby",
-            "this instance is a standby: send events to the active one "
-            '(its /healthz says "role": "active")',
-            {"Retry-After": "1"},
-        )
     signed = api.webhook_precheck(
         state.core,
         request.headers.get(api.SIGNATURE_HEADER),
@@ -273,7 +266,13 @@ async def _event(request: web.Request) -> web.Response:
     )
     body = await request.read()  # 413 from aiohttp beyond client_max_size
     status, document = api.webhook_document(
-        state.core, state.reactor, body, signed, request.remote or "", state.max_body
+        state.core,
+        state.reactor,
+        body,
+        signed,
+        request.remote or "",
+        state.max_body,
+        queue=state.role().role == "standby",  # kept for the active one, in the store
     )
     return _json(document, status=status)
 
@@ -379,7 +378,8 @@ def make_app(
     ``reactor`` (the one every bus source feeds).  ``irc_status`` tells /healthz and
     /metrics whether IRC is up, and if not why (None: unknown), ``network_status`` the
     same of every chat network by name, ``role`` whether this instance is active or a
-    standby (a standby refuses webhook events: 503 ``standby``); ``read_token`` (None:
+    standby (a standby keeps webhook events in the store's inbox for the active one:
+    202 ``"queued": true``); ``read_token`` (None:
     none) is asked of every route but /healthz and the webhook."""
     app = web.Application(middlewares=[_errors], client_max_size=max_body)
     app[STATE] = _State(

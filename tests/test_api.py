@@ -703,6 +703,7 @@ def test_webhook_document_acts_once_and_says_a_repeat_is_a_duplicate(core: Core)
             "topic": "org.fedoraproject.prod.ansible.playbook.start",
             "duplicate": False,
             "facts": ["OpenFirefighting", "DeployStarted"],
+            "queued": False,
         },
     )
     status, again = webhook_document(core, reactor, body, signed(body), "192.0.2.1", 10_000)

@@ -26,6 +26,8 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from deploybot.bus.events import BusEvent
+from deploybot.bus.inbox import drain_inbox
 from deploybot.bus.reactor import BusReactor
 from deploybot.config import config_from_mapping
 from deploybot.core import Core
@@ -34,7 +36,7 @@ from deploybot.errors import ConfigError
 from deploybot.health import IrcStatus, Role
 from deploybot.plans.book import PlanBook
 from deploybot.plans.files import dump_plan
-from deploybot.store import Store, StoreBusyError
+from deploybot.store import Store, StoreBusyError, StoreWriteError
 from deploybot.web.api import load_read_token, signature
 from tests.apischema import SCHEMA_DIR, check_answer
 from tests.fakes import RecordingOutbox
@@ -43,6 +45,7 @@ from tests.planfactory import make_plan, utc
 WHEN = utc(2026, 12, 15, 13)
 NOW = utc(2026, 12, 15, 13, 10)  # ten minutes into the pkgdb2 window
 ADMIN = "#ops"
+PLAN_ID = "pkgdb2-2.0"
 BUSY_TIMEOUT = 0.2
 SECRET = "a webhook secret of 32 bytes or more"
 START = "org.fedoraproject.prod.ansible.playbook.start"
@@ -348,6 +351,7 @@ async def test_a_signed_playbook_start_is_acted_on_and_said_once(web: Served) ->
         "topic": START,
         "duplicate": False,
         "facts": ["OpenFirefighting", "DeployStarted"],
+        "queued": False,
     }
     assert web.outbox.to(ADMIN) == ["deploy of pkgdb2 started by pingou (groups/pkgdb.yml)"]
     status, body, _ = await web.post_event(payload)
@@ -553,25 +557,111 @@ async def test_healthz(web: Served) -> None:
     }
 
 
-async def test_a_standby_says_so_and_refuses_webhook_events_until_it_is_active(
+async def test_a_standby_keeps_a_signed_event_for_the_active_one_which_acts_on_it_once(
     serve: Serve,
 ) -> None:
     """/healthz says the role and instance id; a standby (another instance is active on
-    the same database) answers a signed event 503 ``standby``, acting on nothing; once
-    it is active it acts on the same event."""
+    the same database) checks a signed event as the active does and keeps it in the
+    store's inbox: 202 ``"queued": true``, acting on nothing; the same id again is a 200
+    duplicate; a bad signature is still 401 and keeps nothing.  The active's drain acts on
+    it once (the same facts as a webhook event) and empties the inbox; after that the
+    standby answers the id 200 duplicate (acted on), and so does the active."""
     role = [Role("standby", "host-b:42")]
     web = await serve(webhook_secret=SECRET, role=lambda: role[0])
     status, body, _ = await web.get("/healthz")
     assert (status, body["role"], body["instance"]) == (200, "standby", "host-b:42")
-    status, body, response = await web.post_event(encoded(start_payload()))
-    assert_error(status, body, 503, "standby")
-    assert response.headers["Retry-After"] == "1"
+    payload = encoded(start_payload())
+    status, body, _ = await web.post_event(payload)
+    assert (status, body) == (
+        202,
+        {
+            "accepted": True,
+            "id": "2026-abc-1",
+            "topic": START,
+            "duplicate": False,
+            "facts": [],
+            "queued": True,
+        },
+    )
+    status, body, _ = await web.post_event(payload)
+    assert (status, body["duplicate"], body["queued"]) == (200, True, False)
+    status, body, _ = await web.post_event(encoded(start_payload(userid="mallory")), sign="no")
+    assert_error(status, body, 401, "bad-signature")
     assert web.outbox.calls == []
+    (queued,) = web.core.store.queued_events(10)
+    assert (queued.id, queued.topic, queued.body) == ("2026-abc-1", START, payload.decode())
+
+    assert drain_inbox(web.core, web.reactor) == 1  # what the active does, every second
+    assert web.outbox.to(ADMIN) == ["deploy of pkgdb2 started by pingou (groups/pkgdb.yml)"]
+    assert [e.kind for e in web.core.store.deploy_events(PLAN_ID)] == ["playbook-start"]
+    assert web.core.store.queued_events(10) == ()
+    assert drain_inbox(web.core, web.reactor) == 0
+    status, body, _ = await web.post_event(payload)
+    assert (status, body["duplicate"], body["queued"]) == (200, True, False)
     role[0] = Role("active", "host-b:42")
-    status, body, _ = await web.post_event(encoded(start_payload()))
-    assert status == 202 and body["facts"] == ["OpenFirefighting", "DeployStarted"]
-    status, body, _ = await web.get("/healthz")
-    assert body["role"] == "active"
+    status, body, _ = await web.post_event(payload)
+    assert (status, body["duplicate"], body["queued"]) == (200, True, False)
+    assert len(web.outbox.posts) == 1
+    assert web.core.store.queued_events(10) == ()
+
+
+async def test_a_queued_event_stays_queued_while_the_store_cannot_act_on_it(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drain's transaction fails — the write lock is held elsewhere, or the commit
+    fails after the reactor acted (a kill -9 there is the same): the event stays queued
+    and nothing it caused is kept; the next round acts on it, once."""
+    web = await serve(webhook_secret=SECRET, role=lambda: Role("standby", "host-b:42"))
+    status, _, _ = await web.post_event(encoded(start_payload()))
+    assert status == 202
+    store = web.core.store
+    with sqlite3.connect(store.path, isolation_level=None) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        assert drain_inbox(web.core, web.reactor) == 0
+        other.execute("ROLLBACK")
+    assert len(store.queued_events(10)) == 1
+    handle = web.reactor.handle
+
+    def acted_then_failed(event: BusEvent) -> list[Any]:
+        handle(event)
+        raise StoreWriteError("the disk is full")
+
+    monkeypatch.setattr(web.reactor, "handle", acted_then_failed)
+    assert drain_inbox(web.core, web.reactor) == 0
+    assert len(store.queued_events(10)) == 1 and store.deploy_events(PLAN_ID) == ()
+    monkeypatch.setattr(web.reactor, "handle", handle)
+    assert drain_inbox(web.core, web.reactor) == 1
+    assert [e.kind for e in store.deploy_events(PLAN_ID)] == ["playbook-start"]
+    assert store.queued_events(10) == ()
+    assert drain_inbox(web.core, web.reactor) == 0
+    assert len(store.deploy_events(PLAN_ID)) == 1
+
+
+async def test_the_drain_drops_a_day_old_event_and_one_that_does_not_decode(
+    web: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A queued event received more than a day ago is dropped with a warning, not acted
+    on; one that no longer decodes is logged and dropped; the next is acted on."""
+    store = web.core.store
+    old = encoded(start_payload())
+    store.queue_event(
+        "2026-abc-1",
+        START,
+        old.decode(),
+        NOW - timedelta(days=1, seconds=1),
+        source="webhook 192.0.2.1",
+    )
+    store.queue_event("junk-1", START, '{"topic": 1}', NOW, source="webhook 192.0.2.1")
+    fresh = {**start_payload(), "id": "2026-abc-2"}
+    store.queue_event("2026-abc-2", START, encoded(fresh).decode(), NOW, source="webhook x")
+    with caplog.at_level(logging.WARNING):
+        assert drain_inbox(web.core, web.reactor) == 3
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("2026-abc-1" in m and "more than a day" in m for m in warned), warned
+    assert sum("webhook 192.0.2.1 (missing-field)" in m for m in warned) == 1, warned
+    assert store.queued_events(10) == ()
+    assert len(web.outbox.to(ADMIN)) == 1  # the fresh one only
+    assert web.reactor.stats.dropped["missing-field"] == 1
 
 
 async def test_healthz_is_503_while_the_database_cannot_be_written(web: Served) -> None:

@@ -165,6 +165,11 @@ class BusReactor:
             return True
         return False
 
+    def forget_recent(self, event_id: str) -> None:
+        """Forget ``event_id`` among the recent ids: a caller's transaction around
+        :meth:`handle` (the webhook's inbox) rolled back, so its actions are not kept."""
+        self._recent.pop(event_id, None)
+
     def _remember_recent(self, event_id: str) -> None:
         if not event_id:
             return

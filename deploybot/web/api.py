@@ -112,11 +112,15 @@ Version 1 shapes
     for a past day).
 
     ``POST /api/v1/events`` → 202 ``{"accepted": true, "id": str, "topic": str,
-    "duplicate": false, "facts": [str]}``: the event's id, and the names of the facts it
-    meant (``DeployStarted``, ``DeployFinished``, ``UnplannedDeploy``,
+    "duplicate": false, "facts": [str], "queued": false}``: the event's id, and the names
+    of the facts it meant (``DeployStarted``, ``DeployFinished``, ``UnplannedDeploy``,
     ``OpenFirefighting``; ``[]`` for traffic about nothing planned); 200 with
     ``"duplicate": true`` and ``"facts": []`` for a repeat of an id already acted on
-    (within a day, across restarts: nothing is done again).
+    (within a day, across restarts: nothing is done again).  A standby of an
+    active/standby pair answers 202 ``"queued": true`` with ``"facts": []``: the event is
+    stored in the webhook's inbox, and the active instance acts on it
+    (:mod:`deploybot.bus.inbox`); 200 ``"duplicate": true`` when its id is queued already
+    or was acted on.
 
     ``GET /healthz`` → ``{"ok": bool, "irc_connected": bool | null, "irc": {"connected":
     bool, "why": str | null, "down_seconds": int, "login_failures": int} | null, "plans":
@@ -197,8 +201,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from typing import Any, get_args
 
-from deploybot.bus.events import BadMessage, from_webhook
-from deploybot.bus.reactor import BusReactor
+from deploybot.bus.events import BadMessage, BusEvent, from_webhook
+from deploybot.bus.reactor import SEEN_IDS_KEPT, BusReactor
 from deploybot.config import Config, read_token_file
 from deploybot.core import Core
 from deploybot.deployday.digest import digest_for_day, digest_to_dict
@@ -1027,9 +1031,12 @@ def webhook_document(
     signed: SignedRequest,
     remote: str,
     max_body: int,
+    *,
+    queue: bool = False,
 ) -> tuple[int, dict[str, Any]]:
     """``POST /api/v1/events`` once its body is read (after :func:`webhook_precheck`):
-    the signature, then the event, acted on by ``reactor``; (202, document), (200,
+    the signature, then the event, acted on by ``reactor`` — or, with ``queue`` (a
+    standby), kept in the store's inbox for the active instance; (202, document), (200,
     document) for a duplicate, or :class:`ApiError` 401 ``bad-signature`` / 400 or 413
     with the :class:`~deploybot.bus.events.BadMessage` kind / 503 ``store-unavailable``.
     ``remote`` (the client's address) is only logged."""
@@ -1049,17 +1056,13 @@ def webhook_document(
         reactor.reject(error, f"webhook {remote}")
         status = 413 if error.kind == "too-large" else 400
         raise ApiError(status, error.kind, error.detail) from None
+    if queue:
+        return _queued_document(core, event, body, remote)
     before = reactor.duplicates
     try:
         facts = reactor.handle(event)
     except StoreUnavailableError as error:
-        raise ApiError(
-            503,
-            "store-unavailable",
-            f"{error}; the event was not acted on: send it again "
-            f"(after {RETRY_AFTER_SECONDS} seconds or more)",
-            {"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from None
+        raise _store_unavailable(error, "acted on") from None
     duplicate = reactor.duplicates > before
     names = [type(fact).__name__ for fact in facts]
     log.info(
@@ -1075,5 +1078,48 @@ def webhook_document(
         "topic": event.topic,
         "duplicate": duplicate,
         "facts": names,
+        "queued": False,
     }
     return (200 if duplicate else 202), document
+
+
+def _queued_document(
+    core: Core, event: BusEvent, body: bytes, remote: str
+) -> tuple[int, dict[str, Any]]:
+    """A standby's answer: the event kept in the store's inbox for the active instance
+    (202, ``"queued": true``), or 200 duplicate when its id is queued already or was
+    acted on within :data:`~deploybot.bus.reactor.SEEN_IDS_KEPT`."""
+    store = core.store
+    now = core.now()
+    try:
+        queued = not store.event_seen(event.id, now - SEEN_IDS_KEPT) and store.queue_event(
+            event.id, event.topic, body.decode("utf-8"), now, source=f"webhook {remote}"
+        )
+    except StoreUnavailableError as error:
+        raise _store_unavailable(error, "kept") from None
+    log.info(
+        "webhook: %s %s from %s: %s",
+        one_line(event.topic),
+        one_line(event.id),
+        remote,
+        "queued for the active instance" if queued else "repeat",
+    )
+    document = {
+        "accepted": True,
+        "id": event.id,
+        "topic": event.topic,
+        "duplicate": not queued,
+        "facts": [],
+        "queued": queued,
+    }
+    return (202 if queued else 200), document
+
+
+def _store_unavailable(error: StoreUnavailableError, what: str) -> ApiError:
+    return ApiError(
+        503,
+        "store-unavailable",
+        f"{error}; the event was not {what}: send it again "
+        f"(after {RETRY_AFTER_SECONDS} seconds or more)",
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
