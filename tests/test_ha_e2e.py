@@ -3,7 +3,8 @@ bot (issue 14): exactly one is active and in the admin channel, the other a stan
 serves /healthz only; kill -9 of the active → the standby joins within `ha_lease_timeout`
 + 5 s and answers a command; SIGSTOP of the active → the same, and the old one, woken up,
 sends nothing and exits 3.  /healthz's `ha` and `!status` say which instance is active,
-since when, and how many standbys renewed their presence in the last minute.
+since when, and how many standbys renewed their presence in the last minute.  A signed
+webhook event sent to the standby is kept in the store and acted on by the active, once.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import os
 import re
 import signal
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from deploybot.web.api import signature
 from tests.botprocess import (
     UNTHROTTLED,
     BotProcess,
@@ -38,12 +42,21 @@ from tests.postgres import PostgresDatabase
 
 LEASE_TIMEOUT = 5.0
 CHANNEL = "#ops"
+SECRET = "an HA e2e webhook secret of 32 bytes or more"
+START = "org.fedoraproject.prod.ansible.playbook.start"
+PLAYBOOK = "/srv/web/infra/ansible/playbooks/groups/pkgdb.yml"
+SAMPLES_DIR = Path(__file__).parent / "data" / "bus-samples"
 
 
 def pair_member(
-    bot_process: BotProcesses, server: NgircdServer, database: PostgresDatabase, nick: str
+    bot_process: BotProcesses,
+    server: NgircdServer,
+    database: PostgresDatabase,
+    nick: str,
+    **settings: str,
 ) -> BotProcess:
-    """One of the pair: on `database`, with the short lease and a web server of its own."""
+    """One of the pair: on `database`, with the short lease and a web server of its own
+    (`settings`: more of `[deploybot]`)."""
     return bot_process(
         port=server.port,
         nick=nick,
@@ -55,6 +68,7 @@ def pair_member(
             "ha_lease_timeout": f"{LEASE_TIMEOUT:g}",
             "web_host": HOST,
             "web_port": str(free_port()),
+            **settings,
         },
     )
 
@@ -69,6 +83,26 @@ def web_get(bot: BotProcess, path: str) -> bytes:
 def healthz(bot: BotProcess) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(web_get(bot, "/healthz"))
     return document
+
+
+def post_event(bot: BotProcess, payload: bytes) -> tuple[int, dict[str, Any]]:
+    """POST `payload` to `bot`'s webhook, signed now: the status and the JSON answer."""
+    port = bot.deploybot_settings["web_port"]
+    stamp = str(int(time.time()))
+    request = urllib.request.Request(
+        f"http://{HOST}:{port}/api/v1/events",
+        data=payload,
+        headers={
+            "Content-Type": "application/json",
+            "X-Deploybot-Timestamp": stamp,
+            "X-Deploybot-Signature": signature(SECRET, stamp, payload),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 async def wait_role(bot: BotProcess, role: str, timeout: float = 30.0) -> dict[str, Any]:  # noqa: ASYNC109 (the deadline's failure says what was awaited)
@@ -235,3 +269,57 @@ async def test_a_paused_active_is_replaced_and_sends_nothing_when_it_wakes_up(
         rows = admin.execute("SELECT number, text FROM incidents").fetchall()
     assert rows == [(1, "said while the first was paused")]  # acted on once, not twice
     await second.stop(me)
+
+
+async def test_a_webhook_event_sent_to_the_standby_is_acted_on_by_the_active_once(
+    ngircd_server: NgircdServer,
+    irc_client: IrcClientFactory,
+    bot_process: BotProcesses,
+    postgres_database: PostgresDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signed start of pkgdb's playbook POSTed to the standby: 202 `"queued": true`,
+    the standby says nothing (it is not on IRC) and the active says "deploy of pkgdb2
+    started by ralph" in the admin channel within a few seconds, once; the event is
+    recorded once on the deploy and gone from the inbox; the same id sent to the standby
+    again is a 200 duplicate."""
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    chan = CHANNEL
+    first, second = (
+        pair_member(bot_process, ngircd_server, postgres_database, nick, webhook_secret=SECRET)
+        for nick in ("deploybot-a", "deploybot-b")
+    )
+    when = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=20)
+    for bot in (first, second):
+        bot.write_plan(make_plan(when=when, duration=timedelta(hours=2)))
+    me = await joined(irc_client, ngircd_server.port, "alice", [chan])
+    await first.start(me, chan)
+    await wait_role(first, "active")
+    second.spawn()
+    await wait_role(second, "standby")
+    sample = json.loads((SAMPLES_DIR / "ansible.playbook.start.json").read_text("utf-8"))
+    body = {**sample["msg"], "playbook": PLAYBOOK, "userid": "ralph"}
+    payload = json.dumps({"topic": START, "body": body, "id": "ha-e2e-start-1"}).encode()
+
+    mark = me.mark()
+    sent = time.monotonic()
+    status, answer = await asyncio.to_thread(post_event, second, payload)
+    assert (status, answer["queued"], answer["facts"]) == (202, True, []), answer
+    started = "deploy of pkgdb2 started by ralph (groups/pkgdb.yml)"
+    await wait_said(me, first.nick, started, target=chan, since=mark, timeout=10)
+    took = time.monotonic() - sent
+    assert took < 5, took
+    status, answer = await asyncio.to_thread(post_event, second, payload)
+    assert (status, answer["duplicate"], answer["queued"]) == (200, True, False), answer
+    await asyncio.sleep(2.0)
+    said = [m for m in me.messages[mark:] if "started by ralph" in m.text]
+    assert len(said) == 1 and nick_eq(said[0].nick, first.nick), said
+    with postgres_database.admin() as admin:
+        kinds = admin.execute("SELECT kind FROM deploy_events ORDER BY id").fetchall()
+        left = admin.execute("SELECT count(*) FROM event_inbox").fetchone()
+    assert (kinds, left) == ([("firefight-opened",), ("playbook-start",)], (0,))
+    assert "queued for the active instance" in second.log_text()
+    assert "webhook (queued by a standby)" in first.log_text()
+    print(f"queued on the standby -> said by the active in {took:.2f} s")
+    await second.stop()  # a standby: not on IRC, no QUIT to wait for
+    await first.stop(me)
